@@ -1,0 +1,221 @@
+"""Plain domain types that providers produce and consume.
+
+Providers never see protobuf and the servicer never sees HTTP; `convert.py` is the one
+place that maps these types to and from `portico.v1` messages.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Role(enum.Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class StopReason(enum.Enum):
+    UNSPECIFIED = "unspecified"
+    END_TURN = "end_turn"
+    MAX_TOKENS = "max_tokens"
+    STOP_SEQUENCE = "stop_sequence"
+    TOOL_CALLS = "tool_calls"
+    CONTENT_FILTER = "content_filter"
+    REFUSAL = "refusal"
+    OTHER = "other"
+
+
+class ToolChoiceMode(enum.Enum):
+    UNSPECIFIED = "unspecified"
+    AUTO = "auto"
+    NONE = "none"
+    REQUIRED = "required"
+    TOOL = "tool"
+
+
+class ResponseFormatType(enum.Enum):
+    TEXT = "text"
+    JSON_OBJECT = "json_object"
+    JSON_SCHEMA = "json_schema"
+
+
+class Priority(enum.IntEnum):
+    LOW = 1
+    NORMAL = 2
+    HIGH = 3
+
+
+class Source(enum.Enum):
+    """Where a figure (capabilities, token count) comes from."""
+
+    PROVIDER = "provider"  # asked of the provider over HTTP, exact
+    BUILT_IN = "built_in"  # Portico's table of known models
+    CONFIGURED = "configured"  # the gateway's configuration
+    ESTIMATE = "estimate"  # a heuristic
+
+
+@dataclass(slots=True)
+class ImagePart:
+    url: str = ""
+    data: bytes = b""
+    mime_type: str = ""
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class ContentPart:
+    """Exactly one of `text` and `image` is set."""
+
+    text: str | None = None
+    image: ImagePart | None = None
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # the JSON text exactly as the model produced it
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments_delta: str = ""
+
+
+@dataclass(slots=True)
+class Message:
+    role: Role
+    content: str = ""
+    parts: list[ContentPart] = field(default_factory=list)
+    name: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str = ""
+
+    def text(self) -> str:
+        """The message's text: `content`, or its text parts joined."""
+        if self.parts:
+            return "".join(p.text for p in self.parts if p.text is not None)
+        return self.content
+
+
+@dataclass(slots=True)
+class ToolDefinition:
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)  # JSON Schema, key order kept
+    parameters_json: str = ""  # the caller's exact text, for providers that pass it on
+
+
+@dataclass(slots=True)
+class ToolChoice:
+    mode: ToolChoiceMode = ToolChoiceMode.UNSPECIFIED
+    tool_name: str = ""
+
+
+@dataclass(slots=True)
+class ResponseFormat:
+    type: ResponseFormatType = ResponseFormatType.TEXT
+    name: str = ""
+    schema: dict[str, Any] | None = None
+    strict: bool = False
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """A validated chat request. `model` is the provider's own model name after routing."""
+
+    model: str
+    messages: list[Message]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    tools: list[ToolDefinition] = field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    response_format: ResponseFormat | None = None
+    priority: Priority = Priority.NORMAL
+    tags: dict[str, str] = field(default_factory=dict)
+    passthrough: dict[str, Any] = field(default_factory=dict)
+    # Seconds left of the caller's deadline when the call reached the provider, or None.
+    timeout: float | None = None
+
+
+@dataclass(slots=True)
+class CompletionResponse:
+    content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    stop_reason: StopReason = StopReason.UNSPECIFIED
+    raw_stop_reason: str = ""
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    provider: str = ""
+    reasoning_content: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class StreamChunk:
+    content: str = ""
+    tool_call_deltas: list[ToolCallDelta] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    stop_reason: StopReason = StopReason.UNSPECIFIED
+    raw_stop_reason: str = ""
+    is_final: bool = False
+    usage: Usage | None = None
+    reasoning_content: str = ""
+    model: str = ""
+    provider: str = ""
+
+
+@dataclass(slots=True)
+class EmbedRequest:
+    model: str
+    inputs: list[str]
+    dimensions: int | None = None
+    timeout: float | None = None
+
+
+@dataclass(slots=True)
+class EmbedResponse:
+    vectors: list[list[float]]  # one per input, in input order
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    provider: str = ""
+
+
+@dataclass(slots=True)
+class TokenCount:
+    tokens: int
+    source: Source  # PROVIDER or ESTIMATE
+    model: str = ""
+
+
+@dataclass(slots=True)
+class Capabilities:
+    model: str = ""
+    context_window: int = 0
+    max_output_tokens: int = 0
+    supports_tools: bool = False
+    supports_streaming: bool = True
+    supports_embeddings: bool = False
+    supports_vision: bool = False
+    supports_response_format: bool = False
+    source: Source = Source.CONFIGURED

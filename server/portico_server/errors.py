@@ -1,0 +1,255 @@
+"""Domain exceptions: what went wrong, in Portico's words.
+
+Code below the servicer raises these; `status.py` is the one place that turns them into
+gRPC statuses with `google.rpc` details. Each class names its `ErrorReason` value.
+
+    PorticoError
+    ├── InvalidRequest            bad input, with field violations
+    ├── RequestTooLarge           over the gateway's or the provider's limit
+    ├── UnknownProvider / UnknownModel
+    ├── CapabilityUnsupported     e.g. embeddings on a chat-only provider
+    ├── UpstreamError             the provider said no or failed
+    │   ├── UpstreamBadRequest, ContextLengthExceeded, UpstreamAuth,
+    │   │   UpstreamModelNotFound, UpstreamQuotaExceeded
+    │   └── retryable: UpstreamRateLimited, UpstreamUnavailable, UpstreamOverloaded,
+    │       UpstreamConnection, UpstreamProtocol, UpstreamTimeout
+    └── RateLimited, CircuitOpen, DeadlineExceeded, ShuttingDown, Cancelled,
+        Unauthenticated, PermissionDenied
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+
+
+class PorticoError(Exception):
+    """Base of every error Portico reports to callers."""
+
+    reason = "ERROR_REASON_INTERNAL"
+    retryable = False  # may a retry or a fallback to another provider help?
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        metadata: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.metadata: dict[str, str] = dict(metadata or {})
+        if provider:
+            self.metadata.setdefault("provider", provider)
+        self.retry_after = retry_after
+
+
+class InvalidRequest(PorticoError):
+    reason = "ERROR_REASON_INVALID_REQUEST"
+
+    def __init__(self, violations: list[tuple[str, str]], message: str = "") -> None:
+        """`violations` are (field path, description) pairs, e.g. ("messages[0].role", ...)."""
+        self.violations = violations
+        text = message or "; ".join(f"{f}: {d}" for f, d in violations) or "invalid request"
+        super().__init__(text)
+
+
+class RequestTooLarge(PorticoError):
+    reason = "ERROR_REASON_REQUEST_TOO_LARGE"
+
+    def __init__(self, message: str, *, limit: str, field: str = "", provider: str = "") -> None:
+        super().__init__(message, provider=provider, metadata={"limit": limit})
+        self.field = field
+
+
+class UnknownProvider(PorticoError):
+    reason = "ERROR_REASON_UNKNOWN_PROVIDER"
+
+
+class UnknownModel(PorticoError):
+    reason = "ERROR_REASON_UNKNOWN_MODEL"
+
+
+class CapabilityUnsupported(PorticoError):
+    reason = "ERROR_REASON_CAPABILITY_UNSUPPORTED"
+
+
+class UpstreamError(PorticoError):
+    """The provider refused or failed. `status` is its HTTP status (0 if none)."""
+
+    reason = "ERROR_REASON_UPSTREAM_UNAVAILABLE"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int = 0,
+        retry_after: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        meta = dict(metadata or {})
+        if status:
+            meta.setdefault("upstream_status", str(status))
+        super().__init__(message, provider=provider, metadata=meta, retry_after=retry_after)
+        self.status = status
+
+
+class UpstreamBadRequest(UpstreamError):
+    reason = "ERROR_REASON_UPSTREAM_BAD_REQUEST"
+
+
+class ContextLengthExceeded(UpstreamError):
+    reason = "ERROR_REASON_CONTEXT_LENGTH_EXCEEDED"
+
+
+class UpstreamAuth(UpstreamError):
+    reason = "ERROR_REASON_UPSTREAM_AUTH"
+
+
+class UpstreamModelNotFound(UpstreamError):
+    reason = "ERROR_REASON_UPSTREAM_MODEL_NOT_FOUND"
+
+
+class UpstreamQuotaExceeded(UpstreamError):
+    reason = "ERROR_REASON_UPSTREAM_QUOTA_EXCEEDED"
+
+
+class UpstreamRateLimited(UpstreamError):
+    reason = "ERROR_REASON_UPSTREAM_RATE_LIMITED"
+    retryable = True
+
+
+class UpstreamUnavailable(UpstreamError):
+    reason = "ERROR_REASON_UPSTREAM_UNAVAILABLE"
+    retryable = True
+
+
+class UpstreamOverloaded(UpstreamError):
+    reason = "ERROR_REASON_UPSTREAM_OVERLOADED"
+    retryable = True
+
+
+class UpstreamConnection(UpstreamError):
+    reason = "ERROR_REASON_UPSTREAM_CONNECTION"
+    retryable = True
+
+
+class UpstreamProtocol(UpstreamError):
+    reason = "ERROR_REASON_UPSTREAM_PROTOCOL"
+    retryable = True
+
+
+class UpstreamTimeout(UpstreamError):
+    reason = "ERROR_REASON_UPSTREAM_TIMEOUT"
+    retryable = True
+
+
+class RateLimited(PorticoError):
+    reason = "ERROR_REASON_RATE_LIMITED"
+
+
+class CircuitOpen(PorticoError):
+    reason = "ERROR_REASON_CIRCUIT_OPEN"
+    retryable = True
+
+
+class DeadlineExceeded(PorticoError):
+    reason = "ERROR_REASON_DEADLINE_EXCEEDED"
+
+
+class ShuttingDown(PorticoError):
+    reason = "ERROR_REASON_SHUTTING_DOWN"
+
+
+class Cancelled(PorticoError):
+    reason = "ERROR_REASON_CANCELLED"
+
+
+class Unauthenticated(PorticoError):
+    reason = "ERROR_REASON_UNAUTHENTICATED"
+
+
+class PermissionDenied(PorticoError):
+    reason = "ERROR_REASON_PERMISSION_DENIED"
+
+
+_CONTEXT_HINTS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "prompt is too long",
+    "maximum context",
+    "too many tokens",
+    "input is too long",
+    "exceeds the maximum number of tokens",
+)
+
+
+def looks_like_context_overflow(text: str) -> bool:
+    """Whether an upstream 400's code or message says the prompt does not fit."""
+    lowered = text.lower()
+    return any(hint in lowered for hint in _CONTEXT_HINTS)
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `retry-after` (delta seconds or HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
+
+
+def upstream_error(
+    status: int,
+    message: str,
+    *,
+    provider: str,
+    code: str = "",
+    retry_after: float | None = None,
+) -> UpstreamError:
+    """Map an upstream HTTP error status (plus the provider's error code/type) to an exception.
+
+    `message` must already be safe to show a caller (no key, no raw body dump).
+    """
+    code_l = code.lower()
+    cls: type[UpstreamError]
+    if status in (400, 422) or (status == 413 and "token" in code_l + message.lower()):
+        overflow = looks_like_context_overflow(code) or looks_like_context_overflow(message)
+        cls = ContextLengthExceeded if overflow else UpstreamBadRequest
+    elif status == 413:
+        cls = UpstreamBadRequest
+    elif status in (401, 403):
+        cls = UpstreamAuth
+    elif status == 404:
+        cls = UpstreamModelNotFound
+    elif status == 408:
+        cls = UpstreamTimeout
+    elif status == 429:
+        quota = "insufficient_quota" in code_l or "quota" in code_l
+        cls = UpstreamQuotaExceeded if quota else UpstreamRateLimited
+    elif status == 529 or "overloaded" in code_l:
+        cls = UpstreamOverloaded
+    elif status >= 500:
+        cls = UpstreamUnavailable
+    else:
+        cls = UpstreamBadRequest
+    meta = {"upstream_code": code} if code else None
+    if cls is UpstreamQuotaExceeded:
+        retry_after = None  # waiting does not refill a quota
+    return cls(message, provider=provider, status=status, retry_after=retry_after, metadata=meta)

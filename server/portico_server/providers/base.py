@@ -1,0 +1,123 @@
+"""The interface every provider implements.
+
+A provider speaks one wire protocol over HTTP (or scripts answers, for `fake`). It sees
+only domain types; it raises the exceptions of `portico_server.errors`.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ..config import ProviderSettings
+from ..domain import (
+    Capabilities,
+    ChatRequest,
+    CompletionResponse,
+    EmbedRequest,
+    EmbedResponse,
+    Source,
+    StreamChunk,
+    TokenCount,
+)
+from ..errors import CapabilityUnsupported
+
+
+class NoOptions(BaseModel):
+    """Kind-specific options of a provider that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Provider(abc.ABC):
+    """One configured provider instance. Create through the registry, close when done."""
+
+    #: The `kind` this class is registered under.
+    kind: ClassVar[str] = ""
+    #: Validates `ProviderSettings.options`; a subclass replaces it with its own model.
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.options = self.Options.model_validate(settings.options)
+
+    # -- required -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def chat(self, request: ChatRequest) -> CompletionResponse:
+        """One complete answer."""
+
+    @abc.abstractmethod
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        """Chunks of the answer; the last has `is_final` with stop reason, usage and the
+        assembled tool calls. Closing the iterator (`aclose()`) must close the upstream
+        response at once."""
+
+    async def close(self) -> None:
+        """Release connections. Called once at shutdown."""
+
+    # -- optional -------------------------------------------------------------------
+
+    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+        raise CapabilityUnsupported(
+            f"provider {self.name!r} does not support embeddings",
+            provider=self.name,
+            metadata={"capability": "embeddings"},
+        )
+
+    async def count_tokens(self, request: ChatRequest) -> TokenCount:
+        """The provider's own count where it has an endpoint; else an estimate."""
+        return TokenCount(tokens=estimate_tokens(request), source=Source.ESTIMATE, model=request.model)
+
+    async def discover_capabilities(self, model: str) -> Capabilities | None:
+        """Ask the provider what `model` can do; None when it cannot tell."""
+        return None
+
+    async def health_check(self) -> bool:
+        """A cheap probe of the upstream; True when it answers."""
+        return True
+
+    def supports_tools(self, model: str) -> bool:
+        return True
+
+    def supports_streaming(self, model: str) -> bool:
+        return True
+
+    def supports_embeddings(self) -> bool:
+        return type(self).embed is not Provider.embed
+
+    def models(self) -> list[str]:
+        """Models this provider is configured or known to serve."""
+        names = list(self.settings.models)
+        for extra in (self.settings.default_model, self.settings.embedding_model):
+            if extra and extra not in names:
+                names.append(extra)
+        return names
+
+    def default_model(self) -> str:
+        return self.settings.default_model or (self.settings.models[0] if self.settings.models else "")
+
+
+def estimate_tokens(request: ChatRequest) -> int:
+    """About four characters a token, plus a few tokens of framing per message."""
+    chars = 0
+    for message in request.messages:
+        chars += len(message.text()) + len(message.name)
+        for call in message.tool_calls:
+            chars += len(call.name) + len(call.arguments)
+    for tool in request.tools:
+        chars += len(tool.name) + len(tool.description)
+        chars += len(tool.parameters_json or json.dumps(tool.parameters))
+    return (chars + 3) // 4 + 4 * len(request.messages)
+
+
+def merge_passthrough(body: dict[str, Any], passthrough: dict[str, Any]) -> dict[str, Any]:
+    """Merge the caller's passthrough object into a request body (passthrough wins)."""
+    if passthrough:
+        body.update(passthrough)
+    return body

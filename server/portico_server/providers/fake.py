@@ -1,0 +1,287 @@
+"""`fake`: a deterministic provider for tests and demos.
+
+Answers come from configuration: `replies` are consumed in order, then the first of
+`rules` whose `when_contains` is in the last user message, then the default — an echo of
+the last user message. A reply can carry tool calls, reasoning, a stop reason, a delay,
+or an error of any reason in the error table. Embeddings are unit vectors derived from a
+SHA-256 of the text, so they are the same in every process and on every machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import math
+import struct
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import errors
+from ..config import ProviderSettings
+from ..domain import (
+    Capabilities,
+    ChatRequest,
+    CompletionResponse,
+    EmbedRequest,
+    EmbedResponse,
+    Role,
+    Source,
+    StopReason,
+    StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from . import registry
+from .base import Provider, estimate_tokens
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScriptedToolCall(_Strict):
+    name: str
+    arguments: str = "{}"
+    id: str = ""
+
+
+class ScriptedError(_Strict):
+    #: An ErrorReason name with or without the ERROR_REASON_ prefix, e.g. UPSTREAM_RATE_LIMITED.
+    reason: str
+    message: str = "scripted failure"
+    retry_after: float | None = None
+    #: For a stream: fail after this many content chunks have been sent (0: before any).
+    after_chunks: int = 0
+
+
+class ScriptedReply(_Strict):
+    content: str | None = None  # None with no tool calls: echo the last user message
+    tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
+    reasoning: str = ""
+    stop_reason: Literal["end_turn", "max_tokens", "stop_sequence", "tool_calls",
+                         "content_filter", "refusal", "other"] | None = None
+    #: Seconds to wait before answering (before the first chunk when streaming).
+    delay: float = Field(default=0.0, ge=0)
+    error: ScriptedError | None = None
+
+
+class FakeRule(ScriptedReply):
+    when_contains: str
+
+
+class FakeOptions(_Strict):
+    replies: list[ScriptedReply] = Field(default_factory=list)
+    rules: list[FakeRule] = Field(default_factory=list)
+    #: Characters per content delta when streaming.
+    chunk_size: int = Field(default=4, gt=0)
+    #: Seconds between streamed chunks.
+    chunk_delay: float = Field(default=0.0, ge=0)
+    embedding_dimensions: int = Field(default=64, gt=0, le=8192)
+    context_window: int = Field(default=32768, gt=0)
+    #: What the health probe reports; false makes `portico.provider.<name>` NOT_SERVING.
+    healthy: bool = True
+
+
+_ERRORS: dict[str, type[errors.PorticoError]] = {
+    cls.reason: cls
+    for cls in (
+        errors.UpstreamBadRequest, errors.ContextLengthExceeded, errors.UpstreamAuth,
+        errors.UpstreamModelNotFound, errors.UpstreamRateLimited, errors.UpstreamQuotaExceeded,
+        errors.UpstreamUnavailable, errors.UpstreamOverloaded, errors.UpstreamConnection,
+        errors.UpstreamProtocol, errors.UpstreamTimeout, errors.RateLimited, errors.CircuitOpen,
+        errors.DeadlineExceeded, errors.PermissionDenied, errors.Unauthenticated,
+        errors.UnknownModel, errors.CapabilityUnsupported, errors.PorticoError,
+    )
+}
+
+_STOP = {s.value: s for s in StopReason}
+
+
+class FakeProvider(Provider):
+    kind: ClassVar[str] = "fake"
+    Options = FakeOptions
+    options: FakeOptions
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self._replies: deque[ScriptedReply] = deque(self.options.replies)
+        self._call_ids = itertools.count(1)
+        #: The last request received, for tests to inspect.
+        self.last_request: ChatRequest | None = None
+        #: How many streams were closed by the caller before they finished.
+        self.streams_closed_early = 0
+        self.stream_closed = asyncio.Event()
+
+    # -- chat ---------------------------------------------------------------------------
+
+    def _pick(self, request: ChatRequest) -> ScriptedReply:
+        self.last_request = request
+        if self._replies:
+            return self._replies.popleft()
+        prompt = _last_user_text(request)
+        for rule in self.options.rules:
+            if rule.when_contains in prompt:
+                return rule
+        return _ECHO
+
+    def _raise(self, scripted: ScriptedError) -> None:
+        name = scripted.reason.upper()
+        if not name.startswith("ERROR_REASON_"):
+            name = "ERROR_REASON_" + name
+        cls = _ERRORS.get(name)
+        if cls is None:
+            raise errors.PorticoError(f"fake: unknown scripted reason {scripted.reason!r}")
+        raise cls(scripted.message, provider=self.name, retry_after=scripted.retry_after)
+
+    def _answer(self, reply: ScriptedReply, request: ChatRequest) -> CompletionResponse:
+        calls = [
+            ToolCall(id=c.id or f"call_{next(self._call_ids)}", name=c.name, arguments=c.arguments)
+            for c in reply.tool_calls
+        ]
+        if reply.content is not None:
+            content = reply.content
+        else:
+            content = "" if calls else _last_user_text(request)
+        stop = _STOP[reply.stop_reason] if reply.stop_reason else (
+            StopReason.TOOL_CALLS if calls else StopReason.END_TURN
+        )
+        if request.max_tokens is not None and len(content) > 4 * request.max_tokens:
+            content, stop = content[: 4 * request.max_tokens], StopReason.MAX_TOKENS
+        prompt_tokens = estimate_tokens(request)
+        completion_tokens = (len(content) + len(reply.reasoning) + 3) // 4 + sum(
+            (len(c.arguments) + 3) // 4 for c in calls
+        )
+        return CompletionResponse(
+            content=content,
+            tool_calls=calls,
+            stop_reason=stop,
+            raw_stop_reason=stop.value,
+            usage=Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+                reasoning_tokens=(len(reply.reasoning) + 3) // 4,
+            ),
+            model=request.model,
+            provider=self.name,
+            reasoning_content=reply.reasoning,
+        )
+
+    async def chat(self, request: ChatRequest) -> CompletionResponse:
+        reply = self._pick(request)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.error is not None:
+            self._raise(reply.error)
+        return self._answer(reply, request)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        reply = self._pick(request)
+        answer = self._answer(reply, request)
+        finished = False
+        try:
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            if reply.error is not None and reply.error.after_chunks == 0:
+                self._raise(reply.error)
+            size = self.options.chunk_size
+            sent = 0
+            for start in range(0, len(answer.reasoning_content), size):
+                yield StreamChunk(reasoning_content=answer.reasoning_content[start : start + size])
+                await self._pause()
+            for start in range(0, len(answer.content), size):
+                yield StreamChunk(content=answer.content[start : start + size])
+                sent += 1
+                if reply.error is not None and sent == reply.error.after_chunks:
+                    self._raise(reply.error)
+                await self._pause()
+            for index, call in enumerate(answer.tool_calls):
+                # Arguments arrive in pieces, as real providers send them.
+                pieces = [call.arguments[i : i + size] for i in range(0, len(call.arguments), size)] or [""]
+                for n, piece in enumerate(pieces):
+                    first = n == 0
+                    yield StreamChunk(tool_call_deltas=[ToolCallDelta(
+                        index=index, id=call.id if first else "", name=call.name if first else "",
+                        arguments_delta=piece,
+                    )])
+                    await self._pause()
+            finished = True
+            yield StreamChunk(
+                tool_calls=answer.tool_calls,
+                stop_reason=answer.stop_reason,
+                raw_stop_reason=answer.raw_stop_reason,
+                is_final=True,
+                usage=answer.usage,
+                model=answer.model,
+                provider=self.name,
+            )
+        finally:
+            if not finished:
+                self.streams_closed_early += 1
+            self.stream_closed.set()
+
+    async def _pause(self) -> None:
+        if self.options.chunk_delay:
+            await asyncio.sleep(self.options.chunk_delay)
+
+    # -- the rest -----------------------------------------------------------------------
+
+    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+        dims = request.dimensions or self.options.embedding_dimensions
+        vectors = [hash_embedding(text, dims) for text in request.inputs]
+        tokens = sum((len(t) + 3) // 4 for t in request.inputs)
+        return EmbedResponse(
+            vectors=vectors,
+            usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
+            model=request.model,
+            provider=self.name,
+        )
+
+    async def health_check(self) -> bool:
+        return self.options.healthy
+
+    async def discover_capabilities(self, model: str) -> Capabilities | None:
+        return Capabilities(
+            model=model,
+            context_window=self.options.context_window,
+            max_output_tokens=self.options.context_window // 4,
+            supports_tools=True,
+            supports_streaming=True,
+            supports_embeddings=True,
+            supports_vision=False,
+            supports_response_format=True,
+            source=Source.PROVIDER,
+        )
+
+
+_ECHO = ScriptedReply()
+
+
+def _last_user_text(request: ChatRequest) -> str:
+    for message in reversed(request.messages):
+        if message.role is Role.USER:
+            return message.text()
+    return ""
+
+
+def hash_embedding(text: str, dimensions: int) -> list[float]:
+    """A unit vector from SHA-256 of the text: stable across processes and machines."""
+    out: list[float] = []
+    counter = 0
+    data = text.encode()
+    while len(out) < dimensions:
+        block = hashlib.sha256(counter.to_bytes(4, "big") + data).digest()
+        # Eight unsigned 32-bit ints per block, mapped to [-1, 1).
+        out.extend(v / 2147483648.0 - 1.0 for v in struct.unpack(">8I", block))
+        counter += 1
+    del out[dimensions:]
+    norm = math.sqrt(sum(v * v for v in out)) or 1.0
+    return [v / norm for v in out]
+
+
+registry.register("fake", FakeProvider)
