@@ -78,6 +78,10 @@ class Provider(abc.ABC):
         """Ask the provider what `model` can do; None when it cannot tell."""
         return None
 
+    def known_capabilities(self, model: str) -> Capabilities | None:
+        """What Portico's built-in table knows of `model` (source BUILT_IN); None if nothing."""
+        return None
+
     async def health_check(self) -> bool:
         """A cheap probe of the upstream; True when it answers."""
         return True
