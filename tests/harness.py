@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-
 from portico.v1 import llm_service_pb2_grpc
 from portico_server.app import Gateway
 from portico_server.config import GatewayConfig, parse_config

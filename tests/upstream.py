@@ -125,8 +125,8 @@ class Upstream:
                 queue = self._replies.get(key)
                 reply = queue.popleft() if queue else self._defaults.get(key)
                 if reply is None:
-                    reply = Reply(404, {"content-type": "application/json"},
-                                  json.dumps({"error": {"message": f"no reply scripted for {method} {url.path}"}}).encode())
+                    missing = {"error": {"message": f"no reply scripted for {method} {url.path}"}}
+                    reply = Reply(404, {"content-type": "application/json"}, json.dumps(missing).encode())
                 if not await self._send(reply, reader, writer):
                     return
         except (asyncio.IncompleteReadError, ConnectionError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -53,7 +53,7 @@ class Provider(abc.ABC):
         """One complete answer."""
 
     @abc.abstractmethod
-    def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         """Chunks of the answer; the last has `is_final` with stop reason, usage and the
         assembled tool calls. Closing the iterator (`aclose()`) must close the upstream
         response at once."""
@@ -84,6 +84,11 @@ class Provider(abc.ABC):
 
     async def health_check(self) -> bool:
         """A cheap probe of the upstream; True when it answers."""
+        return True
+
+    def accepts_model(self, model: str) -> bool:
+        """Whether a call naming this provider may use `model`. Real providers pass any
+        name on (the upstream knows its catalogue); `fake` serves only its list."""
         return True
 
     def supports_tools(self, model: str) -> bool:

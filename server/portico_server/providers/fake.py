@@ -15,7 +15,7 @@ import itertools
 import math
 import struct
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -180,7 +180,7 @@ class FakeProvider(Provider):
             self._raise(reply.error)
         return self._answer(reply, request)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
         reply = self._pick(request)
         answer = self._answer(reply, request)
         finished = False
@@ -190,13 +190,11 @@ class FakeProvider(Provider):
             if reply.error is not None and reply.error.after_chunks == 0:
                 self._raise(reply.error)
             size = self.options.chunk_size
-            sent = 0
             for start in range(0, len(answer.reasoning_content), size):
                 yield StreamChunk(reasoning_content=answer.reasoning_content[start : start + size])
                 await self._pause()
-            for start in range(0, len(answer.content), size):
+            for sent, start in enumerate(range(0, len(answer.content), size), start=1):
                 yield StreamChunk(content=answer.content[start : start + size])
-                sent += 1
                 if reply.error is not None and sent == reply.error.after_chunks:
                     self._raise(reply.error)
                 await self._pause()
@@ -241,6 +239,9 @@ class FakeProvider(Provider):
             model=request.model,
             provider=self.name,
         )
+
+    def accepts_model(self, model: str) -> bool:
+        return not self.settings.models or model in self.models()
 
     async def health_check(self) -> bool:
         return self.options.healthy

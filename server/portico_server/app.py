@@ -1,0 +1,123 @@
+"""Builds and runs the gateway: providers from configuration, the grpc.aio server with
+LLMService, health and reflection, and a graceful stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from portico.v1 import llm_service_pb2, llm_service_pb2_grpc
+
+from .capabilities import CapabilityResolver
+from .config import ConfigError, GatewayConfig, load_config
+from .health import HealthReporter
+from .providers import registry
+from .providers.base import Provider
+from .router import Router
+from .servicer import LLMServicer
+
+log = logging.getLogger("portico")
+
+
+class Gateway:
+    """One gateway process: `await start()`, then `await stop()`."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.providers: dict[str, Provider] = {
+            p.name: registry.create(p, f"providers[{i}]") for i, p in enumerate(config.providers)
+        }
+        self.router = Router(self.providers, config.aliases)
+        self.health = HealthReporter(self.providers)
+        self.servicer = LLMServicer(
+            self.router, CapabilityResolver(), self.health, config.server.max_message_bytes
+        )
+        self.server: grpc.aio.Server | None = None
+        self.address = ""
+
+    async def start(self) -> None:
+        settings = self.config.server
+        # gRPC's own limit sits above ours so that an oversize request reaches the
+        # servicer and gets INVALID_ARGUMENT with the limit named, not a bare status.
+        transport_limit = settings.max_message_bytes * 2
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", transport_limit),
+            ("grpc.max_send_message_length", transport_limit),
+            ("grpc.so_reuseport", 0),
+        ])
+        llm_service_pb2_grpc.add_LLMServiceServicer_to_server(self.servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
+        if settings.reflection:
+            reflection.enable_server_reflection([
+                llm_service_pb2.DESCRIPTOR.services_by_name["LLMService"].full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ], server)
+        host, _, _ = settings.address.rpartition(":")
+        port = server.add_insecure_port(settings.address)
+        if port == 0:
+            raise ConfigError(f"server.address: cannot listen on {settings.address}")
+        await server.start()
+        self.server = server
+        self.address = f"{host}:{port}"
+        await self.health.start(settings.health_probe_interval)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, give in-flight ones `grace` seconds, then close providers."""
+        if grace is None:
+            grace = self.config.server.shutdown_grace
+        self.servicer.shutting_down = True
+        await self.health.shutdown()
+        if self.server is not None:
+            await self.server.stop(grace)
+        for provider in self.providers.values():
+            with contextlib.suppress(Exception):
+                await provider.close()
+
+
+async def run(config: GatewayConfig) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    gateway = Gateway(config)
+    await gateway.start()
+    print(f"portico: listening on {gateway.address}", flush=True)
+    log.info("providers: %s", ", ".join(gateway.providers) or "none")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down (grace %.1fs)", config.server.shutdown_grace)
+    await gateway.stop()
+
+
+def serve(config_path: str | None = None, address: str | None = None) -> int:
+    """`portico serve`: blocking; returns the process exit code."""
+    try:
+        config = load_config(config_path)
+        if address:
+            config.server.address = address
+    except ConfigError as exc:
+        print(f"portico: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(run(config))
+    except ConfigError as exc:
+        print(f"portico: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,316 @@
+"""The one place that maps `portico.v1` protobuf messages to domain types and back.
+
+Converting a request also validates it: every problem found becomes a field violation of
+one `InvalidRequest`, so a caller learns about all of them at once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from portico.v1 import llm_service_pb2 as pb
+from portico.v1 import types_pb2 as tpb
+
+from . import domain as d
+from .errors import InvalidRequest
+
+_ROLES = {
+    tpb.ROLE_SYSTEM: d.Role.SYSTEM,
+    tpb.ROLE_USER: d.Role.USER,
+    tpb.ROLE_ASSISTANT: d.Role.ASSISTANT,
+    tpb.ROLE_TOOL: d.Role.TOOL,
+}
+_STOP_OUT = {
+    d.StopReason.UNSPECIFIED: tpb.STOP_REASON_UNSPECIFIED,
+    d.StopReason.END_TURN: tpb.STOP_REASON_END_TURN,
+    d.StopReason.MAX_TOKENS: tpb.STOP_REASON_MAX_TOKENS,
+    d.StopReason.STOP_SEQUENCE: tpb.STOP_REASON_STOP_SEQUENCE,
+    d.StopReason.TOOL_CALLS: tpb.STOP_REASON_TOOL_CALLS,
+    d.StopReason.CONTENT_FILTER: tpb.STOP_REASON_CONTENT_FILTER,
+    d.StopReason.REFUSAL: tpb.STOP_REASON_REFUSAL,
+    d.StopReason.OTHER: tpb.STOP_REASON_OTHER,
+}
+_TOOL_CHOICE = {
+    tpb.TOOL_CHOICE_MODE_UNSPECIFIED: d.ToolChoiceMode.UNSPECIFIED,
+    tpb.TOOL_CHOICE_MODE_AUTO: d.ToolChoiceMode.AUTO,
+    tpb.TOOL_CHOICE_MODE_NONE: d.ToolChoiceMode.NONE,
+    tpb.TOOL_CHOICE_MODE_REQUIRED: d.ToolChoiceMode.REQUIRED,
+    tpb.TOOL_CHOICE_MODE_TOOL: d.ToolChoiceMode.TOOL,
+}
+_FORMATS = {
+    tpb.RESPONSE_FORMAT_TYPE_UNSPECIFIED: d.ResponseFormatType.TEXT,
+    tpb.RESPONSE_FORMAT_TYPE_TEXT: d.ResponseFormatType.TEXT,
+    tpb.RESPONSE_FORMAT_TYPE_JSON_OBJECT: d.ResponseFormatType.JSON_OBJECT,
+    tpb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA: d.ResponseFormatType.JSON_SCHEMA,
+}
+_PRIORITIES = {
+    tpb.PRIORITY_UNSPECIFIED: d.Priority.NORMAL,
+    tpb.PRIORITY_LOW: d.Priority.LOW,
+    tpb.PRIORITY_NORMAL: d.Priority.NORMAL,
+    tpb.PRIORITY_HIGH: d.Priority.HIGH,
+}
+_SOURCE_CAPS = {
+    d.Source.PROVIDER: pb.CAPABILITY_SOURCE_DISCOVERED,
+    d.Source.BUILT_IN: pb.CAPABILITY_SOURCE_BUILT_IN,
+    d.Source.CONFIGURED: pb.CAPABILITY_SOURCE_CONFIGURED,
+    d.Source.ESTIMATE: pb.CAPABILITY_SOURCE_CONFIGURED,
+}
+
+
+class _Violations:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append((field, description))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidRequest(self.items)
+
+
+def _json_object(text: str, field: str, v: _Violations) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        v.add(field, f"is not valid JSON: {exc.msg} at position {exc.pos}")
+        return None
+    if not isinstance(value, dict):
+        v.add(field, "must be a JSON object")
+        return None
+    return value
+
+
+# -- requests -------------------------------------------------------------------------------
+
+
+def _messages(items: Any, v: _Violations) -> list[d.Message]:
+    out: list[d.Message] = []
+    if not items:
+        v.add("messages", "at least one message is required")
+        return out
+    for i, m in enumerate(items):
+        role = _ROLES.get(m.role)
+        if role is None:
+            v.add(f"messages[{i}].role", "must be ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL")
+            continue
+        if role is d.Role.TOOL and not m.tool_call_id:
+            v.add(f"messages[{i}].tool_call_id", "is required on a tool message")
+        parts: list[d.ContentPart] = []
+        for j, part in enumerate(m.parts):
+            kind = part.WhichOneof("part")
+            if kind == "text":
+                parts.append(d.ContentPart(text=part.text))
+            elif kind == "image":
+                img = part.image
+                if bool(img.url) == bool(img.data):
+                    v.add(f"messages[{i}].parts[{j}].image", "exactly one of url and data must be set")
+                parts.append(d.ContentPart(image=d.ImagePart(
+                    url=img.url, data=img.data, mime_type=img.mime_type, detail=img.detail
+                )))
+            else:
+                v.add(f"messages[{i}].parts[{j}]", "must hold text or an image")
+        calls = []
+        for j, c in enumerate(m.tool_calls):
+            if not c.name:
+                v.add(f"messages[{i}].tool_calls[{j}].name", "is required")
+            calls.append(d.ToolCall(id=c.id, name=c.name, arguments=c.arguments or "{}"))
+        out.append(d.Message(role=role, content=m.content, parts=parts, name=m.name,
+                             tool_calls=calls, tool_call_id=m.tool_call_id))
+    return out
+
+
+def _tools(items: Any, v: _Violations) -> list[d.ToolDefinition]:
+    tools = []
+    seen: set[str] = set()
+    for i, t in enumerate(items):
+        if not t.name:
+            v.add(f"tools[{i}].name", "is required")
+        elif t.name in seen:
+            v.add(f"tools[{i}].name", f"{t.name!r} is defined twice")
+        seen.add(t.name)
+        params: dict[str, Any] = {}
+        if t.parameters_json_schema:
+            params = _json_object(t.parameters_json_schema, f"tools[{i}].parameters_json_schema", v) or {}
+        tools.append(d.ToolDefinition(name=t.name, description=t.description, parameters=params,
+                                      parameters_json=t.parameters_json_schema))
+    return tools
+
+
+def chat_request(req: pb.ChatRequest, model: str) -> d.ChatRequest:
+    """Validate and convert; `model` is the provider's model name chosen by the router."""
+    v = _Violations()
+    messages = _messages(req.messages, v)
+    temperature = req.temperature if req.HasField("temperature") else None
+    if temperature is not None and not 0.0 <= temperature <= 2.0:
+        v.add("temperature", "must be between 0 and 2")
+    top_p = req.top_p if req.HasField("top_p") else None
+    if top_p is not None and not 0.0 <= top_p <= 1.0:
+        v.add("top_p", "must be between 0 and 1")
+    max_tokens = req.max_tokens if req.HasField("max_tokens") else None
+    if max_tokens is not None and max_tokens <= 0:
+        v.add("max_tokens", "must be greater than 0")
+    for i, s in enumerate(req.stop_sequences):
+        if not s:
+            v.add(f"stop_sequences[{i}]", "must not be empty")
+    tools = _tools(req.tools, v)
+
+    tool_choice = None
+    if req.HasField("tool_choice"):
+        mode = _TOOL_CHOICE.get(req.tool_choice.mode)
+        if mode is None:
+            v.add("tool_choice.mode", "is not a known ToolChoiceMode")
+        else:
+            tool_choice = d.ToolChoice(mode=mode, tool_name=req.tool_choice.tool_name)
+            if mode is d.ToolChoiceMode.TOOL:
+                if not req.tool_choice.tool_name:
+                    v.add("tool_choice.tool_name", "is required when mode is TOOL_CHOICE_MODE_TOOL")
+                elif req.tool_choice.tool_name not in {t.name for t in tools}:
+                    v.add("tool_choice.tool_name", f"names no tool in tools: {req.tool_choice.tool_name!r}")
+            if mode in (d.ToolChoiceMode.REQUIRED, d.ToolChoiceMode.TOOL) and not tools:
+                v.add("tool_choice", "asks for a tool call but no tools are given")
+
+    response_format = None
+    if req.HasField("response_format"):
+        rf = req.response_format
+        kind = _FORMATS.get(rf.type)
+        if kind is None:
+            v.add("response_format.type", "is not a known ResponseFormatType")
+        else:
+            schema = None
+            if kind is d.ResponseFormatType.JSON_SCHEMA:
+                if not rf.json_schema:
+                    v.add("response_format.json_schema", "is required for RESPONSE_FORMAT_TYPE_JSON_SCHEMA")
+                else:
+                    schema = _json_object(rf.json_schema, "response_format.json_schema", v)
+            response_format = d.ResponseFormat(type=kind, name=rf.name or "response", schema=schema,
+                                               strict=rf.strict)
+
+    passthrough: dict[str, Any] = {}
+    if req.passthrough_json:
+        passthrough = _json_object(req.passthrough_json, "passthrough_json", v) or {}
+    priority = _PRIORITIES.get(req.priority)
+    if priority is None:
+        v.add("priority", "is not a known Priority")
+    v.raise_if_any()
+    return d.ChatRequest(
+        model=model,
+        messages=messages,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        stop=list(req.stop_sequences),
+        seed=req.seed if req.HasField("seed") else None,
+        tools=tools,
+        tool_choice=tool_choice,
+        response_format=response_format,
+        priority=priority or d.Priority.NORMAL,
+        tags=dict(req.tags),
+        passthrough=passthrough,
+    )
+
+
+def count_tokens_request(req: pb.CountTokensRequest, model: str) -> d.ChatRequest:
+    v = _Violations()
+    messages = _messages(req.messages, v)
+    tools = _tools(req.tools, v)
+    v.raise_if_any()
+    return d.ChatRequest(model=model, messages=messages, tools=tools)
+
+
+def embed_request(req: pb.EmbedRequest, model: str) -> d.EmbedRequest:
+    v = _Violations()
+    if not req.inputs:
+        v.add("inputs", "at least one input is required")
+    dimensions = req.dimensions if req.HasField("dimensions") else None
+    if dimensions is not None and dimensions <= 0:
+        v.add("dimensions", "must be greater than 0")
+    v.raise_if_any()
+    return d.EmbedRequest(model=model, inputs=list(req.inputs), dimensions=dimensions)
+
+
+# -- responses ------------------------------------------------------------------------------
+
+
+def usage(u: d.Usage) -> tpb.Usage:
+    return tpb.Usage(
+        prompt_token_count=u.prompt_tokens,
+        completion_token_count=u.completion_tokens,
+        total_token_count=u.total_tokens or u.prompt_tokens + u.completion_tokens,
+        cache_creation_token_count=u.cache_creation_tokens,
+        cache_read_token_count=u.cache_read_tokens,
+        reasoning_token_count=u.reasoning_tokens,
+    )
+
+
+def _tool_calls(calls: list[d.ToolCall]) -> list[tpb.ToolCall]:
+    return [tpb.ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in calls]
+
+
+def completion(r: d.CompletionResponse, provider: str) -> pb.CompletionResponse:
+    return pb.CompletionResponse(
+        content=r.content,
+        role=tpb.ROLE_ASSISTANT,
+        tool_calls=_tool_calls(r.tool_calls),
+        stop_reason=_STOP_OUT[r.stop_reason],
+        raw_stop_reason=r.raw_stop_reason,
+        usage=usage(r.usage),
+        model=r.model,
+        provider=r.provider or provider,
+        reasoning_content=r.reasoning_content,
+        metadata=r.metadata,
+    )
+
+
+def chunk(c: d.StreamChunk) -> pb.StreamChunk:
+    if not c.is_final and not c.tool_call_deltas and not c.model:
+        # The hot path: a text or reasoning delta.
+        return pb.StreamChunk(content=c.content, reasoning_content=c.reasoning_content)
+    msg = pb.StreamChunk(
+        content=c.content,
+        tool_call_deltas=[
+            tpb.ToolCallDelta(index=t.index, id=t.id, name=t.name, arguments_delta=t.arguments_delta)
+            for t in c.tool_call_deltas
+        ],
+        tool_calls=_tool_calls(c.tool_calls),
+        stop_reason=_STOP_OUT[c.stop_reason],
+        raw_stop_reason=c.raw_stop_reason,
+        is_final=c.is_final,
+        reasoning_content=c.reasoning_content,
+        model=c.model,
+        provider=c.provider,
+    )
+    if c.usage is not None:
+        msg.usage.CopyFrom(usage(c.usage))
+    return msg
+
+
+def embed_response(r: d.EmbedResponse, provider: str) -> pb.EmbedResponse:
+    return pb.EmbedResponse(
+        embeddings=[pb.Embedding(index=i, values=vec) for i, vec in enumerate(r.vectors)],
+        usage=usage(r.usage),
+        model=r.model,
+        provider=r.provider or provider,
+    )
+
+
+def token_count(t: d.TokenCount, provider: str) -> pb.CountTokensResponse:
+    source = pb.TOKEN_COUNT_SOURCE_PROVIDER if t.source is d.Source.PROVIDER else pb.TOKEN_COUNT_SOURCE_ESTIMATE
+    return pb.CountTokensResponse(token_count=t.tokens, source=source, provider=provider, model=t.model)
+
+
+def capabilities(c: d.Capabilities, provider: str) -> pb.GetCapabilitiesResponse:
+    return pb.GetCapabilitiesResponse(capabilities=pb.Capabilities(
+        provider=provider,
+        model=c.model,
+        context_window_tokens=c.context_window,
+        max_output_tokens=c.max_output_tokens,
+        supports_tools=c.supports_tools,
+        supports_streaming=c.supports_streaming,
+        supports_embeddings=c.supports_embeddings,
+        supports_vision=c.supports_vision,
+        supports_response_format=c.supports_response_format,
+        source=_SOURCE_CAPS[c.source],
+    ))
+
