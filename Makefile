@@ -1,0 +1,29 @@
+# The two commands of the README:
+#   make serve   install what is needed and start the gateway on its embedded default
+#   make test    install everything and run the whole test suite
+# Extra arguments for `portico serve`: make serve ARGS="--config portico.yaml"
+
+.PHONY: serve test setup generate lint bench
+
+serve:
+	@scripts/setup-python.sh server
+	.venv/bin/portico serve $(ARGS)
+
+test:
+	scripts/test.sh
+
+setup:
+	scripts/setup-python.sh dev
+	npm ci --prefix tools --no-audit --no-fund --loglevel=error
+
+generate: setup
+	scripts/install-go-tools.sh
+	scripts/generate.sh
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+	tools/node_modules/.bin/buf lint
+
+bench: setup
+	.venv/bin/python bench/run.py $(ARGS)
