@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import select
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -41,3 +45,54 @@ async def running_gateway(config: dict[str, Any] | GatewayConfig) -> AsyncIterat
     finally:
         await channel.close()
         await gateway.stop(grace=0)
+
+
+def rpc_details(err: grpc.aio.AioRpcError | grpc.RpcError) -> dict[str, Any]:
+    """The google.rpc details of a failed call: reason, metadata, retry delay, violations."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    out: dict[str, Any] = {"reason": None, "metadata": {}, "retry_delay": None, "violations": []}
+    if status is None:
+        return out
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            out["reason"], out["domain"], out["metadata"] = info.reason, info.domain, dict(info.metadata)
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            out["retry_delay"] = retry.retry_delay.ToTimedelta().total_seconds()
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            out["violations"] = [(v.field, v.description) for v in bad.field_violations]
+    return out
+
+
+REPO = Path(__file__).resolve().parent.parent
+PORTICO_BIN = str(Path(sys.executable).parent / "portico")
+
+
+@contextlib.contextmanager
+def spawned_gateway(config_text: str | None, tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run `portico serve` as a separate process; yields (process, address)."""
+    cmd = [PORTICO_BIN, "serve", "--address", "127.0.0.1:0", *args]
+    if config_text is not None:
+        path = tmp_path / f"portico-{len(list(tmp_path.iterdir()))}.yaml"
+        path.write_text(config_text)
+        cmd += ["--config", str(path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready and proc.stdout else ""
+        if not line.startswith("portico: listening on "):
+            proc.kill()
+            raise AssertionError(f"gateway did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+        yield proc, line.removeprefix("portico: listening on ").strip()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
