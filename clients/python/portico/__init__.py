@@ -1,0 +1,114 @@
+"""Portico's Python client: one API in front of many LLM providers.
+
+    from portico import Client
+
+    with Client("127.0.0.1:50051") as client:
+        print(client.chat("Say hello", model="gpt-4o-mini").content)
+
+`Client` blocks, `AsyncClient` is its asyncio twin; both return the API's protobuf
+messages (re-exported here) and raise the typed exceptions of `portico.PorticoError`.
+The generated stubs live in `portico.v1`.
+"""
+
+from ._async_client import AsyncClient
+from ._channel import TLS
+from ._client import Client
+from ._errors import (
+    CallCancelledError,
+    ConnectionFailedError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    FieldViolation,
+    IncompleteStreamError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    PorticoError,
+    ResourceExhaustedError,
+    ResponseParseError,
+    StatusError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from ._stream import AsyncChatStream, ChatStream
+from ._tools import tool
+from ._version import __version__
+from .v1.error_reason_pb2 import ErrorReason
+from .v1.llm_service_pb2 import (
+    Capabilities,
+    CapabilitySource,
+    CompletionResponse,
+    CountTokensResponse,
+    EmbedResponse,
+    ProviderHealth,
+    ProviderInfo,
+    StreamChunk,
+    TokenCountSource,
+)
+from .v1.types_pb2 import (
+    ContentPart,
+    ImagePart,
+    Message,
+    Priority,
+    ResponseFormat,
+    ResponseFormatType,
+    Role,
+    StopReason,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    ToolChoiceMode,
+    ToolDefinition,
+    Usage,
+)
+
+__all__ = [
+    "TLS",
+    "AsyncChatStream",
+    "AsyncClient",
+    "CallCancelledError",
+    "Capabilities",
+    "CapabilitySource",
+    "ChatStream",
+    "Client",
+    "CompletionResponse",
+    "ConnectionFailedError",
+    "ContentPart",
+    "CountTokensResponse",
+    "DeadlineExceededError",
+    "EmbedResponse",
+    "ErrorReason",
+    "FailedPreconditionError",
+    "FieldViolation",
+    "ImagePart",
+    "IncompleteStreamError",
+    "InternalError",
+    "InvalidArgumentError",
+    "Message",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PorticoError",
+    "Priority",
+    "ProviderHealth",
+    "ProviderInfo",
+    "ResourceExhaustedError",
+    "ResponseFormat",
+    "ResponseFormatType",
+    "ResponseParseError",
+    "Role",
+    "StatusError",
+    "StopReason",
+    "StreamChunk",
+    "TokenCountSource",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
+    "ToolChoiceMode",
+    "ToolDefinition",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "Usage",
+    "__version__",
+    "tool",
+]

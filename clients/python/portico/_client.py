@@ -1,0 +1,154 @@
+"""`Client`: the blocking client."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Unpack, overload
+
+import grpc
+
+from ._channel import DEFAULT_MAX_MESSAGE_BYTES, TLS
+from ._core import DEFAULT_KEEPALIVE_TIME, DEFAULT_TIMEOUT, ClientCore, ModelT, parse_structured
+from ._messages import MessagesLike
+from ._request import (
+    CallOptions,
+    CapabilitiesOptions,
+    ChatOptions,
+    CountTokensOptions,
+    EmbedOptions,
+    MetadataLike,
+    capabilities_request,
+    chat_request,
+    check_options,
+    count_tokens_request,
+    embed_request,
+)
+from ._status import error_from_rpc
+from ._stream import ChatStream
+from .v1 import llm_service_pb2, llm_service_pb2_grpc
+
+
+class Client:
+    """A blocking Portico client over one gRPC channel. Close it, or use `with`.
+
+    `address` defaults to $PORTICO_ADDRESS, else 127.0.0.1:50051. `timeout` is the
+    default deadline of every call in seconds (None: none); `metadata` goes with every
+    call; `tls=True` verifies the gateway against the system's roots, `TLS(...)` says how.
+    Calls that fail with UNAVAILABLE are retried up to `max_retries` times with backoff.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        tls: bool | TLS = False,
+        metadata: MetadataLike | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_retries: int = 3,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        keepalive_time: float | None = DEFAULT_KEEPALIVE_TIME,
+    ) -> None:
+        self._core = ClientCore(
+            address,
+            tls=tls,
+            metadata=metadata,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_message_bytes=max_message_bytes,
+            keepalive_time=keepalive_time,
+        )
+        self._channel = self._core.channel.sync_channel()
+        #: The generated stub, for anything the helpers below do not cover.
+        self.stub = llm_service_pb2_grpc.LLMServiceStub(self._channel)
+
+    @property
+    def address(self) -> str:
+        return self._core.address
+
+    @overload
+    def chat(
+        self, messages: MessagesLike, *, response_model: None = None, **options: Unpack[ChatOptions]
+    ) -> llm_service_pb2.CompletionResponse: ...
+
+    @overload
+    def chat(
+        self, messages: MessagesLike, *, response_model: type[ModelT], **options: Unpack[ChatOptions]
+    ) -> ModelT: ...
+
+    def chat(
+        self,
+        messages: MessagesLike,
+        *,
+        response_model: type[ModelT] | None = None,
+        **options: Unpack[ChatOptions],
+    ) -> llm_service_pb2.CompletionResponse | ModelT:
+        """The complete answer. With `response_model` (a pydantic class) the model is asked
+        for JSON matching its schema, and the parsed instance is returned."""
+        check_options(options, ChatOptions, "chat")
+        request = chat_request(messages, options, response_model=response_model)
+        response: llm_service_pb2.CompletionResponse = self._call(self.stub.Chat, request, options)
+        return response if response_model is None else parse_structured(response, response_model)
+
+    def stream(self, messages: MessagesLike, **options: Unpack[ChatOptions]) -> ChatStream:
+        """The answer as a stream of chunks; use as `with client.stream(...) as stream:`."""
+        check_options(options, ChatOptions, "stream")
+        request = chat_request(messages, options)
+        return ChatStream(self.stub.StreamChat(request, **self._core.call_kwargs(options)))
+
+    def embed(
+        self, inputs: str | Sequence[str], **options: Unpack[EmbedOptions]
+    ) -> llm_service_pb2.EmbedResponse:
+        """One vector per input, in input order."""
+        check_options(options, EmbedOptions, "embed")
+        response: llm_service_pb2.EmbedResponse = self._call(
+            self.stub.Embed, embed_request(inputs, options), options
+        )
+        return response
+
+    def count_tokens(
+        self, messages: MessagesLike, **options: Unpack[CountTokensOptions]
+    ) -> llm_service_pb2.CountTokensResponse:
+        """The tokens a chat request with these messages (and tools) would use."""
+        check_options(options, CountTokensOptions, "count_tokens")
+        response: llm_service_pb2.CountTokensResponse = self._call(
+            self.stub.CountTokens, count_tokens_request(messages, options), options
+        )
+        return response
+
+    def capabilities(self, **options: Unpack[CapabilitiesOptions]) -> llm_service_pb2.Capabilities:
+        """What a provider and model can do (default: the provider's default model)."""
+        check_options(options, CapabilitiesOptions, "capabilities")
+        response: llm_service_pb2.GetCapabilitiesResponse = self._call(
+            self.stub.GetCapabilities, capabilities_request(options), options
+        )
+        return response.capabilities
+
+    def providers(self, **options: Unpack[CallOptions]) -> list[llm_service_pb2.ProviderInfo]:
+        """The configured providers, in configuration order, with their health."""
+        check_options(options, CallOptions, "providers")
+        response: llm_service_pb2.ListProvidersResponse = self._call(
+            self.stub.ListProviders, llm_service_pb2.ListProvidersRequest(), options
+        )
+        return list(response.providers)
+
+    def _call(self, method: Any, request: Any, options: CallOptions) -> Any:
+        try:
+            return method(request, **self._core.call_kwargs(options))
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+
+    def close(self) -> None:
+        """Closes the channel; calls still open are cancelled."""
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,140 @@
+"""Exceptions the client raises, one class per gRPC status the gateway uses.
+
+    PorticoError                      anything this client raises
+    ├── StatusError                   the call ended with a non-OK gRPC status
+    │   ├── InvalidArgumentError      bad input; `field_violations` names the fields
+    │   ├── NotFoundError             unknown provider, model or alias
+    │   ├── FailedPreconditionError   e.g. the provider rejected the gateway's key
+    │   ├── ResourceExhaustedError    rate limited (`retry_after`) or out of quota
+    │   ├── UnavailableError          the provider or gateway failed; safe to retry
+    │   │   └── ConnectionFailedError the gateway could not be reached at all
+    │   ├── DeadlineExceededError     the call's timeout passed
+    │   ├── UnauthenticatedError
+    │   ├── PermissionDeniedError
+    │   ├── CallCancelledError
+    │   └── InternalError             a bug in the gateway
+    ├── IncompleteStreamError         a stream ended without its final chunk
+    └── ResponseParseError            `response_model` could not parse the answer
+
+Every `StatusError` carries what the gateway put in its `google.rpc.Status` details:
+`reason` (an `ErrorReason` value name such as "ERROR_REASON_UPSTREAM_RATE_LIMITED"),
+`domain`, `metadata`, `retry_after` (seconds, from RetryInfo) and `field_violations`
+(from BadRequest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One invalid request field, from a `google.rpc.BadRequest` detail."""
+
+    field: str
+    description: str
+
+
+class PorticoError(Exception):
+    """Base of every exception this client raises."""
+
+
+class StatusError(PorticoError):
+    """The call ended with a non-OK gRPC status."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        reason: str = "",
+        domain: str = "",
+        metadata: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+        field_violations: Sequence[FieldViolation] = (),
+    ) -> None:
+        super().__init__(f"{code.name}: {message}" if message else code.name)
+        self.code = code
+        self.message = message
+        #: The `ErrorReason` value name, or "" when the status carried no ErrorInfo.
+        self.reason = reason
+        self.domain = domain
+        self.metadata: dict[str, str] = dict(metadata or {})
+        #: Seconds to wait before trying again, when the gateway said (RetryInfo).
+        self.retry_after = retry_after
+        self.field_violations: list[FieldViolation] = list(field_violations)
+
+
+class InvalidArgumentError(StatusError):
+    """INVALID_ARGUMENT: the request (or what the provider made of it) is invalid."""
+
+
+class NotFoundError(StatusError):
+    """NOT_FOUND: no such provider, model or alias."""
+
+
+class FailedPreconditionError(StatusError):
+    """FAILED_PRECONDITION: an operator must fix something, e.g. the gateway's API key."""
+
+
+class ResourceExhaustedError(StatusError):
+    """RESOURCE_EXHAUSTED: rate limited (wait `retry_after`) or out of quota."""
+
+
+class UnavailableError(StatusError):
+    """UNAVAILABLE: the provider or the gateway failed; trying again may help."""
+
+
+class ConnectionFailedError(UnavailableError):
+    """The gateway could not be reached (no Portico error details in the status)."""
+
+
+class DeadlineExceededError(StatusError):
+    """DEADLINE_EXCEEDED: the call's timeout passed before the answer was ready."""
+
+
+class UnauthenticatedError(StatusError):
+    """UNAUTHENTICATED: the call carried no credentials or unknown ones."""
+
+
+class PermissionDeniedError(StatusError):
+    """PERMISSION_DENIED: the credentials do not allow this call."""
+
+
+class CallCancelledError(StatusError):
+    """CANCELLED: the call was cancelled."""
+
+
+class InternalError(StatusError):
+    """INTERNAL: a bug in the gateway."""
+
+
+class IncompleteStreamError(PorticoError):
+    """The stream ended with an OK status but without its final chunk."""
+
+
+class ResponseParseError(PorticoError):
+    """The answer's content did not parse as the requested `response_model`."""
+
+    def __init__(self, message: str, *, response: Any) -> None:
+        super().__init__(message)
+        #: The `CompletionResponse` whose content failed to parse.
+        self.response = response
+
+
+STATUS_ERRORS: dict[grpc.StatusCode, type[StatusError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.CANCELLED: CallCancelledError,
+    grpc.StatusCode.INTERNAL: InternalError,
+}

@@ -1,0 +1,107 @@
+"""Conversation messages from protobuf objects or plain dicts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from .v1 import types_pb2
+
+MessageLike = types_pb2.Message | Mapping[str, Any]
+#: A conversation, or a single string meaning one user message.
+MessagesLike = str | Sequence[MessageLike]
+
+_MESSAGE_KEYS = {"role", "content", "parts", "name", "tool_calls", "tool_call_id"}
+_ROLES = {
+    "system": types_pb2.ROLE_SYSTEM,
+    "user": types_pb2.ROLE_USER,
+    "assistant": types_pb2.ROLE_ASSISTANT,
+    "tool": types_pb2.ROLE_TOOL,
+}
+
+
+def to_messages(messages: MessagesLike) -> list[types_pb2.Message]:
+    """The conversation as protobuf. A str is one user message."""
+    if isinstance(messages, str):
+        return [types_pb2.Message(role=types_pb2.ROLE_USER, content=messages)]
+    if isinstance(messages, Mapping | types_pb2.Message):
+        raise TypeError("messages: expected a list of messages (or a str), got a single message")
+    return [_message(m, f"messages[{i}]") for i, m in enumerate(messages)]
+
+
+def _message(value: MessageLike, where: str) -> types_pb2.Message:
+    if isinstance(value, types_pb2.Message):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where}: expected a Message or a dict, got {type(value).__name__}")
+    unknown = set(value) - _MESSAGE_KEYS
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
+    message = types_pb2.Message(
+        role=_role(value.get("role"), f"{where}.role"),
+        name=str(value.get("name", "")),
+        tool_call_id=str(value.get("tool_call_id", "")),
+    )
+    content = value.get("content")
+    if isinstance(content, list):
+        # An OpenAI-style list of parts under `content`.
+        message.parts.extend(_parts(content, f"{where}.content"))
+    elif content is not None:
+        message.content = str(content)
+    message.parts.extend(_parts(value.get("parts") or [], f"{where}.parts"))
+    message.tool_calls.extend(
+        _tool_call(c, f"{where}.tool_calls[{i}]") for i, c in enumerate(value.get("tool_calls") or [])
+    )
+    return message
+
+
+def _role(value: Any, where: str) -> types_pb2.Role:
+    if isinstance(value, int) and not isinstance(value, bool) and value in _ROLES.values():
+        return cast(types_pb2.Role, value)
+    if isinstance(value, str):
+        key = value.lower().removeprefix("role_")
+        if key in _ROLES:
+            return _ROLES[key]
+    raise ValueError(f"{where}: expected one of {sorted(_ROLES)}, got {value!r}")
+
+
+def _parts(values: Sequence[Any], where: str) -> list[types_pb2.ContentPart]:
+    parts = []
+    for i, item in enumerate(values):
+        at = f"{where}[{i}]"
+        if isinstance(item, types_pb2.ContentPart):
+            parts.append(item)
+        elif isinstance(item, str):
+            parts.append(types_pb2.ContentPart(text=item))
+        elif isinstance(item, Mapping) and "text" in item:
+            parts.append(types_pb2.ContentPart(text=str(item["text"])))
+        elif isinstance(item, Mapping) and "image" in item:
+            parts.append(types_pb2.ContentPart(image=_image(item["image"], f"{at}.image")))
+        else:
+            raise ValueError(f"{at}: expected a str, {{'text': ...}} or {{'image': ...}}")
+    return parts
+
+
+def _image(value: Any, where: str) -> types_pb2.ImagePart:
+    if isinstance(value, types_pb2.ImagePart):
+        return value
+    if isinstance(value, str):
+        return types_pb2.ImagePart(url=value)
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"url", "data", "mime_type", "detail"}
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
+        return types_pb2.ImagePart(**value)
+    raise TypeError(f"{where}: expected a URL, a dict or an ImagePart")
+
+
+def _tool_call(value: Any, where: str) -> types_pb2.ToolCall:
+    if isinstance(value, types_pb2.ToolCall):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where}: expected a ToolCall or a dict")
+    arguments = value.get("arguments", "")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    return types_pb2.ToolCall(id=str(value.get("id", "")), name=str(value.get("name", "")), arguments=arguments)

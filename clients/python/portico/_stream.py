@@ -1,0 +1,152 @@
+"""Streamed answers: iterate chunks or text, then take the assembled final response."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from ._errors import IncompleteStreamError
+from ._status import error_from_rpc
+from .v1 import llm_service_pb2, types_pb2
+
+
+class StreamAssembler:
+    """Builds the complete answer from a stream's chunks, as `chat` would have returned it."""
+
+    def __init__(self) -> None:
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._model = ""
+        self._provider = ""
+        self.final: llm_service_pb2.StreamChunk | None = None
+
+    def add(self, chunk: llm_service_pb2.StreamChunk) -> None:
+        self._content.append(chunk.content)
+        self._reasoning.append(chunk.reasoning_content)
+        self._model = chunk.model or self._model
+        self._provider = chunk.provider or self._provider
+        if chunk.is_final:
+            self.final = chunk
+
+    def response(self) -> llm_service_pb2.CompletionResponse:
+        final = self.final
+        if final is None:
+            raise IncompleteStreamError("the stream ended without its final chunk")
+        return llm_service_pb2.CompletionResponse(
+            content="".join(self._content),
+            role=types_pb2.ROLE_ASSISTANT,
+            tool_calls=final.tool_calls,
+            stop_reason=final.stop_reason,
+            raw_stop_reason=final.raw_stop_reason,
+            usage=final.usage,
+            model=self._model,
+            provider=self._provider,
+            reasoning_content="".join(self._reasoning),
+        )
+
+
+class ChatStream:
+    """A streamed answer. Iterate it for `StreamChunk`s, or `text_stream` for the text.
+
+    Use it as a context manager: leaving the block cancels a stream not read to its end,
+    which closes the provider's response at once.
+    """
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._assembler = StreamAssembler()
+        self._chunks = self._read()
+
+    def _read(self) -> Generator[llm_service_pb2.StreamChunk, None, None]:
+        try:
+            for chunk in self._call:
+                self._assembler.add(chunk)
+                yield chunk
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+
+    def __iter__(self) -> Iterator[llm_service_pb2.StreamChunk]:
+        return self._chunks
+
+    def __next__(self) -> llm_service_pb2.StreamChunk:
+        return next(self._chunks)
+
+    @property
+    def text_stream(self) -> Iterator[str]:
+        """The answer's text as it arrives (chunks without text are skipped)."""
+        return (chunk.content for chunk in self._chunks if chunk.content)
+
+    def get_final_response(self) -> llm_service_pb2.CompletionResponse:
+        """Reads the rest of the stream and returns the assembled answer."""
+        for _ in self._chunks:
+            pass
+        return self._assembler.response()
+
+    def close(self) -> None:
+        """Cancels the call if it is still open."""
+        self._call.cancel()
+        self._chunks.close()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncChatStream:
+    """The asyncio twin of `ChatStream`: `async for`, `async with`, awaitable final response."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._assembler = StreamAssembler()
+        self._chunks = self._read()
+
+    async def _read(self) -> AsyncGenerator[llm_service_pb2.StreamChunk, None]:
+        try:
+            async for chunk in self._call:
+                self._assembler.add(chunk)
+                yield chunk
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+
+    def __aiter__(self) -> AsyncIterator[llm_service_pb2.StreamChunk]:
+        return self._chunks
+
+    async def __anext__(self) -> llm_service_pb2.StreamChunk:
+        return await anext(self._chunks)
+
+    @property
+    def text_stream(self) -> AsyncIterator[str]:
+        """The answer's text as it arrives (chunks without text are skipped)."""
+        return (chunk.content async for chunk in self._chunks if chunk.content)
+
+    async def get_final_response(self) -> llm_service_pb2.CompletionResponse:
+        """Reads the rest of the stream and returns the assembled answer."""
+        async for _ in self._chunks:
+            pass
+        return self._assembler.response()
+
+    async def close(self) -> None:
+        """Cancels the call if it is still open."""
+        self._call.cancel()
+        await self._chunks.aclose()
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
