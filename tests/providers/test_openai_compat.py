@@ -291,6 +291,18 @@ async def test_calls_that_all_say_index_0_but_differ_in_id_are_separate_calls() 
     assert [(c.id, c.name, c.arguments) for c in final.tool_calls] == [("a", "add", '{"x":1}'), ("b", "mul", "{}")]
 
 
+async def test_id_and_name_repeated_on_every_fragment_go_out_once() -> None:
+    body = sse(
+        chunk({"tool_calls": [{"index": 0, "id": "a", "type": "function", "function": {"name": "add", "arguments": "{"}}]}),
+        chunk({"tool_calls": [{"index": 0, "id": "a", "type": "function", "function": {"name": "add", "arguments": "}"}}]}),
+        chunk({}, "tool_calls"),
+    )
+    deltas, final = await stream_body(body, cut=5)
+    fragments = [d for c in deltas for d in c.tool_call_deltas]
+    assert [(d.id, d.name, d.arguments_delta) for d in fragments] == [("a", "add", "{"), ("", "", "}")]
+    assert [(c.id, c.name, c.arguments) for c in final.tool_calls] == [("a", "add", "{}")]
+
+
 async def test_openrouter_reasoning_field_and_vllm_stop_string() -> None:
     body = sse(
         chunk({"reasoning": "thinking..."}),

@@ -845,6 +845,8 @@ class OpenAICompatProvider(HttpProvider):
             async with self.send("GET", self.operation_path(self.preset.health_path.lstrip("/"), ""),
                                  timeout=_PROBE_TIMEOUT, params=self.query_params()):
                 return True
+        except (UpstreamModelNotFound, UpstreamBadRequest):
+            return True  # it answered and took the key; this server just has no such route
         except UpstreamError as exc:
             log.info("health probe of %s failed: %s", self.name, exc.reason)
             return False
