@@ -1,0 +1,134 @@
+package portico
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	porticov1 "portico.dev/clients/go/gen/portico/v1"
+)
+
+// maxResponseBytes lifts gRPC-Go's 4 MiB default for received messages: a batch of
+// embeddings easily outgrows it, and the gateway sends messages up to 32 MiB with its
+// default configuration.
+const maxResponseBytes = 32 << 20
+
+// Client talks to one Portico gateway. It is safe for concurrent use; create one and
+// share it, since it holds one HTTP/2 connection.
+type Client struct {
+	rpc      porticov1.LLMServiceClient
+	conn     *grpc.ClientConn // nil when the caller owns the connection (NewClient)
+	settings settings
+}
+
+// Dial creates a client for the gateway at addr ("host:port", or any gRPC target such
+// as "dns:///portico.internal:50051"). It connects lazily, on the first call, so an
+// unreachable gateway shows up as an UNAVAILABLE *Error from that call.
+func Dial(addr string, opts ...Option) (*Client, error) {
+	s := collect(opts)
+	creds := s.creds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	dialOptions := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponseBytes)),
+	}, s.dialOptions...)
+	conn, err := grpc.NewClient(addr, dialOptions...)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{rpc: porticov1.NewLLMServiceClient(conn), conn: conn, settings: s}, nil
+}
+
+// NewClient wraps a connection the caller made and keeps owning: Close leaves it open.
+// WithTLS, WithTransportCredentials and WithDialOptions do not apply here.
+func NewClient(conn grpc.ClientConnInterface, opts ...Option) *Client {
+	return &Client{rpc: porticov1.NewLLMServiceClient(conn), settings: collect(opts)}
+}
+
+func collect(opts []Option) settings {
+	var s settings
+	for _, opt := range opts {
+		opt(&s)
+	}
+	return s
+}
+
+// Close closes the connection Dial made. Calls in flight fail with CANCELED.
+func (c *Client) Close() error {
+	if c.conn == nil {
+		return nil
+	}
+	return c.conn.Close()
+}
+
+// Service returns the generated client, for calls made without this package's
+// defaults and error decoding.
+func (c *Client) Service() porticov1.LLMServiceClient { return c.rpc }
+
+// Chat generates a complete answer.
+func (c *Client) Chat(ctx context.Context, req *porticov1.ChatRequest, opts ...grpc.CallOption) (*porticov1.CompletionResponse, error) {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	resp, err := c.rpc.Chat(ctx, req, opts...)
+	return resp, decodeError(err)
+}
+
+// Embed embeds a batch of texts; the vectors come back in input order.
+func (c *Client) Embed(ctx context.Context, req *porticov1.EmbedRequest, opts ...grpc.CallOption) (*porticov1.EmbedResponse, error) {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	resp, err := c.rpc.Embed(ctx, req, opts...)
+	return resp, decodeError(err)
+}
+
+// CountTokens counts the tokens a chat request would use.
+func (c *Client) CountTokens(ctx context.Context, req *porticov1.CountTokensRequest, opts ...grpc.CallOption) (*porticov1.CountTokensResponse, error) {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	resp, err := c.rpc.CountTokens(ctx, req, opts...)
+	return resp, decodeError(err)
+}
+
+// GetCapabilities tells what a provider and model can do.
+func (c *Client) GetCapabilities(ctx context.Context, req *porticov1.GetCapabilitiesRequest, opts ...grpc.CallOption) (*porticov1.GetCapabilitiesResponse, error) {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	resp, err := c.rpc.GetCapabilities(ctx, req, opts...)
+	return resp, decodeError(err)
+}
+
+// ListProviders lists the configured providers with their models and health.
+func (c *Client) ListProviders(ctx context.Context, opts ...grpc.CallOption) (*porticov1.ListProvidersResponse, error) {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	resp, err := c.rpc.ListProviders(ctx, &porticov1.ListProvidersRequest{}, opts...)
+	return resp, decodeError(err)
+}
+
+// Stream starts a streamed answer; read it with Recv or Chunks, and Close it if you
+// stop before the end. Errors the gateway sends come from Recv, not from Stream.
+func (c *Client) Stream(ctx context.Context, req *porticov1.ChatRequest, opts ...grpc.CallOption) (*ChatStream, error) {
+	ctx, cancel := c.callContext(ctx)
+	call, err := c.rpc.StreamChat(ctx, req, opts...)
+	if err != nil {
+		cancel()
+		return nil, decodeError(err)
+	}
+	return &ChatStream{call: call, cancel: cancel}, nil
+}
+
+// callContext applies the client's metadata and default deadline to one call. The
+// returned cancel must run when the call is over, to release the deadline's timer.
+func (c *Client) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if len(c.settings.metadata) > 0 {
+		ctx = metadata.AppendToOutgoingContext(ctx, c.settings.metadata...)
+	}
+	if _, has := ctx.Deadline(); !has && c.settings.defaultTimeout > 0 {
+		return context.WithTimeout(ctx, c.settings.defaultTimeout)
+	}
+	return context.WithCancel(ctx)
+}

@@ -1,0 +1,178 @@
+package portico_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	porticov1 "portico.dev/clients/go/gen/portico/v1"
+	"portico.dev/clients/go/portico"
+)
+
+// What the client puts on the wire (headers, TLS) is seen from the server's side, so
+// these tests use a small LLMService of their own on loopback that records each call's
+// metadata. Everything else is tested against the real gateway.
+
+type recordingService struct {
+	porticov1.UnimplementedLLMServiceServer
+	mu       sync.Mutex
+	metadata []metadata.MD
+}
+
+func (s *recordingService) Chat(ctx context.Context, _ *porticov1.ChatRequest) (*porticov1.CompletionResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	s.mu.Lock()
+	s.metadata = append(s.metadata, md)
+	s.mu.Unlock()
+	return &porticov1.CompletionResponse{Content: "recorded"}, nil
+}
+
+func (s *recordingService) lastMetadata(t *testing.T) metadata.MD {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.metadata) == 0 {
+		t.Fatal("the server received no call")
+	}
+	return s.metadata[len(s.metadata)-1]
+}
+
+// serve starts the recording service on a loopback port and returns its address.
+func serve(t *testing.T, opts ...grpc.ServerOption) (*recordingService, string) {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	service := &recordingService{}
+	server := grpc.NewServer(opts...)
+	porticov1.RegisterLLMServiceServer(server, service)
+	go func() { _ = server.Serve(listener) }()
+	t.Cleanup(server.Stop)
+	return service, listener.Addr().String()
+}
+
+func TestMetadataIsSentWithEveryCall(t *testing.T) {
+	service, address := serve(t)
+	client, err := portico.Dial(address,
+		portico.WithMetadata("x-api-key", "team-key"),
+		portico.WithMetadata("x-team", "search"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+
+	ctx := metadata.AppendToOutgoingContext(callContext(t), "x-request-id", "r-42")
+	if _, err := client.Chat(ctx, chatRequest("", "hi")); err != nil {
+		t.Fatalf("Chat: %v", err)
+	}
+	md := service.lastMetadata(t)
+	for key, want := range map[string]string{"x-api-key": "team-key", "x-team": "search", "x-request-id": "r-42"} {
+		if got := md.Get(key); len(got) != 1 || got[0] != want {
+			t.Errorf("header %s = %q, want [%q]", key, got, want)
+		}
+	}
+}
+
+func TestNewClientAppliesCallOptionsToTheCallersConnection(t *testing.T) {
+	service, address := serve(t)
+	conn, err := grpc.NewClient(address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := portico.NewClient(conn, portico.WithMetadata("x-api-key", "k"))
+	if _, err := client.Chat(callContext(t), chatRequest("", "hi")); err != nil {
+		t.Fatalf("Chat: %v", err)
+	}
+	if got := service.lastMetadata(t).Get("x-api-key"); len(got) != 1 || got[0] != "k" {
+		t.Errorf("x-api-key = %q", got)
+	}
+	// The connection belongs to the caller: Close leaves it usable.
+	if err := client.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := portico.NewClient(conn).Chat(callContext(t), chatRequest("", "again")); err != nil {
+		t.Errorf("the caller's connection stopped working after Close: %v", err)
+	}
+}
+
+func TestTLSConnectsToAServerItTrusts(t *testing.T) {
+	cert, roots := selfSignedCertificate(t)
+	_, address := serve(t, grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
+
+	trusting, err := portico.Dial(address, portico.WithTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trusting.Close()
+	resp, err := trusting.Chat(callContext(t), chatRequest("", "over TLS"))
+	if err != nil {
+		t.Fatalf("Chat over TLS: %v", err)
+	}
+	if resp.GetContent() != "recorded" {
+		t.Errorf("content = %q", resp.GetContent())
+	}
+
+	// The system's authorities do not know this certificate, and plaintext is no TLS.
+	for name, opts := range map[string][]portico.Option{
+		"system roots": {portico.WithTLS(nil)},
+		"plaintext":    nil,
+	} {
+		client, err := portico.Dial(address, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = client.Chat(callContext(t), chatRequest("", "hi"))
+		_ = client.Close()
+		if perr := asPorticoError(t, err); perr.Code != codes.Unavailable {
+			t.Errorf("%s: error = %v, want UNAVAILABLE", name, perr)
+		}
+	}
+}
+
+// selfSignedCertificate makes a certificate for 127.0.0.1 and a pool that trusts it.
+func selfSignedCertificate(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "portico test"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(parsed)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: parsed}, roots
+}

@@ -1,0 +1,132 @@
+package portico
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"strings"
+
+	"google.golang.org/grpc"
+
+	porticov1 "portico.dev/clients/go/gen/portico/v1"
+)
+
+// ErrIncompleteStream is what Recv returns when a stream ends without its final chunk.
+// The gateway never ends a stream that way on purpose (a failure ends it with an error
+// status), so this means a proxy or the connection cut it short.
+var ErrIncompleteStream = errors.New("portico: the stream ended without its final chunk")
+
+// ChatStream is a streamed answer. Read it to the end with Recv or Chunks, or call
+// Close to stop early: closing cancels the call, and the gateway then closes its
+// request to the provider at once instead of generating an answer nobody reads.
+//
+// A ChatStream is read by one goroutine at a time.
+type ChatStream struct {
+	call   grpc.ServerStreamingClient[porticov1.StreamChunk]
+	cancel context.CancelFunc
+
+	err       error // sticky: io.EOF after the final chunk, or the error that ended the stream
+	final     *porticov1.StreamChunk
+	content   strings.Builder
+	reasoning strings.Builder
+	model     string
+	provider  string
+}
+
+// Recv returns the next chunk. After the final chunk (IsFinal set) it returns io.EOF;
+// a failure returns an *Error (or ErrIncompleteStream), and so does every later call.
+func (s *ChatStream) Recv() (*porticov1.StreamChunk, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	chunk, err := s.call.Recv()
+	switch {
+	case errors.Is(err, io.EOF) && s.final == nil:
+		s.finish(ErrIncompleteStream)
+		return nil, s.err
+	case err != nil:
+		s.finish(decodeError(err))
+		return nil, s.err
+	}
+	s.content.WriteString(chunk.GetContent())
+	s.reasoning.WriteString(chunk.GetReasoningContent())
+	if chunk.GetModel() != "" {
+		s.model = chunk.GetModel()
+	}
+	if chunk.GetProvider() != "" {
+		s.provider = chunk.GetProvider()
+	}
+	if chunk.GetIsFinal() {
+		s.final = chunk
+		// The final chunk is the last by contract, so the call is over: release it now
+		// rather than wait for the caller to ask for one more.
+		s.finish(io.EOF)
+	}
+	return chunk, nil
+}
+
+// Chunks returns the stream as an iterator for a range loop:
+//
+//	for chunk, err := range stream.Chunks() {
+//		if err != nil { return err }
+//		fmt.Print(chunk.GetContent())
+//	}
+//
+// It ends after the final chunk, or after yielding the error that ended the stream.
+// Breaking out of the loop early closes the stream.
+func (s *ChatStream) Chunks() iter.Seq2[*porticov1.StreamChunk, error] {
+	return func(yield func(*porticov1.StreamChunk, error) bool) {
+		for {
+			chunk, err := s.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if !yield(chunk, err) {
+				s.Close()
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Response reads whatever is left of the stream and returns the whole answer as Chat
+// would have: the text and reasoning joined, the final chunk's tool calls, stop
+// reason and usage.
+func (s *ChatStream) Response() (*porticov1.CompletionResponse, error) {
+	for s.err == nil {
+		if _, err := s.Recv(); err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+	}
+	if s.final == nil {
+		return nil, s.err
+	}
+	return &porticov1.CompletionResponse{
+		Content:          s.content.String(),
+		Role:             porticov1.Role_ROLE_ASSISTANT,
+		ToolCalls:        s.final.GetToolCalls(),
+		StopReason:       s.final.GetStopReason(),
+		RawStopReason:    s.final.GetRawStopReason(),
+		Usage:            s.final.GetUsage(),
+		Model:            s.model,
+		Provider:         s.provider,
+		ReasoningContent: s.reasoning.String(),
+	}, nil
+}
+
+// Final returns the final chunk once Recv has returned it, else nil.
+func (s *ChatStream) Final() *porticov1.StreamChunk { return s.final }
+
+// Close cancels the call if it is still running. It is safe to call more than once,
+// after the stream ended, and from another goroutine than the reader: a Recv waiting
+// for the next chunk then returns a CANCELED *Error.
+func (s *ChatStream) Close() { s.cancel() }
+
+func (s *ChatStream) finish(err error) {
+	s.err = err
+	s.cancel()
+}
