@@ -1,0 +1,242 @@
+"""`portico`: run the gateway, or talk to a running one from a shell.
+
+    portico serve [--config FILE] [--address HOST:PORT]     (--config defaults to $PORTICO_CONFIG)
+    portico chat "prompt" [--provider P] [--model M] [--system S] [--temperature T] [--max-tokens N]
+    portico embed TEXT... [--provider P] [--model M] [--dimensions N]
+    portico providers [--json]
+    portico health [--service NAME]
+
+Exit codes: 0 success; 1 the call failed (or, for `health`, the service is not
+SERVING); 2 bad usage or a bad configuration file. Failures print one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+import grpc
+import portico
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+
+_HEALTH = {0: "unknown", 1: "serving", 2: "not serving"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here so the client commands work with the client-only install.
+    from .app import serve
+
+    return serve(args.config, args.address)
+
+
+# -- client commands -------------------------------------------------------------------------
+
+
+def _chat(args: argparse.Namespace) -> int:
+    prompt = sys.stdin.read() if args.prompt in (None, "-") else args.prompt
+    messages = [{"role": "user", "content": prompt}]
+    if args.system:
+        messages.insert(0, {"role": "system", "content": args.system})
+    out = sys.stdout
+    wrote = False
+    try:
+        with (
+            _client(args) as client,
+            client.stream(
+                messages,
+                provider=args.provider,
+                model=args.model,
+                temperature=args.temperature,
+                max_tokens=args.max_tokens,
+            ) as stream,
+        ):
+            for text in stream.text_stream:
+                out.write(text)
+                out.flush()
+                wrote = True
+            final = stream.get_final_response()
+    except portico.PorticoError as exc:
+        if wrote:
+            out.write("\n")  # end the partial answer before the error line
+            out.flush()
+        return _fail(exc, args.address)
+    if wrote:
+        out.write("\n")
+    for call in final.tool_calls:
+        out.write(f"[tool call] {call.name}({call.arguments})\n")
+    return 0
+
+
+def _embed(args: argparse.Namespace) -> int:
+    try:
+        with _client(args) as client:
+            response = client.embed(
+                args.texts, provider=args.provider, model=args.model, dimensions=args.dimensions
+            )
+    except portico.PorticoError as exc:
+        return _fail(exc, args.address)
+    # One JSON array per input, in input order: easy to read with jq or a script.
+    for embedding in response.embeddings:
+        print(json.dumps([round(v, 7) for v in embedding.values]))
+    return 0
+
+
+def _providers(args: argparse.Namespace) -> int:
+    try:
+        with _client(args) as client:
+            providers = client.providers()
+    except portico.PorticoError as exc:
+        return _fail(exc, args.address)
+    if args.json:
+        rows = [
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "health": _HEALTH.get(p.health, "unknown"),
+                "default_model": p.default_model,
+                "models": list(p.models),
+            }
+            for p in providers
+        ]
+        print(json.dumps(rows, indent=2))
+    else:
+        _table(
+            ["NAME", "KIND", "HEALTH", "DEFAULT MODEL", "MODELS"],
+            [
+                [p.name, p.kind, _HEALTH.get(p.health, "unknown"), p.default_model, ", ".join(p.models)]
+                for p in providers
+            ],
+            sys.stdout,
+        )
+    return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    try:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+    except ImportError:
+        print("portico: error: `health` needs the server extra: pip install 'portico[server]'", file=sys.stderr)
+        return 2
+    with grpc.insecure_channel(args.address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            response = stub.Check(health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return _fail_line(f"NOT_FOUND: the gateway has no health entry {args.service!r}")
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                return _fail_line(f"cannot reach the gateway at {args.address}: {exc.details()}")
+            return _fail_line(f"{exc.code().name}: {exc.details()}")
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+    print(status)
+    return 0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> portico.Client:
+    if args.timeout is None:
+        return portico.Client(args.address)
+    return portico.Client(args.address, timeout=args.timeout)
+
+
+def _fail(exc: portico.PorticoError, address: str) -> int:
+    if isinstance(exc, portico.ConnectionFailedError):
+        return _fail_line(f"cannot reach the gateway at {address}: {exc.message}")
+    return _fail_line(str(exc))
+
+
+def _fail_line(message: str) -> int:
+    # One line, so scripts and logs get the whole error in one record.
+    print(f"portico: error: {' '.join(message.split())}", file=sys.stderr)
+    return 1
+
+
+def _table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    for row in [header, *rows]:
+        out.write("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="portico", description="Portico: one gRPC API in front of many LLM providers."
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway until SIGTERM or Ctrl-C")
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("PORTICO_CONFIG") or None,
+        help="YAML configuration (default: $PORTICO_CONFIG, else the embedded one)",
+    )
+    serve.add_argument("--address", metavar="HOST:PORT", help="listen here instead of server.address")
+    serve.set_defaults(command=_serve)
+
+    # Options every client command shares.
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        default=os.environ.get("PORTICO_ADDRESS") or DEFAULT_ADDRESS,
+        help="the gateway (default: $PORTICO_ADDRESS or %(default)s)",
+    )
+    client.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="deadline of the call")
+
+    chat = commands.add_parser("chat", parents=[client], help="stream an answer to the terminal")
+    chat.add_argument("prompt", nargs="?", help="the user message; '-' or none reads stdin")
+    chat.add_argument("--provider", default="", help="a configured provider name")
+    chat.add_argument("--model", default="", help="a model name or alias")
+    chat.add_argument("--system", default="", help="a system message")
+    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--max-tokens", type=int, dest="max_tokens")
+    chat.set_defaults(command=_chat)
+
+    embed = commands.add_parser("embed", parents=[client], help="print one JSON vector per text")
+    embed.add_argument("texts", nargs="+", metavar="TEXT")
+    embed.add_argument("--provider", default="")
+    embed.add_argument("--model", default="")
+    embed.add_argument("--dimensions", type=int)
+    embed.set_defaults(command=_embed)
+
+    providers = commands.add_parser("providers", parents=[client], help="list the configured providers")
+    providers.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    providers.set_defaults(command=_providers)
+
+    health = commands.add_parser(
+        "health", parents=[client], help="exit 0 if the gateway (or --service) is SERVING, else 1"
+    )
+    health.add_argument(
+        "--service",
+        default="",
+        help="a grpc.health.v1 service: '' (default), portico.v1.LLMService, portico.provider.NAME",
+    )
+    health.set_defaults(command=_health, timeout=5.0)
+    return parser
