@@ -1,0 +1,103 @@
+/**
+ * Errors the gateway returns, decoded.
+ *
+ * Every failed call rejects (or ends a stream) with a `PorticoError`. The gateway sends a
+ * `google.rpc.Status` in the `grpc-status-details-bin` trailer; Connect parses that
+ * trailer, and this module reads the three details Portico uses out of it:
+ * `ErrorInfo` (reason, metadata), `RetryInfo` (how long to wait) and `BadRequest`
+ * (which fields were wrong). Failures that never reached the gateway (connection
+ * refused, deadline, cancellation) become a `PorticoError` too, with an empty `reason`.
+ */
+
+import { Code, ConnectError } from "@connectrpc/connect";
+
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  RetryInfoSchema,
+} from "./gen-googleapis/google/rpc/error_details_pb.js";
+
+export { Code };
+
+/** The domain of every `ErrorInfo` Portico sends. */
+export const PORTICO_ERROR_DOMAIN = "portico";
+
+/** One invalid field of a request, from a `google.rpc.BadRequest` detail. */
+export interface FieldViolation {
+  /** A path into the request, e.g. "temperature" or "messages[0].role". */
+  readonly field: string;
+  /** Why the value is not accepted. */
+  readonly description: string;
+}
+
+/** A failed call: the gRPC status plus Portico's decoded error details. */
+export class PorticoError extends Error {
+  override name = "PorticoError";
+  /** The gRPC status code (Connect's `Code` uses the gRPC numbers: 3 = INVALID_ARGUMENT). */
+  readonly code: Code;
+  /** The status code's gRPC name, e.g. "INVALID_ARGUMENT". */
+  readonly codeName: string;
+  /** `ErrorInfo.reason`, an `ErrorReason` value name such as "ERROR_REASON_INVALID_REQUEST"; "" when absent. */
+  readonly reason: string;
+  /** `ErrorInfo.domain`: "portico" for errors the gateway made; "" when absent. */
+  readonly domain: string;
+  /** `ErrorInfo.metadata`: dynamic values such as `provider` or `upstream_status`. */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** From `RetryInfo`: how long to wait before trying again; undefined when waiting does not help. */
+  readonly retryAfterMs: number | undefined;
+  /** From `BadRequest`: each field the gateway refused. */
+  readonly fieldViolations: readonly FieldViolation[];
+  /** The status message as the gateway sent it, without the code prefix. */
+  readonly rawMessage: string;
+
+  constructor(cause: ConnectError) {
+    const codeName = grpcCodeName(cause.code);
+    super(`${codeName}: ${cause.rawMessage}`, { cause });
+    this.code = cause.code;
+    this.codeName = codeName;
+    this.rawMessage = cause.rawMessage;
+
+    const info = cause.findDetails(ErrorInfoSchema)[0];
+    this.reason = info?.reason ?? "";
+    this.domain = info?.domain ?? "";
+    this.metadata = Object.freeze({ ...(info?.metadata ?? {}) });
+
+    const delay = cause.findDetails(RetryInfoSchema)[0]?.retryDelay;
+    this.retryAfterMs =
+      delay === undefined ? undefined : Number(delay.seconds) * 1000 + delay.nanos / 1e6;
+
+    this.fieldViolations = Object.freeze(
+      cause
+        .findDetails(BadRequestSchema)
+        .flatMap((bad) => bad.fieldViolations)
+        .map((v) => Object.freeze({ field: v.field, description: v.description })),
+    );
+  }
+
+  /**
+   * Whether repeating the same call may succeed: the gateway said how long to wait, or
+   * the status is UNAVAILABLE (the only code that is safe to retry blindly).
+   */
+  get retryable(): boolean {
+    return this.retryAfterMs !== undefined || this.code === Code.Unavailable;
+  }
+
+  /** Wraps anything a Connect call threw; a `PorticoError` passes through unchanged. */
+  static from(reason: unknown): PorticoError {
+    if (reason instanceof PorticoError) {
+      return reason;
+    }
+    return new PorticoError(ConnectError.from(reason));
+  }
+}
+
+/** "INVALID_ARGUMENT" for Code.InvalidArgument, the names gRPC documents. */
+export function grpcCodeName(code: Code): string {
+  // Connect names its enum members in PascalCase ("InvalidArgument"); gRPC and the
+  // other Portico clients use UPPER_SNAKE, and so do logs and grpcurl.
+  const name = Code[code] as string | undefined;
+  if (name === undefined) {
+    return `CODE_${code}`;
+  }
+  return name === "Canceled" ? "CANCELLED" : name.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
