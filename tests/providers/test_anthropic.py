@@ -668,6 +668,19 @@ async def test_the_key_is_never_echoed(up, claude):
     assert "[redacted]" in info.value.message
 
 
+async def test_the_callers_deadline_bounds_the_upstream_call(up, claude):
+    # Headers arrive, the body never does.
+    up.always("POST", "/v1/messages", Reply(200, JSON, b'{"id": "msg_1"}', hang_after=0))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(errors.UpstreamTimeout):
+        await claude.chat(chat(timeout=0.3))
+    up.always("POST", "/v1/messages", Reply(200, SSE, fixture("anthropic/stream_text.sse"), hang_after=300))
+    with pytest.raises(errors.UpstreamTimeout):
+        await collect(claude.stream(chat(timeout=0.3)))
+    assert loop.time() - started < 5
+
+
 async def test_unreachable_upstream_is_a_connection_error(make):
     closed = make(base_url="http://127.0.0.1:9")  # the discard port: nothing listens
     with pytest.raises(errors.UpstreamConnection):

@@ -87,6 +87,8 @@ _ANSWER_TOOL_DESCRIPTION = (
 #: After `message_stop`, how long to wait for the body's end so the connection can go
 #: back to the pool; a well-behaved server ends it at once.
 _DRAIN_SECONDS = 1.0
+#: Bound on model lookups (discovery, health probe), which no caller's deadline bounds.
+_LOOKUP_SECONDS = 10.0
 
 
 class AnthropicOptions(BaseModel):
@@ -760,7 +762,7 @@ class AnthropicProvider(HttpProvider):
         none, so the built-in table answers instead."""
         if not self.options.discovery:
             return None
-        data = await self.request_json("GET", f"/v1/models/{quote(model, safe='')}")
+        data = await self.request_json("GET", f"/v1/models/{quote(model, safe='')}", timeout=_LOOKUP_SECONDS)
         if not isinstance(data, dict):
             raise UpstreamProtocol(f"provider {self.name!r} described a model in an unknown shape",
                                    provider=self.name)
@@ -780,7 +782,7 @@ class AnthropicProvider(HttpProvider):
 
     async def health_check(self) -> bool:
         try:
-            await self.request_json("GET", "/v1/models", params={"limit": "1"}, timeout=10.0)
+            await self.request_json("GET", "/v1/models", params={"limit": "1"}, timeout=_LOOKUP_SECONDS)
         except PorticoError:
             return False
         return True
