@@ -36,11 +36,12 @@ class ChatOptions(CallOptions, total=False):
 
     provider: str
     model: str
-    temperature: float
-    top_p: float
-    max_tokens: int
+    # None, like leaving the option out, lets the provider decide.
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int | None
     stop_sequences: Sequence[str]
-    seed: int
+    seed: int | None
     tools: Sequence[ToolLike]
     tool_choice: ToolChoiceLike
     response_format: ResponseFormatLike
@@ -53,7 +54,7 @@ class ChatOptions(CallOptions, total=False):
 class EmbedOptions(CallOptions, total=False):
     provider: str
     model: str
-    dimensions: int
+    dimensions: int | None
     tags: Mapping[str, str]
 
 
