@@ -748,3 +748,14 @@ async def test_gateway_capabilities_fall_back_to_the_built_in_table(up, gw):
         pb.GetCapabilitiesRequest(provider="gemini", model="gemini-2.0-flash"))).capabilities
     assert (caps.context_window_tokens, caps.max_output_tokens, caps.source) == (
         1048576, 8192, pb.CAPABILITY_SOURCE_BUILT_IN)
+
+
+async def test_gateway_deadline_closes_the_stalled_upstream(up, gw):
+    up.add("POST", STREAM, Reply(200, SSE, sse(text_event("Hel")), hang=True))
+    got = []
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for chunk in gw.stub.StreamChat(grpc_request(), timeout=1.0):
+            got.append(chunk)
+    assert [c.content for c in got] == ["Hel"]
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await asyncio.wait_for(up.disconnected.wait(), 5)

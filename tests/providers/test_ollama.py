@@ -548,3 +548,14 @@ async def test_gateway_embed_capabilities_and_count(up, gw):
 
     counted = await gw.stub.CountTokens(pb.CountTokensRequest(provider="ollama", messages=grpc_request().messages))
     assert counted.source == pb.TOKEN_COUNT_SOURCE_ESTIMATE and counted.token_count > 0
+
+
+async def test_gateway_deadline_closes_the_stalled_upstream(up, gw):
+    up.add("POST", "/api/chat", Reply(200, NDJSON, ndjson(piece("Hel")), hang=True))
+    got = []
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for chunk in gw.stub.StreamChat(grpc_request(), timeout=1.0):
+            got.append(chunk)
+    assert [c.content for c in got] == ["Hel"]
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await asyncio.wait_for(up.disconnected.wait(), 5)
