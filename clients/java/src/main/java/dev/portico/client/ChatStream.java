@@ -1,0 +1,134 @@
+package dev.portico.client;
+
+import io.grpc.Context;
+import io.grpc.StatusRuntimeException;
+import java.util.Iterator;
+import java.util.NoSuchElementException;
+import java.util.Optional;
+import java.util.Spliterator;
+import java.util.Spliterators;
+import java.util.function.Supplier;
+import java.util.stream.Stream;
+import java.util.stream.StreamSupport;
+import portico.v1.LlmService.StreamChunk;
+
+/**
+ * The chunks of one {@code StreamChat} call, in the order the gateway sent them.
+ *
+ * <p>Iterate it once, with {@code for (StreamChunk chunk : stream)} or {@link #chunks()}.
+ * The last chunk has {@code is_final} set and carries the stop reason, the usage and the
+ * assembled tool calls; {@link #finalChunk()} keeps it. A failure, also one in the middle
+ * of the answer, is thrown from {@link #hasNext()} as a {@link PorticoException}.
+ *
+ * <p>{@link #close()} cancels the call, so the gateway stops generating (use
+ * try-with-resources). It may be called from any thread, also while another thread waits
+ * in {@link #hasNext()}; that thread then sees the end of the stream.
+ */
+public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamChunk>, AutoCloseable {
+  private final Context.CancellableContext call;
+  private final Iterator<StreamChunk> responses;
+  private volatile boolean closed;
+  private volatile StreamChunk finalChunk;
+
+  private ChatStream(Context.CancellableContext call, Iterator<StreamChunk> responses) {
+    this.call = call;
+    this.responses = responses;
+  }
+
+  /**
+   * Starts the call inside a cancellable context: grpc-java's blocking iterator has no
+   * cancel method of its own, but a call cancels when the context it started in does.
+   */
+  static ChatStream start(Supplier<Iterator<StreamChunk>> startCall) {
+    Context.CancellableContext call = Context.current().withCancellation();
+    Context previous = call.attach();
+    try {
+      return new ChatStream(call, startCall.get());
+    } catch (StatusRuntimeException error) {
+      call.cancel(null);
+      throw ErrorDecoder.decode(error);
+    } catch (RuntimeException error) {
+      call.cancel(null);
+      throw error;
+    } finally {
+      call.detach(previous);
+    }
+  }
+
+  @Override
+  public boolean hasNext() {
+    if (closed) {
+      return false;
+    }
+    try {
+      boolean more = responses.hasNext();
+      if (!more) {
+        release();
+      }
+      return more;
+    } catch (StatusRuntimeException error) {
+      release();
+      if (closed) {
+        // Our own close() cancelled the call: that is the end, not a failure.
+        return false;
+      }
+      throw ErrorDecoder.decode(error);
+    }
+  }
+
+  @Override
+  public StreamChunk next() {
+    if (!hasNext()) {
+      throw new NoSuchElementException("the stream has ended");
+    }
+    StreamChunk chunk = responses.next();
+    if (chunk.getIsFinal()) {
+      finalChunk = chunk;
+    }
+    return chunk;
+  }
+
+  /** This stream itself: it can be iterated once. */
+  @Override
+  public Iterator<StreamChunk> iterator() {
+    return this;
+  }
+
+  /** The remaining chunks as a {@link Stream}; closing that stream cancels the call. */
+  public Stream<StreamChunk> chunks() {
+    Spliterator<StreamChunk> split =
+        Spliterators.spliteratorUnknownSize(this, Spliterator.ORDERED | Spliterator.NONNULL);
+    return StreamSupport.stream(split, false).onClose(this::close);
+  }
+
+  /** Reads the rest of the stream and returns its content, concatenated. */
+  public String text() {
+    StringBuilder text = new StringBuilder();
+    while (hasNext()) {
+      text.append(next().getContent());
+    }
+    return text.toString();
+  }
+
+  /** The final chunk once it has been read; empty before that or if the stream was closed early. */
+  public Optional<StreamChunk> finalChunk() {
+    return Optional.ofNullable(finalChunk);
+  }
+
+  /** Whether {@link #close()} was called. */
+  public boolean isClosed() {
+    return closed;
+  }
+
+  /** Cancels the call if it is still running. Safe to call more than once. */
+  @Override
+  public void close() {
+    closed = true;
+    release();
+  }
+
+  private void release() {
+    // Cancelling a context whose call has already finished only frees its listeners.
+    call.cancel(null);
+  }
+}

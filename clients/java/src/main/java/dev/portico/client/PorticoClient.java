@@ -1,0 +1,266 @@
+package dev.portico.client;
+
+import io.grpc.Channel;
+import io.grpc.ChannelCredentials;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Metadata;
+import io.grpc.StatusRuntimeException;
+import io.grpc.TlsChannelCredentials;
+import io.grpc.stub.MetadataUtils;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import portico.v1.LLMServiceGrpc;
+import portico.v1.LLMServiceGrpc.LLMServiceBlockingStub;
+import portico.v1.LlmService.ChatRequest;
+import portico.v1.LlmService.CompletionResponse;
+import portico.v1.LlmService.CountTokensRequest;
+import portico.v1.LlmService.CountTokensResponse;
+import portico.v1.LlmService.EmbedRequest;
+import portico.v1.LlmService.EmbedResponse;
+import portico.v1.LlmService.GetCapabilitiesRequest;
+import portico.v1.LlmService.GetCapabilitiesResponse;
+import portico.v1.LlmService.ListProvidersRequest;
+import portico.v1.LlmService.ListProvidersResponse;
+
+/**
+ * A blocking client for the Portico gateway.
+ *
+ * <pre>{@code
+ * try (PorticoClient client = PorticoClient.builder("127.0.0.1:50051").build()) {
+ *   CompletionResponse answer = client.chat(ChatRequest.newBuilder()
+ *       .setModel("fake-chat")
+ *       .addMessages(Messages.user("Say hello"))
+ *       .build());
+ * }
+ * }</pre>
+ *
+ * <p>Requests and responses are the API's generated protobuf messages (package {@code
+ * portico.v1}). Every method throws {@link PorticoException} when the call fails. A client
+ * is thread-safe and holds one channel: make one and share it; {@link #close()} shuts the
+ * channel down.
+ */
+public final class PorticoClient implements AutoCloseable {
+  /** Matches the gateway's default message limit: a large embedding batch exceeds gRPC's 4 MiB. */
+  static final int DEFAULT_MAX_INBOUND_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+  private static final Duration CLOSE_GRACE = Duration.ofSeconds(5);
+
+  private final ManagedChannel channel;
+  private final boolean ownsChannel;
+  private final LLMServiceBlockingStub stub;
+  private final Duration deadline;
+
+  private PorticoClient(ManagedChannel channel, boolean ownsChannel, Duration deadline) {
+    this.channel = channel;
+    this.ownsChannel = ownsChannel;
+    this.stub = LLMServiceGrpc.newBlockingStub(channel);
+    this.deadline = deadline;
+  }
+
+  /** Starts a client for the gateway at {@code address}: {@code host:port} or a gRPC target URI. */
+  public static Builder builder(String address) {
+    return new Builder(address);
+  }
+
+  /** Generates a complete answer. */
+  public CompletionResponse chat(ChatRequest request) {
+    return call(stub -> stub.chat(request));
+  }
+
+  /**
+   * Starts a streamed answer. The returned stream must be closed (try-with-resources);
+   * closing it before the end cancels the call.
+   */
+  public ChatStream stream(ChatRequest request) {
+    LLMServiceBlockingStub stub = stubForCall();
+    return ChatStream.start(() -> stub.streamChat(request));
+  }
+
+  /** Embeds a batch of texts; the vectors come back in input order. */
+  public EmbedResponse embed(EmbedRequest request) {
+    return call(stub -> stub.embed(request));
+  }
+
+  /** Embeds {@code inputs} with {@code model} (empty: the provider's default embedding model). */
+  public EmbedResponse embed(String model, List<String> inputs) {
+    return embed(EmbedRequest.newBuilder().setModel(model).addAllInputs(inputs).build());
+  }
+
+  /** Counts the tokens a chat request would use. */
+  public CountTokensResponse countTokens(CountTokensRequest request) {
+    return call(stub -> stub.countTokens(request));
+  }
+
+  /** Tells what a provider and model can do. */
+  public GetCapabilitiesResponse getCapabilities(GetCapabilitiesRequest request) {
+    return call(stub -> stub.getCapabilities(request));
+  }
+
+  /** Lists the configured providers with their models and health. */
+  public ListProvidersResponse listProviders() {
+    return call(stub -> stub.listProviders(ListProvidersRequest.getDefaultInstance()));
+  }
+
+  /**
+   * A client on the same channel whose calls get {@code deadline} instead of the default.
+   * Closing the returned client does nothing; close this one.
+   */
+  public PorticoClient withDeadline(Duration deadline) {
+    return new PorticoClient(channel, false, requirePositive(deadline, "deadline"));
+  }
+
+  /** The deadline each call gets, if any. */
+  public Optional<Duration> deadline() {
+    return Optional.ofNullable(deadline);
+  }
+
+  /** The channel, for generated stubs of other services (for example grpc.health.v1). */
+  public Channel channel() {
+    return channel;
+  }
+
+  /** Shuts the channel down, waiting a few seconds for calls in flight. */
+  @Override
+  public void close() {
+    if (!ownsChannel) {
+      return;
+    }
+    channel.shutdown();
+    try {
+      if (!channel.awaitTermination(CLOSE_GRACE.toMillis(), TimeUnit.MILLISECONDS)) {
+        channel.shutdownNow();
+      }
+    } catch (InterruptedException interrupted) {
+      channel.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private LLMServiceBlockingStub stubForCall() {
+    // A deadline is a point in time, so each call needs a stub made when the call starts.
+    return deadline == null ? stub : stub.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
+  }
+
+  private <T> T call(Function<LLMServiceBlockingStub, T> rpc) {
+    try {
+      return rpc.apply(stubForCall());
+    } catch (StatusRuntimeException error) {
+      throw ErrorDecoder.decode(error);
+    }
+  }
+
+  private static Duration requirePositive(Duration value, String name) {
+    Objects.requireNonNull(value, name);
+    if (value.isNegative() || value.isZero()) {
+      throw new IllegalArgumentException(name + " must be positive, got " + value);
+    }
+    return value;
+  }
+
+  /** Options of a {@link PorticoClient}. Plaintext, no metadata and no deadline unless set. */
+  public static final class Builder {
+    private final String address;
+    private ChannelCredentials credentials = InsecureChannelCredentials.create();
+    private Path trustedCertificates;
+    private final Metadata metadata = new Metadata();
+    private Duration defaultDeadline;
+    private int maxInboundMessageBytes = DEFAULT_MAX_INBOUND_MESSAGE_BYTES;
+
+    private Builder(String address) {
+      Objects.requireNonNull(address, "address");
+      if (address.isBlank()) {
+        throw new IllegalArgumentException("address must not be empty");
+      }
+      this.address = address;
+    }
+
+    /** Plaintext HTTP/2 (the default): for a gateway on the same host or a trusted network. */
+    public Builder plaintext() {
+      this.credentials = InsecureChannelCredentials.create();
+      this.trustedCertificates = null;
+      return this;
+    }
+
+    /** TLS, trusting the JVM's default certificate authorities. */
+    public Builder tls() {
+      this.credentials = TlsChannelCredentials.create();
+      this.trustedCertificates = null;
+      return this;
+    }
+
+    /** TLS, trusting only the PEM certificates in {@code trustedCertificates} (a private CA). */
+    public Builder tls(Path trustedCertificates) {
+      this.trustedCertificates = Objects.requireNonNull(trustedCertificates, "trustedCertificates");
+      return this;
+    }
+
+    /** Any channel credentials, for what the other options do not cover (mutual TLS, ...). */
+    public Builder credentials(ChannelCredentials credentials) {
+      this.credentials = Objects.requireNonNull(credentials, "credentials");
+      this.trustedCertificates = null;
+      return this;
+    }
+
+    /**
+     * Sends this header with every call, for example {@code authorization}. Keys are
+     * lower-cased ASCII and must not end in {@code -bin}; adding a key twice sends both values.
+     */
+    public Builder metadata(String key, String value) {
+      Objects.requireNonNull(value, "value");
+      metadata.put(Metadata.Key.of(key, Metadata.ASCII_STRING_MARSHALLER), value);
+      return this;
+    }
+
+    /** The deadline every call gets unless {@link PorticoClient#withDeadline} overrides it. */
+    public Builder defaultDeadline(Duration deadline) {
+      this.defaultDeadline = requirePositive(deadline, "deadline");
+      return this;
+    }
+
+    /** The largest response message accepted; 16 MiB unless set. */
+    public Builder maxInboundMessageBytes(int bytes) {
+      if (bytes <= 0) {
+        throw new IllegalArgumentException("maxInboundMessageBytes must be positive, got " + bytes);
+      }
+      this.maxInboundMessageBytes = bytes;
+      return this;
+    }
+
+    /**
+     * Creates the client. The channel connects lazily, on the first call, so this does not
+     * fail when the gateway is down.
+     *
+     * @throws UncheckedIOException if the trusted certificates file cannot be read
+     */
+    public PorticoClient build() {
+      ManagedChannelBuilder<?> channel = Grpc.newChannelBuilder(address, channelCredentials())
+          .maxInboundMessageSize(maxInboundMessageBytes)
+          .userAgent("portico-java");
+      if (!metadata.keys().isEmpty()) {
+        channel.intercept(MetadataUtils.newAttachHeadersInterceptor(metadata));
+      }
+      return new PorticoClient(channel.build(), true, defaultDeadline);
+    }
+
+    private ChannelCredentials channelCredentials() {
+      if (trustedCertificates == null) {
+        return credentials;
+      }
+      try {
+        return TlsChannelCredentials.newBuilder().trustManager(trustedCertificates.toFile()).build();
+      } catch (IOException error) {
+        throw new UncheckedIOException("cannot read trusted certificates " + trustedCertificates, error);
+      }
+    }
+  }
+}

@@ -1,0 +1,110 @@
+package dev.portico.client;
+
+import io.grpc.Status;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import portico.v1.ErrorReasonOuterClass.ErrorReason;
+
+/**
+ * A failed call, with the gateway's {@code google.rpc.Status} details decoded.
+ *
+ * <p>Every error the gateway sends carries an {@code ErrorInfo} whose {@link #reason()} is
+ * an {@link ErrorReason} value name such as {@code ERROR_REASON_UPSTREAM_RATE_LIMITED};
+ * {@link #retryAfter()} is set where waiting helps, and {@link #fieldViolations()} names
+ * the invalid fields of a rejected request. Failures that never reached the gateway (it is
+ * down, the deadline passed on the client side, the call was cancelled) have only a
+ * {@link #code()}: their reason is empty and the other details are absent.
+ */
+public final class PorticoException extends RuntimeException {
+  private static final long serialVersionUID = 1L;
+
+  private final Status.Code code;
+  private final String statusMessage;
+  private final String reason;
+  private final String domain;
+  private final Map<String, String> metadata;
+  private final Duration retryAfter;
+  private final List<FieldViolation> fieldViolations;
+
+  PorticoException(
+      Status.Code code,
+      String statusMessage,
+      String reason,
+      String domain,
+      Map<String, String> metadata,
+      Duration retryAfter,
+      List<FieldViolation> fieldViolations,
+      Throwable cause) {
+    super(describe(code, statusMessage, reason), cause);
+    this.code = code;
+    this.statusMessage = statusMessage;
+    this.reason = reason;
+    this.domain = domain;
+    this.metadata = Map.copyOf(metadata);
+    this.retryAfter = retryAfter;
+    this.fieldViolations = List.copyOf(fieldViolations);
+  }
+
+  private static String describe(Status.Code code, String statusMessage, String reason) {
+    StringBuilder text = new StringBuilder(code.name());
+    if (!reason.isEmpty()) {
+      text.append(" (").append(reason).append(')');
+    }
+    if (!statusMessage.isEmpty()) {
+      text.append(": ").append(statusMessage);
+    }
+    return text.toString();
+  }
+
+  /** The gRPC status code, for example {@code INVALID_ARGUMENT}. */
+  public Status.Code code() {
+    return code;
+  }
+
+  /** The status message the server (or the gRPC library) gave; may be empty. */
+  public String statusMessage() {
+    return statusMessage;
+  }
+
+  /** The {@code ErrorInfo.reason}, an {@link ErrorReason} value name; empty when absent. */
+  public String reason() {
+    return reason;
+  }
+
+  /**
+   * The reason as the generated enum: {@code ERROR_REASON_UNSPECIFIED} when the error has no
+   * reason, {@code UNRECOGNIZED} when the gateway is newer than this client.
+   */
+  public ErrorReason errorReason() {
+    if (reason.isEmpty()) {
+      return ErrorReason.ERROR_REASON_UNSPECIFIED;
+    }
+    try {
+      return ErrorReason.valueOf(reason);
+    } catch (IllegalArgumentException unknown) {
+      return ErrorReason.UNRECOGNIZED;
+    }
+  }
+
+  /** The {@code ErrorInfo.domain}: {@code "portico"} for the gateway's errors. */
+  public String domain() {
+    return domain;
+  }
+
+  /** The {@code ErrorInfo.metadata}, such as {@code provider} or {@code upstream_status}. */
+  public Map<String, String> metadata() {
+    return metadata;
+  }
+
+  /** How long to wait before trying again, from {@code RetryInfo}; empty when waiting won't help. */
+  public Optional<Duration> retryAfter() {
+    return Optional.ofNullable(retryAfter);
+  }
+
+  /** The invalid fields, from {@code BadRequest}; empty unless the request was rejected. */
+  public List<FieldViolation> fieldViolations() {
+    return fieldViolations;
+  }
+}

@@ -1,0 +1,393 @@
+package dev.portico.client;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.grpc.Status;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import portico.v1.ErrorReasonOuterClass.ErrorReason;
+import portico.v1.LlmService.ChatRequest;
+import portico.v1.LlmService.CompletionResponse;
+import portico.v1.LlmService.EmbedRequest;
+import portico.v1.LlmService.EmbedResponse;
+import portico.v1.LlmService.Embedding;
+import portico.v1.LlmService.ProviderInfo;
+import portico.v1.LlmService.StreamChunk;
+import portico.v1.Types.Role;
+import portico.v1.Types.StopReason;
+import portico.v1.Types.ToolCall;
+import portico.v1.Types.ToolCallDelta;
+
+/** The client against a real gateway process running the fake provider. */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class PorticoClientIntegrationTest {
+  /**
+   * Two fake providers: {@code fake} answers at once (4 characters a chunk) and has scripted
+   * rules; {@code slow} streams one character every 50 ms, long enough to cancel mid-way.
+   */
+  private static final String CONFIG = """
+      server: {address: "127.0.0.1:0", health_probe_interval: 0, shutdown_grace: 1}
+      providers:
+        - name: fake
+          kind: fake
+          models: [fake-chat, fake-embed]
+          default_model: fake-chat
+          embedding_model: fake-embed
+          options:
+            chunk_size: 4
+            embedding_dimensions: 64
+            rules:
+              - when_contains: "weather"
+                tool_calls: [{name: get_weather, arguments: '{"city":"Paris"}'}]
+              - when_contains: "rate limit me"
+                error: {reason: RATE_LIMITED, message: "too many calls", retry_after: 2.5}
+              - when_contains: "fail midway"
+                content: "this answer breaks off"
+                error: {reason: UPSTREAM_UNAVAILABLE, message: "upstream went away", after_chunks: 2}
+              - when_contains: "take your time"
+                content: "finally"
+                delay: 10
+        - name: slow
+          kind: fake
+          models: [slow-chat]
+          default_model: slow-chat
+          options:
+            chunk_size: 1
+            chunk_delay: 0.05
+      """;
+
+  /** 400 characters: 20 s of streaming on the slow provider. */
+  private static final String LONG_PROMPT = "a slow answer ".repeat(29).substring(0, 400);
+
+  private static GatewayProcess gateway;
+  private static PorticoClient client;
+
+  @BeforeAll
+  static void startGateway() throws Exception {
+    gateway = GatewayProcess.start(CONFIG);
+    client = PorticoClient.builder(gateway.address()).defaultDeadline(Duration.ofSeconds(20)).build();
+  }
+
+  @AfterAll
+  static void stopGateway() throws Exception {
+    try {
+      if (client != null) {
+        client.close();
+      }
+    } finally {
+      if (gateway != null) {
+        gateway.close();
+      }
+    }
+  }
+
+  private static ChatRequest ask(String model, String prompt) {
+    return ChatRequest.newBuilder().setModel(model).addMessages(Messages.user(prompt)).build();
+  }
+
+  // -- chat ---------------------------------------------------------------------------------
+
+  @Test
+  void chatAnswersWithTheEchoOfTheLastUserMessage() {
+    ChatRequest request = ChatRequest.newBuilder()
+        .setModel("fake-chat")
+        .addMessages(Messages.system("Answer briefly."))
+        .addMessages(Messages.user("first question"))
+        .addMessages(Messages.assistant("first answer"))
+        .addMessages(Messages.user("Hello from Java"))
+        .build();
+
+    CompletionResponse answer = client.chat(request);
+
+    assertEquals("Hello from Java", answer.getContent());
+    assertEquals(Role.ROLE_ASSISTANT, answer.getRole());
+    assertEquals(StopReason.STOP_REASON_END_TURN, answer.getStopReason());
+    assertEquals("fake", answer.getProvider());
+    assertEquals("fake-chat", answer.getModel());
+    assertTrue(answer.getUsage().getPromptTokenCount() > 0, answer.getUsage().toString());
+    assertEquals(
+        answer.getUsage().getPromptTokenCount() + answer.getUsage().getCompletionTokenCount(),
+        answer.getUsage().getTotalTokenCount());
+  }
+
+  @Test
+  void chatReturnsTheToolCallsTheModelMade() {
+    CompletionResponse answer = client.chat(ask("fake-chat", "what is the weather in Paris?"));
+
+    assertEquals(StopReason.STOP_REASON_TOOL_CALLS, answer.getStopReason());
+    assertEquals(1, answer.getToolCallsCount());
+    ToolCall call = answer.getToolCalls(0);
+    assertEquals("get_weather", call.getName());
+    assertEquals("{\"city\":\"Paris\"}", call.getArguments());
+    assertFalse(call.getId().isEmpty(), "the gateway gives every tool call an id");
+  }
+
+  // -- streaming ----------------------------------------------------------------------------
+
+  @Test
+  void streamDeliversTheContentInOrderThenOneFinalChunk() {
+    String prompt = "The quick brown fox jumps over the lazy dog";
+    List<StreamChunk> chunks = new ArrayList<>();
+    try (ChatStream stream = client.stream(ask("fake-chat", prompt))) {
+      for (StreamChunk chunk : stream) {
+        chunks.add(chunk);
+      }
+      assertTrue(stream.finalChunk().isPresent());
+    }
+
+    List<String> pieces = new ArrayList<>();
+    for (StreamChunk chunk : chunks.subList(0, chunks.size() - 1)) {
+      assertFalse(chunk.getIsFinal(), "only the last chunk is final");
+      pieces.add(chunk.getContent());
+    }
+    List<String> expected = new ArrayList<>();
+    for (int start = 0; start < prompt.length(); start += 4) {
+      expected.add(prompt.substring(start, Math.min(prompt.length(), start + 4)));
+    }
+    assertEquals(expected, pieces, "content arrives in chunk_size pieces, in order");
+
+    StreamChunk last = chunks.get(chunks.size() - 1);
+    assertTrue(last.getIsFinal());
+    assertEquals("", last.getContent());
+    assertEquals(StopReason.STOP_REASON_END_TURN, last.getStopReason());
+    assertEquals("fake", last.getProvider());
+    assertEquals("fake-chat", last.getModel());
+    assertTrue(last.getUsage().getCompletionTokenCount() > 0, last.getUsage().toString());
+  }
+
+  @Test
+  void streamTextJoinsTheContentAndKeepsTheFinalChunk() {
+    try (ChatStream stream = client.stream(ask("fake-chat", "joined by text()"))) {
+      assertEquals("joined by text()", stream.text());
+      assertEquals(StopReason.STOP_REASON_END_TURN, stream.finalChunk().orElseThrow().getStopReason());
+      assertFalse(stream.hasNext());
+    }
+  }
+
+  @Test
+  void streamSendsToolCallFragmentsAndTheAssembledCallsAtTheEnd() {
+    StringBuilder arguments = new StringBuilder();
+    String name = "";
+    try (ChatStream stream = client.stream(ask("fake-chat", "weather, please"))) {
+      for (StreamChunk chunk : stream) {
+        for (ToolCallDelta delta : chunk.getToolCallDeltasList()) {
+          assertEquals(0, delta.getIndex());
+          name = name + delta.getName();
+          arguments.append(delta.getArgumentsDelta());
+        }
+      }
+      StreamChunk last = stream.finalChunk().orElseThrow();
+      assertEquals(StopReason.STOP_REASON_TOOL_CALLS, last.getStopReason());
+      assertEquals(1, last.getToolCallsCount());
+      assertEquals("get_weather", last.getToolCalls(0).getName());
+      assertEquals(arguments.toString(), last.getToolCalls(0).getArguments());
+    }
+    assertEquals("get_weather", name);
+    assertEquals("{\"city\":\"Paris\"}", arguments.toString());
+  }
+
+  @Test
+  void streamAsJavaStreamCollectsTheContent() {
+    try (var chunks = client.stream(ask("fake-chat", "as a java.util.stream")).chunks()) {
+      String text = chunks.map(StreamChunk::getContent).reduce("", String::concat);
+      assertEquals("as a java.util.stream", text);
+    }
+  }
+
+  @Test
+  void closingAStreamCancelsTheCall() {
+    ChatStream stream = client.stream(ask("slow-chat", LONG_PROMPT));
+    StringBuilder received = new StringBuilder();
+    for (int i = 0; i < 3; i++) {
+      assertTrue(stream.hasNext());
+      received.append(stream.next().getContent());
+    }
+    long closing = System.nanoTime();
+    stream.close();
+
+    assertFalse(stream.hasNext(), "a closed stream has no more chunks");
+    assertTrue(stream.isClosed());
+    assertTrue(stream.finalChunk().isEmpty());
+    assertEquals(LONG_PROMPT.substring(0, 3), received.toString());
+    assertTrue(Duration.ofNanos(System.nanoTime() - closing).compareTo(Duration.ofSeconds(2)) < 0,
+        "close() returns at once, not after the 20 s stream");
+    // The channel is still good for the next call.
+    assertEquals("still here", client.chat(ask("fake-chat", "still here")).getContent());
+  }
+
+  @Test
+  void closeFromAnotherThreadEndsAReaderWaitingForTheFirstChunk() throws Exception {
+    // The reply waits 10 s before its first chunk, so the reader blocks in hasNext().
+    ChatStream stream = client.stream(ask("fake-chat", "take your time"));
+    CompletableFuture<Void> closer = CompletableFuture.runAsync(
+        stream::close, CompletableFuture.delayedExecutor(300, TimeUnit.MILLISECONDS));
+    long start = System.nanoTime();
+
+    assertFalse(stream.hasNext(), "the reader sees the end of the stream, not an error");
+    assertTrue(Duration.ofNanos(System.nanoTime() - start).compareTo(Duration.ofSeconds(5)) < 0,
+        "the reader is released long before the 10 s reply");
+    closer.get(5, TimeUnit.SECONDS);
+  }
+
+  @Test
+  void aStreamPastItsDeadlineFailsWithDeadlineExceeded() {
+    PorticoClient hurried = client.withDeadline(Duration.ofMillis(500));
+    try (ChatStream stream = hurried.stream(ask("slow-chat", LONG_PROMPT))) {
+      PorticoException error = assertThrows(PorticoException.class, stream::text);
+      assertEquals(Status.Code.DEADLINE_EXCEEDED, error.code());
+    }
+  }
+
+  @Test
+  void aFailureMidStreamIsThrownAfterTheChunksBeforeIt() {
+    StringBuilder received = new StringBuilder();
+    try (ChatStream stream = client.stream(ask("fake-chat", "fail midway"))) {
+      PorticoException error = assertThrows(PorticoException.class, () -> {
+        while (stream.hasNext()) {
+          received.append(stream.next().getContent());
+        }
+      });
+      assertEquals(Status.Code.UNAVAILABLE, error.code());
+      assertEquals("ERROR_REASON_UPSTREAM_UNAVAILABLE", error.reason());
+      assertEquals("fake", error.metadata().get("provider"));
+      assertTrue(stream.finalChunk().isEmpty(), "a broken stream has no final chunk");
+    }
+    assertEquals("this ans", received.toString(), "the two chunks sent before the failure");
+  }
+
+  // -- embeddings ---------------------------------------------------------------------------
+
+  @Test
+  void embedReturnsOneUnitVectorPerInputInInputOrder() {
+    EmbedResponse response = client.embed("fake-embed", List.of("alpha", "beta", "alpha"));
+
+    assertEquals("fake", response.getProvider());
+    assertEquals("fake-embed", response.getModel());
+    assertEquals(3, response.getEmbeddingsCount());
+    for (int i = 0; i < 3; i++) {
+      Embedding embedding = response.getEmbeddings(i);
+      assertEquals(i, embedding.getIndex());
+      assertEquals(64, embedding.getValuesCount());
+      double norm = 0;
+      for (float v : embedding.getValuesList()) {
+        norm += v * v;
+      }
+      assertEquals(1.0, Math.sqrt(norm), 1e-4);
+    }
+    assertEquals(response.getEmbeddings(0).getValuesList(), response.getEmbeddings(2).getValuesList(),
+        "the same text gets the same vector");
+    assertNotEquals(response.getEmbeddings(0).getValuesList(), response.getEmbeddings(1).getValuesList());
+    assertTrue(response.getUsage().getPromptTokenCount() > 0);
+  }
+
+  @Test
+  void embedShortensVectorsToTheAskedDimensions() {
+    EmbedResponse response = client.embed(EmbedRequest.newBuilder()
+        .setModel("fake-embed").addInputs("short").setDimensions(8).build());
+
+    assertEquals(8, response.getEmbeddings(0).getValuesCount());
+  }
+
+  // -- errors -------------------------------------------------------------------------------
+
+  @Test
+  void anInvalidTemperatureIsRejectedNamingTheField() {
+    ChatRequest request = ask("fake-chat", "hi").toBuilder().setTemperature(5).build();
+
+    PorticoException error = assertThrows(PorticoException.class, () -> client.chat(request));
+
+    assertEquals(Status.Code.INVALID_ARGUMENT, error.code());
+    assertEquals("ERROR_REASON_INVALID_REQUEST", error.reason());
+    assertEquals(ErrorReason.ERROR_REASON_INVALID_REQUEST, error.errorReason());
+    assertEquals("portico", error.domain());
+    assertEquals(List.of("temperature"),
+        error.fieldViolations().stream().map(FieldViolation::field).toList());
+    assertFalse(error.fieldViolations().get(0).description().isEmpty());
+    assertTrue(error.retryAfter().isEmpty());
+    assertTrue(error.getMessage().startsWith("INVALID_ARGUMENT (ERROR_REASON_INVALID_REQUEST)"),
+        error.getMessage());
+  }
+
+  @Test
+  void aRequestWithoutMessagesIsRejectedNamingTheField() {
+    ChatRequest request = ChatRequest.newBuilder().setModel("fake-chat").build();
+
+    PorticoException error = assertThrows(PorticoException.class, () -> client.chat(request));
+
+    assertEquals(Status.Code.INVALID_ARGUMENT, error.code());
+    assertTrue(error.fieldViolations().stream().anyMatch(v -> v.field().equals("messages")),
+        error.fieldViolations().toString());
+  }
+
+  @Test
+  void anInvalidStreamRequestFailsOnTheFirstRead() {
+    ChatRequest request = ask("fake-chat", "hi").toBuilder().setTemperature(-1).build();
+    try (ChatStream stream = client.stream(request)) {
+      PorticoException error = assertThrows(PorticoException.class, stream::hasNext);
+      assertEquals(Status.Code.INVALID_ARGUMENT, error.code());
+      assertEquals("temperature", error.fieldViolations().get(0).field());
+    }
+  }
+
+  @Test
+  void anUnknownProviderIsNotFound() {
+    ChatRequest request = ask("", "hi").toBuilder().setProvider("no-such-provider").build();
+
+    PorticoException error = assertThrows(PorticoException.class, () -> client.chat(request));
+
+    assertEquals(Status.Code.NOT_FOUND, error.code());
+    assertEquals(ErrorReason.ERROR_REASON_UNKNOWN_PROVIDER, error.errorReason());
+  }
+
+  @Test
+  void aRateLimitSaysHowLongToWait() {
+    PorticoException error =
+        assertThrows(PorticoException.class, () -> client.chat(ask("fake-chat", "rate limit me")));
+
+    assertEquals(Status.Code.RESOURCE_EXHAUSTED, error.code());
+    assertEquals(ErrorReason.ERROR_REASON_RATE_LIMITED, error.errorReason());
+    assertEquals(Duration.ofMillis(2500), error.retryAfter().orElseThrow());
+    assertEquals("fake", error.metadata().get("provider"));
+  }
+
+  @Test
+  void anUnreachableGatewayIsUnavailableWithoutDetails() throws IOException {
+    int closedPort;
+    try (ServerSocket socket = new ServerSocket(0)) {
+      closedPort = socket.getLocalPort();
+    }
+    try (PorticoClient nowhere = PorticoClient.builder("127.0.0.1:" + closedPort)
+        .defaultDeadline(Duration.ofSeconds(5)).build()) {
+      PorticoException error =
+          assertThrows(PorticoException.class, () -> nowhere.chat(ask("fake-chat", "hi")));
+      assertEquals(Status.Code.UNAVAILABLE, error.code());
+      assertEquals("", error.reason());
+      assertEquals(ErrorReason.ERROR_REASON_UNSPECIFIED, error.errorReason());
+      assertTrue(error.fieldViolations().isEmpty());
+    }
+  }
+
+  // -- the rest -----------------------------------------------------------------------------
+
+  @Test
+  void listProvidersNamesThemInConfigurationOrder() {
+    List<ProviderInfo> providers = client.listProviders().getProvidersList();
+
+    assertEquals(List.of("fake", "slow"), providers.stream().map(ProviderInfo::getName).toList());
+    assertEquals("fake", providers.get(0).getKind());
+    assertEquals("fake-chat", providers.get(0).getDefaultModel());
+  }
+}
