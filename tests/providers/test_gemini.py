@@ -554,12 +554,13 @@ async def test_count_tokens_uses_the_count_endpoint_with_system_and_tools(up, ge
     path = f"/v1beta/models/{MODEL}:countTokens"
     up.add("POST", path, Reply(200, JSON, b'{"totalTokens": 31, "promptTokensDetails": '
                                           b'[{"modality": "TEXT", "tokenCount": 31}]}'))
-    count = await gemini.count_tokens(ask(tools=[WEATHER]))
+    count = await gemini.count_tokens(ask(tools=[WEATHER], temperature=0.1))
     assert (count.tokens, count.source, count.model) == (31, Source.PROVIDER, MODEL)
     request = up.last(path).json()["generateContentRequest"]
     assert request["model"] == f"models/{MODEL}"
     assert request["systemInstruction"] == {"parts": [{"text": "You are a helpful assistant"}]}
     assert request["tools"][0]["functionDeclarations"][0]["name"] == "weather"
+    assert "generationConfig" not in request
 
 
 MODEL_RESOURCE = {

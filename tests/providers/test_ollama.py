@@ -265,6 +265,7 @@ async def test_multibyte_and_unusual_characters_survive_any_cut(up, ollama, cut)
     ([{"done_reason": "length", "done": True}], StopReason.MAX_TOKENS, "length"),
     ([{"done_reason": "length", "done": False}, {"done": True}], StopReason.MAX_TOKENS, "length"),
     ([{"done": True, "done_reason": "unload"}], StopReason.OTHER, "unload"),
+    ([{"done": True}], StopReason.END_TURN, ""),
 ])
 async def test_done_reason_before_or_after_done(up, ollama, ending, stop, raw):
     up.add("POST", "/api/chat", Reply(200, NDJSON, ndjson(piece("Hi"), *[{"model": MODEL, **x} for x in ending])))

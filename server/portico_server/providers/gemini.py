@@ -212,6 +212,7 @@ class GeminiProvider(HttpProvider):
 
     async def count_tokens(self, request: ChatRequest) -> TokenCount:
         generate = build_generate_request(request, self.options)
+        generate.pop("generationConfig", None)  # sampling does not change the prompt's count
         # Only this nested form counts the system instruction and tools too.
         generate["model"] = self._path(request.model).split("/", 2)[2]
         data = await self.request_json(

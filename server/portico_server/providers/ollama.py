@@ -350,6 +350,7 @@ async def ndjson_lines(response: httpx.Response) -> AsyncIterator[str]:
 
 
 _DONE_REASONS = {
+    "": StopReason.END_TURN,  # servers before done_reason: done means the turn ended
     "stop": StopReason.END_TURN,
     "length": StopReason.MAX_TOKENS,
 }
