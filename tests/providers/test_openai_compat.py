@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import struct
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -888,6 +891,35 @@ async def test_grpc_cancel_closes_the_upstream_stream() -> None:
         assert first.content
         call.cancel()
         await asyncio.wait_for(up.disconnected.wait(), 2)
+
+
+async def test_a_key_in_the_environment_is_enough_for_portico_chat() -> None:
+    """`OPENAI_API_KEY=... portico serve` then `portico chat --provider openai ...`, with
+    OPENAI_BASE_URL pointing the embedded default at the loopback server."""
+    bin_dir = Path(sys.executable).parent
+    async with Upstream() as up:
+        up.add("POST", "/v1/chat/completions", vector_reply("openai/stream_text_short.sse", 7))
+        env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_TOKEN")) and k != "PORTICO_CONFIG"}
+        env.update(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=f"{up.url}/v1")
+        server = await asyncio.create_subprocess_exec(
+            str(bin_dir / "portico"), "serve", "--address", "127.0.0.1:0",
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            assert server.stdout is not None
+            line = (await asyncio.wait_for(server.stdout.readline(), 30)).decode()
+            assert line.startswith("portico: listening on "), line
+            address = line.rsplit(" ", 1)[1].strip()
+            chat = await asyncio.create_subprocess_exec(
+                str(bin_dir / "portico"), "chat", "--address", address, "--provider", "openai",
+                "--model", "gpt-4o-mini", "hi", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(chat.communicate(), 30)
+        finally:
+            server.terminate()
+            await asyncio.wait_for(server.wait(), 30)
+        sent = up.last("/v1/chat/completions")
+    assert chat.returncode == 0, err.decode()
+    assert out.decode() == "Olá!\n"
+    assert sent.headers["authorization"] == f"Bearer {KEY}" and sent.json()["model"] == "gpt-4o-mini"
 
 
 def test_base64_decoding_is_little_endian_float32() -> None:

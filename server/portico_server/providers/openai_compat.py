@@ -13,7 +13,7 @@ import logging
 import re
 import struct
 import time
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -50,12 +50,14 @@ from ..errors import (
 from . import registry
 from .base import merge_passthrough
 from .http import HttpProvider, extract_error
-from .openai_presets import PRESETS, Preset, known_model
+from .openai_presets import PRESETS, Preset, capabilities_from_listing, known_model
 from .streaming import ToolCallAssembler
 
 log = logging.getLogger("portico.providers.openai")
 
 JSON = dict[str, Any]
+#: Cleans text that came from upstream (the key and key-shaped strings removed).
+Scrub = Callable[[str], str]
 
 
 # -- request ---------------------------------------------------------------------------------
@@ -282,12 +284,12 @@ def _stop_matched(choice: Mapping[str, Any]) -> bool:
     return isinstance(choice.get("stop_reason"), str)
 
 
-def error_from_payload(err: Any, provider: str, scrub: Any = None) -> UpstreamError:
+def error_from_payload(err: Any, provider: str, scrub: Scrub | None = None) -> UpstreamError:
     """An error object sent with HTTP 200 (mid-stream, or by a proxy) as an exception.
 
     With no HTTP status to go by, the status is inferred from the error's code or type.
     """
-    clean = scrub or (lambda s: s)
+    clean: Scrub = scrub or redact_key_shapes
     code: Any = ""
     if isinstance(err, str):
         message = err
@@ -321,7 +323,7 @@ def error_from_payload(err: Any, provider: str, scrub: Any = None) -> UpstreamEr
                           code=clean(code_text) if not code_text.isdigit() else "")
 
 
-def parse_completion(data: Any, *, provider: str, model: str, scrub: Any = None) -> CompletionResponse:
+def parse_completion(data: Any, *, provider: str, model: str, scrub: Scrub | None = None) -> CompletionResponse:
     """A Chat Completions response body as a domain response."""
     if not isinstance(data, dict):
         raise UpstreamProtocol(f"provider {provider!r} answered with JSON that is not an object", provider=provider)
@@ -375,7 +377,7 @@ class ChunkReader:
     send it twice); finish_reason is the last non-null one.
     """
 
-    def __init__(self, provider: str, model: str, scrub: Any = None) -> None:
+    def __init__(self, provider: str, model: str, scrub: Scrub | None = None) -> None:
         self.provider = provider
         self.model = model
         self._scrub = scrub
@@ -908,48 +910,6 @@ def responses_input(request: ChatRequest) -> JSON:
             for t in request.tools
         ]
     return body
-
-
-def _first_int(entry: Mapping[str, Any], *keys: str) -> int:
-    for key in keys:
-        value = entry.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return 0
-
-
-def capabilities_from_listing(model: str, entry: Mapping[str, Any], known: Capabilities | None) -> Capabilities | None:
-    """Capabilities from a GET /models entry when it states a context window: vLLM
-    (`max_model_len`), OpenRouter and Together (`context_length`), Groq (`context_window`),
-    Mistral (`max_context_length`). Figures the listing lacks come from the built-in table."""
-    context = _first_int(entry, "max_model_len", "context_length", "context_window", "max_context_length")
-    if not context:
-        return None
-    top = entry.get("top_provider") if isinstance(entry.get("top_provider"), dict) else {}
-    output = _first_int(entry, "max_completion_tokens") or _first_int(top or {}, "max_completion_tokens")
-    caps = Capabilities(
-        model=model,
-        context_window=context,
-        max_output_tokens=output or (known.max_output_tokens if known else 0),
-        supports_tools=known.supports_tools if known else True,
-        supports_vision=known.supports_vision if known else False,
-        supports_response_format=known.supports_response_format if known else entry.get("owned_by") == "vllm",
-        supports_embeddings=known.supports_embeddings if known else False,
-        source=Source.PROVIDER,
-    )
-    params = entry.get("supported_parameters")
-    if isinstance(params, list):  # OpenRouter
-        caps.supports_tools = "tools" in params
-        caps.supports_response_format = "structured_outputs" in params or "response_format" in params
-    arch = entry.get("architecture")
-    if isinstance(arch, dict) and isinstance(arch.get("input_modalities"), list):
-        caps.supports_vision = "image" in arch["input_modalities"]
-    flags = entry.get("capabilities")
-    if isinstance(flags, dict):  # Mistral
-        caps.supports_tools = bool(flags.get("function_calling", caps.supports_tools))
-        caps.supports_vision = bool(flags.get("vision", caps.supports_vision))
-    caps.supports_streaming = not caps.supports_embeddings
-    return caps
 
 
 # -- registration ----------------------------------------------------------------------------

@@ -8,8 +8,9 @@ OpenAI-compatible adapter with the `groq` preset).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ..domain import Capabilities, Source
 
@@ -335,5 +336,43 @@ def known_model(model: str) -> Capabilities | None:
     )
 
 
-def preset_for(kind: str) -> Preset:
-    return PRESETS[kind]
+def _first_int(entry: Mapping[str, Any], *keys: str) -> int:
+    for key in keys:
+        value = entry.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
+
+
+def capabilities_from_listing(model: str, entry: Mapping[str, Any], known: Capabilities | None) -> Capabilities | None:
+    """Capabilities from a GET /models entry when it states a context window: vLLM
+    (`max_model_len`), OpenRouter and Together (`context_length`), Groq (`context_window`),
+    Mistral (`max_context_length`). Figures the listing lacks come from the built-in table."""
+    context = _first_int(entry, "max_model_len", "context_length", "context_window", "max_context_length")
+    if not context:
+        return None
+    top = entry.get("top_provider") if isinstance(entry.get("top_provider"), dict) else {}
+    output = _first_int(entry, "max_completion_tokens") or _first_int(top or {}, "max_completion_tokens")
+    caps = Capabilities(
+        model=model,
+        context_window=context,
+        max_output_tokens=output or (known.max_output_tokens if known else 0),
+        supports_tools=known.supports_tools if known else True,
+        supports_vision=known.supports_vision if known else False,
+        supports_response_format=known.supports_response_format if known else entry.get("owned_by") == "vllm",
+        supports_embeddings=known.supports_embeddings if known else False,
+        source=Source.PROVIDER,
+    )
+    params = entry.get("supported_parameters")
+    if isinstance(params, list):  # OpenRouter
+        caps.supports_tools = "tools" in params
+        caps.supports_response_format = "structured_outputs" in params or "response_format" in params
+    arch = entry.get("architecture")
+    if isinstance(arch, dict) and isinstance(arch.get("input_modalities"), list):
+        caps.supports_vision = "image" in arch["input_modalities"]
+    flags = entry.get("capabilities")
+    if isinstance(flags, dict):  # Mistral
+        caps.supports_tools = bool(flags.get("function_calling", caps.supports_tools))
+        caps.supports_vision = bool(flags.get("vision", caps.supports_vision))
+    caps.supports_streaming = not caps.supports_embeddings
+    return caps
