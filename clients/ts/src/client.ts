@@ -94,8 +94,9 @@ export class PorticoClient {
 
   /**
    * Generates an answer as chunks, for `for await`. The last chunk has `isFinal` set and
-   * carries the stop reason, usage and assembled tool calls. Leaving the loop early
-   * (`break`, `return`, a throw) cancels the call; a failure throws a `PorticoError`.
+   * carries the stop reason, usage and assembled tool calls. The call starts when the
+   * loop does; leaving the loop early (`break`, `return`, a throw) cancels it, and a
+   * failure, even after some chunks, throws a `PorticoError`.
    */
   stream(request: ChatRequestInit, options: CallOptions = {}): AsyncIterable<StreamChunk> {
     return this.streamChunks(request, options);

@@ -63,8 +63,9 @@ export class PorticoError extends Error {
     this.metadata = Object.freeze({ ...(info?.metadata ?? {}) });
 
     const delay = cause.findDetails(RetryInfoSchema)[0]?.retryDelay;
+    // Whole milliseconds: the server's float seconds arrive as e.g. 0s + 299999999ns.
     this.retryAfterMs =
-      delay === undefined ? undefined : Number(delay.seconds) * 1000 + delay.nanos / 1e6;
+      delay === undefined ? undefined : Math.round(Number(delay.seconds) * 1000 + delay.nanos / 1e6);
 
     this.fieldViolations = Object.freeze(
       cause

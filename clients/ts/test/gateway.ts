@@ -27,11 +27,19 @@ export interface RunningGateway {
 
 /** Every gateway still running; killed on exit so a failing test leaves no process. */
 const running = new Set<ChildProcess>();
-process.on("exit", () => {
+function killAll(): void {
   for (const child of running) {
     child.kill("SIGKILL");
   }
-});
+}
+process.on("exit", killAll);
+// A test run interrupted by a signal skips the "exit" event; clean up, then die as asked.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.kill(process.pid, signal);
+  });
+}
 
 export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
