@@ -339,6 +339,18 @@ async def test_refusal_is_the_answer_text_with_stop_reason_refusal() -> None:
     assert result.content == "No." and result.stop_reason is StopReason.REFUSAL
 
 
+async def test_perplexity_citations_and_extra_body() -> None:
+    answer = {"id": "p1", "model": "sonar", "citations": ["https://a.example", "https://b.example"],
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris [1]."}, "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
+    async with Upstream() as up, provider(up, "perplexity", options={"extra_body": {"search_recency_filter": "week"}}) as p:
+        up.add("POST", "/v1/chat/completions", Reply(200, {"content-type": "application/json"}, json.dumps(answer).encode()))
+        result = await p.chat(ChatRequest(model="sonar", messages=[user()], passthrough={"search_recency_filter": "day"}))
+        assert up.last().json()["search_recency_filter"] == "day"  # the caller's passthrough beats extra_body
+    assert json.loads(result.metadata["citations"]) == answer["citations"]
+    assert result.content == "Paris [1]." and result.metadata["id"] == "p1"
+
+
 async def test_length_and_content_filter_finish_reasons() -> None:
     _, final = await stream_body(sse(chunk({"content": "a"}), chunk({}, "length")))
     assert final.stop_reason is StopReason.MAX_TOKENS
