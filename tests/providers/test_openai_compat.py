@@ -137,6 +137,19 @@ async def test_stream_vector_is_reassembled_exactly(name: str, cut: int | None) 
     assert deltas and deltas[0].model and deltas[0].provider == "openai"
 
 
+@pytest.mark.parametrize("cut", [1, 7])
+async def test_crlf_line_ends_split_between_reads_do_not_matter(cut: int) -> None:
+    name = "openai/compat_deepseek_stream_reasoning_content.sse"
+    want = EXPECTED[name]["parsed"]
+    body = fixture(name).replace(b"\n", b"\r\n")
+    async with Upstream() as up, provider(up) as p:
+        up.add("POST", "/v1/chat/completions", Reply(200, {"content-type": "text/event-stream"}, body, cut_every=cut))
+        deltas, final = await collect(p.stream(ChatRequest(model="m", messages=[user()])))
+    assert "".join(c.content for c in deltas) == want["text"]
+    assert "".join(c.reasoning_content for c in deltas) == want["reasoning"]
+    check_usage(final.usage, want["usage"])
+
+
 @pytest.mark.parametrize("name", CHAT_VECTORS)
 async def test_chat_vector_is_converted(name: str) -> None:
     want = EXPECTED[name]["parsed"]
@@ -512,6 +525,16 @@ async def test_connection_reset_mid_body_is_a_connection_error(streaming: bool) 
                 await collect(p.stream(request))
             else:
                 await p.chat(request)
+
+
+async def test_a_stalled_stream_times_out_within_the_callers_deadline() -> None:
+    body = fixture("openai/stream_text_usage.sse")
+    async with Upstream() as up, provider(up) as p:
+        up.add("POST", "/v1/chat/completions", Reply(200, {"content-type": "text/event-stream"}, body, hang_after=900))
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(errors.UpstreamTimeout):
+            await collect(p.stream(ChatRequest(model="gpt-4o", messages=[user()], timeout=0.5)))
+        assert asyncio.get_running_loop().time() - started < 5
 
 
 async def test_unreachable_provider_is_a_connection_error() -> None:
