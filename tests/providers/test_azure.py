@@ -18,8 +18,6 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from harness import running_gateway
-from upstream import Reply, Upstream, fixture
-
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
 from portico_server import errors
@@ -27,38 +25,97 @@ from portico_server.config import ConfigError, ProviderSettings
 from portico_server.domain import ChatRequest, EmbedRequest, Message, Role, StopReason, StreamChunk
 from portico_server.providers import registry
 from portico_server.providers.azure import AzureOpenAIProvider
+from upstream import Reply, Upstream, fixture
 
 KEY = "0123456789abcdef0123456789abcdef"
 DEPLOYMENT_PATH = "/openai/deployments/prod-4o/chat/completions"
 JSON_CT = {"content-type": "application/json"}
 SSE_CT = {"content-type": "text/event-stream"}
 
-FILTER_OK = {"hate": {"filtered": False, "severity": "safe"}, "self_harm": {"filtered": False, "severity": "safe"},
-             "sexual": {"filtered": False, "severity": "safe"}, "violence": {"filtered": False, "severity": "safe"}}
+FILTER_OK = {
+    "hate": {"filtered": False, "severity": "safe"},
+    "self_harm": {"filtered": False, "severity": "safe"},
+    "sexual": {"filtered": False, "severity": "safe"},
+    "violence": {"filtered": False, "severity": "safe"},
+}
 
 
 def azure_stream(words: list[str], finish: str = "stop") -> bytes:
     """A stream as Azure sends it: a prompt-filter event with no choices and no model first,
     content-filter annotations on every choice, then finish, then usage, then [DONE]."""
-    events: list[dict[str, Any]] = [{"choices": [], "created": 0, "id": "", "model": "", "object": "",
-                                     "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": FILTER_OK}]}]
-    base = {"created": 1730000000, "id": "chatcmpl-AZ1", "model": "gpt-4o-2024-08-06",
-            "object": "chat.completion.chunk", "system_fingerprint": "fp_az"}
-    events.append({**base, "choices": [{"content_filter_results": {}, "delta": {"content": "", "role": "assistant"},
-                                        "finish_reason": None, "index": 0, "logprobs": None}]})
+    events: list[dict[str, Any]] = [
+        {
+            "choices": [],
+            "created": 0,
+            "id": "",
+            "model": "",
+            "object": "",
+            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": FILTER_OK}],
+        }
+    ]
+    base = {
+        "created": 1730000000,
+        "id": "chatcmpl-AZ1",
+        "model": "gpt-4o-2024-08-06",
+        "object": "chat.completion.chunk",
+        "system_fingerprint": "fp_az",
+    }
+    events.append(
+        {
+            **base,
+            "choices": [
+                {
+                    "content_filter_results": {},
+                    "delta": {"content": "", "role": "assistant"},
+                    "finish_reason": None,
+                    "index": 0,
+                    "logprobs": None,
+                }
+            ],
+        }
+    )
     for word in words:
-        events.append({**base, "choices": [{"content_filter_results": FILTER_OK, "delta": {"content": word},
-                                            "finish_reason": None, "index": 0, "logprobs": None}]})
-    events.append({**base, "choices": [{"content_filter_results": {}, "delta": {}, "finish_reason": finish,
-                                        "index": 0, "logprobs": None}]})
-    events.append({**base, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": len(words),
-                                                    "total_tokens": 9 + len(words)}})
+        events.append(
+            {
+                **base,
+                "choices": [
+                    {
+                        "content_filter_results": FILTER_OK,
+                        "delta": {"content": word},
+                        "finish_reason": None,
+                        "index": 0,
+                        "logprobs": None,
+                    }
+                ],
+            }
+        )
+    events.append(
+        {
+            **base,
+            "choices": [
+                {"content_filter_results": {}, "delta": {}, "finish_reason": finish, "index": 0, "logprobs": None}
+            ],
+        }
+    )
+    events.append(
+        {
+            **base,
+            "choices": [],
+            "usage": {"prompt_tokens": 9, "completion_tokens": len(words), "total_tokens": 9 + len(words)},
+        }
+    )
     return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
 
 
 def settings(url: str, **options: Any) -> ProviderSettings:
-    return ProviderSettings(name="azure", kind="azure", api_key=KEY, base_url=url, models=["gpt-4o"],
-                            options={"deployments": {"gpt-4o": "prod-4o", "embed": "emb-3"}, **options})
+    return ProviderSettings(
+        name="azure",
+        kind="azure",
+        api_key=KEY,
+        base_url=url,
+        models=["gpt-4o"],
+        options={"deployments": {"gpt-4o": "prod-4o", "embed": "emb-3"}, **options},
+    )
 
 
 @asynccontextmanager
@@ -112,36 +169,80 @@ async def test_content_filter_cut_is_a_content_filter_stop() -> None:
     assert final.stop_reason is StopReason.CONTENT_FILTER and final.raw_stop_reason == "content_filter"
 
 
-PROMPT_FILTERED = {"error": {
-    "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
-               "Please modify your prompt and retry.",
-    "type": None, "param": "prompt", "code": "content_filter", "status": 400,
-    "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {
-        "hate": {"filtered": False, "severity": "safe"}, "violence": {"filtered": True, "severity": "medium"}}}}}
-ACCESS_DENIED = {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API "
-                           "endpoint. Make sure to provide a valid key for an active subscription and use a correct "
-                           "regional API endpoint for your resource."}}
-NO_DEPLOYMENT = {"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not "
-                           "exist. If you created the deployment within the last 5 minutes, please wait a moment "
-                           "and try again."}}
-TOO_MANY = {"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI "
-                      "API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. "
-                      "Please retry after 6 seconds."}}
+PROMPT_FILTERED = {
+    "error": {
+        "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
+        "Please modify your prompt and retry.",
+        "type": None,
+        "param": "prompt",
+        "code": "content_filter",
+        "status": 400,
+        "innererror": {
+            "code": "ResponsibleAIPolicyViolation",
+            "content_filter_result": {
+                "hate": {"filtered": False, "severity": "safe"},
+                "violence": {"filtered": True, "severity": "medium"},
+            },
+        },
+    }
+}
+ACCESS_DENIED = {
+    "error": {
+        "code": "401",
+        "message": "Access denied due to invalid subscription key or wrong API "
+        "endpoint. Make sure to provide a valid key for an active subscription and use a correct "
+        "regional API endpoint for your resource.",
+    }
+}
+NO_DEPLOYMENT = {
+    "error": {
+        "code": "DeploymentNotFound",
+        "message": "The API deployment for this resource does not "
+        "exist. If you created the deployment within the last 5 minutes, please wait a moment "
+        "and try again.",
+    }
+}
+TOO_MANY = {
+    "error": {
+        "code": "429",
+        "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI "
+        "API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. "
+        "Please retry after 6 seconds.",
+    }
+}
 
 
-@pytest.mark.parametrize(("status", "body", "headers", "cls", "code", "retry"), [
-    (400, PROMPT_FILTERED, {}, errors.UpstreamBadRequest, "content_filter", None),
-    (401, ACCESS_DENIED, {}, errors.UpstreamAuth, None, None),
-    (404, NO_DEPLOYMENT, {}, errors.UpstreamModelNotFound, "DeploymentNotFound", None),
-    (429, TOO_MANY, {"retry-after-ms": "5800", "retry-after": "6", "x-ratelimit-remaining-tokens": "0"},
-     errors.UpstreamRateLimited, None, 5.8),
-], ids=["content-filter", "auth", "deployment", "rate-limit"])
-async def test_azure_errors_map_to_the_error_table(status: int, body: dict[str, Any], headers: dict[str, str],
-                                                   cls: type[errors.UpstreamError], code: str | None,
-                                                   retry: float | None) -> None:
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "cls", "code", "retry"),
+    [
+        (400, PROMPT_FILTERED, {}, errors.UpstreamBadRequest, "content_filter", None),
+        (401, ACCESS_DENIED, {}, errors.UpstreamAuth, None, None),
+        (404, NO_DEPLOYMENT, {}, errors.UpstreamModelNotFound, "DeploymentNotFound", None),
+        (
+            429,
+            TOO_MANY,
+            {"retry-after-ms": "5800", "retry-after": "6", "x-ratelimit-remaining-tokens": "0"},
+            errors.UpstreamRateLimited,
+            None,
+            5.8,
+        ),
+    ],
+    ids=["content-filter", "auth", "deployment", "rate-limit"],
+)
+async def test_azure_errors_map_to_the_error_table(
+    status: int,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    cls: type[errors.UpstreamError],
+    code: str | None,
+    retry: float | None,
+) -> None:
     async with Upstream() as up, provider(up) as p:
-        up.add("POST", DEPLOYMENT_PATH, Reply(status, {**JSON_CT, "apim-request-id": "req-1", **headers},
-                                              json.dumps(body).encode()))
+        up.add(
+            "POST",
+            DEPLOYMENT_PATH,
+            Reply(status, {**JSON_CT, "apim-request-id": "req-1", **headers}, json.dumps(body).encode()),
+        )
         with pytest.raises(errors.UpstreamError) as info:
             await collect(p.stream(ChatRequest(model="gpt-4o", messages=[user()])))
     err = info.value
@@ -160,8 +261,12 @@ async def test_embeddings_go_to_the_embedding_deployment() -> None:
         result = await p.embed(EmbedRequest(model="embed", inputs=["This is an embedding test."], dimensions=1536))
         sent = up.last(path)
     assert sent.query == {"api-version": "2024-10-21"}
-    assert sent.json() == {"model": "embed", "input": ["This is an embedding test."], "dimensions": 1536,
-                           "encoding_format": "base64"}
+    assert sent.json() == {
+        "model": "embed",
+        "input": ["This is an embedding test."],
+        "dimensions": 1536,
+        "encoding_format": "base64",
+    }
     assert len(result.vectors[0]) == 1536
 
 
@@ -175,8 +280,11 @@ async def test_v1_routes_carry_the_deployment_as_model_and_no_version() -> None:
 
 async def test_reasoning_deployments_get_max_completion_tokens() -> None:
     async with Upstream() as up, provider(up) as p:
-        up.add("POST", "/openai/deployments/o4-mini/chat/completions",
-               Reply(200, JSON_CT, fixture("openai/chat_text.json")))
+        up.add(
+            "POST",
+            "/openai/deployments/o4-mini/chat/completions",
+            Reply(200, JSON_CT, fixture("openai/chat_text.json")),
+        )
         await p.chat(ChatRequest(model="o4-mini", messages=[user()], max_tokens=50))
         assert up.last().json()["max_completion_tokens"] == 50
 
@@ -205,21 +313,38 @@ def test_azure_needs_its_endpoint() -> None:
 
 def test_environment_adds_azure_only_with_key_and_endpoint() -> None:
     assert not [p for p in registry.default_providers({"AZURE_OPENAI_API_KEY": KEY}) if p.kind == "azure"]
-    env = {"AZURE_OPENAI_API_KEY": KEY, "AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com",
-           "AZURE_OPENAI_DEPLOYMENT": "chat-prod", "OPENAI_API_VERSION": "2025-01-01-preview"}
+    env = {
+        "AZURE_OPENAI_API_KEY": KEY,
+        "AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com",
+        "AZURE_OPENAI_DEPLOYMENT": "chat-prod",
+        "OPENAI_API_VERSION": "2025-01-01-preview",
+    }
     [azure] = [p for p in registry.default_providers(env) if p.kind == "azure"]
     assert azure.base_url == "https://r.openai.azure.com" and azure.default_model == "chat-prod"
     assert azure.options == {"api_version": "2025-01-01-preview"}
 
 
 async def test_through_the_gateway_stream_and_error_status() -> None:
-    config = {"providers": [{"name": "azure", "kind": "azure", "api_key": KEY, "base_url": "", "models": ["gpt-4o"],
-                             "options": {"deployments": {"gpt-4o": "prod-4o"}}}]}
+    config = {
+        "providers": [
+            {
+                "name": "azure",
+                "kind": "azure",
+                "api_key": KEY,
+                "base_url": "",
+                "models": ["gpt-4o"],
+                "options": {"deployments": {"gpt-4o": "prod-4o"}},
+            }
+        ]
+    }
     async with Upstream() as up:
         config["providers"][0]["base_url"] = up.url
         up.add("POST", DEPLOYMENT_PATH, Reply(200, SSE_CT, azure_stream(["Hi", "!"]), cut_every=7))
-        up.always("POST", "/openai/deployments/missing/chat/completions",
-                  Reply(404, JSON_CT, json.dumps(NO_DEPLOYMENT).encode()))
+        up.always(
+            "POST",
+            "/openai/deployments/missing/chat/completions",
+            Reply(404, JSON_CT, json.dumps(NO_DEPLOYMENT).encode()),
+        )
         async with running_gateway(config) as gw:
             msg = t.Message(role=t.ROLE_USER, content="hi")
             chunks = [c async for c in gw.stub.StreamChat(pb.ChatRequest(provider="azure", messages=[msg]))]

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from portico_server import errors
 from portico_server.app import Gateway
 from portico_server.config import ConfigError, ProviderSettings, parse_config
@@ -57,8 +56,13 @@ def test_portico_serve_refuses_to_start_and_names_the_install_command(tmp_path: 
     config = tmp_path / "portico.yaml"
     config.write_text("providers:\n  - name: bedrock\n    kind: litellm\n    models: [bedrock/x]\n")
     cli = Path(sys.executable).parent / "portico"
-    done = subprocess.run([str(cli), "serve", "--config", str(config), "--address", "127.0.0.1:0"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [str(cli), "serve", "--config", str(config), "--address", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode != 0
     assert "portico: listening" not in done.stdout
     assert INSTALL_HINT in done.stderr
@@ -68,12 +72,18 @@ def test_portico_serve_refuses_to_start_and_names_the_install_command(tmp_path: 
 
 
 def test_completion_kwargs_carry_the_openai_body_credentials_and_passthrough() -> None:
-    settings = ProviderSettings(name="b", kind="litellm", api_key=KEY, base_url="http://proxy.local",
-                                headers={"x-team": "a"})
+    settings = ProviderSettings(
+        name="b", kind="litellm", api_key=KEY, base_url="http://proxy.local", headers={"x-team": "a"}
+    )
     options = LiteLLMOptions(extra_kwargs={"aws_region_name": "eu-west-1"}, drop_params=True)
-    request = ChatRequest(model="bedrock/anthropic.claude-3-haiku", messages=[Message(role=Role.USER, content="hi")],
-                          max_tokens=10, tools=[ToolDefinition(name="f", parameters={"type": "object"})],
-                          passthrough={"top_k": 5}, timeout=12.5)
+    request = ChatRequest(
+        model="bedrock/anthropic.claude-3-haiku",
+        messages=[Message(role=Role.USER, content="hi")],
+        max_tokens=10,
+        tools=[ToolDefinition(name="f", parameters={"type": "object"})],
+        passthrough={"top_k": 5},
+        timeout=12.5,
+    )
     kwargs = completion_kwargs(request, settings, options, stream=True)
     assert kwargs["model"] == "bedrock/anthropic.claude-3-haiku"
     assert kwargs["messages"] == [{"role": "user", "content": "hi"}]
@@ -83,8 +93,9 @@ def test_completion_kwargs_carry_the_openai_body_credentials_and_passthrough() -
     assert kwargs["api_key"] == KEY and kwargs["api_base"] == "http://proxy.local"
     assert kwargs["extra_headers"] == {"x-team": "a"} and kwargs["aws_region_name"] == "eu-west-1"
     assert kwargs["timeout"] == 12.5 and kwargs["num_retries"] == 0 and kwargs["drop_params"] is True
-    plain = completion_kwargs(request, ProviderSettings(name="b", kind="litellm", timeout=30), LiteLLMOptions(),
-                              stream=False)
+    plain = completion_kwargs(
+        request, ProviderSettings(name="b", kind="litellm", timeout=30), LiteLLMOptions(), stream=False
+    )
     assert "api_key" not in plain and "stream_options" not in plain and plain["stream"] is False
 
 
@@ -99,21 +110,39 @@ class Dumpable:
 
 
 def test_a_litellm_response_becomes_a_completion() -> None:
-    response = Dumpable({
-        "id": "chatcmpl-1", "model": "claude-3-haiku", "object": "chat.completion",
-        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-            "role": "assistant", "content": None, "tool_calls": [
-                {"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]}}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+    response = Dumpable(
+        {
+            "id": "chatcmpl-1",
+            "model": "claude-3-haiku",
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "tool_calls",
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+                        ],
+                    },
+                }
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+    )
     result = completion_from_litellm(response, provider="b", model="m", scrub=str)
     assert [(c.id, c.name, c.arguments) for c in result.tool_calls] == [("toolu_1", "f", '{"a": 1}')]
     assert result.stop_reason is StopReason.TOOL_CALLS and result.usage.total_tokens == 15
 
 
 def stream_chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> Dumpable:
-    data: dict[str, Any] = {"id": "c", "model": "claude-3-haiku", "object": "chat.completion.chunk",
-                            "choices": [{"index": 0, "delta": {"content": None, "tool_calls": None, **delta},
-                                         "finish_reason": finish}]}
+    data: dict[str, Any] = {
+        "id": "c",
+        "model": "claude-3-haiku",
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": None, "tool_calls": None, **delta}, "finish_reason": finish}],
+    }
     if usage:
         data["usage"] = usage
     return Dumpable(data)
@@ -152,10 +181,16 @@ async def test_a_litellm_stream_without_a_finish_reason_is_cut_off() -> None:
 
 
 def test_embeddings_come_back_in_input_order() -> None:
-    response = Dumpable({"model": "cohere/embed", "data": [
-        {"object": "embedding", "index": 1, "embedding": [0.5, 0.5]},
-        {"object": "embedding", "index": 0, "embedding": [1.0, 0.0]}],
-        "usage": {"prompt_tokens": 4, "total_tokens": 4}})
+    response = Dumpable(
+        {
+            "model": "cohere/embed",
+            "data": [
+                {"object": "embedding", "index": 1, "embedding": [0.5, 0.5]},
+                {"object": "embedding", "index": 0, "embedding": [1.0, 0.0]},
+            ],
+            "usage": {"prompt_tokens": 4, "total_tokens": 4},
+        }
+    )
     result = embed_from_litellm(response, 2, provider="b", model="m")
     assert result.vectors == [[1.0, 0.0], [0.5, 0.5]] and result.usage.prompt_tokens == 4
     with pytest.raises(errors.UpstreamProtocol):
@@ -178,34 +213,56 @@ def litellm_error(name: str, status: int | None, message: str, headers: dict[str
     return exc
 
 
-@pytest.mark.parametrize(("name", "status", "message", "headers", "cls", "retry"), [
-    ("AuthenticationError", 401, f"AnthropicException - invalid x-api-key {KEY}", None, errors.UpstreamAuth, None),
-    ("RateLimitError", 429, "rate limited", {"retry-after": "3"}, errors.UpstreamRateLimited, 3.0),
-    ("RateLimitError", 429, "You exceeded your current quota (insufficient_quota)", None,
-     errors.UpstreamQuotaExceeded, None),
-    ("ContextWindowExceededError", 400, "prompt is too long", None, errors.ContextLengthExceeded, None),
-    ("BadRequestError", 400, "bad field", None, errors.UpstreamBadRequest, None),
-    ("NotFoundError", 404, "no such model", None, errors.UpstreamModelNotFound, None),
-    ("ServiceUnavailableError", 503, "down", None, errors.UpstreamUnavailable, None),
-    ("InternalServerError", 529, "Overloaded", None, errors.UpstreamOverloaded, None),
-    ("Timeout", 408, "timed out", None, errors.UpstreamTimeout, None),
-    ("APIConnectionError", 500, "connection refused", None, errors.UpstreamConnection, None),
-    ("APIError", None, "something odd", None, errors.UpstreamUnavailable, None),
-])
-def test_litellm_exceptions_map_to_the_error_table(name: str, status: int | None, message: str,
-                                                   headers: dict[str, str] | None, cls: type[errors.UpstreamError],
-                                                   retry: float | None) -> None:
-    err = error_from_litellm(litellm_error(name, status, message, headers), "b",
-                             lambda s: s.replace(KEY, "[redacted]"))
+@pytest.mark.parametrize(
+    ("name", "status", "message", "headers", "cls", "retry"),
+    [
+        ("AuthenticationError", 401, f"AnthropicException - invalid x-api-key {KEY}", None, errors.UpstreamAuth, None),
+        ("RateLimitError", 429, "rate limited", {"retry-after": "3"}, errors.UpstreamRateLimited, 3.0),
+        (
+            "RateLimitError",
+            429,
+            "You exceeded your current quota (insufficient_quota)",
+            None,
+            errors.UpstreamQuotaExceeded,
+            None,
+        ),
+        ("ContextWindowExceededError", 400, "prompt is too long", None, errors.ContextLengthExceeded, None),
+        ("BadRequestError", 400, "bad field", None, errors.UpstreamBadRequest, None),
+        ("NotFoundError", 404, "no such model", None, errors.UpstreamModelNotFound, None),
+        ("ServiceUnavailableError", 503, "down", None, errors.UpstreamUnavailable, None),
+        ("InternalServerError", 529, "Overloaded", None, errors.UpstreamOverloaded, None),
+        ("Timeout", 408, "timed out", None, errors.UpstreamTimeout, None),
+        ("APIConnectionError", 500, "connection refused", None, errors.UpstreamConnection, None),
+        ("APIError", None, "something odd", None, errors.UpstreamUnavailable, None),
+    ],
+)
+def test_litellm_exceptions_map_to_the_error_table(
+    name: str,
+    status: int | None,
+    message: str,
+    headers: dict[str, str] | None,
+    cls: type[errors.UpstreamError],
+    retry: float | None,
+) -> None:
+    err = error_from_litellm(litellm_error(name, status, message, headers), "b", lambda s: s.replace(KEY, "[redacted]"))
     assert type(err) is cls
     assert err.retry_after == retry
     assert KEY not in err.message and err.metadata["provider"] == "b"
 
 
 def test_litellm_model_table_becomes_built_in_capabilities() -> None:
-    caps = capabilities_from_model_info("bedrock/anthropic.claude-3-haiku", {
-        "max_tokens": 4096, "max_input_tokens": 200000, "max_output_tokens": 4096, "mode": "chat",
-        "supports_function_calling": True, "supports_vision": True, "supports_response_schema": True})
+    caps = capabilities_from_model_info(
+        "bedrock/anthropic.claude-3-haiku",
+        {
+            "max_tokens": 4096,
+            "max_input_tokens": 200000,
+            "max_output_tokens": 4096,
+            "mode": "chat",
+            "supports_function_calling": True,
+            "supports_vision": True,
+            "supports_response_schema": True,
+        },
+    )
     assert (caps.context_window, caps.max_output_tokens) == (200000, 4096)
     assert caps.supports_tools and caps.supports_vision and caps.supports_response_format
     assert caps.source is Source.BUILT_IN and caps.supports_streaming and not caps.supports_embeddings

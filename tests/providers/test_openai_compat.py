@@ -23,8 +23,6 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from harness import running_gateway
-from upstream import Reply, Upstream, fixture, headers_fixture
-
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
 from portico_server import errors
@@ -48,11 +46,14 @@ from portico_server.domain import (
 )
 from portico_server.providers import registry
 from portico_server.providers.openai_compat import OpenAICompatProvider, batches, parse_duration
+from upstream import Reply, Upstream, fixture, headers_fixture
 
 EXPECTED: dict[str, Any] = json.loads(fixture("openai/expected.json"))
 KEY = "sk-test-DEADBEEF0123456789"
 CUTS = [None, 1, 7, 64]
-STREAM_VECTORS = [name for name, e in EXPECTED.items() if e["kind"] == "openai.chat.stream" and not e["parsed"]["error"]]
+STREAM_VECTORS = [
+    name for name, e in EXPECTED.items() if e["kind"] == "openai.chat.stream" and not e["parsed"]["error"]
+]
 CHAT_VECTORS = [name for name, e in EXPECTED.items() if e["kind"] == "openai.chat.nonstream"]
 
 FINISH = {"stop": StopReason.END_TURN, "tool_calls": StopReason.TOOL_CALLS}
@@ -172,8 +173,11 @@ async def test_chat_vector_is_converted(name: str) -> None:
 WEATHER = ToolDefinition(
     name="get_weather",
     description="Weather for a city",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "maximum": 7}},
-                "required": ["city"]},
+    parameters={
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer", "maximum": 7}},
+        "required": ["city"],
+    },
 )
 
 
@@ -183,16 +187,28 @@ async def test_stream_request_carries_auth_usage_option_tools_and_passthrough() 
         messages=[
             Message(role=Role.SYSTEM, content="be brief"),
             Message(role=Role.USER, content="weather?", name="ana"),
-            Message(role=Role.ASSISTANT, tool_calls=[ToolCall(id="call_1", name="get_weather", arguments='{"city":"Oslo"}')]),
+            Message(
+                role=Role.ASSISTANT, tool_calls=[ToolCall(id="call_1", name="get_weather", arguments='{"city":"Oslo"}')]
+            ),
             Message(role=Role.TOOL, tool_call_id="call_1", content="sunny"),
-            Message(role=Role.USER, parts=[ContentPart(text="and this?"),
-                                           ContentPart(image=ImagePart(data=b"\x89PNG", mime_type="image/png", detail="low"))]),
+            Message(
+                role=Role.USER,
+                parts=[
+                    ContentPart(text="and this?"),
+                    ContentPart(image=ImagePart(data=b"\x89PNG", mime_type="image/png", detail="low")),
+                ],
+            ),
         ],
-        temperature=0.2, top_p=0.9, max_tokens=64, stop=["END"], seed=7,
+        temperature=0.2,
+        top_p=0.9,
+        max_tokens=64,
+        stop=["END"],
+        seed=7,
         tools=[WEATHER],
         tool_choice=ToolChoice(mode=ToolChoiceMode.TOOL, tool_name="get_weather"),
-        response_format=ResponseFormat(type=ResponseFormatType.JSON_SCHEMA, name="answer",
-                                       schema={"type": "object"}, strict=True),
+        response_format=ResponseFormat(
+            type=ResponseFormatType.JSON_SCHEMA, name="answer", schema={"type": "object"}, strict=True
+        ),
         passthrough={"top_k": 40, "temperature": 0.3},
     )
     async with Upstream() as up, provider(up) as p:
@@ -207,22 +223,46 @@ async def test_stream_request_carries_auth_usage_option_tools_and_passthrough() 
     assert body["messages"] == [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "weather?", "name": "ana"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
-        {"role": "user", "content": [
-            {"type": "text", "text": "and this?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(b"\x89PNG").decode(),
-                                                "detail": "low"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "and this?"},
+                {
+                    "type": "image_url",
+                    "image_url": {
+                        "url": "data:image/png;base64," + base64.b64encode(b"\x89PNG").decode(),
+                        "detail": "low",
+                    },
+                },
+            ],
+        },
     ]
     assert body["top_p"] == 0.9 and body["max_tokens"] == 64 and body["stop"] == ["END"] and body["seed"] == 7
-    assert body["tools"] == [{"type": "function", "function": {
-        "name": "get_weather", "description": "Weather for a city", "parameters": WEATHER.parameters}}]
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "description": "Weather for a city", "parameters": WEATHER.parameters},
+        }
+    ]
     # Key order of the schema survives (it changes what models generate).
     assert list(body["tools"][0]["function"]["parameters"]["properties"]) == ["city", "days"]
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    assert body["response_format"] == {"type": "json_schema", "json_schema": {
-        "name": "answer", "schema": {"type": "object"}, "strict": True}}
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": True},
+    }
     assert body["top_k"] == 40 and body["temperature"] == 0.3  # passthrough wins
 
 
@@ -238,8 +278,13 @@ async def test_reasoning_models_get_max_completion_tokens() -> None:
 async def test_mistral_preset_sends_only_fields_mistral_knows() -> None:
     async with Upstream() as up, provider(up, "mistral") as p:
         up.add("POST", "/v1/chat/completions", vector_reply("openai/stream_text_short.sse", 7))
-        request = ChatRequest(model="mistral-small-latest", messages=[Message(role=Role.USER, content="hi", name="ana")],
-                              seed=3, tools=[WEATHER], tool_choice=ToolChoice(mode=ToolChoiceMode.REQUIRED))
+        request = ChatRequest(
+            model="mistral-small-latest",
+            messages=[Message(role=Role.USER, content="hi", name="ana")],
+            seed=3,
+            tools=[WEATHER],
+            tool_choice=ToolChoice(mode=ToolChoiceMode.REQUIRED),
+        )
         await collect(p.stream(request))
         body = up.last().json()
     assert "stream_options" not in body
@@ -262,8 +307,15 @@ async def test_openai_compat_kind_needs_a_base_url() -> None:
 
 async def test_presets_fill_default_models_and_send_their_own_headers() -> None:
     async with Upstream() as up:
-        p = registry.create(ProviderSettings(name="g", kind="groq", api_key=KEY, base_url=up.url,
-                                             options={"organization": "org-1", "project": "proj-1"}))
+        p = registry.create(
+            ProviderSettings(
+                name="g",
+                kind="groq",
+                api_key=KEY,
+                base_url=up.url,
+                options={"organization": "org-1", "project": "proj-1"},
+            )
+        )
         try:
             assert p.default_model() == "llama-3.3-70b-versatile"
             assert not p.supports_embeddings()
@@ -286,11 +338,17 @@ def sse(*events: Any, done: bool = True) -> bytes:
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {"object": "chat.completion.chunk", "model": "m",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+    return {
+        "object": "chat.completion.chunk",
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
 
 
-async def stream_body(body: bytes, kind: str = "openai", cut: int | None = None) -> tuple[list[StreamChunk], StreamChunk]:
+async def stream_body(
+    body: bytes, kind: str = "openai", cut: int | None = None
+) -> tuple[list[StreamChunk], StreamChunk]:
     async with Upstream() as up, provider(up, kind) as p:
         up.add("POST", "/v1/chat/completions", Reply(200, {"content-type": "text/event-stream"}, body, cut_every=cut))
         return await collect(p.stream(ChatRequest(model="m", messages=[user()], stop=["###"])))
@@ -309,8 +367,12 @@ async def test_calls_that_all_say_index_0_but_differ_in_id_are_separate_calls() 
 
 async def test_id_and_name_repeated_on_every_fragment_go_out_once() -> None:
     body = sse(
-        chunk({"tool_calls": [{"index": 0, "id": "a", "type": "function", "function": {"name": "add", "arguments": "{"}}]}),
-        chunk({"tool_calls": [{"index": 0, "id": "a", "type": "function", "function": {"name": "add", "arguments": "}"}}]}),
+        chunk(
+            {"tool_calls": [{"index": 0, "id": "a", "type": "function", "function": {"name": "add", "arguments": "{"}}]}
+        ),
+        chunk(
+            {"tool_calls": [{"index": 0, "id": "a", "type": "function", "function": {"name": "add", "arguments": "}"}}]}
+        ),
         chunk({}, "tool_calls"),
     )
     deltas, final = await stream_body(body, cut=5)
@@ -323,8 +385,10 @@ async def test_openrouter_reasoning_field_and_vllm_stop_string() -> None:
     body = sse(
         chunk({"reasoning": "thinking..."}),
         chunk({"content": "done"}),
-        {"object": "chat.completion.chunk", "choices": [
-            {"index": 0, "delta": {}, "finish_reason": "stop", "stop_reason": "###"}]},
+        {
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "stop_reason": "###"}],
+        },
     )
     deltas, final = await stream_body(body, cut=3)
     assert "".join(c.reasoning_content for c in deltas) == "thinking..."
@@ -333,8 +397,10 @@ async def test_openrouter_reasoning_field_and_vllm_stop_string() -> None:
 
 
 async def test_groq_usage_only_in_x_groq_is_read() -> None:
-    body = sse(chunk({"content": "hi"}), chunk({}, "stop", x_groq={"usage": {
-        "prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}))
+    body = sse(
+        chunk({"content": "hi"}),
+        chunk({}, "stop", x_groq={"usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}),
+    )
     _, final = await stream_body(body, "groq")
     assert final.usage is not None and final.usage.total_tokens == 4
 
@@ -345,20 +411,49 @@ async def test_refusal_is_the_answer_text_with_stop_reason_refusal() -> None:
     assert "".join(c.content for c in deltas) == "I can't help with that."
     assert final.stop_reason is StopReason.REFUSAL
     async with Upstream() as up, provider(up) as p:
-        up.add("POST", "/v1/chat/completions", Reply(200, {"content-type": "application/json"}, json.dumps({
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "refusal": "No."},
-                         "finish_reason": "stop"}]}).encode()))
+        up.add(
+            "POST",
+            "/v1/chat/completions",
+            Reply(
+                200,
+                {"content-type": "application/json"},
+                json.dumps(
+                    {
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": None, "refusal": "No."},
+                                "finish_reason": "stop",
+                            }
+                        ]
+                    }
+                ).encode(),
+            ),
+        )
         result = await p.chat(ChatRequest(model="m", messages=[user()]))
     assert result.content == "No." and result.stop_reason is StopReason.REFUSAL
 
 
 async def test_perplexity_citations_and_extra_body() -> None:
-    answer = {"id": "p1", "model": "sonar", "citations": ["https://a.example", "https://b.example"],
-              "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris [1]."}, "finish_reason": "stop"}],
-              "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
-    async with Upstream() as up, provider(up, "perplexity", options={"extra_body": {"search_recency_filter": "week"}}) as p:
-        up.add("POST", "/v1/chat/completions", Reply(200, {"content-type": "application/json"}, json.dumps(answer).encode()))
-        result = await p.chat(ChatRequest(model="sonar", messages=[user()], passthrough={"search_recency_filter": "day"}))
+    answer = {
+        "id": "p1",
+        "model": "sonar",
+        "citations": ["https://a.example", "https://b.example"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris [1]."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+    }
+    async with (
+        Upstream() as up,
+        provider(up, "perplexity", options={"extra_body": {"search_recency_filter": "week"}}) as p,
+    ):
+        up.add(
+            "POST",
+            "/v1/chat/completions",
+            Reply(200, {"content-type": "application/json"}, json.dumps(answer).encode()),
+        )
+        result = await p.chat(
+            ChatRequest(model="sonar", messages=[user()], passthrough={"search_recency_filter": "day"})
+        )
         assert up.last().json()["search_recency_filter"] == "day"  # the caller's passthrough beats extra_body
     assert json.loads(result.metadata["citations"]) == answer["citations"]
     assert result.content == "Paris [1]." and result.metadata["id"] == "p1"
@@ -384,18 +479,54 @@ async def test_a_server_that_ignores_stream_true_still_streams_the_answer() -> N
 
 # -- errors ---------------------------------------------------------------------------------
 
-CONTEXT_400 = json.dumps({"error": {
-    "message": "This model's maximum context length is 128000 tokens. However, your messages resulted in "
-               "130532 tokens. Please reduce the length of the messages.",
-    "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}).encode()
-BAD_400 = json.dumps({"error": {"message": "Invalid value for 'temperature': must be <= 2.",
-                                "type": "invalid_request_error", "param": "temperature", "code": None}}).encode()
-SERVER_500 = json.dumps({"error": {"message": "The server had an error while processing your request. Sorry about that!",
-                                   "type": "server_error", "param": None, "code": None}}).encode()
-FORBIDDEN_403 = json.dumps({"error": {"message": "Country, region, or territory not supported",
-                                      "type": "request_forbidden", "param": None, "code": "unsupported_country_region_territory"}}).encode()
-VALIDATION_422 = json.dumps({"detail": [{"type": "extra_forbidden", "loc": ["body", "foo"],
-                                         "msg": "Extra inputs are not permitted", "input": 1}]}).encode()
+CONTEXT_400 = json.dumps(
+    {
+        "error": {
+            "message": "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+            "130532 tokens. Please reduce the length of the messages.",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    }
+).encode()
+BAD_400 = json.dumps(
+    {
+        "error": {
+            "message": "Invalid value for 'temperature': must be <= 2.",
+            "type": "invalid_request_error",
+            "param": "temperature",
+            "code": None,
+        }
+    }
+).encode()
+SERVER_500 = json.dumps(
+    {
+        "error": {
+            "message": "The server had an error while processing your request. Sorry about that!",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+).encode()
+FORBIDDEN_403 = json.dumps(
+    {
+        "error": {
+            "message": "Country, region, or territory not supported",
+            "type": "request_forbidden",
+            "param": None,
+            "code": "unsupported_country_region_territory",
+        }
+    }
+).encode()
+VALIDATION_422 = json.dumps(
+    {
+        "detail": [
+            {"type": "extra_forbidden", "loc": ["body", "foo"], "msg": "Extra inputs are not permitted", "input": 1}
+        ]
+    }
+).encode()
 JSON_CT = {"content-type": "application/json; charset=utf-8"}
 
 
@@ -410,29 +541,53 @@ ERROR_CASES: list[tuple[str, Reply, type[errors.UpstreamError], float | None]] =
     ("404 model", fixture_reply("openai/error_404_model_not_found.json"), errors.UpstreamModelNotFound, None),
     ("429 rate limit", fixture_reply("openai/error_429_rate_limit.json"), errors.UpstreamRateLimited, 2.0),
     ("429 quota", fixture_reply("openai/error_429_insufficient_quota.json"), errors.UpstreamQuotaExceeded, None),
-    ("429 reset headers only", Reply(429, {**JSON_CT, "x-ratelimit-remaining-requests": "0",
-                                          "x-ratelimit-reset-requests": "1m30s", "x-ratelimit-remaining-tokens": "5",
-                                          "x-ratelimit-reset-tokens": "120ms"},
-                                     b'{"error":{"message":"Rate limit reached for requests","type":"requests",'
-                                     b'"code":"rate_limit_exceeded"}}'), errors.UpstreamRateLimited, 90.0),
+    (
+        "429 reset headers only",
+        Reply(
+            429,
+            {
+                **JSON_CT,
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": "1m30s",
+                "x-ratelimit-remaining-tokens": "5",
+                "x-ratelimit-reset-tokens": "120ms",
+            },
+            b'{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}',
+        ),
+        errors.UpstreamRateLimited,
+        90.0,
+    ),
     ("400 context", Reply(400, JSON_CT, CONTEXT_400), errors.ContextLengthExceeded, None),
     ("400 bad", Reply(400, JSON_CT, BAD_400), errors.UpstreamBadRequest, None),
-    ("413 too large", Reply(413, {"content-type": "text/html"}, b"<html>413 Request Entity Too Large</html>"),
-     errors.UpstreamBadRequest, None),
+    (
+        "413 too large",
+        Reply(413, {"content-type": "text/html"}, b"<html>413 Request Entity Too Large</html>"),
+        errors.UpstreamBadRequest,
+        None,
+    ),
     ("422 validation", Reply(422, JSON_CT, VALIDATION_422), errors.UpstreamBadRequest, None),
     ("500", Reply(500, JSON_CT, SERVER_500), errors.UpstreamUnavailable, None),
-    ("502 html", Reply(502, {"content-type": "text/html"}, b"<html><body>Bad gateway</body></html>"),
-     errors.UpstreamUnavailable, None),
+    (
+        "502 html",
+        Reply(502, {"content-type": "text/html"}, b"<html><body>Bad gateway</body></html>"),
+        errors.UpstreamUnavailable,
+        None,
+    ),
     ("503 retry-after", Reply(503, {**JSON_CT, "retry-after": "7"}, SERVER_500), errors.UpstreamUnavailable, 7.0),
-    ("529 overloaded", Reply(529, JSON_CT, b'{"error":{"message":"Overloaded","type":"overloaded_error"}}'),
-     errors.UpstreamOverloaded, None),
+    (
+        "529 overloaded",
+        Reply(529, JSON_CT, b'{"error":{"message":"Overloaded","type":"overloaded_error"}}'),
+        errors.UpstreamOverloaded,
+        None,
+    ),
 ]
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["chat", "stream"])
 @pytest.mark.parametrize(("case", "reply", "cls", "retry"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
-async def test_error_bodies_map_to_the_error_table(case: str, reply: Reply, cls: type[errors.UpstreamError],
-                                                   retry: float | None, streaming: bool) -> None:
+async def test_error_bodies_map_to_the_error_table(
+    case: str, reply: Reply, cls: type[errors.UpstreamError], retry: float | None, streaming: bool
+) -> None:
     async with Upstream() as up, provider(up) as p:
         up.add("POST", "/v1/chat/completions", reply)
         request = ChatRequest(model="gpt-4o", messages=[user()])
@@ -599,7 +754,12 @@ def embedding_reply(inputs: list[str], reverse: bool) -> Reply:
     data = [{"object": "embedding", "index": i, "embedding": [float(len(s)), float(i)]} for i, s in enumerate(inputs)]
     if reverse:
         data.reverse()
-    body = {"object": "list", "data": data, "model": "e", "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}}
+    body = {
+        "object": "list",
+        "data": data,
+        "model": "e",
+        "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+    }
     return Reply(200, {"content-type": "application/json"}, json.dumps(body).encode())
 
 
@@ -635,8 +795,18 @@ def json_reply(data: Any, status: int = 200) -> Reply:
 
 
 async def test_vllm_max_model_len_is_discovered() -> None:
-    listing = {"object": "list", "data": [{"id": "Qwen/Qwen2.5-7B-Instruct", "object": "model", "owned_by": "vllm",
-                                           "root": "Qwen/Qwen2.5-7B-Instruct", "max_model_len": 32768}]}
+    listing = {
+        "object": "list",
+        "data": [
+            {
+                "id": "Qwen/Qwen2.5-7B-Instruct",
+                "object": "model",
+                "owned_by": "vllm",
+                "root": "Qwen/Qwen2.5-7B-Instruct",
+                "max_model_len": 32768,
+            }
+        ],
+    }
     async with Upstream() as up, provider(up, "vllm") as p:
         up.add("GET", "/v1/models", json_reply(listing))
         caps = await p.discover_capabilities("Qwen/Qwen2.5-7B-Instruct")
@@ -647,10 +817,17 @@ async def test_vllm_max_model_len_is_discovered() -> None:
 
 
 async def test_openrouter_listing_is_discovered_with_its_flags() -> None:
-    listing = {"data": [{"id": "openai/gpt-4o-mini", "context_length": 128000,
-                         "architecture": {"input_modalities": ["text", "image"]},
-                         "top_provider": {"max_completion_tokens": 16384},
-                         "supported_parameters": ["tools", "tool_choice", "response_format", "structured_outputs"]}]}
+    listing = {
+        "data": [
+            {
+                "id": "openai/gpt-4o-mini",
+                "context_length": 128000,
+                "architecture": {"input_modalities": ["text", "image"]},
+                "top_provider": {"max_completion_tokens": 16384},
+                "supported_parameters": ["tools", "tool_choice", "response_format", "structured_outputs"],
+            }
+        ]
+    }
     async with Upstream() as up, provider(up, "openrouter") as p:
         up.add("GET", "/v1/models", json_reply(listing))
         caps = await p.discover_capabilities("openai/gpt-4o-mini")
@@ -673,11 +850,19 @@ async def test_a_listing_without_figures_leaves_it_to_the_table() -> None:
 
 async def test_openai_counts_tokens_with_its_endpoint() -> None:
     async with Upstream() as up, provider(up) as p:
-        up.add("POST", "/v1/responses/input_tokens", json_reply({"object": "response.input_tokens", "input_tokens": 42}))
-        request = ChatRequest(model="gpt-4o", tools=[WEATHER], messages=[
-            Message(role=Role.SYSTEM, content="be brief"), user("weather in Oslo?"),
-            Message(role=Role.ASSISTANT, tool_calls=[ToolCall(id="c1", name="get_weather", arguments="{}")]),
-            Message(role=Role.TOOL, tool_call_id="c1", content="sunny")])
+        up.add(
+            "POST", "/v1/responses/input_tokens", json_reply({"object": "response.input_tokens", "input_tokens": 42})
+        )
+        request = ChatRequest(
+            model="gpt-4o",
+            tools=[WEATHER],
+            messages=[
+                Message(role=Role.SYSTEM, content="be brief"),
+                user("weather in Oslo?"),
+                Message(role=Role.ASSISTANT, tool_calls=[ToolCall(id="c1", name="get_weather", arguments="{}")]),
+                Message(role=Role.TOOL, tool_call_id="c1", content="sunny"),
+            ],
+        )
         count = await p.count_tokens(request)
         body = up.last().json()
     assert count.tokens == 42 and count.source is Source.PROVIDER
@@ -722,8 +907,14 @@ async def test_health_probe_lists_models_and_fails_on_bad_credentials() -> None:
 
 
 def test_environment_adds_one_provider_per_key_and_never_local_servers() -> None:
-    env = {"OPENAI_API_KEY": "sk-a", "GROQ_API_KEY": "gsk-b", "PPLX_API_KEY": "p", "OPENAI_ORG_ID": "org-9",
-           "VLLM_API_KEY": "v", "UNRELATED": "x"}
+    env = {
+        "OPENAI_API_KEY": "sk-a",
+        "GROQ_API_KEY": "gsk-b",
+        "PPLX_API_KEY": "p",
+        "OPENAI_ORG_ID": "org-9",
+        "VLLM_API_KEY": "v",
+        "UNRELATED": "x",
+    }
     found = {p.name: p for p in registry.default_providers(env)}
     assert {"openai", "groq", "perplexity"} <= set(found)
     assert not {"vllm", "lmstudio", "llamacpp", "mlx", "ollama_openai", "openai_compat"} & set(found)
@@ -748,8 +939,11 @@ def test_rate_limit_durations_parse() -> None:
 
 
 def gateway_config(url: str, kind: str = "openai", **extra: Any) -> dict[str, Any]:
-    return {"providers": [{"name": kind, "kind": kind, "api_key": KEY, "base_url": f"{url}/v1",
-                           "models": ["gpt-4o"], **extra}]}
+    return {
+        "providers": [
+            {"name": kind, "kind": kind, "api_key": KEY, "base_url": f"{url}/v1", "models": ["gpt-4o"], **extra}
+        ]
+    }
 
 
 USER = t.Message(role=t.ROLE_USER, content="Add and multiply the number 2 and 3")
@@ -775,17 +969,25 @@ async def test_grpc_stream_of_parallel_tool_calls(cut: int | None) -> None:
     want = EXPECTED["openai/stream_parallel_tool_calls.sse"]["parsed"]
     async with Upstream() as up, running_gateway(gateway_config(up.url)) as gw:
         up.add("POST", "/v1/chat/completions", vector_reply("openai/stream_parallel_tool_calls.sse", cut))
-        chunks = [c async for c in gw.stub.StreamChat(pb.ChatRequest(provider="openai", model="gpt-4o", messages=[USER]))]
+        chunks = [
+            c async for c in gw.stub.StreamChat(pb.ChatRequest(provider="openai", model="gpt-4o", messages=[USER]))
+        ]
     final = chunks[-1]
     assert final.is_final and not any(c.is_final for c in chunks[:-1])
     assert [(c.id, c.name, c.arguments) for c in final.tool_calls] == [
-        (c["id"], c["name"], c["arguments"]) for c in want["tool_calls"]]
+        (c["id"], c["name"], c["arguments"]) for c in want["tool_calls"]
+    ]
     assert final.stop_reason == t.STOP_REASON_TOOL_CALLS and final.raw_stop_reason == "tool_calls"
     assert (final.usage.prompt_token_count, final.usage.completion_token_count, final.usage.total_token_count) == (
-        106, 50, 156)
+        106,
+        50,
+        156,
+    )
     assert final.provider == "openai" and final.model == "gpt-4o-2024-08-06"
     for i, call in enumerate(want["tool_calls"]):
-        assert "".join(d.arguments_delta for c in chunks for d in c.tool_call_deltas if d.index == i) == call["arguments"]
+        assert (
+            "".join(d.arguments_delta for c in chunks for d in c.tool_call_deltas if d.index == i) == call["arguments"]
+        )
 
 
 async def test_grpc_stream_of_reasoning_and_text() -> None:
@@ -802,8 +1004,10 @@ async def test_grpc_stream_of_reasoning_and_text() -> None:
 
 
 async def test_grpc_chat_and_embed() -> None:
-    async with Upstream() as up, running_gateway(gateway_config(
-            up.url, embedding_model="text-embedding-3-small")) as gw:
+    async with (
+        Upstream() as up,
+        running_gateway(gateway_config(up.url, embedding_model="text-embedding-3-small")) as gw,
+    ):
         up.add("POST", "/v1/chat/completions", vector_reply("openai/chat_text.json"))
         up.add("POST", "/v1/embeddings", vector_reply("openai/embeddings_base64.json"))
         reply = await gw.stub.Chat(pb.ChatRequest(provider="openai", model="gpt-4o", messages=[USER]))
@@ -818,8 +1022,12 @@ GRPC_ERRORS = [
     ("openai/error_401_invalid_api_key.json", grpc.StatusCode.FAILED_PRECONDITION, "ERROR_REASON_UPSTREAM_AUTH", None),
     ("openai/error_404_model_not_found.json", grpc.StatusCode.NOT_FOUND, "ERROR_REASON_UPSTREAM_MODEL_NOT_FOUND", None),
     ("openai/error_429_rate_limit.json", grpc.StatusCode.RESOURCE_EXHAUSTED, "ERROR_REASON_UPSTREAM_RATE_LIMITED", 2),
-    ("openai/error_429_insufficient_quota.json", grpc.StatusCode.RESOURCE_EXHAUSTED,
-     "ERROR_REASON_UPSTREAM_QUOTA_EXCEEDED", None),
+    (
+        "openai/error_429_insufficient_quota.json",
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "ERROR_REASON_UPSTREAM_QUOTA_EXCEEDED",
+        None,
+    ),
 ]
 
 
@@ -841,17 +1049,26 @@ async def test_grpc_status_of_recorded_errors(name: str, code: grpc.StatusCode, 
         assert retry_info is not None and retry_info.retry_delay.seconds == retry
 
 
-@pytest.mark.parametrize(("reply", "code", "reason"), [
-    (Reply(400, JSON_CT, CONTEXT_400), grpc.StatusCode.INVALID_ARGUMENT, "ERROR_REASON_CONTEXT_LENGTH_EXCEEDED"),
-    (Reply(500, JSON_CT, SERVER_500), grpc.StatusCode.UNAVAILABLE, "ERROR_REASON_UPSTREAM_UNAVAILABLE"),
-    (Reply(529, JSON_CT, b'{"error":{"message":"Overloaded"}}'), grpc.StatusCode.UNAVAILABLE,
-     "ERROR_REASON_UPSTREAM_OVERLOADED"),
-], ids=["400-context", "500", "529"])
+@pytest.mark.parametrize(
+    ("reply", "code", "reason"),
+    [
+        (Reply(400, JSON_CT, CONTEXT_400), grpc.StatusCode.INVALID_ARGUMENT, "ERROR_REASON_CONTEXT_LENGTH_EXCEEDED"),
+        (Reply(500, JSON_CT, SERVER_500), grpc.StatusCode.UNAVAILABLE, "ERROR_REASON_UPSTREAM_UNAVAILABLE"),
+        (
+            Reply(529, JSON_CT, b'{"error":{"message":"Overloaded"}}'),
+            grpc.StatusCode.UNAVAILABLE,
+            "ERROR_REASON_UPSTREAM_OVERLOADED",
+        ),
+    ],
+    ids=["400-context", "500", "529"],
+)
 async def test_grpc_status_of_stream_errors(reply: Reply, code: grpc.StatusCode, reason: str) -> None:
     async with Upstream() as up, running_gateway(gateway_config(up.url)) as gw:
         up.always("POST", "/v1/chat/completions", reply)
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            _ = [c async for c in gw.stub.StreamChat(pb.ChatRequest(provider="openai", model="gpt-4o", messages=[USER]))]
+            _ = [
+                c async for c in gw.stub.StreamChat(pb.ChatRequest(provider="openai", model="gpt-4o", messages=[USER]))
+            ]
     assert info.value.code() == code
     assert details(info.value)[0].reason == reason
 
@@ -873,7 +1090,9 @@ async def test_grpc_truncated_stream_is_unavailable_protocol() -> None:
     async with Upstream() as up, running_gateway(gateway_config(up.url)) as gw:
         up.add("POST", "/v1/chat/completions", Reply(200, {"content-type": "text/event-stream"}, body, cut_every=64))
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            _ = [c async for c in gw.stub.StreamChat(pb.ChatRequest(provider="openai", model="gpt-4o", messages=[USER]))]
+            _ = [
+                c async for c in gw.stub.StreamChat(pb.ChatRequest(provider="openai", model="gpt-4o", messages=[USER]))
+            ]
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert details(info.value)[0].reason == "ERROR_REASON_UPSTREAM_PROTOCOL"
 
@@ -892,10 +1111,12 @@ async def test_grpc_request_over_the_provider_limit_names_the_limit() -> None:
 
 async def test_grpc_capabilities_discovered_and_built_in() -> None:
     listing = {"data": [{"id": "local-model", "owned_by": "vllm", "max_model_len": 8192}]}
-    config = {"providers": [
-        {"name": "vllm", "kind": "vllm", "base_url": "", "models": ["local-model"]},
-        {"name": "openai", "kind": "openai", "api_key": KEY, "base_url": "", "models": ["gpt-4o"]},
-    ]}
+    config = {
+        "providers": [
+            {"name": "vllm", "kind": "vllm", "base_url": "", "models": ["local-model"]},
+            {"name": "openai", "kind": "openai", "api_key": KEY, "base_url": "", "models": ["gpt-4o"]},
+        ]
+    }
     async with Upstream() as up:
         for p in config["providers"]:
             p["base_url"] = f"{up.url}/v1"
@@ -937,16 +1158,33 @@ async def test_a_key_in_the_environment_is_enough_for_portico_chat() -> None:
         env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_TOKEN")) and k != "PORTICO_CONFIG"}
         env.update(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=f"{up.url}/v1")
         server = await asyncio.create_subprocess_exec(
-            str(bin_dir / "portico"), "serve", "--address", "127.0.0.1:0",
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            str(bin_dir / "portico"),
+            "serve",
+            "--address",
+            "127.0.0.1:0",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             assert server.stdout is not None
             line = (await asyncio.wait_for(server.stdout.readline(), 30)).decode()
             assert line.startswith("portico: listening on "), line
             address = line.rsplit(" ", 1)[1].strip()
             chat = await asyncio.create_subprocess_exec(
-                str(bin_dir / "portico"), "chat", "--address", address, "--provider", "openai",
-                "--model", "gpt-4o-mini", "hi", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                str(bin_dir / "portico"),
+                "chat",
+                "--address",
+                address,
+                "--provider",
+                "openai",
+                "--model",
+                "gpt-4o-mini",
+                "hi",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
             out, err = await asyncio.wait_for(chat.communicate(), 30)
         finally:
             server.terminate()
