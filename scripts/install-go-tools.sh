@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v go >/dev/null 2>&1; then
-  echo "install-go-tools: the Go toolchain ('go') is not on PATH; install Go 1.23 or newer" >&2
+  echo "install-go-tools: the Go toolchain ('go') is not on PATH; install Go 1.25 or newer (what grpcurl and protoc-gen-go-grpc need)" >&2
   exit 1
 fi
 
@@ -43,7 +43,8 @@ build_in_temp_module() {
     cd "$work"
     go mod init portico.local/tool-build >/dev/null 2>&1
     go mod edit -require="$module@$version"
-    GOFLAGS=-mod=mod go build -o "$output" "$module"
+    # -mod=mod lets the build record the dependencies' checksums in the throwaway go.sum.
+    GOFLAGS="$(go env GOFLAGS) -mod=mod" go build -o "$output" "$module"
   )
 }
 
