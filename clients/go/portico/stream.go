@@ -3,11 +3,13 @@ package portico
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 
 	porticov1 "portico.dev/clients/go/gen/portico/v1"
 )
@@ -42,7 +44,7 @@ func (s *ChatStream) Recv() (*porticov1.StreamChunk, error) {
 	}
 	chunk, err := s.call.Recv()
 	switch {
-	case errors.Is(err, io.EOF) && s.final == nil:
+	case errors.Is(err, io.EOF):
 		s.finish(ErrIncompleteStream)
 		return nil, s.err
 	case err != nil:
@@ -59,11 +61,25 @@ func (s *ChatStream) Recv() (*porticov1.StreamChunk, error) {
 	}
 	if chunk.GetIsFinal() {
 		s.final = chunk
-		// The final chunk is the last by contract, so the call is over: release it now
-		// rather than wait for the caller to ask for one more.
-		s.finish(io.EOF)
+		s.finish(s.readEnd())
 	}
 	return chunk, nil
+}
+
+// readEnd reads the status that follows the final chunk, so the call ends cleanly
+// even when the caller stops reading at the final chunk: cancelling instead would
+// show up in the gateway's logs and metrics as a cancelled call. The gateway sends the
+// status right after the final chunk, so this does not wait.
+func (s *ChatStream) readEnd() error {
+	extra, err := s.call.Recv()
+	switch {
+	case err == nil:
+		return &Error{Code: codes.Internal, Message: fmt.Sprintf("the gateway sent a chunk after the final one: %v", extra)}
+	case errors.Is(err, io.EOF):
+		return io.EOF
+	default:
+		return decodeError(err)
+	}
 }
 
 // Chunks returns the stream as an iterator for a range loop:

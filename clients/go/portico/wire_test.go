@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"math/big"
 	"net"
 	"sync"
@@ -24,14 +25,26 @@ import (
 	"portico.dev/clients/go/portico"
 )
 
-// What the client puts on the wire (headers, TLS) is seen from the server's side, so
-// these tests use a small LLMService of their own on loopback that records each call's
-// metadata. Everything else is tested against the real gateway.
+// What the client puts on the wire (headers, TLS) is seen from the server's side, and
+// a broken stream is something the gateway never sends, so these tests use a small
+// LLMService of their own on loopback. Everything else is tested against the real
+// gateway.
 
 type recordingService struct {
 	porticov1.UnimplementedLLMServiceServer
 	mu       sync.Mutex
 	metadata []metadata.MD
+	// streamed is what StreamChat sends before it ends the call with OK.
+	streamed []*porticov1.StreamChunk
+}
+
+func (s *recordingService) StreamChat(_ *porticov1.ChatRequest, stream grpc.ServerStreamingServer[porticov1.StreamChunk]) error {
+	for _, chunk := range s.streamed {
+		if err := stream.Send(chunk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *recordingService) Chat(ctx context.Context, _ *porticov1.ChatRequest) (*porticov1.CompletionResponse, error) {
@@ -55,11 +68,15 @@ func (s *recordingService) lastMetadata(t *testing.T) metadata.MD {
 // serve starts the recording service on a loopback port and returns its address.
 func serve(t *testing.T, opts ...grpc.ServerOption) (*recordingService, string) {
 	t.Helper()
+	return serveService(t, &recordingService{}, opts...)
+}
+
+func serveService(t *testing.T, service *recordingService, opts ...grpc.ServerOption) (*recordingService, string) {
+	t.Helper()
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	service := &recordingService{}
 	server := grpc.NewServer(opts...)
 	porticov1.RegisterLLMServiceServer(server, service)
 	go func() { _ = server.Serve(listener) }()
@@ -143,6 +160,67 @@ func TestTLSConnectsToAServerItTrusts(t *testing.T) {
 		if perr := asPorticoError(t, err); perr.Code != codes.Unavailable {
 			t.Errorf("%s: error = %v, want UNAVAILABLE", name, perr)
 		}
+	}
+}
+
+func TestAStreamWithoutItsFinalChunkIsAnError(t *testing.T) {
+	_, address := serveService(t, &recordingService{streamed: []*porticov1.StreamChunk{
+		{Content: "cut "}, {Content: "short"},
+	}})
+	client, err := portico.Dial(address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	stream, err := client.Stream(callContext(t), chatRequest("", "hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var content string
+	for chunk, err := range stream.Chunks() {
+		if err != nil {
+			if !errors.Is(err, portico.ErrIncompleteStream) {
+				t.Errorf("error = %v, want ErrIncompleteStream", err)
+			}
+			break
+		}
+		content += chunk.GetContent()
+	}
+	if content != "cut short" {
+		t.Errorf("content = %q, want both chunks before the error", content)
+	}
+	if _, err := stream.Response(); !errors.Is(err, portico.ErrIncompleteStream) {
+		t.Errorf("Response() error = %v, want ErrIncompleteStream", err)
+	}
+}
+
+func TestAChunkAfterTheFinalOneIsAnError(t *testing.T) {
+	_, address := serveService(t, &recordingService{streamed: []*porticov1.StreamChunk{
+		{Content: "done"}, {IsFinal: true}, {Content: "and more"},
+	}})
+	client, err := portico.Dial(address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	stream, err := client.Stream(callContext(t), chatRequest("", "hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chunks []*porticov1.StreamChunk
+	var streamErr error
+	for chunk, err := range stream.Chunks() {
+		if err != nil {
+			streamErr = err
+			break
+		}
+		chunks = append(chunks, chunk)
+	}
+	if len(chunks) != 2 || !chunks[1].GetIsFinal() {
+		t.Fatalf("chunks = %v, want the content chunk and the final one", chunks)
+	}
+	if perr := asPorticoError(t, streamErr); perr.Code != codes.Internal {
+		t.Errorf("error = %v, want INTERNAL for a chunk after the final one", perr)
 	}
 }
 
