@@ -127,17 +127,23 @@ final class GatewayProcess implements AutoCloseable {
 
   /** SIGTERM, then a kill if the gateway is still running after a bounded wait. */
   @Override
-  public void close() throws InterruptedException {
+  public void close() {
     try {
       process.destroy();
       if (!process.waitFor(STOP_TIMEOUT.toSeconds(), TimeUnit.SECONDS)) {
         process.destroyForcibly().waitFor(STOP_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
       }
+    } catch (InterruptedException interrupted) {
+      Thread.currentThread().interrupt();
     } finally {
       if (process.isAlive()) {
         process.destroyForcibly();
       }
-      Runtime.getRuntime().removeShutdownHook(killOnExit);
+      try {
+        Runtime.getRuntime().removeShutdownHook(killOnExit);
+      } catch (IllegalStateException jvmShuttingDown) {
+        // The hook is running or about to; nothing left to undo.
+      }
       deleteTree(workDir);
     }
   }
