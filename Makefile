@@ -18,6 +18,7 @@ setup:
 
 generate: setup
 	scripts/install-go-tools.sh
+	npm ci --prefix clients/ts --no-audit --no-fund --loglevel=error
 	scripts/generate.sh
 
 lint: setup

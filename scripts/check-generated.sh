@@ -3,9 +3,7 @@
 # generated code was edited by hand or not regenerated after a proto change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dirs=(clients/python/portico/v1)
-[ -d clients/go/gen ] && dirs+=(clients/go/gen)
-[ -d clients/ts/src/gen ] && dirs+=(clients/ts/src/gen)
+dirs=(clients/python/portico/v1 clients/go/gen clients/ts/src/gen clients/ts/src/gen-googleapis)
 snapshot() { find "${dirs[@]}" -type f ! -name '__init__.py' ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum; }
 before=$(snapshot)
 scripts/generate.sh

@@ -50,6 +50,10 @@ class Gateway:
             ("grpc.max_receive_message_length", transport_limit),
             ("grpc.max_send_message_length", transport_limit),
             ("grpc.so_reuseport", 0),
+            # Let clients keep idle connections alive with pings every 10 s or more
+            # instead of answering them with "too many pings".
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.keepalive_permit_without_calls", 1),
         ])
         llm_service_pb2_grpc.add_LLMServiceServicer_to_server(self.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)

@@ -1,7 +1,9 @@
 """Picks the provider and the provider's model name for a call.
 
 Order: an explicit `provider` (with its default model when `model` is empty); else an
-alias; else the provider that lists the model; else NOT_FOUND naming the field.
+alias; else the provider that lists the model; else NOT_FOUND naming the field. A request
+naming neither goes to the first configured provider's default model, so
+`portico chat "hi"` works on any configuration.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Router:
 
     def route(self, provider: str, model: str, *, embedding: bool = False) -> tuple[Provider, str]:
         """(provider, model) for a request's `provider` and `model` fields."""
+        if not provider and not model and self.providers:
+            provider = next(iter(self.providers))
         if provider:
             chosen = self.providers.get(provider)
             if chosen is None:
@@ -51,8 +55,6 @@ class Router:
                     metadata={"field": "model", "model": model, "provider": provider},
                 )
             return chosen, model
-        if not model:
-            raise InvalidRequest([("model", "is required when provider is empty")])
         if model in self.aliases:
             alias_provider, target = self.aliases[model]
             return self.providers[alias_provider], target or model

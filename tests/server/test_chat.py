@@ -58,7 +58,8 @@ async def test_chat_echoes_the_last_user_message(gw):
 async def test_provider_alone_routes_to_its_default_model_and_alias_routes(gw):
     by_provider = await gw.stub.Chat(pb.ChatRequest(provider="fake", messages=[user("hi")]))
     by_alias = await gw.stub.Chat(pb.ChatRequest(model="smart", messages=[user("hi")]))
-    assert by_provider.model == by_alias.model == "fake-chat"
+    by_nothing = await gw.stub.Chat(pb.ChatRequest(messages=[user("hi")]))  # first provider's default
+    assert by_provider.model == by_alias.model == by_nothing.model == "fake-chat"
 
 
 async def test_sampling_options_and_response_format_reach_the_provider(gw):

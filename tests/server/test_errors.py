@@ -91,8 +91,9 @@ async def test_unknown_provider_and_model_are_not_found(gw):
     assert code == grpc.StatusCode.NOT_FOUND
 
 
-async def test_model_is_required_without_provider(gw):
-    code, _, details = await fails(gw.stub.Chat, pb.ChatRequest(messages=[USER]))
+async def test_a_provider_without_a_default_model_needs_one():
+    async with running_gateway({"providers": [{"name": "bare", "kind": "fake"}]}) as gw:
+        code, _, details = await fails(gw.stub.Chat, pb.ChatRequest(messages=[USER]))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and details["violations"][0][0] == "model"
 
 
