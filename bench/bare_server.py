@@ -10,7 +10,6 @@ import argparse
 import asyncio
 
 import grpc
-
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 from portico.v1 import types_pb2 as t

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import grpc
-
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 from portico.v1 import types_pb2 as t
@@ -157,18 +156,20 @@ def main() -> None:
     print(f"\nPython {platform.python_version()}, grpcio {grpc.__version__}, "
           f"{args.requests} unary calls and {args.streams} streams of {len(PROMPT) // 4 + 1} chunks, "
           f"concurrency {args.concurrency}\n")
-    header = f"{'':24}{'unary/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'streams/s':>11}{'chunks/s':>11}{'1st chunk ms':>14}"
-    print(header)
+    print(f"{'':24}{'unary/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'streams/s':>11}{'chunks/s':>11}{'1st chunk ms':>14}")
     for name, row in results.items():
-        print(f"{name:24}{row['unary_rps']:>10.0f}{row.get('unary_p50_ms', 0):>9.2f}{row.get('unary_p99_ms', 0):>9.2f}"
-              f"{row.get('streams_per_s', 0):>11.0f}{row['chunks_per_s']:>11.0f}{row.get('first_chunk_p50_ms', 0):>14.2f}")
+        print(
+            f"{name:24}{row['unary_rps']:>10.0f}{row.get('unary_p50_ms', 0):>9.2f}"
+            f"{row.get('unary_p99_ms', 0):>9.2f}{row.get('streams_per_s', 0):>11.0f}"
+            f"{row['chunks_per_s']:>11.0f}{row.get('first_chunk_p50_ms', 0):>14.2f}"
+        )
     ratios = {
         "unary_vs_bare": ours["unary_rps"] / bare["unary_rps"],
         "chunks_vs_bare": ours["chunks_per_s"] / bare["chunks_per_s"],
         "unary_vs_direct": ours["unary_rps"] / results["direct call (no gRPC)"]["unary_rps"],
     }
-    print(f"\nportico / bare grpc.aio: unary {ratios['unary_vs_bare']:.2f}x, stream chunks {ratios['chunks_vs_bare']:.2f}x"
-          f"   (goal: >= 0.5x)")
+    print(f"\nportico / bare grpc.aio: unary {ratios['unary_vs_bare']:.2f}x, "
+          f"stream chunks {ratios['chunks_vs_bare']:.2f}x   (goal: >= 0.5x)")
     print(f"portico / direct call:   unary {ratios['unary_vs_direct']:.3f}x")
     out = HERE / "results"
     out.mkdir(exist_ok=True)

@@ -8,7 +8,6 @@ import asyncio
 import grpc
 import pytest
 from harness import running_gateway
-
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
 

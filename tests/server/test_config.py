@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from portico_server.app import Gateway
 from portico_server.config import ConfigError, load_config
 
@@ -66,7 +65,7 @@ def test_bad_provider_kind_or_options_fail_at_start_up(tmp_path, provider, named
 
 def test_alias_to_an_unknown_provider_is_refused(tmp_path):
     config = load_config(write(tmp_path, "providers: [{name: a, kind: fake}]\naliases: {fast: b/model}\n"), environ={})
-    with pytest.raises(ConfigError, match="aliases.fast"):
+    with pytest.raises(ConfigError, match=r"aliases\.fast"):
         Gateway(config)
 
 

@@ -6,7 +6,6 @@ import math
 
 import grpc
 from harness import running_gateway, spawned_gateway
-
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 

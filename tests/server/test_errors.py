@@ -5,7 +5,6 @@ from __future__ import annotations
 import grpc
 import pytest
 from harness import rpc_details, running_gateway
-
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
 from portico_server.providers import registry

@@ -10,7 +10,6 @@ import threading
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from harness import running_gateway, spawned_gateway
-
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 from portico.v1 import types_pb2 as t
@@ -25,7 +24,8 @@ async def test_stop_lets_the_stream_in_flight_finish_and_refuses_new_calls():
         health = health_pb2_grpc.HealthStub(gw.channel)
         watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
         assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
-        stream = gw.stub.StreamChat(pb.ChatRequest(model="fake-chat", messages=[t.Message(role=t.ROLE_USER, content=TEXT)]))
+        request = pb.ChatRequest(model="fake-chat", messages=[t.Message(role=t.ROLE_USER, content=TEXT)])
+        stream = gw.stub.StreamChat(request)
         received = [(await stream.read()).content]
         stopping = asyncio.create_task(gw.gateway.stop(grace=10))
         assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
@@ -45,7 +45,10 @@ async def test_stop_lets_the_stream_in_flight_finish_and_refuses_new_calls():
 
 
 def test_sigterm_drains_a_stream_then_exits_cleanly(tmp_path):
-    config = "providers:\n  - {name: fake, kind: fake, models: [fake-chat], options: {chunk_size: 1, chunk_delay: 0.02}}\n"
+    config = (
+        "providers:\n"
+        "  - {name: fake, kind: fake, models: [fake-chat], options: {chunk_size: 1, chunk_delay: 0.02}}\n"
+    )
     with spawned_gateway(config, tmp_path) as (proc, address):
         with grpc.insecure_channel(address) as channel:
             stub = llm_service_pb2_grpc.LLMServiceStub(channel)
