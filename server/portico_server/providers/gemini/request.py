@@ -1,0 +1,198 @@
+"""Portico's chat request -> Gemini's `GenerateContentRequest` JSON."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import mimetypes
+from collections.abc import Mapping
+from typing import Any
+
+from ...domain import ChatRequest, ImagePart, Message, ResponseFormatType, Role, ToolChoiceMode
+from ...errors import InvalidRequest
+from .call_ids import signature_from_call_id
+from .options import GeminiOptions
+from .schema import openapi_schema
+
+
+def build_generate_request(request: ChatRequest, options: GeminiOptions) -> dict[str, Any]:
+    """The `GenerateContentRequest` body for a chat request."""
+    system: list[dict[str, Any]] = []
+    contents: list[dict[str, Any]] = []
+    names_by_id: dict[str, str] = {}
+    for i, message in enumerate(request.messages):
+        if message.role is Role.SYSTEM:
+            text = message.text()
+            if text:
+                system.append({"text": text})
+            continue
+        if message.role is Role.TOOL:
+            part = _function_response(message, names_by_id, i)
+            previous = contents[-1] if contents else None
+            # All answers to one model turn go back together, in one user turn.
+            if previous is not None and previous["role"] == "user" and "functionResponse" in previous["parts"][0]:
+                previous["parts"].append(part)
+            else:
+                contents.append({"role": "user", "parts": [part]})
+            continue
+        if message.role is Role.ASSISTANT:
+            parts = _model_parts(message, i)
+            for call in message.tool_calls:
+                names_by_id[call.id] = call.name
+            if parts:
+                contents.append({"role": "model", "parts": parts})
+            continue
+        parts = _user_parts(message, i)
+        if parts:
+            contents.append({"role": "user", "parts": parts})
+
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": system}
+    tools = _tools(request, options)
+    if tools:
+        body["tools"] = [{"functionDeclarations": tools}]
+        tool_config = _tool_config(request)
+        if tool_config:
+            body["toolConfig"] = tool_config
+    config = _generation_config(request, options)
+    if config:
+        body["generationConfig"] = config
+    return body
+
+
+def _user_parts(message: Message, index: int) -> list[dict[str, Any]]:
+    if not message.parts:
+        return [{"text": message.content}] if message.content else []
+    parts: list[dict[str, Any]] = []
+    for j, part in enumerate(message.parts):
+        if part.text is not None:
+            if part.text:
+                parts.append({"text": part.text})
+        elif part.image is not None:
+            parts.append(_image_part(part.image, f"messages[{index}].parts[{j}].image"))
+    return parts
+
+
+def _image_part(image: ImagePart, field: str) -> dict[str, Any]:
+    if image.data:
+        mime = image.mime_type or "image/png"
+        return {"inlineData": {"mimeType": mime, "data": base64.b64encode(image.data).decode("ascii")}}
+    if image.url.startswith("data:"):
+        header, _, payload = image.url.partition(",")
+        if not header.endswith(";base64") or not payload:
+            raise InvalidRequest([(f"{field}.url", "a data: URL must be base64-encoded (data:<mime>;base64,...)")])
+        try:
+            base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequest([(f"{field}.url", "the data: URL holds invalid base64")]) from None
+        mime = image.mime_type or header[len("data:") : -len(";base64")] or "image/png"
+        return {"inlineData": {"mimeType": mime, "data": payload}}
+    mime = image.mime_type or mimetypes.guess_type(image.url)[0] or "image/jpeg"
+    return {"fileData": {"mimeType": mime, "fileUri": image.url}}
+
+
+def _model_parts(message: Message, index: int) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    text = message.text()
+    if text:
+        parts.append({"text": text})
+    for j, call in enumerate(message.tool_calls):
+        try:
+            args = json.loads(call.arguments or "{}")
+        except ValueError:
+            args = None
+        if not isinstance(args, dict):
+            raise InvalidRequest([(
+                f"messages[{index}].tool_calls[{j}].arguments", "must be a JSON object for Gemini"
+            )])
+        part: dict[str, Any] = {"functionCall": {"name": call.name, "args": args}}
+        signature = signature_from_call_id(call.id)
+        if signature:
+            part["thoughtSignature"] = signature
+        parts.append(part)
+    return parts
+
+
+def _function_response(message: Message, names_by_id: Mapping[str, str], index: int) -> dict[str, Any]:
+    name = names_by_id.get(message.tool_call_id) or message.name
+    if not name:
+        raise InvalidRequest([(
+            f"messages[{index}].tool_call_id",
+            "matches no tool call of an earlier assistant message (Gemini needs the function's name)",
+        )])
+    text = message.text()
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    # `response` must be an object; Gemini reads plain results from its "output" key.
+    response = parsed if isinstance(parsed, dict) else {"output": text}
+    return {"functionResponse": {"name": name, "response": response}}
+
+
+def _tools(request: ChatRequest, options: GeminiOptions) -> list[dict[str, Any]]:
+    declarations = []
+    for tool in request.tools:
+        decl: dict[str, Any] = {"name": tool.name}
+        if tool.description:
+            decl["description"] = tool.description
+        if tool.parameters.get("properties"):
+            if options.schema_dialect == "json_schema":
+                decl["parametersJsonSchema"] = tool.parameters
+            else:
+                decl["parameters"] = openapi_schema(tool.parameters)
+        declarations.append(decl)
+    return declarations
+
+
+def _tool_config(request: ChatRequest) -> dict[str, Any]:
+    choice = request.tool_choice
+    if choice is None or choice.mode in (ToolChoiceMode.UNSPECIFIED, ToolChoiceMode.AUTO):
+        return {}
+    if choice.mode is ToolChoiceMode.NONE:
+        return {"functionCallingConfig": {"mode": "NONE"}}
+    config: dict[str, Any] = {"mode": "ANY"}
+    if choice.mode is ToolChoiceMode.TOOL:
+        config["allowedFunctionNames"] = [choice.tool_name]
+    return {"functionCallingConfig": config}
+
+
+def _generation_config(request: ChatRequest, options: GeminiOptions) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if request.temperature is not None:
+        config["temperature"] = request.temperature
+    if request.top_p is not None:
+        config["topP"] = request.top_p
+    if request.max_tokens is not None:
+        config["maxOutputTokens"] = request.max_tokens
+    if request.stop:
+        config["stopSequences"] = list(request.stop)
+    if request.seed is not None:
+        config["seed"] = request.seed
+    fmt = request.response_format
+    if fmt is not None and fmt.type is not ResponseFormatType.TEXT:
+        config["responseMimeType"] = "application/json"
+        if fmt.type is ResponseFormatType.JSON_SCHEMA and fmt.schema is not None:
+            if options.schema_dialect == "json_schema":
+                config["responseJsonSchema"] = fmt.schema
+            else:
+                config["responseSchema"] = openapi_schema(fmt.schema, ordered=True)
+    if options.include_thoughts:
+        config["thinkingConfig"] = {"includeThoughts": True}
+    return config
+
+
+def merge_nested(body: Mapping[str, Any], passthrough: Mapping[str, Any]) -> dict[str, Any]:
+    """The passthrough with objects that the body also has merged into the body's ones, so
+    `{"generationConfig": {"topK": 40}}` adds to the generation config instead of replacing it."""
+    merged: dict[str, Any] = {}
+    for key, value in passthrough.items():
+        existing = body.get(key)
+        if isinstance(value, dict) and isinstance(existing, dict):
+            merged[key] = {**existing, **merge_nested(existing, value)}
+        else:
+            merged[key] = value
+    return merged
+
