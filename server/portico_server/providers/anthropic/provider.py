@@ -1,0 +1,234 @@
+"""The `anthropic` provider: Claude over HTTP (`POST /v1/messages`), its options, and the
+environment variables that add it to the embedded default configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote
+
+import httpx
+from httpx_sse import EventSource, SSEError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from ...config import ProviderSettings
+from ...domain import Capabilities, ChatRequest, CompletionResponse, Source, StreamChunk, TokenCount
+from ...errors import PorticoError, UpstreamError, UpstreamProtocol
+from ..http import HttpProvider
+from . import errors
+from .models import UNKNOWN_MODEL_MAX_OUTPUT, capabilities, model_facts
+from .request import Plan, build_plan, thinking_enabled
+from .response import StreamTranslator, completion, int_field
+
+API_VERSION = "2023-06-01"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+#: The Messages API refuses request bodies over 32 MB.
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+#: A request without `max_tokens` gets the model's output limit, but at most this: a
+#: bigger default makes a non-streamed answer risk running into the upstream's timeouts.
+DEFAULT_MAX_TOKENS_CAP = 16_384
+
+_MESSAGES = "/v1/messages"
+_COUNT_TOKENS = "/v1/messages/count_tokens"
+#: The parts of a Messages body the count-tokens endpoint takes.
+_COUNTED_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
+#: After `message_stop`, how long to wait for the body's end so the connection can go
+#: back to the pool; a well-behaved server ends it at once.
+_DRAIN_SECONDS = 1.0
+#: Bound on model lookups (discovery, health probe), which no caller's deadline bounds.
+_LOOKUP_SECONDS = 10.0
+
+
+class AnthropicOptions(BaseModel):
+    """`options:` of an `anthropic` provider."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The `anthropic-version` header.
+    version: str = API_VERSION
+    #: Beta features to switch on, sent as one `anthropic-beta` header.
+    betas: list[str] = Field(default_factory=list)
+    #: `max_tokens` for requests that give none; unset: per model (see the README).
+    default_max_tokens: int | None = Field(default=None, gt=0)
+    #: Ask `GET /v1/models/{id}` for capabilities before using the built-in table.
+    discovery: bool = True
+    #: `provider`: the count-tokens endpoint; `estimate`: Portico's heuristic (for
+    #: Anthropic-compatible servers that lack the endpoint).
+    token_counting: Literal["provider", "estimate"] = "provider"
+
+
+class AnthropicProvider(HttpProvider):
+    kind: ClassVar[str] = "anthropic"
+    Options = AnthropicOptions
+    options: AnthropicOptions
+    default_base_url = DEFAULT_BASE_URL
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        if settings.max_request_bytes is None:
+            settings = settings.model_copy(update={"max_request_bytes": MAX_REQUEST_BYTES})
+        super().__init__(settings)
+
+    def auth_headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": self.options.version}
+        if self.options.betas:
+            headers["anthropic-beta"] = ",".join(self.options.betas)
+        key = self.api_key()
+        if key:
+            headers["x-api-key"] = key
+        return headers
+
+    # -- requests -------------------------------------------------------------------------
+
+    def default_max_tokens(self, model: str, passthrough: Mapping[str, Any]) -> int:
+        """`max_tokens` for a request that gives none: the model's output limit (from
+        configuration, else the table) up to 16384, plus any thinking budget."""
+        if self.options.default_max_tokens is not None:
+            return self.options.default_max_tokens
+        override = self.settings.capabilities.get(model)
+        facts = model_facts(model)
+        if override is not None and override.max_output_tokens:
+            limit = override.max_output_tokens
+        else:
+            limit = facts.max_output_tokens if facts else UNKNOWN_MODEL_MAX_OUTPUT
+        chosen = min(limit, DEFAULT_MAX_TOKENS_CAP)
+        if thinking_enabled(passthrough):
+            # max_tokens must exceed the thinking budget, or the answer gets no room.
+            budget = passthrough["thinking"].get("budget_tokens")
+            if isinstance(budget, int) and budget > 0:
+                chosen = min(limit, budget + chosen)
+        return chosen
+
+    def plan(self, request: ChatRequest) -> Plan:
+        """The Messages API body for a chat request (without `stream`)."""
+        return build_plan(request, self.default_max_tokens(request.model, request.passthrough))
+
+    async def chat(self, request: ChatRequest) -> CompletionResponse:
+        plan = self.plan(request)
+        plan.body.pop("stream", None)
+        async with self.send("POST", _MESSAGES, body=plan.body, timeout=request.timeout) as response:
+            raw = await response.aread()
+            request_id = response.headers.get("request-id", "")
+        return completion(raw, answer_tool=plan.answer_tool, request_id=request_id, provider=self.name)
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
+        plan = self.plan(request)
+        plan.body["stream"] = True
+        translator = StreamTranslator(self.name, plan.answer_tool)
+        first = True
+        async with (
+            self.send("POST", _MESSAGES, body=plan.body, timeout=request.timeout) as response,
+            contextlib.aclosing(self._events(response)) as events,
+        ):
+            async for kind, data in events:
+                chunk = translator.feed(kind, data)
+                if translator.finished:
+                    yield translator.final()
+                    await _drain(events)
+                    return
+                if chunk is not None:
+                    if first:
+                        chunk.model, chunk.provider, first = translator.model, self.name, False
+                    yield chunk
+        raise UpstreamProtocol(f"provider {self.name!r} ended the stream before message_stop",
+                               provider=self.name)
+
+    async def _events(self, response: httpx.Response) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
+        """(type, data) of each event; an `error` event raises its domain exception."""
+        try:
+            async with contextlib.aclosing(EventSource(response).aiter_sse()) as events:
+                async for event in events:
+                    if not event.data:
+                        continue
+                    try:
+                        data = json.loads(event.data)
+                    except ValueError:
+                        data = None
+                    if not isinstance(data, dict):
+                        raise UpstreamProtocol(f"provider {self.name!r} sent an event that is not JSON",
+                                               provider=self.name)
+                    kind = str(data.get("type") or event.event)
+                    if kind == "error":
+                        raise errors.error_from_event(self, data)
+                    yield kind, data
+        except SSEError:
+            raise UpstreamProtocol(
+                f"provider {self.name!r} answered a stream request without text/event-stream",
+                provider=self.name,
+            ) from None
+
+    def error_from_response(self, status: int, headers: httpx.Headers, body: bytes) -> UpstreamError:
+        return errors.error_from_response(self, status, headers, body)
+
+    # -- the rest -------------------------------------------------------------------------
+
+    async def count_tokens(self, request: ChatRequest) -> TokenCount:
+        if self.options.token_counting == "estimate":
+            return await super().count_tokens(request)
+        body = self.plan(request).body
+        counted: dict[str, Any] = {k: body[k] for k in _COUNTED_FIELDS if k in body}
+        data = await self.request_json("POST", _COUNT_TOKENS, body=counted, timeout=request.timeout)
+        tokens = data.get("input_tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, int):
+            raise UpstreamProtocol(f"provider {self.name!r} sent a token count without input_tokens",
+                                   provider=self.name)
+        return TokenCount(tokens=tokens, source=Source.PROVIDER, model=request.model)
+
+    async def discover_capabilities(self, model: str) -> Capabilities | None:
+        """`GET /v1/models/{id}`: uses the limits the API reports; None when it reports
+        none, so the built-in table answers instead."""
+        if not self.options.discovery:
+            return None
+        data = await self.request_json("GET", f"/v1/models/{quote(model, safe='')}", timeout=_LOOKUP_SECONDS)
+        if not isinstance(data, dict):
+            raise UpstreamProtocol(f"provider {self.name!r} described a model in an unknown shape",
+                                   provider=self.name)
+        context = int_field(data, "max_input_tokens")
+        output = int_field(data, "max_tokens")
+        if not context and not output:
+            return None
+        facts = model_facts(str(data.get("id") or model)) or model_facts(model)
+        caps = capabilities(model, facts, Source.PROVIDER)
+        caps.context_window = context or caps.context_window
+        caps.max_output_tokens = output or caps.max_output_tokens
+        return caps
+
+    def known_capabilities(self, model: str) -> Capabilities | None:
+        facts = model_facts(model)
+        return capabilities(model, facts, Source.BUILT_IN) if facts else None
+
+    async def health_check(self) -> bool:
+        try:
+            await self.request_json("GET", "/v1/models", params={"limit": "1"}, timeout=_LOOKUP_SECONDS)
+        except PorticoError:
+            return False
+        return True
+
+
+async def _drain(events: AsyncGenerator[tuple[str, dict[str, Any]], None]) -> None:
+    """Read what follows `message_stop` (normally nothing) so the connection is reusable."""
+    with contextlib.suppress(TimeoutError, PorticoError, httpx.HTTPError):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in events:
+                pass
+
+
+#: Models the embedded default configuration lists when ANTHROPIC_API_KEY is set.
+ENVIRONMENT_MODELS = ["claude-sonnet-4-5", "claude-opus-4-5", "claude-haiku-4-5"]
+
+
+def settings_from_environment(environ: Mapping[str, str]) -> list[ProviderSettings]:
+    """ANTHROPIC_API_KEY (and optionally ANTHROPIC_BASE_URL) -> a provider named `anthropic`."""
+    key = environ.get("ANTHROPIC_API_KEY", "")
+    if not key:
+        return []
+    return [ProviderSettings(
+        name="anthropic",
+        kind="anthropic",
+        api_key=SecretStr(key),
+        base_url=environ.get("ANTHROPIC_BASE_URL") or None,
+        models=list(ENVIRONMENT_MODELS),
+        default_model=ENVIRONMENT_MODELS[0],
+    )]

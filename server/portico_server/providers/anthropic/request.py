@@ -1,0 +1,226 @@
+"""A chat request as a Messages API body.
+
+System messages are lifted into `system`; assistant tool calls become `tool_use` blocks
+and tool messages `tool_result` blocks; consecutive messages that map to the same
+Anthropic role are merged into one turn, because the API wants tool results for one
+assistant turn together in the next user turn.
+
+Structured output (`response_format`) uses a tool: Portico adds one tool whose input
+schema is the response schema and makes the model call it, then hands the tool's input
+back as the answer's text. This works on every Claude model, needs no beta header, and
+streams as ordinary content deltas.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ...domain import ChatRequest, ImagePart, Message, ResponseFormatType, Role, ToolChoiceMode
+from ...errors import InvalidRequest
+from ..base import merge_passthrough
+
+_ANSWER_TOOL_DESCRIPTION = (
+    "Give your final answer by calling this tool. Its input is the answer, and nothing "
+    "else is shown to the user."
+)
+
+
+@dataclass(slots=True)
+class Plan:
+    """The request body, and the name of the tool that carries a structured answer."""
+
+    body: dict[str, Any]
+    answer_tool: str = ""
+
+
+def build_plan(request: ChatRequest, default_max_tokens: int) -> Plan:
+    """The Messages API body for a chat request (without `stream`). `max_tokens` is
+    required upstream, so a request without one gets `default_max_tokens`."""
+    if request.temperature is not None and request.temperature > 1.0:
+        raise InvalidRequest([("temperature", "must be between 0 and 1 for Anthropic")])
+    system, turns = convert_messages(request.messages)
+    max_tokens = request.max_tokens or default_max_tokens
+    body: dict[str, Any] = {"model": request.model, "max_tokens": max_tokens, "messages": turns}
+    if system:
+        body["system"] = system
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    tools = [_tool_definition(t.name, t.description, t.parameters) for t in request.tools]
+    answer = _answer_tool(request)
+    answer_tool = answer["name"] if answer else ""
+    if answer is not None:
+        tools.append(answer)
+    if tools:
+        body["tools"] = tools
+    choice = _tool_choice(request, answer_tool)
+    if choice is not None:
+        body["tool_choice"] = choice
+    merge_passthrough(body, request.passthrough)
+    return Plan(body, answer_tool)
+
+
+def thinking_enabled(passthrough: Mapping[str, Any]) -> bool:
+    """Whether the caller switched on extended thinking (`thinking` in the passthrough)."""
+    thinking = passthrough.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type", "enabled") != "disabled"
+
+
+# -- messages ------------------------------------------------------------------------------
+
+
+def convert_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system blocks, turns) for the Messages API."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    last = len(messages) - 1
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if message.role is Role.SYSTEM:
+            if message.text():
+                system.append({"type": "text", "text": message.text()})
+            continue
+        if message.role is Role.TOOL:
+            role, blocks = "user", [_tool_result_block(message, where)]
+        elif message.role is Role.ASSISTANT:
+            role = "assistant"
+            blocks = _content_blocks(message, where) + _tool_use_blocks(message, where)
+        else:
+            role, blocks = "user", _content_blocks(message, where)
+        if not blocks:
+            if role == "assistant" and i == last:
+                continue  # an empty prefill asks for nothing
+            raise InvalidRequest([(f"{where}.content", "must not be empty for Anthropic")])
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    for turn in turns:
+        if turn["role"] == "user":
+            # Tool results must open the user turn that answers a tool call; text after.
+            turn["content"].sort(key=lambda block: block["type"] != "tool_result")
+    return system, turns
+
+
+def _content_blocks(message: Message, where: str) -> list[dict[str, Any]]:
+    """Text and image blocks of a message (empty text is left out: the API refuses it)."""
+    if not message.parts:
+        return [{"type": "text", "text": message.content}] if message.content else []
+    blocks: list[dict[str, Any]] = []
+    for j, part in enumerate(message.parts):
+        if part.image is not None:
+            blocks.append({"type": "image", "source": _image_source(part.image, f"{where}.parts[{j}].image")})
+        elif part.text:
+            blocks.append({"type": "text", "text": part.text})
+    return blocks
+
+
+def _image_source(image: ImagePart, where: str) -> dict[str, Any]:
+    if image.data:
+        media_type = image.mime_type or _sniff_image(image.data)
+        if not media_type:
+            raise InvalidRequest([(f"{where}.mime_type", "is required: the image type could not be recognised")])
+        return {"type": "base64", "media_type": media_type, "data": base64.b64encode(image.data).decode()}
+    if image.url.startswith("data:"):
+        header, comma, payload = image.url.partition(",")
+        media_type, _, encoding = header[len("data:"):].partition(";")
+        if not comma or encoding != "base64" or not media_type:
+            raise InvalidRequest([(f"{where}.url", "a data: URL must look like data:image/png;base64,...")])
+        return {"type": "base64", "media_type": media_type, "data": payload}
+    return {"type": "url", "url": image.url}
+
+
+def _sniff_image(data: bytes) -> str:
+    """The MIME type of the image formats Anthropic accepts, from their magic bytes."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return ""
+
+
+def _tool_use_blocks(message: Message, where: str) -> list[dict[str, Any]]:
+    blocks = []
+    for j, call in enumerate(message.tool_calls):
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except ValueError:
+            arguments = None
+        if not isinstance(arguments, dict):
+            raise InvalidRequest([(f"{where}.tool_calls[{j}].arguments", "must be a JSON object for Anthropic")])
+        if not call.id:
+            raise InvalidRequest([(f"{where}.tool_calls[{j}].id", "is required by Anthropic")])
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments})
+    return blocks
+
+
+def _tool_result_block(message: Message, where: str) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    if any(p.image is not None for p in message.parts):
+        block["content"] = _content_blocks(message, where)
+    elif message.text():
+        block["content"] = message.text()
+    return block
+
+
+# -- tools ---------------------------------------------------------------------------------
+
+
+def _tool_definition(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    if not schema:
+        schema = {"type": "object", "properties": {}}
+    elif "type" not in schema:
+        schema = {"type": "object", **schema}
+    tool: dict[str, Any] = {"name": name}
+    if description:
+        tool["description"] = description
+    tool["input_schema"] = schema
+    return tool
+
+
+def _answer_tool(request: ChatRequest) -> dict[str, Any] | None:
+    """The tool that carries a structured answer, or None for plain text."""
+    fmt = request.response_format
+    if fmt is None or fmt.type is ResponseFormatType.TEXT:
+        return None
+    schema: dict[str, Any] = {"type": "object"}
+    if fmt.type is ResponseFormatType.JSON_SCHEMA:
+        schema = dict(fmt.schema or {})
+        if schema.get("type", "object") != "object":
+            raise InvalidRequest([("response_format.json_schema", "must describe an object for Anthropic")])
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", fmt.name)[:64] or "json_response"
+    if any(tool.name == name for tool in request.tools):
+        raise InvalidRequest([("response_format.name", f"{name!r} is also the name of a tool")])
+    return _tool_definition(name, _ANSWER_TOOL_DESCRIPTION, schema)
+
+
+def _tool_choice(request: ChatRequest, answer_tool: str) -> dict[str, Any] | None:
+    choice = request.tool_choice
+    mode = choice.mode if choice is not None else ToolChoiceMode.UNSPECIFIED
+    if choice is not None and mode is ToolChoiceMode.TOOL:
+        return {"type": "tool", "name": choice.tool_name}
+    if answer_tool:
+        if thinking_enabled(request.passthrough):
+            return {"type": "auto"}  # extended thinking refuses a forced tool
+        if request.tools and mode is not ToolChoiceMode.NONE:
+            return {"type": "any"}  # call a tool, or answer through the answer tool
+        return {"type": "tool", "name": answer_tool}
+    if not request.tools:
+        return None
+    return {
+        ToolChoiceMode.AUTO: {"type": "auto"},
+        ToolChoiceMode.REQUIRED: {"type": "any"},
+        ToolChoiceMode.NONE: {"type": "none"},
+    }.get(mode)
