@@ -18,8 +18,7 @@ from pydantic import Field, SecretStr
 from ..config import ConfigError, ProviderSettings
 from ..domain import Capabilities, ChatRequest
 from . import registry
-from .openai_compat import JSON, OpenAICompatOptions, OpenAICompatProvider
-from .openai_presets import Preset
+from .openai_compat import JSON, OpenAICompatOptions, OpenAICompatProvider, Preset
 
 #: The latest generally available data-plane version when this was written.
 DEFAULT_API_VERSION = "2024-10-21"

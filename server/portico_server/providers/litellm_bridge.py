@@ -42,6 +42,7 @@ from . import registry
 from .base import Provider
 from .openai_compat import (
     ChunkReader,
+    Preset,
     chat_body,
     decode_vector,
     message_json,
@@ -49,7 +50,6 @@ from .openai_compat import (
     parse_usage,
     redact_key_shapes,
 )
-from .openai_presets import Preset
 
 INSTALL_HINT = "pip install 'portico[litellm]'"
 

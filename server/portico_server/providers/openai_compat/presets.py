@@ -1,4 +1,4 @@
-"""Presets of the OpenAI-compatible family and the built-in table of known models.
+"""The presets of the OpenAI-compatible family, and which of them the environment turns on.
 
 A preset is what differs between vendors that speak the same Chat Completions dialect:
 where the API lives, which variable holds the key, default models, and the quirks the
@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..domain import Capabilities, Source
+from pydantic import SecretStr
+
+from ...config import ProviderSettings
 
 #: How a provider counts tokens, where it has an endpoint for it.
 TokenCounter = Literal["none", "openai_responses", "vllm_tokenize"]
@@ -42,6 +44,8 @@ class Preset:
     tool_choice_required: str = "required"
     #: Most inputs one embeddings request may carry.
     embedding_batch_size: int = 256
+    #: Most tokens one embeddings request may carry (by a high estimate); 0: no limit.
+    embedding_token_budget: int = 0
     #: Ask for base64 vectors (a quarter of the bytes of JSON floats) where supported.
     embedding_base64: bool = False
     #: The server has an embeddings endpoint at all.
@@ -71,6 +75,7 @@ PRESETS: dict[str, Preset] = {
             models=("gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "o4-mini", "gpt-5", "gpt-5-mini"),
             max_completion_tokens_models=_OPENAI_REASONING,
             embedding_batch_size=2048,
+            embedding_token_budget=300_000,  # OpenAI's cap per embeddings request
             embedding_base64=True,
             token_counter="openai_responses",
         ),
@@ -227,152 +232,29 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-# -- the built-in table of known models ------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Known:
-    context: int
-    output: int = 0
-    tools: bool = True
-    vision: bool = False
-    schema: bool = False  # JSON Schema structured output
-    embeddings: bool = False
-
-
-def _chat(context: int, output: int = 0, *, vision: bool = False, schema: bool = True,
-          tools: bool = True) -> _Known:
-    return _Known(context, output, tools=tools, vision=vision, schema=schema)
-
-
-def _embed(context: int) -> _Known:
-    return _Known(context, tools=False, embeddings=True)
-
-
-#: Figures from the vendors' model pages. A name matches itself and dated or tagged
-#: variants of itself (`gpt-4o-2024-08-06`, `llama3.2:3b`); the longest entry wins.
-KNOWN_MODELS: dict[str, _Known] = {
-    # OpenAI
-    "gpt-5": _chat(400_000, 128_000, vision=True),
-    "gpt-5-mini": _chat(400_000, 128_000, vision=True),
-    "gpt-5-nano": _chat(400_000, 128_000, vision=True),
-    "gpt-4.1": _chat(1_047_576, 32_768, vision=True),
-    "gpt-4.1-mini": _chat(1_047_576, 32_768, vision=True),
-    "gpt-4.1-nano": _chat(1_047_576, 32_768, vision=True),
-    "gpt-4o": _chat(128_000, 16_384, vision=True),
-    "gpt-4o-mini": _chat(128_000, 16_384, vision=True),
-    "gpt-4-turbo": _chat(128_000, 4_096, vision=True, schema=False),
-    "gpt-4": _chat(8_192, 8_192, schema=False),
-    "gpt-3.5-turbo": _chat(16_385, 4_096, schema=False),
-    "o1": _chat(200_000, 100_000, vision=True),
-    "o1-mini": _chat(128_000, 65_536, tools=False, schema=False),
-    "o3": _chat(200_000, 100_000, vision=True),
-    "o3-mini": _chat(200_000, 100_000),
-    "o4-mini": _chat(200_000, 100_000, vision=True),
-    "gpt-oss-120b": _chat(131_072, 131_072),
-    "gpt-oss-20b": _chat(131_072, 131_072),
-    "text-embedding-3-small": _embed(8_191),
-    "text-embedding-3-large": _embed(8_191),
-    "text-embedding-ada-002": _embed(8_191),
-    # DeepSeek
-    "deepseek-chat": _chat(128_000, 8_192, schema=False),
-    "deepseek-reasoner": _chat(128_000, 64_000, schema=False),
-    # xAI
-    "grok-4": _chat(256_000, vision=True),
-    "grok-3": _chat(131_072),
-    "grok-3-mini": _chat(131_072),
-    # Mistral
-    "mistral-large-latest": _chat(131_072),
-    "mistral-medium-latest": _chat(131_072, vision=True),
-    "mistral-small-latest": _chat(131_072, vision=True),
-    "codestral-latest": _chat(256_000),
-    "mistral-embed": _embed(8_192),
-    # Groq-hosted Llama
-    "llama-3.3-70b-versatile": _chat(131_072, 32_768, schema=False),
-    "llama-3.1-8b-instant": _chat(131_072, 131_072, schema=False),
-    # Z.ai GLM
-    "glm-4.6": _chat(200_000, 128_000, schema=False),
-    "glm-4.5": _chat(131_072, 98_304, schema=False),
-    "glm-4.5-air": _chat(131_072, 98_304, schema=False),
-    # Moonshot
-    "kimi-k2-0905-preview": _chat(262_144, schema=False),
-    "kimi-k2-turbo-preview": _chat(262_144, schema=False),
-    "moonshot-v1-8k": _chat(8_192, schema=False),
-    "moonshot-v1-32k": _chat(32_768, schema=False),
-    "moonshot-v1-128k": _chat(131_072, schema=False),
-    # Perplexity (search-grounded, no tool calls)
-    "sonar": _chat(128_000, tools=False),
-    "sonar-pro": _chat(200_000, tools=False),
-    # Common open-weight embedding model served by Ollama and others
-    "nomic-embed-text": _embed(8_192),
-}
-
-
-def _lookup(name: str) -> _Known | None:
-    if name in KNOWN_MODELS:
-        return KNOWN_MODELS[name]
-    best = ""
-    for key in KNOWN_MODELS:
-        if len(key) > len(best) and name.startswith(key) and name[len(key)] in "-:@":
-            best = key
-    return KNOWN_MODELS[best] if best else None
-
-
-def known_model(model: str) -> Capabilities | None:
-    """What the built-in table knows of `model`; vendor prefixes (`openai/gpt-4o`) are ignored."""
-    entry = _lookup(model) or (_lookup(model.rsplit("/", 1)[1]) if "/" in model else None)
-    if entry is None:
-        return None
-    return Capabilities(
-        model=model,
-        context_window=entry.context,
-        max_output_tokens=entry.output,
-        supports_tools=entry.tools,
-        supports_streaming=not entry.embeddings,
-        supports_embeddings=entry.embeddings,
-        supports_vision=entry.vision,
-        supports_response_format=entry.schema,
-        source=Source.BUILT_IN,
-    )
-
-
-def _first_int(entry: Mapping[str, Any], *keys: str) -> int:
-    for key in keys:
-        value = entry.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return 0
-
-
-def capabilities_from_listing(model: str, entry: Mapping[str, Any], known: Capabilities | None) -> Capabilities | None:
-    """Capabilities from a GET /models entry when it states a context window: vLLM
-    (`max_model_len`), OpenRouter and Together (`context_length`), Groq (`context_window`),
-    Mistral (`max_context_length`). Figures the listing lacks come from the built-in table."""
-    context = _first_int(entry, "max_model_len", "context_length", "context_window", "max_context_length")
-    if not context:
-        return None
-    top = entry.get("top_provider") if isinstance(entry.get("top_provider"), dict) else {}
-    output = _first_int(entry, "max_completion_tokens") or _first_int(top or {}, "max_completion_tokens")
-    caps = Capabilities(
-        model=model,
-        context_window=context,
-        max_output_tokens=output or (known.max_output_tokens if known else 0),
-        supports_tools=known.supports_tools if known else True,
-        supports_vision=known.supports_vision if known else False,
-        supports_response_format=known.supports_response_format if known else entry.get("owned_by") == "vllm",
-        supports_embeddings=known.supports_embeddings if known else False,
-        source=Source.PROVIDER,
-    )
-    params = entry.get("supported_parameters")
-    if isinstance(params, list):  # OpenRouter
-        caps.supports_tools = "tools" in params
-        caps.supports_response_format = "structured_outputs" in params or "response_format" in params
-    arch = entry.get("architecture")
-    if isinstance(arch, dict) and isinstance(arch.get("input_modalities"), list):
-        caps.supports_vision = "image" in arch["input_modalities"]
-    flags = entry.get("capabilities")
-    if isinstance(flags, dict):  # Mistral
-        caps.supports_tools = bool(flags.get("function_calling", caps.supports_tools))
-        caps.supports_vision = bool(flags.get("vision", caps.supports_vision))
-    caps.supports_streaming = not caps.supports_embeddings
-    return caps
+def providers_from_environment(environ: Mapping[str, str]) -> list[ProviderSettings]:
+    """One provider per preset whose key variable is set (local servers are never added)."""
+    found: list[ProviderSettings] = []
+    for preset in PRESETS.values():
+        key = next((environ[v] for v in preset.env_vars if environ.get(v)), "")
+        if not key:
+            continue
+        options: dict[str, Any] = {}
+        base_url = None
+        if preset.name == "openai":
+            base_url = environ.get("OPENAI_BASE_URL") or None
+            if environ.get("OPENAI_ORG_ID"):
+                options["organization"] = environ["OPENAI_ORG_ID"]
+            if environ.get("OPENAI_PROJECT_ID"):
+                options["project"] = environ["OPENAI_PROJECT_ID"]
+        found.append(ProviderSettings(
+            name=preset.name,
+            kind=preset.name,
+            api_key=SecretStr(key),
+            base_url=base_url,
+            models=list(preset.models),
+            default_model=preset.default_model or None,
+            embedding_model=(preset.embedding_model or None) if preset.embeddings else None,
+            options=options,
+        ))
+    return found
