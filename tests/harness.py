@@ -6,6 +6,7 @@ import contextlib
 import select
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,28 +72,27 @@ def rpc_details(err: grpc.aio.AioRpcError | grpc.RpcError) -> dict[str, Any]:
             out["violations"] = [(v.field, v.description) for v in bad.field_violations]
     return out
 
-
-REPO = Path(__file__).resolve().parent.parent
 PORTICO_BIN = str(Path(sys.executable).parent / "portico")
 
 
 @contextlib.contextmanager
 def spawned_gateway(config_text: str | None, tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Run `portico serve` as a separate process; yields (process, address)."""
-    cmd = [PORTICO_BIN, "serve", "--address", "127.0.0.1:0", *args]
+    """Run `portico serve` on an ephemeral port as a separate process; yields (process, address)."""
+    run_dir = Path(tempfile.mkdtemp(dir=tmp_path, prefix="gateway-"))
+    command = [PORTICO_BIN, "serve", "--address", "127.0.0.1:0", *args]
     if config_text is not None:
-        path = tmp_path / f"portico-{len(list(tmp_path.iterdir()))}.yaml"
-        path.write_text(config_text)
-        cmd += ["--config", str(path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        (run_dir / "portico.yaml").write_text(config_text)
+        command += ["--config", str(run_dir / "portico.yaml")]
+    # The log goes to a file: a pipe nobody reads would block the gateway once full.
+    with (run_dir / "serve.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        line = proc.stdout.readline() if ready and proc.stdout else ""
-        if not line.startswith("portico: listening on "):
-            proc.kill()
-            raise AssertionError(f"gateway did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
-        yield proc, line.removeprefix("portico: listening on ").strip()
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        line = process.stdout.readline() if ready else ""
+        assert line.startswith("portico: listening on "), f"{line!r}\n{(run_dir / 'serve.log').read_text()}"
+        yield process, line.removeprefix("portico: listening on ").strip()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import select
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
-from harness import running_gateway
+from harness import PORTICO_BIN, running_gateway, spawned_gateway
 from portico_server import cli, domain
 from portico_server.providers.fake import FakeProvider, hash_embedding
 
-PORTICO = str(Path(sys.executable).parent / "portico")
+PORTICO = PORTICO_BIN
 
 CONFIG = """\
 server: {address: "127.0.0.1:0", health_probe_interval: 0.2}
@@ -46,36 +43,9 @@ providers:
 """
 
 
-def _read_line(stream: IO[str], timeout: float) -> str:
-    ready, _, _ = select.select([stream], [], [], timeout)
-    return stream.readline() if ready else ""
-
-
-@contextlib.contextmanager
-def serve(config_text: str | None, tmp: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`portico serve` on an ephemeral port; yields the process and its address."""
-    command = [PORTICO, "serve", "--address", "127.0.0.1:0"]
-    if config_text is not None:
-        config_file = tmp / "portico.yaml"
-        config_file.write_text(config_text)
-        command += ["--config", str(config_file)]
-    # The log goes to a file: a pipe nobody reads would block the gateway once full.
-    with (tmp / "serve.log").open("w") as log:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
-    try:
-        assert process.stdout is not None
-        line = _read_line(process.stdout, 30)
-        assert line.startswith("portico: listening on "), f"{line!r}\n{(tmp / 'serve.log').read_text()}"
-        yield process, line.removeprefix("portico: listening on ").strip()
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serve(CONFIG, tmp_path_factory.mktemp("cli")) as (_, address):
+    with spawned_gateway(CONFIG, tmp_path_factory.mktemp("cli")) as (_, address):
         yield address
 
 
@@ -253,7 +223,7 @@ def test_serve_with_a_bad_key_names_it_and_exits_2_without_a_traceback(tmp_path:
 
 
 def test_serve_without_config_runs_the_embedded_default_and_stops_on_sigterm(tmp_path: Path) -> None:
-    with serve(None, tmp_path) as (process, address):
+    with spawned_gateway(None, tmp_path) as (process, address):
         listed = portico("providers", "--json", "--address", address)
         process.send_signal(signal.SIGTERM)
         code = process.wait(20)
