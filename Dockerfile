@@ -17,8 +17,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/portico
 WORKDIR /src
-# Only what the wheel is built from (see .dockerignore): dependency metadata first, so
-# a code change does not invalidate a cached layer it does not touch.
+# Only what the wheel is built from (see .dockerignore).
 COPY pyproject.toml README.md ./
 COPY clients/python/portico/ clients/python/portico/
 COPY server/portico_server/ server/portico_server/
