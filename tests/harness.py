@@ -96,3 +96,12 @@ def spawned_gateway(config_text: str | None, tmp_path: Path, *args: str) -> Iter
         if process.poll() is None:
             process.kill()
         process.wait(10)
+
+
+async def collect(stream: Any) -> tuple[list[Any], Any]:
+    """Drain a provider's stream: (every chunk before the final one, the final chunk).
+    Fails unless there is exactly one final chunk and it comes last."""
+    chunks = [c async for c in stream]
+    finals = [c for c in chunks if c.is_final]
+    assert len(finals) == 1 and chunks[-1] is finals[0], "exactly one final chunk, and it comes last"
+    return chunks[:-1], finals[0]

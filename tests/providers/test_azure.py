@@ -17,12 +17,12 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from harness import running_gateway
+from harness import collect, running_gateway
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
 from portico_server import errors
 from portico_server.config import ConfigError, ProviderSettings
-from portico_server.domain import ChatRequest, EmbedRequest, Message, Role, StopReason, StreamChunk
+from portico_server.domain import ChatRequest, EmbedRequest, Message, Role, StopReason
 from portico_server.providers import registry
 from portico_server.providers.azure import AzureOpenAIProvider
 from upstream import Reply, Upstream, fixture
@@ -131,11 +131,6 @@ async def provider(up: Upstream, **options: Any) -> AsyncIterator[AzureOpenAIPro
 def user() -> Message:
     return Message(role=Role.USER, content="hi")
 
-
-async def collect(stream: AsyncIterator[StreamChunk]) -> tuple[list[StreamChunk], StreamChunk]:
-    chunks = [c async for c in stream]
-    assert chunks[-1].is_final and not any(c.is_final for c in chunks[:-1])
-    return chunks[:-1], chunks[-1]
 
 
 async def test_chat_goes_to_the_deployment_with_api_version_and_api_key() -> None:

@@ -15,7 +15,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from harness import running_gateway
+from harness import collect, running_gateway
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
 from portico_server import errors
@@ -87,12 +87,6 @@ def done(reason: str = "stop", **extra: Any) -> dict[str, Any]:
     return {"model": MODEL, "created_at": "2025-01-01T00:00:01Z", "message": {"role": "assistant", "content": ""},
             "done": True, "done_reason": reason, "prompt_eval_count": 10, "eval_count": 5, **extra}
 
-
-async def collect(stream: Any) -> tuple[list[StreamChunk], StreamChunk]:
-    chunks = [c async for c in stream]
-    finals = [c for c in chunks if c.is_final]
-    assert len(finals) == 1 and chunks[-1] is finals[0], "exactly one final chunk, and it comes last"
-    return chunks[:-1], finals[0]
 
 
 def compact(args: dict[str, Any]) -> str:

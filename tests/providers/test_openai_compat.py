@@ -22,7 +22,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from harness import running_gateway
+from harness import collect, running_gateway
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
 from portico_server import errors
@@ -85,12 +85,6 @@ def vector_reply(name: str, cut: int | None = None) -> Reply:
 def user(text: str = "hi") -> Message:
     return Message(role=Role.USER, content=text)
 
-
-async def collect(stream: AsyncIterator[StreamChunk]) -> tuple[list[StreamChunk], StreamChunk]:
-    chunks = [c async for c in stream]
-    finals = [c for c in chunks if c.is_final]
-    assert len(finals) == 1 and chunks[-1] is finals[0], "exactly one final chunk, and it comes last"
-    return chunks[:-1], finals[0]
 
 
 def check_usage(usage: Any, expected: dict[str, Any]) -> None:
