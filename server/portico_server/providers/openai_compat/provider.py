@@ -155,7 +155,7 @@ class OpenAICompatProvider(HttpProvider):
                     break
                 if not data:
                     continue  # keep-alive events without data
-                payload = self._json(data.encode())
+                payload = self._json(data)
                 if event.event == "error":
                     raise error_from_payload(payload.get("error", payload) if isinstance(payload, dict)
                                              else payload, self.name, self.scrub)
@@ -169,7 +169,7 @@ class OpenAICompatProvider(HttpProvider):
                 )
         yield reader.finish()
 
-    def _json(self, raw: bytes) -> Any:
+    def _json(self, raw: str | bytes) -> Any:
         try:
             return json.loads(raw)
         except ValueError:
