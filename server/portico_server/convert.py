@@ -13,6 +13,7 @@ from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as tpb
 
 from . import domain as d
+from .call import CallContext
 from .errors import InvalidRequest
 
 _ROLES = {
@@ -106,8 +107,8 @@ def _messages(items: Any, v: _Violations) -> list[d.Message]:
                 img = part.image
                 if bool(img.url) == bool(img.data):
                     v.add(f"messages[{i}].parts[{j}].image", "exactly one of url and data must be set")
-                parts.append(d.ContentPart(image=d.ImagePart(
-                    url=img.url, data=img.data, mime_type=img.mime_type, detail=img.detail
+                parts.append(d.ContentPart(media=d.MediaPart(
+                    uri=img.url, data=img.data, mime_type=img.mime_type, detail=img.detail
                 )))
             else:
                 v.add(f"messages[{i}].parts[{j}]", "must hold text or an image")
@@ -190,8 +191,7 @@ def chat_request(req: pb.ChatRequest, model: str) -> d.ChatRequest:
     passthrough: dict[str, Any] = {}
     if req.passthrough_json:
         passthrough = _json_object(req.passthrough_json, "passthrough_json", v) or {}
-    priority = _PRIORITIES.get(req.priority)
-    if priority is None:
+    if req.priority not in _PRIORITIES:
         v.add("priority", "is not a known Priority")
     v.raise_if_any()
     return d.ChatRequest(
@@ -205,10 +205,18 @@ def chat_request(req: pb.ChatRequest, model: str) -> d.ChatRequest:
         tools=tools,
         tool_choice=tool_choice,
         response_format=response_format,
-        priority=priority or d.Priority.NORMAL,
-        tags=dict(req.tags),
         passthrough=passthrough,
     )
+
+
+def call_context(req: pb.ChatRequest | pb.EmbedRequest | None, time_remaining: float | None) -> CallContext:
+    """The per-call facts beside a request: its deadline, priority and tags."""
+    if req is None:
+        return CallContext.with_timeout(time_remaining)
+    priority = d.Priority.NORMAL
+    if isinstance(req, pb.ChatRequest):
+        priority = _PRIORITIES.get(req.priority, d.Priority.NORMAL)
+    return CallContext.with_timeout(time_remaining, priority=priority, tags=dict(req.tags))
 
 
 def count_tokens_request(req: pb.CountTokensRequest, model: str) -> d.ChatRequest:

@@ -59,19 +59,42 @@ class Source(enum.Enum):
 
 
 @dataclass(slots=True)
-class ImagePart:
-    url: str = ""
-    data: bytes = b""
+class MediaPart:
+    """An image or a document: inline `data` or a `uri` (http(s), gs://, data:), exactly one."""
+
     mime_type: str = ""
-    detail: str = ""
+    data: bytes = b""
+    uri: str = ""
+    detail: str = ""  # the provider's detail hint for images ("low", "high", "auto")
+
+
+@dataclass(slots=True)
+class ReasoningPart:
+    """A thought of the model. Returned in answers and sent back unchanged on the next turn,
+    so providers that sign their reasoning (Anthropic, Gemini, OpenAI) can verify it.
+
+    `text` is the readable thought (may be empty); `signature` the provider's signature over
+    it (Anthropic `signature`, Gemini `thoughtSignature`); `redacted` an opaque payload
+    (Anthropic `redacted_thinking` data, OpenAI `encrypted_content`). `source` names the
+    dialect that produced it ("anthropic", "gemini", "openai", ...): a provider sends back
+    only the parts of its own dialect, so a conversation can move between providers.
+    A signature-only part (no text, no redacted payload) belongs to the part that follows it
+    (Gemini signs the function call or text that comes after the thought).
+    """
+
+    text: str = ""
+    signature: str = ""
+    redacted: str = ""
+    source: str = ""
 
 
 @dataclass(slots=True)
 class ContentPart:
-    """Exactly one of `text` and `image` is set."""
+    """Exactly one of `text`, `media` and `reasoning` is set."""
 
     text: str | None = None
-    image: ImagePart | None = None
+    media: MediaPart | None = None
+    reasoning: ReasoningPart | None = None
 
 
 @dataclass(slots=True)
@@ -99,7 +122,7 @@ class Message:
     tool_call_id: str = ""
 
     def text(self) -> str:
-        """The message's text: `content`, or its text parts joined."""
+        """The message's text: `content`, or its text parts joined (reasoning excluded)."""
         if self.parts:
             return "".join(p.text for p in self.parts if p.text is not None)
         return self.content
@@ -151,11 +174,7 @@ class ChatRequest:
     tools: list[ToolDefinition] = field(default_factory=list)
     tool_choice: ToolChoice | None = None
     response_format: ResponseFormat | None = None
-    priority: Priority = Priority.NORMAL
-    tags: dict[str, str] = field(default_factory=dict)
     passthrough: dict[str, Any] = field(default_factory=dict)
-    # Seconds left of the caller's deadline when the call reached the provider, or None.
-    timeout: float | None = None
 
 
 @dataclass(slots=True)
@@ -168,6 +187,9 @@ class CompletionResponse:
     model: str = ""
     provider: str = ""
     reasoning_content: str = ""
+    #: The assistant turn in order (text and reasoning parts, signatures included); a
+    #: caller sends these back as the assistant message's parts on the next turn.
+    parts: list[ContentPart] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
 
 
@@ -183,6 +205,10 @@ class StreamChunk:
     reasoning_content: str = ""
     model: str = ""
     provider: str = ""
+    #: On the final chunk: the assistant turn's parts, as `CompletionResponse.parts`.
+    parts: list[ContentPart] = field(default_factory=list)
+    #: On the first and the final chunk: provider extras (response id, ...).
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -190,7 +216,6 @@ class EmbedRequest:
     model: str
     inputs: list[str]
     dimensions: int | None = None
-    timeout: float | None = None
 
 
 @dataclass(slots=True)

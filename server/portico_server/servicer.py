@@ -83,8 +83,8 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model)
         chat = convert.chat_request(request, model)
-        chat.timeout = context.time_remaining()
-        result = await provider.chat(chat)
+        call = convert.call_context(request, context.time_remaining())
+        result = await provider.chat(chat, call)
         return convert.completion(result, provider.name)
 
     async def StreamChat(  # type: ignore[override]  # writes through context, returns nothing
@@ -97,9 +97,9 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             self._admit(request)
             provider, model = self.router.route(request.provider, request.model)
             chat = convert.chat_request(request, model)
-            chat.timeout = context.time_remaining()
+            call = convert.call_context(request, context.time_remaining())
             first = True
-            async with contextlib.aclosing(provider.stream(chat)) as chunks:
+            async with contextlib.aclosing(provider.stream(chat, call)) as chunks:
                 async for chunk in chunks:
                     if first or chunk.is_final:
                         chunk.model = chunk.model or model
@@ -116,8 +116,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model, embedding=True)
         embed = convert.embed_request(request, model)
-        embed.timeout = context.time_remaining()
-        result = await provider.embed(embed)
+        result = await provider.embed(embed, convert.call_context(request, context.time_remaining()))
         return convert.embed_response(result, provider.name)
 
     @_unary
@@ -127,8 +126,8 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model)
         chat = convert.count_tokens_request(request, model)
-        chat.timeout = context.time_remaining()
-        return convert.token_count(await provider.count_tokens(chat), provider.name)
+        call = convert.call_context(None, context.time_remaining())
+        return convert.token_count(await provider.count_tokens(chat, call), provider.name)
 
     @_unary
     async def GetCapabilities(

@@ -21,11 +21,12 @@ from harness import running_gateway
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
 from portico_server import errors
+from portico_server.call import CallContext
 from portico_server.config import ProviderSettings
 from portico_server.domain import (
     ChatRequest,
     ContentPart,
-    ImagePart,
+    MediaPart,
     Message,
     ResponseFormat,
     ResponseFormatType,
@@ -247,10 +248,10 @@ async def test_images_by_bytes_data_url_and_url(up, claude):
     up.add("POST", "/v1/messages", Reply(200, JSON, fixture("anthropic/messages_text.json")))
     await claude.chat(chat(Message(role=Role.USER, parts=[
         ContentPart(text="What is in these?"),
-        ContentPart(image=ImagePart(data=b"\xff\xd8\xff\xe0jpeg", mime_type="image/jpeg")),
-        ContentPart(image=ImagePart(data=png)),  # type recognised from the bytes
-        ContentPart(image=ImagePart(url="data:image/webp;base64,UklGRg==")),
-        ContentPart(image=ImagePart(url="https://example.com/cat.gif")),
+        ContentPart(media=MediaPart(data=b"\xff\xd8\xff\xe0jpeg", mime_type="image/jpeg")),
+        ContentPart(media=MediaPart(data=png)),  # type recognised from the bytes
+        ContentPart(media=MediaPart(uri="data:image/webp;base64,UklGRg==")),
+        ContentPart(media=MediaPart(uri="https://example.com/cat.gif")),
     ])))
     content = up.last("/v1/messages").json()["messages"][0]["content"]
     assert content == [
@@ -265,10 +266,10 @@ async def test_images_by_bytes_data_url_and_url(up, claude):
 
 
 @pytest.mark.parametrize(("message", "field"), [
-    (Message(role=Role.USER, parts=[ContentPart(image=ImagePart(data=b"not an image"))]),
-     "messages[0].parts[0].image.mime_type"),
-    (Message(role=Role.USER, parts=[ContentPart(image=ImagePart(url="data:image/png,rawbytes"))]),
-     "messages[0].parts[0].image.url"),
+    (Message(role=Role.USER, parts=[ContentPart(media=MediaPart(data=b"not an image"))]),
+     "messages[0].parts[0].media.mime_type"),
+    (Message(role=Role.USER, parts=[ContentPart(media=MediaPart(uri="data:image/png,rawbytes"))]),
+     "messages[0].parts[0].media.uri"),
     (Message(role=Role.USER, content=""), "messages[0].content"),
     (Message(role=Role.ASSISTANT, tool_calls=[ToolCall(id="t1", name="f", arguments="[1]")]),
      "messages[0].tool_calls[0].arguments"),
@@ -674,10 +675,10 @@ async def test_the_callers_deadline_bounds_the_upstream_call(up, claude):
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(errors.UpstreamTimeout):
-        await claude.chat(chat(timeout=0.3))
+        await claude.chat(chat(), CallContext.with_timeout(0.3))
     up.always("POST", "/v1/messages", Reply(200, SSE, fixture("anthropic/stream_text.sse"), hang_after=300))
     with pytest.raises(errors.UpstreamTimeout):
-        await collect(claude.stream(chat(timeout=0.3)))
+        await collect(claude.stream(chat(), CallContext.with_timeout(0.3)))
     assert loop.time() - started < 5
 
 

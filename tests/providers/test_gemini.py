@@ -24,7 +24,7 @@ from portico_server.domain import (
     ChatRequest,
     ContentPart,
     EmbedRequest,
-    ImagePart,
+    MediaPart,
     Message,
     ResponseFormat,
     ResponseFormatType,
@@ -209,9 +209,9 @@ async def test_images_go_inline_or_as_file_data(up, gemini):
     up.add("POST", GENERATE, Reply(200, JSON, fixture("gemini/generate_content_text.json")))
     await gemini.chat(ask(Message(Role.USER, parts=[
         ContentPart(text="What is this?"),
-        ContentPart(image=ImagePart(data=b"\x89PNG", mime_type="image/png")),
-        ContentPart(image=ImagePart(url="data:image/webp;base64,UklGRg==")),
-        ContentPart(image=ImagePart(url="https://example.com/cat.jpg")),
+        ContentPart(media=MediaPart(data=b"\x89PNG", mime_type="image/png")),
+        ContentPart(media=MediaPart(uri="data:image/webp;base64,UklGRg==")),
+        ContentPart(media=MediaPart(uri="https://example.com/cat.jpg")),
     ])))
     assert up.last(GENERATE).json()["contents"][0]["parts"] == [
         {"text": "What is this?"},

@@ -82,9 +82,8 @@ def test_completion_kwargs_carry_the_openai_body_credentials_and_passthrough() -
         max_tokens=10,
         tools=[ToolDefinition(name="f", parameters={"type": "object"})],
         passthrough={"top_k": 5},
-        timeout=12.5,
     )
-    kwargs = completion_kwargs(request, settings, options, stream=True)
+    kwargs = completion_kwargs(request, settings, options, stream=True, timeout=12.5)
     assert kwargs["model"] == "bedrock/anthropic.claude-3-haiku"
     assert kwargs["messages"] == [{"role": "user", "content": "hi"}]
     assert kwargs["max_tokens"] == 10 and kwargs["top_k"] == 5

@@ -24,7 +24,7 @@ from portico_server.domain import (
     ChatRequest,
     ContentPart,
     EmbedRequest,
-    ImagePart,
+    MediaPart,
     Message,
     ResponseFormat,
     ResponseFormatType,
@@ -158,14 +158,14 @@ async def test_images_go_as_base64_and_links_are_refused(up, ollama):
     up.add("POST", "/api/chat", Reply(200, JSON, fixture("ollama/chat_nonstream.json")))
     await ollama.chat(ask(Message(Role.USER, parts=[
         ContentPart(text="What is in this picture?"),
-        ContentPart(image=ImagePart(data=b"\x89PNG", mime_type="image/png")),
-        ContentPart(image=ImagePart(url="data:image/jpeg;base64,/9j/4A==")),
+        ContentPart(media=MediaPart(data=b"\x89PNG", mime_type="image/png")),
+        ContentPart(media=MediaPart(uri="data:image/jpeg;base64,/9j/4A==")),
     ])))
     assert up.last("/api/chat").json()["messages"] == [
         {"role": "user", "content": "What is in this picture?", "images": ["iVBORw==", "/9j/4A=="]}]
     with pytest.raises(errors.InvalidRequest) as info:
-        await ollama.chat(ask(Message(Role.USER, parts=[ContentPart(image=ImagePart(url="https://x/cat.png"))])))
-    assert info.value.violations[0][0] == "messages[0].parts[0].image.url"
+        await ollama.chat(ask(Message(Role.USER, parts=[ContentPart(media=MediaPart(uri="https://x/cat.png"))])))
+    assert info.value.violations[0][0] == "messages[0].parts[0].media.uri"
 
 
 @pytest.mark.parametrize(("choice", "sent"), [

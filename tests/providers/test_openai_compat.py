@@ -26,12 +26,13 @@ from harness import collect, running_gateway
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
 from portico_server import errors
+from portico_server.call import CallContext
 from portico_server.config import ConfigError, ProviderSettings
 from portico_server.domain import (
     ChatRequest,
     ContentPart,
     EmbedRequest,
-    ImagePart,
+    MediaPart,
     Message,
     ResponseFormat,
     ResponseFormatType,
@@ -189,7 +190,7 @@ async def test_stream_request_carries_auth_usage_option_tools_and_passthrough() 
                 role=Role.USER,
                 parts=[
                     ContentPart(text="and this?"),
-                    ContentPart(image=ImagePart(data=b"\x89PNG", mime_type="image/png", detail="low")),
+                    ContentPart(media=MediaPart(data=b"\x89PNG", mime_type="image/png", detail="low")),
                 ],
             ),
         ],
@@ -682,7 +683,7 @@ async def test_a_stalled_stream_times_out_within_the_callers_deadline() -> None:
         up.add("POST", "/v1/chat/completions", Reply(200, {"content-type": "text/event-stream"}, body, hang_after=900))
         started = asyncio.get_running_loop().time()
         with pytest.raises(errors.UpstreamTimeout):
-            await collect(p.stream(ChatRequest(model="gpt-4o", messages=[user()], timeout=0.5)))
+            await collect(p.stream(ChatRequest(model="gpt-4o", messages=[user()]), CallContext.with_timeout(0.5)))
         assert asyncio.get_running_loop().time() - started < 5
 
 

@@ -80,8 +80,9 @@ async def test_sampling_options_and_response_format_reach_the_provider(gw):
     assert seen.response_format.name == "thing"
     assert list(seen.response_format.schema["properties"]) == ["b", "a"]  # key order kept
     assert seen.passthrough == {"top_k": 40} and isinstance(seen.passthrough["top_k"], int)
-    assert seen.tags == {"team": "search"}
-    assert seen.timeout is None  # the caller set no deadline
+    call = gw.provider("fake").last_call
+    assert call.tags == {"team": "search"}
+    assert call.deadline is None  # the caller set no deadline
 
 
 async def test_tools_reach_the_provider_with_schema_text_intact(gw):

@@ -156,7 +156,7 @@ async def test_failure_after_the_first_chunk_ends_the_stream_with_a_status():
 
 
 async def test_a_bug_is_internal_without_leaking_details(gw, caplog):
-    async def broken(request):
+    async def broken(request, call):
         raise RuntimeError("token sk-live-secret-123 in a traceback")
 
     gw.provider("fake").chat = broken

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..domain import (
     Capabilities,
@@ -49,11 +50,11 @@ class Provider(abc.ABC):
     # -- required -------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def chat(self, request: ChatRequest) -> CompletionResponse:
+    async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
         """One complete answer."""
 
     @abc.abstractmethod
-    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
+    def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
         """Chunks of the answer; the last has `is_final` with stop reason, usage and the
         assembled tool calls. Closing the iterator (`aclose()`) must close the upstream
         response at once."""
@@ -63,14 +64,14 @@ class Provider(abc.ABC):
 
     # -- optional -------------------------------------------------------------------
 
-    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+    async def embed(self, request: EmbedRequest, call: CallContext = NO_CALL) -> EmbedResponse:
         raise CapabilityUnsupported(
             f"provider {self.name!r} does not support embeddings",
             provider=self.name,
             metadata={"capability": "embeddings"},
         )
 
-    async def count_tokens(self, request: ChatRequest) -> TokenCount:
+    async def count_tokens(self, request: ChatRequest, call: CallContext = NO_CALL) -> TokenCount:
         """The provider's own count where it has an endpoint; else an estimate."""
         return TokenCount(tokens=estimate_tokens(request), source=Source.ESTIMATE, model=request.model)
 

@@ -21,6 +21,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import errors
+from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..domain import (
     Capabilities,
@@ -113,14 +114,17 @@ class FakeProvider(Provider):
         self._call_ids = itertools.count(1)
         #: The last request received, for tests to inspect.
         self.last_request: ChatRequest | None = None
+        #: The call context of the last request (its deadline, tags, priority).
+        self.last_call: CallContext = NO_CALL
         #: How many streams were closed by the caller before they finished.
         self.streams_closed_early = 0
         self.stream_closed = asyncio.Event()
 
     # -- chat ---------------------------------------------------------------------------
 
-    def _pick(self, request: ChatRequest) -> ScriptedReply:
+    def _pick(self, request: ChatRequest, call: CallContext) -> ScriptedReply:
         self.last_request = request
+        self.last_call = call
         if self._replies:
             return self._replies.popleft()
         prompt = _last_user_text(request)
@@ -172,16 +176,16 @@ class FakeProvider(Provider):
             reasoning_content=reply.reasoning,
         )
 
-    async def chat(self, request: ChatRequest) -> CompletionResponse:
-        reply = self._pick(request)
+    async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
+        reply = self._pick(request, call)
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.error is not None:
             self._raise(reply.error)
         return self._answer(reply, request)
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
-        reply = self._pick(request)
+    async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
+        reply = self._pick(request, call)
         answer = self._answer(reply, request)
         finished = False
         try:
@@ -198,13 +202,14 @@ class FakeProvider(Provider):
                 if reply.error is not None and sent == reply.error.after_chunks:
                     self._raise(reply.error)
                 await self._pause()
-            for index, call in enumerate(answer.tool_calls):
+            for index, tool_call in enumerate(answer.tool_calls):
                 # Arguments arrive in pieces, as real providers send them.
-                pieces = [call.arguments[i : i + size] for i in range(0, len(call.arguments), size)] or [""]
+                args = tool_call.arguments
+                pieces = [args[i : i + size] for i in range(0, len(args), size)] or [""]
                 for n, piece in enumerate(pieces):
                     first = n == 0
                     yield StreamChunk(tool_call_deltas=[ToolCallDelta(
-                        index=index, id=call.id if first else "", name=call.name if first else "",
+                        index=index, id=tool_call.id if first else "", name=tool_call.name if first else "",
                         arguments_delta=piece,
                     )])
                     await self._pause()
@@ -229,7 +234,7 @@ class FakeProvider(Provider):
 
     # -- the rest -----------------------------------------------------------------------
 
-    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+    async def embed(self, request: EmbedRequest, call: CallContext = NO_CALL) -> EmbedResponse:
         dims = request.dimensions or self.options.embedding_dimensions
         vectors = [hash_embedding(text, dims) for text in request.inputs]
         tokens = sum((len(t) + 3) // 4 for t in request.inputs)

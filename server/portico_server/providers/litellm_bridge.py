@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..call import NO_CALL, CallContext
 from ..config import ConfigError, ProviderSettings
 from ..domain import (
     Capabilities,
@@ -96,7 +97,8 @@ def common_kwargs(settings: ProviderSettings, options: LiteLLMOptions, timeout: 
 
 
 def completion_kwargs(
-    request: ChatRequest, settings: ProviderSettings, options: LiteLLMOptions, *, stream: bool
+    request: ChatRequest, settings: ProviderSettings, options: LiteLLMOptions, *, stream: bool,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """Arguments of `litellm.acompletion` for a request: the OpenAI body plus credentials.
     The caller's passthrough is part of the body, so vendor-specific options reach LiteLLM."""
@@ -105,7 +107,7 @@ def completion_kwargs(
     kwargs["stream"] = stream
     # Portico retries and fails over itself; LiteLLM retrying underneath would multiply that.
     kwargs["num_retries"] = 0
-    kwargs.update(common_kwargs(settings, options, request.timeout))
+    kwargs.update(common_kwargs(settings, options, timeout))
     return kwargs
 
 
@@ -217,19 +219,21 @@ class LiteLLMProvider(Provider):
     def _error(self, exc: BaseException) -> PorticoError:
         return exc if isinstance(exc, PorticoError) else error_from_litellm(exc, self.name, self.scrub)
 
-    async def chat(self, request: ChatRequest) -> CompletionResponse:
+    async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
         try:
             response = await self._litellm.acompletion(
-                **completion_kwargs(request, self.settings, self.options, stream=False))
+                **completion_kwargs(request, self.settings, self.options, stream=False,
+                                    timeout=call.remaining()))
         except Exception as exc:
             raise self._error(exc) from None
         return completion_from_litellm(response, provider=self.name, model=request.model, scrub=self.scrub)
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
+    async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
         reader = ChunkReader(self.name, request.model, self.scrub)
         try:
             response = await self._litellm.acompletion(
-                **completion_kwargs(request, self.settings, self.options, stream=True))
+                **completion_kwargs(request, self.settings, self.options, stream=True,
+                                    timeout=call.remaining()))
         except Exception as exc:
             raise self._error(exc) from None
         chunks = chunks_from_litellm(response, reader)
@@ -244,9 +248,9 @@ class LiteLLMProvider(Provider):
             if callable(close):
                 await close()
 
-    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+    async def embed(self, request: EmbedRequest, call: CallContext = NO_CALL) -> EmbedResponse:
         kwargs: dict[str, Any] = {"model": request.model, "input": list(request.inputs),
-                                  **common_kwargs(self.settings, self.options, request.timeout)}
+                                  **common_kwargs(self.settings, self.options, call.remaining())}
         if request.dimensions is not None:
             kwargs["dimensions"] = request.dimensions
         try:
@@ -255,7 +259,7 @@ class LiteLLMProvider(Provider):
             raise self._error(exc) from None
         return embed_from_litellm(response, len(request.inputs), provider=self.name, model=request.model)
 
-    async def count_tokens(self, request: ChatRequest) -> TokenCount:
+    async def count_tokens(self, request: ChatRequest, call: CallContext = NO_CALL) -> TokenCount:
         # LiteLLM counts with the model's tokenizer where it has one and tiktoken otherwise,
         # without the vendor's chat framing: closer than the base estimate, still an estimate.
         try:

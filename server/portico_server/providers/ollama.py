@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..domain import (
     Capabilities,
@@ -26,7 +27,7 @@ from ..domain import (
     CompletionResponse,
     EmbedRequest,
     EmbedResponse,
-    ImagePart,
+    MediaPart,
     Message,
     ResponseFormatType,
     Role,
@@ -81,8 +82,8 @@ class OllamaProvider(HttpProvider):
             body = merge_passthrough(body, _merge_nested(body, request.passthrough))
         return body
 
-    async def chat(self, request: ChatRequest) -> CompletionResponse:
-        data = await self.request_json("POST", "/api/chat", body=self._body(request, False), timeout=request.timeout)
+    async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
+        data = await self.request_json("POST", "/api/chat", body=self._body(request, False), timeout=call.remaining())
         if not isinstance(data, dict):
             raise self._protocol("answered with JSON that is not an object")
         if "error" in data:
@@ -103,10 +104,10 @@ class OllamaProvider(HttpProvider):
             metadata=turn.metadata,
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
+    async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
         body = self._body(request, True)
         turn = _Turn(request.model)
-        async with self.send("POST", "/api/chat", body=body, timeout=request.timeout) as response:
+        async with self.send("POST", "/api/chat", body=body, timeout=call.remaining()) as response:
             async for line in ndjson_lines(response):
                 try:
                     data = json.loads(line)
@@ -135,13 +136,13 @@ class OllamaProvider(HttpProvider):
 
     # -- embeddings, models, capabilities, health ---------------------------------------
 
-    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+    async def embed(self, request: EmbedRequest, call: CallContext = NO_CALL) -> EmbedResponse:
         body: dict[str, Any] = {"model": request.model, "input": list(request.inputs)}
         if request.dimensions is not None:
             body["dimensions"] = request.dimensions
         if self.options.keep_alive is not None:
             body["keep_alive"] = self.options.keep_alive
-        data = await self.request_json("POST", "/api/embed", body=body, timeout=request.timeout)
+        data = await self.request_json("POST", "/api/embed", body=body, timeout=call.remaining())
         embeddings = data.get("embeddings") if isinstance(data, dict) else None
         if not isinstance(embeddings, list) or len(embeddings) != len(request.inputs):
             raise self._protocol("answered /api/embed with the wrong number of vectors")
@@ -281,8 +282,8 @@ def build_chat_request(request: ChatRequest, options: OllamaOptions) -> dict[str
 
 def _message(message: Message, index: int, names_by_id: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {"role": message.role.value, "content": message.text()}
-    images = [_image(part.image, f"messages[{index}].parts[{j}].image")
-              for j, part in enumerate(message.parts) if part.image is not None]
+    images = [_image(part.media, f"messages[{index}].parts[{j}].media")
+              for j, part in enumerate(message.parts) if part.media is not None]
     if images:
         out["images"] = images
     if message.tool_calls:
@@ -304,19 +305,19 @@ def _message(message: Message, index: int, names_by_id: Mapping[str, str]) -> di
     return out
 
 
-def _image(image: ImagePart, field: str) -> str:
+def _image(image: MediaPart, field: str) -> str:
     """Ollama takes images as bare base64; it cannot fetch a URL."""
     if image.data:
         return base64.b64encode(image.data).decode("ascii")
-    url: str = image.url
+    url: str = image.uri
     header, _, payload = url.partition(",")
     if url.startswith("data:") and header.endswith(";base64") and payload:
         try:
             base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
-            raise InvalidRequest([(f"{field}.url", "the data: URL holds invalid base64")]) from None
+            raise InvalidRequest([(f"{field}.uri", "the data: URL holds invalid base64")]) from None
         return payload
-    raise InvalidRequest([(f"{field}.url", "Ollama needs the image's bytes (data or a base64 data: URL), not a link")])
+    raise InvalidRequest([(f"{field}.uri", "Ollama needs the image's bytes (data or a base64 data: URL), not a link")])
 
 
 def _merge_nested(body: Mapping[str, Any], passthrough: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import httpx
 from httpx_sse import EventSource, SSEError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from ...call import NO_CALL, CallContext
 from ...config import ProviderSettings
 from ...domain import Capabilities, ChatRequest, CompletionResponse, Source, StreamChunk, TokenCount
 from ...errors import PorticoError, UpstreamError, UpstreamProtocol
@@ -105,21 +106,21 @@ class AnthropicProvider(HttpProvider):
         """The Messages API body for a chat request (without `stream`)."""
         return build_plan(request, self.default_max_tokens(request.model, request.passthrough))
 
-    async def chat(self, request: ChatRequest) -> CompletionResponse:
+    async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
         plan = self.plan(request)
         plan.body.pop("stream", None)
-        async with self.send("POST", _MESSAGES, body=plan.body, timeout=request.timeout) as response:
+        async with self.send("POST", _MESSAGES, body=plan.body, timeout=call.remaining()) as response:
             raw = await response.aread()
             request_id = response.headers.get("request-id", "")
         return completion(raw, answer_tool=plan.answer_tool, request_id=request_id, provider=self.name)
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
+    async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
         plan = self.plan(request)
         plan.body["stream"] = True
         translator = StreamTranslator(self.name, plan.answer_tool)
         first = True
         async with (
-            self.send("POST", _MESSAGES, body=plan.body, timeout=request.timeout) as response,
+            self.send("POST", _MESSAGES, body=plan.body, timeout=call.remaining()) as response,
             contextlib.aclosing(self._events(response)) as events,
         ):
             async for kind, data in events:
@@ -164,12 +165,12 @@ class AnthropicProvider(HttpProvider):
 
     # -- the rest -------------------------------------------------------------------------
 
-    async def count_tokens(self, request: ChatRequest) -> TokenCount:
+    async def count_tokens(self, request: ChatRequest, call: CallContext = NO_CALL) -> TokenCount:
         if self.options.token_counting == "estimate":
             return await super().count_tokens(request)
         body = self.plan(request).body
         counted: dict[str, Any] = {k: body[k] for k in _COUNTED_FIELDS if k in body}
-        data = await self.request_json("POST", _COUNT_TOKENS, body=counted, timeout=request.timeout)
+        data = await self.request_json("POST", _COUNT_TOKENS, body=counted, timeout=call.remaining())
         tokens = data.get("input_tokens") if isinstance(data, dict) else None
         if not isinstance(tokens, int):
             raise UpstreamProtocol(f"provider {self.name!r} sent a token count without input_tokens",

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ...domain import ChatRequest, ImagePart, Message, ResponseFormatType, Role, ToolChoiceMode
+from ...domain import ChatRequest, MediaPart, Message, ResponseFormatType, Role, ToolChoiceMode
 from ...errors import InvalidRequest
 from ..base import merge_passthrough
 
@@ -116,26 +116,26 @@ def _content_blocks(message: Message, where: str) -> list[dict[str, Any]]:
         return [{"type": "text", "text": message.content}] if message.content else []
     blocks: list[dict[str, Any]] = []
     for j, part in enumerate(message.parts):
-        if part.image is not None:
-            blocks.append({"type": "image", "source": _image_source(part.image, f"{where}.parts[{j}].image")})
+        if part.media is not None:
+            blocks.append({"type": "image", "source": _image_source(part.media, f"{where}.parts[{j}].media")})
         elif part.text:
             blocks.append({"type": "text", "text": part.text})
     return blocks
 
 
-def _image_source(image: ImagePart, where: str) -> dict[str, Any]:
+def _image_source(image: MediaPart, where: str) -> dict[str, Any]:
     if image.data:
         media_type = image.mime_type or _sniff_image(image.data)
         if not media_type:
             raise InvalidRequest([(f"{where}.mime_type", "is required: the image type could not be recognised")])
         return {"type": "base64", "media_type": media_type, "data": base64.b64encode(image.data).decode()}
-    if image.url.startswith("data:"):
-        header, comma, payload = image.url.partition(",")
+    if image.uri.startswith("data:"):
+        header, comma, payload = image.uri.partition(",")
         media_type, _, encoding = header[len("data:"):].partition(";")
         if not comma or encoding != "base64" or not media_type:
-            raise InvalidRequest([(f"{where}.url", "a data: URL must look like data:image/png;base64,...")])
+            raise InvalidRequest([(f"{where}.uri", "a data: URL must look like data:image/png;base64,...")])
         return {"type": "base64", "media_type": media_type, "data": payload}
-    return {"type": "url", "url": image.url}
+    return {"type": "url", "url": image.uri}
 
 
 def _sniff_image(data: bytes) -> str:
@@ -168,7 +168,7 @@ def _tool_use_blocks(message: Message, where: str) -> list[dict[str, Any]]:
 
 def _tool_result_block(message: Message, where: str) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
-    if any(p.image is not None for p in message.parts):
+    if any(p.media is not None for p in message.parts):
         block["content"] = _content_blocks(message, where)
     elif message.text():
         block["content"] = message.text()

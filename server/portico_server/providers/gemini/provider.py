@@ -17,6 +17,7 @@ import httpx
 from httpx_sse import EventSource, SSEError
 from pydantic import SecretStr
 
+from ...call import NO_CALL, CallContext
 from ...config import ProviderSettings
 from ...domain import (
     Capabilities,
@@ -70,9 +71,9 @@ class GeminiProvider(HttpProvider):
             body = merge_passthrough(body, merge_nested(body, request.passthrough))
         return body
 
-    async def chat(self, request: ChatRequest) -> CompletionResponse:
+    async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
         data = await self.request_json(
-            "POST", self._path(request.model, "generateContent"), body=self._body(request), timeout=request.timeout
+            "POST", self._path(request.model, "generateContent"), body=self._body(request), timeout=call.remaining()
         )
         if not isinstance(data, dict):
             raise self._protocol("answered with JSON that is not an object")
@@ -82,7 +83,7 @@ class GeminiProvider(HttpProvider):
             raise self._protocol("answered without a candidate or a finish reason")
         return turn.completion(self.name)
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
+    async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
         body = self._body(request)
         turn = Turn(request.model, self.options.carry_thought_signatures)
         async with self.send(
@@ -90,7 +91,7 @@ class GeminiProvider(HttpProvider):
             self._path(request.model, "streamGenerateContent"),
             body=body,
             params={"alt": "sse"},
-            timeout=request.timeout,
+            timeout=call.remaining(),
             headers={"accept": "text/event-stream"},
         ) as response:
             events = EventSource(response).aiter_sse()
@@ -119,7 +120,7 @@ class GeminiProvider(HttpProvider):
 
     # -- embeddings, tokens, capabilities, health ---------------------------------------
 
-    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+    async def embed(self, request: EmbedRequest, call: CallContext = NO_CALL) -> EmbedResponse:
         resource = _resource(request.model)
         dimensions = {} if request.dimensions is None else {"outputDimensionality": request.dimensions}
         vectors: list[list[float]] = []
@@ -128,7 +129,7 @@ class GeminiProvider(HttpProvider):
             items = [{"model": resource, "content": {"parts": [{"text": text}]}, **dimensions} for text in batch]
             data = await self.request_json(
                 "POST", self._path(request.model, "batchEmbedContents"),
-                body={"requests": items}, timeout=request.timeout,
+                body={"requests": items}, timeout=call.remaining(),
             )
             embeddings = data.get("embeddings") if isinstance(data, dict) else None
             if not isinstance(embeddings, list) or len(embeddings) != len(batch):
@@ -140,14 +141,14 @@ class GeminiProvider(HttpProvider):
                 vectors.append([float(v) for v in values])
         return EmbedResponse(vectors=vectors, model=request.model, provider=self.name)
 
-    async def count_tokens(self, request: ChatRequest) -> TokenCount:
+    async def count_tokens(self, request: ChatRequest, call: CallContext = NO_CALL) -> TokenCount:
         generate = build_generate_request(request, self.options)
         generate.pop("generationConfig", None)  # sampling does not change the prompt's count
         # Only this nested form counts the system instruction and tools too.
         generate["model"] = _resource(request.model)
         data = await self.request_json(
             "POST", self._path(request.model, "countTokens"),
-            body={"generateContentRequest": generate}, timeout=request.timeout,
+            body={"generateContentRequest": generate}, timeout=call.remaining(),
         )
         if not isinstance(data, dict):
             raise self._protocol("answered countTokens with JSON that is not an object")

@@ -9,7 +9,7 @@ import mimetypes
 from collections.abc import Mapping
 from typing import Any
 
-from ...domain import ChatRequest, ImagePart, Message, ResponseFormatType, Role, ToolChoiceMode
+from ...domain import ChatRequest, MediaPart, Message, ResponseFormatType, Role, ToolChoiceMode
 from ...errors import InvalidRequest
 from .call_ids import signature_from_call_id
 from .options import GeminiOptions
@@ -70,27 +70,27 @@ def _user_parts(message: Message, index: int) -> list[dict[str, Any]]:
         if part.text is not None:
             if part.text:
                 parts.append({"text": part.text})
-        elif part.image is not None:
-            parts.append(_image_part(part.image, f"messages[{index}].parts[{j}].image"))
+        elif part.media is not None:
+            parts.append(_image_part(part.media, f"messages[{index}].parts[{j}].media"))
     return parts
 
 
-def _image_part(image: ImagePart, field: str) -> dict[str, Any]:
+def _image_part(image: MediaPart, field: str) -> dict[str, Any]:
     if image.data:
         mime = image.mime_type or "image/png"
         return {"inlineData": {"mimeType": mime, "data": base64.b64encode(image.data).decode("ascii")}}
-    if image.url.startswith("data:"):
-        header, _, payload = image.url.partition(",")
+    if image.uri.startswith("data:"):
+        header, _, payload = image.uri.partition(",")
         if not header.endswith(";base64") or not payload:
-            raise InvalidRequest([(f"{field}.url", "a data: URL must be base64-encoded (data:<mime>;base64,...)")])
+            raise InvalidRequest([(f"{field}.uri", "a data: URL must be base64-encoded (data:<mime>;base64,...)")])
         try:
             base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
-            raise InvalidRequest([(f"{field}.url", "the data: URL holds invalid base64")]) from None
+            raise InvalidRequest([(f"{field}.uri", "the data: URL holds invalid base64")]) from None
         mime = image.mime_type or header[len("data:") : -len(";base64")] or "image/png"
         return {"inlineData": {"mimeType": mime, "data": payload}}
-    mime = image.mime_type or mimetypes.guess_type(image.url)[0] or "image/jpeg"
-    return {"fileData": {"mimeType": mime, "fileUri": image.url}}
+    mime = image.mime_type or mimetypes.guess_type(image.uri)[0] or "image/jpeg"
+    return {"fileData": {"mimeType": mime, "fileUri": image.uri}}
 
 
 def _model_parts(message: Message, index: int) -> list[dict[str, Any]]:

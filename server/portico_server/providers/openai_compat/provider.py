@@ -13,6 +13,7 @@ import httpx
 from httpx_sse import EventSource
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...call import NO_CALL, CallContext
 from ...config import ConfigError, ProviderSettings
 from ...domain import (
     Capabilities,
@@ -119,24 +120,24 @@ class OpenAICompatProvider(HttpProvider):
             extra_body=self.options.extra_body,
         )
 
-    async def chat(self, request: ChatRequest) -> CompletionResponse:
+    async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
         data = await self.request_json(
             "POST",
             self.operation_path("chat/completions", request.model),
             body=self.chat_body(request, stream=False),
-            timeout=request.timeout,
+            timeout=call.remaining(),
             params=self.query_params(),
         )
         return parse_completion(data, provider=self.name, model=request.model, scrub=self.scrub)
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamChunk, None]:
+    async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
         body = self.chat_body(request, stream=True)
         reader = ChunkReader(self.name, request.model, self.scrub)
         async with self.send(
             "POST",
             self.operation_path("chat/completions", request.model),
             body=body,
-            timeout=request.timeout,
+            timeout=call.remaining(),
             params=self.query_params(),
             headers={"accept": "text/event-stream"},
         ) as response:
@@ -181,12 +182,12 @@ class OpenAICompatProvider(HttpProvider):
     def supports_embeddings(self) -> bool:
         return self.preset.embeddings or bool(self.settings.embedding_model)
 
-    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+    async def embed(self, request: EmbedRequest, call: CallContext = NO_CALL) -> EmbedResponse:
         if not self.supports_embeddings():
             return await super().embed(request)
         size = self.options.embedding_batch_size or self.preset.embedding_batch_size
         encoding = self.options.embedding_encoding or ("base64" if self.preset.embedding_base64 else None)
-        deadline = None if request.timeout is None else time.monotonic() + request.timeout
+        deadline = call.deadline
         vectors: list[list[float]] = []
         usage = Usage()
         model = request.model
@@ -208,12 +209,12 @@ class OpenAICompatProvider(HttpProvider):
 
     # -- token counting ----------------------------------------------------------------------
 
-    async def count_tokens(self, request: ChatRequest) -> TokenCount:
+    async def count_tokens(self, request: ChatRequest, call: CallContext = NO_CALL) -> TokenCount:
         counter = self.preset.token_counter
         try:
             if counter == "openai_responses":
                 data = await self.request_json("POST", "/responses/input_tokens",
-                                               body=responses_input(request), timeout=request.timeout)
+                                               body=responses_input(request), timeout=call.remaining())
                 tokens = data.get("input_tokens") if isinstance(data, dict) else None
             elif counter == "vllm_tokenize":
                 body: JSON = {"model": request.model, "add_generation_prompt": True,
@@ -221,7 +222,7 @@ class OpenAICompatProvider(HttpProvider):
                 if request.tools:
                     body["tools"] = chat_body(request, self.preset, stream=False)["tools"]
                 data = await self.request_json("POST", self._server_root() + "/tokenize",
-                                               body=body, timeout=request.timeout)
+                                               body=body, timeout=call.remaining())
                 tokens = data.get("count") if isinstance(data, dict) else None
             else:
                 return await super().count_tokens(request)

@@ -7,17 +7,17 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from ...domain import ChatRequest, ImagePart, Message, ResponseFormatType, Role, ToolChoiceMode
+from ...domain import ChatRequest, MediaPart, Message, ResponseFormatType, Role, ToolChoiceMode
 from ..base import merge_passthrough
 from .presets import Preset
 
 JSON = dict[str, Any]
 
 
-def _image_url(image: ImagePart) -> str:
+def _image_url(image: MediaPart) -> str:
     """The image's URL, or its bytes as a data URL."""
-    if image.url:
-        return image.url
+    if image.uri:
+        return image.uri
     return f"data:{image.mime_type or 'image/png'};base64,{base64.b64encode(image.data).decode()}"
 
 
@@ -28,15 +28,15 @@ def message_json(message: Message, *, strict: bool = False) -> JSON:
         out["tool_call_id"] = message.tool_call_id
         out["content"] = message.text()
         return out
-    if any(part.image is not None for part in message.parts):
+    if any(part.media is not None for part in message.parts):
         content: list[JSON] = []
         for part in message.parts:
             if part.text is not None:
                 content.append({"type": "text", "text": part.text})
-            elif part.image is not None:
-                image: JSON = {"url": _image_url(part.image)}
-                if part.image.detail:
-                    image["detail"] = part.image.detail
+            elif part.media is not None:
+                image: JSON = {"url": _image_url(part.media)}
+                if part.media.detail:
+                    image["detail"] = part.media.detail
                 content.append({"type": "image_url", "image_url": image})
         out["content"] = content
     else:
@@ -140,15 +140,15 @@ def responses_input(request: ChatRequest) -> JSON:
         if m.role is Role.TOOL:
             items.append({"type": "function_call_output", "call_id": m.tool_call_id, "output": m.text()})
             continue
-        if any(part.image is not None for part in m.parts):
+        if any(part.media is not None for part in m.parts):
             kind = "output_text" if m.role is Role.ASSISTANT else "input_text"
             content: list[JSON] = []
             for part in m.parts:
                 if part.text is not None:
                     content.append({"type": kind, "text": part.text})
-                elif part.image is not None:
-                    content.append({"type": "input_image", "image_url": _image_url(part.image),
-                                    "detail": part.image.detail or "auto"})
+                elif part.media is not None:
+                    content.append({"type": "input_image", "image_url": _image_url(part.media),
+                                    "detail": part.media.detail or "auto"})
             items.append({"role": m.role.value, "content": content})
         elif m.text() or not m.tool_calls:
             items.append({"role": m.role.value, "content": m.text()})
