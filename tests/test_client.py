@@ -365,14 +365,15 @@ async def test_timeout_raises_deadline_exceeded_promptly() -> None:
     assert sync_elapsed < 3
 
 
-async def test_unavailable_is_retried_and_other_failures_are_not() -> None:
-    unavailable = {"error": {"reason": "UPSTREAM_UNAVAILABLE", "message": "upstream 503"}}
+async def test_retry_safe_unavailable_is_retried_and_other_failures_are_not() -> None:
+    # Overloaded means the provider did no work, so the gateway marks it retry-safe.
+    unavailable = {"error": {"reason": "UPSTREAM_OVERLOADED", "message": "upstream 529"}}
     bad_request = {"error": {"reason": "UPSTREAM_BAD_REQUEST", "message": "upstream 400"}}
     replies = [unavailable, unavailable, {"content": "third time lucky"}, unavailable, bad_request, {"content": "next"}]
     async with running_gateway(config(replies=replies)) as gw:
         async with portico.AsyncClient(gw.address) as retrying:
             assert (await retrying.chat("hi", provider="fake")).content == "third time lucky"
-        async with portico.AsyncClient(gw.address, max_retries=0) as once:
+        async with portico.AsyncClient(gw.address, retry=None) as once:
             with pytest.raises(portico.UnavailableError) as caught:
                 await once.chat("hi", provider="fake")
         async with portico.AsyncClient(gw.address) as retrying:
@@ -381,7 +382,7 @@ async def test_unavailable_is_retried_and_other_failures_are_not() -> None:
             # The bad request was not retried: the next scripted reply is still queued.
             assert (await retrying.chat("hi", provider="fake")).content == "next"
 
-    assert caught.value.reason == "ERROR_REASON_UPSTREAM_UNAVAILABLE"
+    assert caught.value.reason == "ERROR_REASON_UPSTREAM_OVERLOADED"
     assert bad.value.reason == "ERROR_REASON_UPSTREAM_BAD_REQUEST"
 
 
@@ -390,7 +391,7 @@ async def test_no_gateway_at_the_address_raises_connection_failed() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # Nothing listens on `port` now.
-    async with portico.AsyncClient(f"127.0.0.1:{port}", max_retries=0, timeout=5) as client:
+    async with portico.AsyncClient(f"127.0.0.1:{port}", retry=None, timeout=5) as client:
         with pytest.raises(portico.ConnectionFailedError) as caught:
             await client.providers()
 

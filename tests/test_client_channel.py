@@ -153,11 +153,11 @@ async def test_tls_with_the_gateways_ca_and_a_server_name_override() -> None:
         async with portico.AsyncClient(f"localhost:{port}", tls=tls) as client:
             answer = await client.chat("over TLS", provider="fake")
         # Verified against the system roots, the test CA is unknown: the handshake fails.
-        async with portico.AsyncClient(f"127.0.0.1:{port}", tls=True, max_retries=0, timeout=5) as client:
+        async with portico.AsyncClient(f"127.0.0.1:{port}", tls=True, retry=None, timeout=5) as client:
             with pytest.raises(portico.ConnectionFailedError):
                 await client.chat("over TLS", provider="fake")
         # Plaintext to a TLS port fails too, rather than silently downgrading.
-        async with portico.AsyncClient(f"127.0.0.1:{port}", max_retries=0, timeout=5) as client:
+        async with portico.AsyncClient(f"127.0.0.1:{port}", retry=None, timeout=5) as client:
             with pytest.raises(portico.ConnectionFailedError):
                 await client.chat("in clear", provider="fake")
 

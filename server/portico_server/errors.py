@@ -15,6 +15,14 @@ gRPC statuses with `google.rpc` details. Each class names its `ErrorReason` valu
     │       UpstreamConnection, UpstreamProtocol, UpstreamTimeout
     └── RateLimited, CircuitOpen, DeadlineExceeded, ShuttingDown, Cancelled,
         Unauthenticated, PermissionDenied
+
+Two flags describe each failure. `retryable`: may trying again (or another provider)
+help? `retry_safe`: can sending the same request again not start a second generation,
+because this one certainly started none (it never left the gateway, or the provider
+refused it before doing any work)? Callers' clients re-send a call by themselves only
+when both hold, so one call is never billed twice. The class gives the usual answer;
+code that knows more (the connection failed before the request was written; the
+stream already produced output) overrides it on the instance.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ class PorticoError(Exception):
 
     reason = "ERROR_REASON_INTERNAL"
     retryable = False  # may a retry or a fallback to another provider help?
+    #: Did this request certainly start no generation at a provider? Unknown is False.
+    retry_safe = False
 
     def __init__(
         self,
@@ -37,6 +47,7 @@ class PorticoError(Exception):
         provider: str = "",
         metadata: Mapping[str, str] | None = None,
         retry_after: float | None = None,
+        retry_safe: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -45,10 +56,13 @@ class PorticoError(Exception):
         if provider:
             self.metadata.setdefault("provider", provider)
         self.retry_after = retry_after
+        if retry_safe is not None:
+            self.retry_safe = retry_safe
 
 
 class InvalidRequest(PorticoError):
     reason = "ERROR_REASON_INVALID_REQUEST"
+    retry_safe = True
 
     def __init__(self, violations: list[tuple[str, str]], message: str = "") -> None:
         """`violations` are (field path, description) pairs, e.g. ("messages[0].role", ...)."""
@@ -59,6 +73,7 @@ class InvalidRequest(PorticoError):
 
 class RequestTooLarge(PorticoError):
     reason = "ERROR_REASON_REQUEST_TOO_LARGE"
+    retry_safe = True
 
     def __init__(self, message: str, *, limit: str, field: str = "", provider: str = "") -> None:
         super().__init__(message, provider=provider, metadata={"limit": limit})
@@ -67,14 +82,17 @@ class RequestTooLarge(PorticoError):
 
 class UnknownProvider(PorticoError):
     reason = "ERROR_REASON_UNKNOWN_PROVIDER"
+    retry_safe = True
 
 
 class UnknownModel(PorticoError):
     reason = "ERROR_REASON_UNKNOWN_MODEL"
+    retry_safe = True
 
 
 class CapabilityUnsupported(PorticoError):
     reason = "ERROR_REASON_CAPABILITY_UNSUPPORTED"
+    retry_safe = True
 
 
 class UpstreamError(PorticoError):
@@ -90,36 +108,43 @@ class UpstreamError(PorticoError):
         status: int = 0,
         retry_after: float | None = None,
         metadata: Mapping[str, str] | None = None,
+        retry_safe: bool | None = None,
     ) -> None:
         meta = dict(metadata or {})
         if status:
             meta.setdefault("upstream_status", str(status))
-        super().__init__(message, provider=provider, metadata=meta, retry_after=retry_after)
+        super().__init__(message, provider=provider, metadata=meta, retry_after=retry_after, retry_safe=retry_safe)
         self.status = status
 
 
 class UpstreamBadRequest(UpstreamError):
     reason = "ERROR_REASON_UPSTREAM_BAD_REQUEST"
+    retry_safe = True
 
 
 class ContextLengthExceeded(UpstreamError):
     reason = "ERROR_REASON_CONTEXT_LENGTH_EXCEEDED"
+    retry_safe = True
 
 
 class UpstreamAuth(UpstreamError):
     reason = "ERROR_REASON_UPSTREAM_AUTH"
+    retry_safe = True
 
 
 class UpstreamModelNotFound(UpstreamError):
     reason = "ERROR_REASON_UPSTREAM_MODEL_NOT_FOUND"
+    retry_safe = True
 
 
 class UpstreamQuotaExceeded(UpstreamError):
     reason = "ERROR_REASON_UPSTREAM_QUOTA_EXCEEDED"
+    retry_safe = True
 
 
 class UpstreamRateLimited(UpstreamError):
     reason = "ERROR_REASON_UPSTREAM_RATE_LIMITED"
+    retry_safe = True
     retryable = True
 
 
@@ -130,6 +155,7 @@ class UpstreamUnavailable(UpstreamError):
 
 class UpstreamOverloaded(UpstreamError):
     reason = "ERROR_REASON_UPSTREAM_OVERLOADED"
+    retry_safe = True
     retryable = True
 
 
@@ -150,10 +176,12 @@ class UpstreamTimeout(UpstreamError):
 
 class RateLimited(PorticoError):
     reason = "ERROR_REASON_RATE_LIMITED"
+    retry_safe = True
 
 
 class CircuitOpen(PorticoError):
     reason = "ERROR_REASON_CIRCUIT_OPEN"
+    retry_safe = True
     retryable = True
 
 
@@ -163,6 +191,7 @@ class DeadlineExceeded(PorticoError):
 
 class ShuttingDown(PorticoError):
     reason = "ERROR_REASON_SHUTTING_DOWN"
+    retry_safe = True
 
 
 class Cancelled(PorticoError):
@@ -171,10 +200,12 @@ class Cancelled(PorticoError):
 
 class Unauthenticated(PorticoError):
     reason = "ERROR_REASON_UNAUTHENTICATED"
+    retry_safe = True
 
 
 class PermissionDenied(PorticoError):
     reason = "ERROR_REASON_PERMISSION_DENIED"
+    retry_safe = True
 
 
 _CONTEXT_HINTS = (
@@ -252,4 +283,7 @@ def upstream_error(
     meta = {"upstream_code": code} if code else None
     if cls is UpstreamQuotaExceeded:
         retry_after = None  # waiting does not refill a quota
-    return cls(message, provider=provider, status=status, retry_after=retry_after, metadata=meta)
+    # 408 and 503 say the server did not take the request on (RFC 9110 15.5.9, 15.6.4);
+    # a 500, 502 or 504 may come after the model already ran.
+    safe = True if status in (408, 503) else None
+    return cls(message, provider=provider, status=status, retry_after=retry_after, metadata=meta, retry_safe=safe)

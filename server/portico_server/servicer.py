@@ -93,6 +93,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         # Written with context.write() rather than as a generator: when the caller cancels
         # or its deadline passes, this coroutine is cancelled and `aclosing` closes the
         # provider's stream (and its upstream HTTP response) right away.
+        written = False
         try:
             self._admit(request)
             provider, model = self.router.route(request.provider, request.model)
@@ -106,9 +107,12 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
                         chunk.provider = provider.name
                         first = False
                     await context.write(convert.chunk(chunk))
+                    written = True
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
+            if written and isinstance(exc, PorticoError):
+                exc.retry_safe = False  # the caller already has part of an answer
             await _fail(context, exc)
 
     @_unary

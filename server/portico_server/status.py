@@ -2,7 +2,9 @@
 
 This is the only place that decides which status code a failure gets. Every status
 carries one ErrorInfo (domain "portico"), plus RetryInfo where waiting helps and
-BadRequest for invalid fields.
+BadRequest for invalid fields. ErrorInfo's metadata always holds `retry_safe`, "true" or
+"false": whether re-sending the request cannot start a second generation at a provider.
+Clients retry on their own only an UNAVAILABLE status that says "true".
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from grpc_status import rpc_status
 from . import errors
 
 DOMAIN = "portico"
+#: The ErrorInfo metadata key that tells clients whether re-sending the call is safe.
+RETRY_SAFE_KEY = "retry_safe"
 
 _CODE_BY_REASON: dict[str, grpc.StatusCode] = {
     "ERROR_REASON_INVALID_REQUEST": grpc.StatusCode.INVALID_ARGUMENT,
@@ -65,9 +69,8 @@ def _pack(message: object) -> any_pb2.Any:
 def to_rpc_status(exc: errors.PorticoError) -> grpc.Status:
     """The gRPC status (code, message, details trailer) for a domain exception."""
     code = code_for(exc)
-    details = [
-        _pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=exc.metadata))
-    ]
+    metadata = {**exc.metadata, RETRY_SAFE_KEY: "true" if exc.retry_safe else "false"}
+    details = [_pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=metadata))]
     delay = exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_DELAY.get(exc.reason)
     if delay is not None:
         seconds = math.floor(delay)

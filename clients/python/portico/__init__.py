@@ -31,6 +31,7 @@ from ._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from ._retry import RetryPolicy
 from ._stream import AsyncChatStream, ChatStream
 from ._tools import tool
 from ._version import __version__
@@ -96,6 +97,7 @@ __all__ = [
     "ResponseFormat",
     "ResponseFormatType",
     "ResponseParseError",
+    "RetryPolicy",
     "Role",
     "StatusError",
     "StopReason",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Unpack, overload
@@ -24,6 +25,7 @@ from ._request import (
     count_tokens_request,
     embed_request,
 )
+from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._status import error_from_rpc
 from ._stream import AsyncChatStream
 from .v1 import llm_service_pb2, llm_service_pb2_grpc
@@ -42,7 +44,7 @@ class AsyncClient:
         tls: bool | TLS = False,
         metadata: MetadataLike | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
-        max_retries: int = 3,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         keepalive_time: float | None = DEFAULT_KEEPALIVE_TIME,
     ) -> None:
@@ -51,7 +53,7 @@ class AsyncClient:
             tls=tls,
             metadata=metadata,
             timeout=timeout,
-            max_retries=max_retries,
+            retry=retry,
             max_message_bytes=max_message_bytes,
             keepalive_time=keepalive_time,
         )
@@ -93,7 +95,10 @@ class AsyncClient:
         """The answer as a stream of chunks; use as `async with client.stream(...) as stream:`."""
         check_options(options, ChatOptions, "stream")
         request = chat_request(messages, options)
-        return AsyncChatStream(self.stub.StreamChat(request, **self._core.call_kwargs(options)))
+        attempts = self._core.attempts(options)
+        return AsyncChatStream(
+            lambda: self.stub.StreamChat(request, **self._core.call_kwargs(options, attempts)), attempts
+        )
 
     async def embed(
         self, inputs: str | Sequence[str], **options: Unpack[EmbedOptions]
@@ -134,10 +139,16 @@ class AsyncClient:
         return list(response.providers)
 
     async def _call(self, method: Any, request: Any, options: CallOptions) -> Any:
-        try:
-            return await method(request, **self._core.call_kwargs(options))
-        except grpc.RpcError as exc:
-            raise error_from_rpc(exc) from exc
+        attempts = self._core.attempts(options)
+        while True:
+            try:
+                return await method(request, **self._core.call_kwargs(options, attempts))
+            except grpc.RpcError as exc:
+                error = error_from_rpc(exc)
+                delay = attempts.delay_before_next(error)
+                if delay is None:
+                    raise error from exc
+            await asyncio.sleep(delay)
 
     async def close(self) -> None:
         """Closes the channel; calls still open are cancelled."""

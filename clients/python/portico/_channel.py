@@ -1,8 +1,7 @@
-"""Channel settings, set once: TLS, retry policy, keepalive, message sizes."""
+"""Channel settings, set once: TLS, keepalive, message sizes."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ import grpc
 
 from ._version import __version__
 
-_SERVICE = "portico.v1.LLMService"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -58,14 +56,10 @@ class TLS:
 class ChannelSettings:
     address: str
     tls: TLS | None
-    max_retries: int
     max_message_bytes: int
     keepalive_time: float | None
 
     def __post_init__(self) -> None:
-        # gRPC caps a retry policy at 5 attempts; say so instead of capping silently.
-        if not 0 <= self.max_retries <= 4:
-            raise ValueError("max_retries must be between 0 and 4")
         if self.max_message_bytes <= 0:
             raise ValueError("max_message_bytes must be positive")
 
@@ -74,8 +68,6 @@ class ChannelSettings:
             ("grpc.primary_user_agent", f"portico-python/{__version__}"),
             ("grpc.max_send_message_length", self.max_message_bytes),
             ("grpc.max_receive_message_length", self.max_message_bytes),
-            ("grpc.enable_retries", 1 if self.max_retries else 0),
-            ("grpc.service_config", json.dumps(self._service_config())),
         ]
         if self.keepalive_time is not None:
             options += [
@@ -88,24 +80,6 @@ class ChannelSettings:
         if self.tls is not None and self.tls.server_name:
             options.append(("grpc.ssl_target_name_override", self.tls.server_name))
         return options
-
-    def _service_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"methodConfig": [{"name": [{"service": _SERVICE}]}]}
-        if self.max_retries:
-            # Only UNAVAILABLE is safe to retry automatically (AIP-194): the call either
-            # never reached a provider or the provider failed before answering. gRPC
-            # retries a stream only until its first message arrives, so no chunk repeats.
-            config["methodConfig"][0]["retryPolicy"] = {
-                "maxAttempts": self.max_retries + 1,
-                "initialBackoff": "0.2s",
-                "maxBackoff": "5s",
-                "backoffMultiplier": 2,
-                "retryableStatusCodes": ["UNAVAILABLE"],
-            }
-            # Stop retrying when most calls fail, so a gateway outage is not met with
-            # a multiple of its normal load.
-            config["retryThrottling"] = {"maxTokens": 10, "tokenRatio": 0.1}
-        return config
 
     def sync_channel(self) -> grpc.Channel:
         if self.tls is None:

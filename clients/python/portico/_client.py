@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Unpack, overload
@@ -24,6 +25,7 @@ from ._request import (
     count_tokens_request,
     embed_request,
 )
+from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._status import error_from_rpc
 from ._stream import ChatStream
 from .v1 import llm_service_pb2, llm_service_pb2_grpc
@@ -35,7 +37,8 @@ class Client:
     `address` defaults to $PORTICO_ADDRESS, else 127.0.0.1:50051. `timeout` is the
     default deadline of every call in seconds (None: none); `metadata` goes with every
     call; `tls=True` verifies the gateway against the system's roots, `TLS(...)` says how.
-    Calls that fail with UNAVAILABLE are retried up to `max_retries` times with backoff.
+    A call is sent again, with backoff, only when the gateway says that is safe: UNAVAILABLE
+    with `retry_safe` in its details (`retry`: how often and how patiently; None: never).
     """
 
     def __init__(
@@ -45,7 +48,7 @@ class Client:
         tls: bool | TLS = False,
         metadata: MetadataLike | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
-        max_retries: int = 3,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         keepalive_time: float | None = DEFAULT_KEEPALIVE_TIME,
     ) -> None:
@@ -54,7 +57,7 @@ class Client:
             tls=tls,
             metadata=metadata,
             timeout=timeout,
-            max_retries=max_retries,
+            retry=retry,
             max_message_bytes=max_message_bytes,
             keepalive_time=keepalive_time,
         )
@@ -94,7 +97,8 @@ class Client:
         """The answer as a stream of chunks; use as `with client.stream(...) as stream:`."""
         check_options(options, ChatOptions, "stream")
         request = chat_request(messages, options)
-        return ChatStream(self.stub.StreamChat(request, **self._core.call_kwargs(options)))
+        attempts = self._core.attempts(options)
+        return ChatStream(lambda: self.stub.StreamChat(request, **self._core.call_kwargs(options, attempts)), attempts)
 
     def embed(
         self, inputs: str | Sequence[str], **options: Unpack[EmbedOptions]
@@ -133,10 +137,16 @@ class Client:
         return list(response.providers)
 
     def _call(self, method: Any, request: Any, options: CallOptions) -> Any:
-        try:
-            return method(request, **self._core.call_kwargs(options))
-        except grpc.RpcError as exc:
-            raise error_from_rpc(exc) from exc
+        attempts = self._core.attempts(options)
+        while True:
+            try:
+                return method(request, **self._core.call_kwargs(options, attempts))
+            except grpc.RpcError as exc:
+                error = error_from_rpc(exc)
+                delay = attempts.delay_before_next(error)
+                if delay is None:
+                    raise error from exc
+            time.sleep(delay)
 
     def close(self) -> None:
         """Closes the channel; calls still open are cancelled."""

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from ._channel import TLS, ChannelSettings
 from ._errors import ResponseParseError
 from ._request import MetadataLike, call_metadata
+from ._retry import NO_RETRY, Attempts, RetryPolicy
 from .v1 import llm_service_pb2
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -33,7 +34,7 @@ class ClientCore:
         tls: bool | TLS,
         metadata: MetadataLike | None,
         timeout: float | None,
-        max_retries: int,
+        retry: RetryPolicy | None,
         max_message_bytes: int,
         keepalive_time: float | None,
     ) -> None:
@@ -41,22 +42,25 @@ class ClientCore:
         self.channel = ChannelSettings(
             address=resolved,
             tls=TLS() if tls is True else (tls or None),
-            max_retries=max_retries,
             max_message_bytes=max_message_bytes,
             keepalive_time=keepalive_time,
         )
         self.metadata = call_metadata(metadata)
         self.timeout = timeout
+        self.retry = retry or NO_RETRY
 
     @property
     def address(self) -> str:
         return self.channel.address
 
-    def call_kwargs(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        """`timeout` and `metadata` for one stub call; a call's own timeout wins, None included."""
-        timeout = options.get("timeout", self.timeout)
+    def attempts(self, options: Mapping[str, Any]) -> Attempts:
+        """The attempts of one call, within its deadline; a call's own timeout wins, None included."""
+        return Attempts(self.retry, options.get("timeout", self.timeout))
+
+    def call_kwargs(self, options: Mapping[str, Any], attempts: Attempts) -> dict[str, Any]:
+        """`timeout` (what is left of the call's) and `metadata` for one attempt's stub call."""
         metadata = call_metadata(self.metadata, options.get("metadata"))
-        return {"timeout": timeout, "metadata": metadata or None}
+        return {"timeout": attempts.timeout(), "metadata": metadata or None}
 
 
 def parse_structured(response: llm_service_pb2.CompletionResponse, model: type[ModelT]) -> ModelT:

@@ -6,7 +6,7 @@
     │   ├── NotFoundError             unknown provider, model or alias
     │   ├── FailedPreconditionError   e.g. the provider rejected the gateway's key
     │   ├── ResourceExhaustedError    rate limited (`retry_after`) or out of quota
-    │   ├── UnavailableError          the provider or gateway failed; safe to retry
+    │   ├── UnavailableError          the provider or gateway failed; see `retry_safe`
     │   │   └── ConnectionFailedError the gateway could not be reached at all
     │   ├── DeadlineExceededError     the call's timeout passed
     │   ├── UnauthenticatedError
@@ -19,7 +19,8 @@
 Every `StatusError` carries what the gateway put in its `google.rpc.Status` details:
 `reason` (an `ErrorReason` value name such as "ERROR_REASON_UPSTREAM_RATE_LIMITED"),
 `domain`, `metadata`, `retry_after` (seconds, from RetryInfo) and `field_violations`
-(from BadRequest).
+(from BadRequest); `retry_safe` says whether sending the call again cannot start a
+second generation.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ class StatusError(PorticoError):
         self.retry_after = retry_after
         self.field_violations: list[FieldViolation] = list(field_violations)
 
+    @property
+    def retry_safe(self) -> bool:
+        """Whether the gateway said sending this call again cannot start a second
+        generation at a provider (ErrorInfo metadata `retry_safe` = "true")."""
+        return self.domain == "portico" and self.metadata.get("retry_safe") == "true"
+
 
 class InvalidArgumentError(StatusError):
     """INVALID_ARGUMENT: the request (or what the provider made of it) is invalid."""
@@ -86,7 +93,8 @@ class ResourceExhaustedError(StatusError):
 
 
 class UnavailableError(StatusError):
-    """UNAVAILABLE: the provider or the gateway failed; trying again may help."""
+    """UNAVAILABLE: the provider or the gateway failed. Trying again may help; it is safe
+    only when `retry_safe` is true, and then the client has already done it."""
 
 
 class ConnectionFailedError(UnavailableError):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+import asyncio
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from types import TracebackType
 from typing import Any
 
 import grpc
 
 from ._errors import IncompleteStreamError
+from ._retry import Attempts
 from ._status import error_from_rpc
 from .v1 import llm_service_pb2, types_pb2
 
@@ -52,21 +55,38 @@ class ChatStream:
     """A streamed answer. Iterate it for `StreamChunk`s, or `text_stream` for the text.
 
     Use it as a context manager: leaving the block cancels a stream not read to its end,
-    which closes the provider's response at once.
+    which closes the provider's response at once. A retry-safe failure before the first
+    chunk starts the call again, as for `chat`; a failure after it is raised.
     """
 
-    def __init__(self, call: Any) -> None:
-        self._call = call
+    def __init__(self, start: Callable[[], Any], attempts: Attempts) -> None:
+        self._start = start
+        self._attempts = attempts
+        self._closed = False
+        self._call = start()
         self._assembler = StreamAssembler()
         self._chunks = self._read()
 
     def _read(self) -> Generator[llm_service_pb2.StreamChunk, None, None]:
-        try:
-            for chunk in self._call:
-                self._assembler.add(chunk)
-                yield chunk
-        except grpc.RpcError as exc:
-            raise error_from_rpc(exc) from exc
+        # A failure before the first chunk may be retried like a unary call; after it,
+        # a retry would repeat text the caller already has, so the failure is final.
+        received = False
+        while True:
+            try:
+                for chunk in self._call:
+                    received = True
+                    self._assembler.add(chunk)
+                    yield chunk
+                return
+            except grpc.RpcError as exc:
+                error = error_from_rpc(exc)
+                delay = None if received or self._closed else self._attempts.delay_before_next(error)
+                if delay is None:
+                    raise error from exc
+            time.sleep(delay)
+            if self._closed:
+                return
+            self._call = self._start()
 
     def __iter__(self) -> Iterator[llm_service_pb2.StreamChunk]:
         return self._chunks
@@ -87,6 +107,7 @@ class ChatStream:
 
     def close(self) -> None:
         """Cancels the call if it is still open."""
+        self._closed = True
         self._call.cancel()
         self._chunks.close()
 
@@ -105,18 +126,32 @@ class ChatStream:
 class AsyncChatStream:
     """The asyncio twin of `ChatStream`: `async for`, `async with`, awaitable final response."""
 
-    def __init__(self, call: Any) -> None:
-        self._call = call
+    def __init__(self, start: Callable[[], Any], attempts: Attempts) -> None:
+        self._start = start
+        self._attempts = attempts
+        self._closed = False
+        self._call = start()
         self._assembler = StreamAssembler()
         self._chunks = self._read()
 
     async def _read(self) -> AsyncGenerator[llm_service_pb2.StreamChunk, None]:
-        try:
-            async for chunk in self._call:
-                self._assembler.add(chunk)
-                yield chunk
-        except grpc.RpcError as exc:
-            raise error_from_rpc(exc) from exc
+        received = False  # as in ChatStream: only a failure before the first chunk is retried
+        while True:
+            try:
+                async for chunk in self._call:
+                    received = True
+                    self._assembler.add(chunk)
+                    yield chunk
+                return
+            except grpc.RpcError as exc:
+                error = error_from_rpc(exc)
+                delay = None if received or self._closed else self._attempts.delay_before_next(error)
+                if delay is None:
+                    raise error from exc
+            await asyncio.sleep(delay)
+            if self._closed:
+                return
+            self._call = self._start()
 
     def __aiter__(self) -> AsyncIterator[llm_service_pb2.StreamChunk]:
         return self._chunks
@@ -137,6 +172,7 @@ class AsyncChatStream:
 
     async def close(self) -> None:
         """Cancels the call if it is still open."""
+        self._closed = True
         self._call.cancel()
         await self._chunks.aclose()
 

@@ -58,6 +58,9 @@ class ScriptedError(_Strict):
     retry_after: float | None = None
     #: For a stream: fail after this many content chunks have been sent (0: before any).
     after_chunks: int = 0
+    #: Override the reason's own answer to "may the caller re-send this request?",
+    #: e.g. true for UPSTREAM_CONNECTION to act out a connection refused before sending.
+    retry_safe: bool | None = None
 
 
 class ScriptedReply(_Strict):
@@ -95,7 +98,7 @@ _ERRORS: dict[str, type[errors.PorticoError]] = {
         errors.UpstreamModelNotFound, errors.UpstreamRateLimited, errors.UpstreamQuotaExceeded,
         errors.UpstreamUnavailable, errors.UpstreamOverloaded, errors.UpstreamConnection,
         errors.UpstreamProtocol, errors.UpstreamTimeout, errors.RateLimited, errors.CircuitOpen,
-        errors.DeadlineExceeded, errors.PermissionDenied, errors.Unauthenticated,
+        errors.DeadlineExceeded, errors.ShuttingDown, errors.PermissionDenied, errors.Unauthenticated,
         errors.UnknownModel, errors.CapabilityUnsupported, errors.PorticoError,
     )
 }
@@ -140,7 +143,8 @@ class FakeProvider(Provider):
         cls = _ERRORS.get(name)
         if cls is None:
             raise errors.PorticoError(f"fake: unknown scripted reason {scripted.reason!r}")
-        raise cls(scripted.message, provider=self.name, retry_after=scripted.retry_after)
+        raise cls(scripted.message, provider=self.name, retry_after=scripted.retry_after,
+                  retry_safe=scripted.retry_safe)
 
     def _answer(self, reply: ScriptedReply, request: ChatRequest) -> CompletionResponse:
         calls = [

@@ -14,6 +14,7 @@ import httpx
 
 from ..config import ProviderSettings
 from ..errors import (
+    PorticoError,
     RequestTooLarge,
     UpstreamConnection,
     UpstreamError,
@@ -99,6 +100,11 @@ class HttpProvider(Provider):
         )
         try:
             response = await self.client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # No connection, so the request was never written: sending it again is safe.
+            raise UpstreamConnection(
+                f"cannot reach provider {self.name!r}: {type(exc).__name__}", provider=self.name, retry_safe=True
+            ) from None
         except httpx.TimeoutException:
             raise UpstreamTimeout(f"provider {self.name!r} did not answer in time", provider=self.name) from None
         except httpx.TransportError as exc:
@@ -112,7 +118,12 @@ class HttpProvider(Provider):
                 except httpx.HTTPError:
                     raw = b""
                 raise self.error_from_response(response.status_code, response.headers, raw)
-            yield response
+            try:
+                yield response
+            except PorticoError as exc:
+                # The provider accepted the request, so a generation may be under way.
+                exc.retry_safe = False
+                raise
         except httpx.TimeoutException:
             raise UpstreamTimeout(f"provider {self.name!r} stopped answering in time", provider=self.name) from None
         except httpx.TransportError as exc:
