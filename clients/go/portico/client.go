@@ -69,56 +69,66 @@ func (c *Client) Close() error {
 // defaults and error decoding.
 func (c *Client) Service() porticov1.LLMServiceClient { return c.rpc }
 
-// Chat generates a complete answer.
+// Chat generates a complete answer. Like every call of a Client, it is made again
+// (see RetryPolicy) only when the gateway says no generation started.
 func (c *Client) Chat(ctx context.Context, req *porticov1.ChatRequest, opts ...grpc.CallOption) (*porticov1.CompletionResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	resp, err := c.rpc.Chat(ctx, req, opts...)
-	return resp, decodeError(err)
+	return retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.CompletionResponse, error) {
+		return c.rpc.Chat(ctx, req, opts...)
+	})
 }
 
 // Embed embeds a batch of texts; the vectors come back in input order.
 func (c *Client) Embed(ctx context.Context, req *porticov1.EmbedRequest, opts ...grpc.CallOption) (*porticov1.EmbedResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	resp, err := c.rpc.Embed(ctx, req, opts...)
-	return resp, decodeError(err)
+	return retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.EmbedResponse, error) {
+		return c.rpc.Embed(ctx, req, opts...)
+	})
 }
 
 // CountTokens counts the tokens a chat request would use.
 func (c *Client) CountTokens(ctx context.Context, req *porticov1.CountTokensRequest, opts ...grpc.CallOption) (*porticov1.CountTokensResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	resp, err := c.rpc.CountTokens(ctx, req, opts...)
-	return resp, decodeError(err)
+	return retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.CountTokensResponse, error) {
+		return c.rpc.CountTokens(ctx, req, opts...)
+	})
 }
 
 // GetCapabilities tells what a provider and model can do.
 func (c *Client) GetCapabilities(ctx context.Context, req *porticov1.GetCapabilitiesRequest, opts ...grpc.CallOption) (*porticov1.GetCapabilitiesResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	resp, err := c.rpc.GetCapabilities(ctx, req, opts...)
-	return resp, decodeError(err)
+	return retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.GetCapabilitiesResponse, error) {
+		return c.rpc.GetCapabilities(ctx, req, opts...)
+	})
 }
 
 // ListProviders lists the configured providers with their models and health.
 func (c *Client) ListProviders(ctx context.Context, opts ...grpc.CallOption) (*porticov1.ListProvidersResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	resp, err := c.rpc.ListProviders(ctx, &porticov1.ListProvidersRequest{}, opts...)
-	return resp, decodeError(err)
+	return retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.ListProvidersResponse, error) {
+		return c.rpc.ListProviders(ctx, &porticov1.ListProvidersRequest{}, opts...)
+	})
 }
 
 // Stream starts a streamed answer; read it with Recv or Chunks, and Close it if you
-// stop before the end. Errors the gateway sends come from Recv, not from Stream.
+// stop before the end. Errors the gateway sends come from Recv, not from Stream. A
+// retry-safe failure before the first chunk starts the call again; after it, never.
 func (c *Client) Stream(ctx context.Context, req *porticov1.ChatRequest, opts ...grpc.CallOption) (*ChatStream, error) {
 	ctx, cancel := c.callContext(ctx)
-	call, err := c.rpc.StreamChat(ctx, req, opts...)
+	start := func() (grpc.ServerStreamingClient[porticov1.StreamChunk], error) {
+		return c.rpc.StreamChat(ctx, req, opts...)
+	}
+	call, err := start()
 	if err != nil {
 		cancel()
 		return nil, decodeError(err)
 	}
-	return &ChatStream{call: call, cancel: cancel}, nil
+	return &ChatStream{call: call, cancel: cancel, ctx: ctx, start: start, retry: c.settings.retryPolicy(), attempts: 1}, nil
 }
 
 // callContext applies the client's metadata and default deadline to one call. The

@@ -16,6 +16,9 @@ import (
 // ErrorDomain is the ErrorInfo domain of every error the gateway itself makes.
 const ErrorDomain = "portico"
 
+// retrySafeKey is the ErrorInfo metadata key that says whether a call may be re-sent.
+const retrySafeKey = "retry_safe"
+
 // Error is a failed call: the gRPC status plus the google.rpc details the gateway put
 // in it. Every error this package returns from a call is an *Error (except
 // ErrIncompleteStream); failures that never reached the gateway, such as a refused
@@ -86,11 +89,20 @@ func (e *Error) ReasonCode() porticov1.ErrorReason {
 	return porticov1.ErrorReason(porticov1.ErrorReason_value[e.Reason])
 }
 
-// Retryable reports whether the same call may succeed if made again: the gateway said
-// how long to wait, or the status is UNAVAILABLE, the only code that is safe to retry
-// without knowing more.
+// RetrySafe reports whether the gateway said that sending the same call again cannot
+// start a second generation at a provider (ErrorInfo metadata retry_safe = "true"):
+// the request never left the gateway, or the provider refused it before doing work.
+// An upstream 500, a malformed or cut-off answer, or a failure after a stream's first
+// chunk is not retry-safe, and neither is a status without the gateway's details.
+func (e *Error) RetrySafe() bool {
+	return e.Domain == ErrorDomain && e.Metadata[retrySafeKey] == "true"
+}
+
+// Retryable reports whether making the same call again is both safe (RetrySafe) and
+// may succeed: the status is UNAVAILABLE, or the gateway said how long to wait. The
+// client already retried a retry-safe UNAVAILABLE as its RetryPolicy allows.
 func (e *Error) Retryable() bool {
-	return e.RetryAfter > 0 || e.Code == codes.Unavailable
+	return e.RetrySafe() && (e.Code == codes.Unavailable || e.RetryAfter > 0)
 }
 
 // FieldViolation returns the description of the violation of field, and whether

@@ -19,6 +19,7 @@ type settings struct {
 	// Per call: used by Dial and NewClient alike.
 	metadata       []string // key, value, key, value, ...
 	defaultTimeout time.Duration
+	retry          *RetryPolicy // nil: DefaultRetryPolicy
 }
 
 // WithTLS makes Dial connect over TLS. A nil config uses Go's defaults: the system's

@@ -28,6 +28,14 @@ type ChatStream struct {
 	call   grpc.ServerStreamingClient[porticov1.StreamChunk]
 	cancel context.CancelFunc
 
+	// Retrying before the first chunk: the call's context, how to start it again, the
+	// policy, and the attempts made so far.
+	ctx      context.Context
+	start    func() (grpc.ServerStreamingClient[porticov1.StreamChunk], error)
+	retry    RetryPolicy
+	attempts int
+	received bool
+
 	err       error // sticky: io.EOF after the final chunk, or the error that ended the stream
 	final     *porticov1.StreamChunk
 	content   strings.Builder
@@ -42,15 +50,16 @@ func (s *ChatStream) Recv() (*porticov1.StreamChunk, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	chunk, err := s.call.Recv()
+	chunk, err := s.recvFirst()
 	switch {
 	case errors.Is(err, io.EOF):
 		s.finish(ErrIncompleteStream)
 		return nil, s.err
 	case err != nil:
-		s.finish(decodeError(err))
+		s.finish(err)
 		return nil, s.err
 	}
+	s.received = true
 	s.content.WriteString(chunk.GetContent())
 	s.reasoning.WriteString(chunk.GetReasoningContent())
 	if chunk.GetModel() != "" {
@@ -64,6 +73,35 @@ func (s *ChatStream) Recv() (*porticov1.StreamChunk, error) {
 		s.finish(s.readEnd())
 	}
 	return chunk, nil
+}
+
+// recvFirst receives the next chunk. Until the first one has arrived, a retry-safe
+// failure starts the call again as the retry policy allows; after it, a retry would
+// repeat text the caller already has, so every failure is final. Errors are decoded.
+func (s *ChatStream) recvFirst() (*porticov1.StreamChunk, error) {
+	for {
+		chunk, err := s.call.Recv()
+		if err == nil || errors.Is(err, io.EOF) {
+			return chunk, err
+		}
+		err = decodeError(err)
+		if s.received {
+			return nil, err
+		}
+		delay, again := s.retry.delayBefore(s.ctx, s.attempts, err)
+		if !again {
+			return nil, err
+		}
+		if werr := wait(s.ctx, delay); werr != nil {
+			return nil, werr
+		}
+		call, serr := s.start()
+		if serr != nil {
+			return nil, decodeError(serr)
+		}
+		s.call = call
+		s.attempts++
+	}
 }
 
 // readEnd reads the status that follows the final chunk, so the call ends cleanly
