@@ -26,7 +26,7 @@ class BareService(llm_service_pb2_grpc.LLMServiceServicer):
         text = request.messages[-1].content
         for start in range(0, len(text), 4):
             await context.write(pb.StreamChunk(content=text[start : start + 4]))
-        await context.write(pb.StreamChunk(is_final=True, stop_reason=t.STOP_REASON_END_TURN))
+        await context.write(pb.StreamChunk(final=True, stop_reason=t.STOP_REASON_END_TURN))
 
 
 async def main(address: str) -> None:

@@ -140,7 +140,7 @@ async def test_stream_yields_reasoning_then_content_then_one_final_chunk() -> No
     assert content == ["the ", "answ", "er i", "s 42"]
     first_content = next(i for i, c in enumerate(chunks) if c.content)
     assert all(c.reasoning_content for c in chunks[:first_content])
-    assert [c.is_final for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert [c.final for c in chunks] == [False] * (len(chunks) - 1) + [True]
     last = chunks[-1]
     assert last.stop_reason == portico.StopReason.Value("STOP_REASON_END_TURN")
     assert last.usage.total_token_count > 0

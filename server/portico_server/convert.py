@@ -103,15 +103,15 @@ def _messages(items: Any, v: _Violations) -> list[d.Message]:
             kind = part.WhichOneof("part")
             if kind == "text":
                 parts.append(d.ContentPart(text=part.text))
-            elif kind == "image":
-                img = part.image
-                if bool(img.url) == bool(img.data):
-                    v.add(f"messages[{i}].parts[{j}].image", "exactly one of url and data must be set")
+            elif kind == "media":
+                media = part.media
+                if media.WhichOneof("source") is None:
+                    v.add(f"messages[{i}].parts[{j}].media", "one of data and uri must be set")
                 parts.append(d.ContentPart(media=d.MediaPart(
-                    uri=img.url, data=img.data, mime_type=img.mime_type, detail=img.detail
+                    uri=media.uri, data=media.data, mime_type=media.mime_type, detail=media.detail
                 )))
             else:
-                v.add(f"messages[{i}].parts[{j}]", "must hold text or an image")
+                v.add(f"messages[{i}].parts[{j}]", "must hold text or media")
         calls = []
         for j, c in enumerate(m.tool_calls):
             if not c.name:
@@ -284,7 +284,7 @@ def chunk(c: d.StreamChunk) -> pb.StreamChunk:
         tool_calls=_tool_calls(c.tool_calls),
         stop_reason=_STOP_OUT[c.stop_reason],
         raw_stop_reason=c.raw_stop_reason,
-        is_final=c.is_final,
+        final=c.is_final,
         reasoning_content=c.reasoning_content,
         model=c.model,
         provider=c.provider,

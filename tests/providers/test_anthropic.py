@@ -857,7 +857,7 @@ async def test_grpc_stream_with_thinking_and_tool_use(up, gw, cut):
     assert (deltas[0].index, deltas[0].id, deltas[0].name) == (0, blocks[1]["id"], "weather")
     assert "".join(d.arguments_delta for d in deltas) == blocks[1]["input_json"]
     final = chunks[-1]
-    assert final.is_final and sum(c.is_final for c in chunks) == 1
+    assert final.final and sum(c.final for c in chunks) == 1
     assert [(c.id, c.name, json.loads(c.arguments)) for c in final.tool_calls] == [
         (blocks[1]["id"], "weather", {"location": "Florence, Italy"})]
     assert final.stop_reason == t.STOP_REASON_TOOL_CALLS

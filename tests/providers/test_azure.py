@@ -346,7 +346,7 @@ async def test_through_the_gateway_stream_and_error_status() -> None:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await gw.stub.Chat(pb.ChatRequest(provider="azure", model="missing", messages=[msg]))
     assert "".join(c.content for c in chunks) == "Hi!"
-    assert chunks[-1].is_final and chunks[-1].usage.total_token_count == 11
+    assert chunks[-1].final and chunks[-1].usage.total_token_count == 11
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     status = rpc_status.from_call(info.value)  # type: ignore[arg-type]
     assert status is not None

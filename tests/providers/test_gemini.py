@@ -663,7 +663,7 @@ async def test_gateway_stream_reassembles_reasoning_and_tool_calls(up, gw, cut):
     chunks = [c async for c in gw.stub.StreamChat(grpc_request())]
     expected = EXPECTED["stream_thought_then_function_call.sse"]["parsed"]
     final = chunks[-1]
-    assert final.is_final and not any(c.is_final for c in chunks[:-1])
+    assert final.final and not any(c.final for c in chunks[:-1])
     assert "".join(c.reasoning_content for c in chunks) == expected["thought_text"]
     assert "".join(c.content for c in chunks) == ""
     assert [(c.name, c.arguments) for c in final.tool_calls] == [("weather", '{"location":"Florence, Italy"}')]

@@ -501,7 +501,7 @@ async def test_gateway_chat_and_stream(up, gw):
     assert "".join(c.reasoning_content for c in chunks) == expected["thinking"]
     assert "".join(c.content for c in chunks) == expected["text"]
     final = chunks[-1]
-    assert final.is_final and final.stop_reason == t.STOP_REASON_END_TURN
+    assert final.final and final.stop_reason == t.STOP_REASON_END_TURN
     assert (final.usage.prompt_token_count, final.usage.completion_token_count) == (14, 27)
     assert final.model == "deepseek-r1:8b" and chunks[0].provider == "ollama"
 

@@ -968,7 +968,7 @@ async def test_grpc_stream_of_parallel_tool_calls(cut: int | None) -> None:
             c async for c in gw.stub.StreamChat(pb.ChatRequest(provider="openai", model="gpt-4o", messages=[USER]))
         ]
     final = chunks[-1]
-    assert final.is_final and not any(c.is_final for c in chunks[:-1])
+    assert final.final and not any(c.final for c in chunks[:-1])
     assert [(c.id, c.name, c.arguments) for c in final.tool_calls] == [
         (c["id"], c["name"], c["arguments"]) for c in want["tool_calls"]
     ]

@@ -125,7 +125,7 @@ async def test_stream_delivers_content_in_order_then_one_final_chunk(gw):
     chunks = [c async for c in gw.stub.StreamChat(pb.ChatRequest(model="fake-chat", messages=[user(text)]))]
     assert "".join(c.content for c in chunks) == text
     assert len(chunks) > 5  # really streamed, not one blob
-    assert [c.is_final for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert [c.final for c in chunks] == [False] * (len(chunks) - 1) + [True]
     final = chunks[-1]
     assert final.stop_reason == t.STOP_REASON_END_TURN and final.raw_stop_reason == "end_turn"
     assert final.usage.completion_token_count > 0
@@ -142,7 +142,7 @@ async def test_stream_tool_calls_arrive_as_deltas_and_assembled_on_the_final_chu
     assert len(deltas) > 2  # arguments came in fragments
     assert [d.name for d in deltas if d.name] == ["get_weather", "get_time"]
     final = chunks[-1]
-    assert final.is_final and final.stop_reason == t.STOP_REASON_TOOL_CALLS
+    assert final.final and final.stop_reason == t.STOP_REASON_TOOL_CALLS
     assert [(c.name, c.arguments) for c in final.tool_calls] == [
         ("get_weather", '{"city": "Paris", "unit": "celsius"}'),
         ("get_time", '{"tz": "Europe/Paris"}'),

@@ -49,8 +49,8 @@ async def fails(call, request) -> tuple[grpc.StatusCode, str, dict]:
       "tools": [t.ToolDefinition(name="f")]}, "tool_choice.tool_name"),
     ({"response_format": t.ResponseFormat(type=t.RESPONSE_FORMAT_TYPE_JSON_SCHEMA)}, "response_format.json_schema"),
     ({"passthrough_json": '"a string"'}, "passthrough_json"),
-    ({"messages": [t.Message(role=t.ROLE_USER, parts=[t.ContentPart(image=t.ImagePart())])]},
-     "messages[0].parts[0].image"),
+    ({"messages": [t.Message(role=t.ROLE_USER, parts=[t.ContentPart(media=t.Media())])]},
+     "messages[0].parts[0].media"),
 ])
 async def test_invalid_chat_requests_name_the_field(gw, request_fields, field):
     fields = {"model": "fake-chat", "messages": [USER], **request_fields}

@@ -40,7 +40,7 @@ async def test_stop_lets_the_stream_in_flight_finish_and_refuses_new_calls():
             received.append(chunk.content)
             final = chunk
         assert "".join(received) == TEXT
-        assert final.is_final
+        assert final.final
         await asyncio.wait_for(stopping, 10)
 
 
@@ -58,5 +58,5 @@ def test_sigterm_drains_a_stream_then_exits_cleanly(tmp_path):
             threading.Thread(target=proc.send_signal, args=(signal.SIGTERM,)).start()
             rest = list(chunks)
         assert first.content + "".join(c.content for c in rest) == TEXT
-        assert rest[-1].is_final
+        assert rest[-1].final
         assert proc.wait(15) == 0

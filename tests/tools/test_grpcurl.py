@@ -133,8 +133,8 @@ async def test_stream_chat_prints_the_chunks_in_order_then_the_final_one():
     chunks = json_documents(out)
     *pieces, final = chunks
     assert [c.get("content", "") for c in pieces] == [prompt[i : i + 4] for i in range(0, len(prompt), 4)]
-    assert not any(c.get("is_final") for c in pieces)
-    assert final["is_final"] is True
+    assert not any(c.get("final") for c in pieces)
+    assert final["final"] is True
     assert final["stop_reason"] == "STOP_REASON_END_TURN"
     assert final["usage"]["completion_token_count"] > 0
 

@@ -133,7 +133,7 @@ func TestStreamDeliversContentInOrderThenTheFinalChunk(t *testing.T) {
 		if final != nil {
 			t.Fatalf("chunk %v arrived after the final chunk", chunk)
 		}
-		if chunk.GetIsFinal() {
+		if chunk.GetFinal() {
 			final = chunk
 			continue
 		}

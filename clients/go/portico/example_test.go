@@ -50,7 +50,7 @@ func Example() {
 			log.Fatal(err)
 		}
 		fmt.Print(chunk.GetContent())
-		if chunk.GetIsFinal() {
+		if chunk.GetFinal() {
 			fmt.Println("\nstop reason:", chunk.GetStopReason())
 		}
 	}

@@ -44,7 +44,7 @@ type ChatStream struct {
 	provider  string
 }
 
-// Recv returns the next chunk. After the final chunk (IsFinal set) it returns io.EOF;
+// Recv returns the next chunk. After the final chunk (Final set) it returns io.EOF;
 // a failure returns an *Error (or ErrIncompleteStream), and so does every later call.
 func (s *ChatStream) Recv() (*porticov1.StreamChunk, error) {
 	if s.err != nil {
@@ -68,7 +68,7 @@ func (s *ChatStream) Recv() (*porticov1.StreamChunk, error) {
 	if chunk.GetProvider() != "" {
 		s.provider = chunk.GetProvider()
 	}
-	if chunk.GetIsFinal() {
+	if chunk.GetFinal() {
 		s.final = chunk
 		s.finish(s.readEnd())
 	}

@@ -196,7 +196,7 @@ func TestAStreamWithoutItsFinalChunkIsAnError(t *testing.T) {
 
 func TestAChunkAfterTheFinalOneIsAnError(t *testing.T) {
 	_, address := serveService(t, &recordingService{streamed: []*porticov1.StreamChunk{
-		{Content: "done"}, {IsFinal: true}, {Content: "and more"},
+		{Content: "done"}, {Final: true}, {Content: "and more"},
 	}})
 	client, err := portico.Dial(address)
 	if err != nil {
@@ -216,7 +216,7 @@ func TestAChunkAfterTheFinalOneIsAnError(t *testing.T) {
 		}
 		chunks = append(chunks, chunk)
 	}
-	if len(chunks) != 2 || !chunks[1].GetIsFinal() {
+	if len(chunks) != 2 || !chunks[1].GetFinal() {
 		t.Fatalf("chunks = %v, want the content chunk and the final one", chunks)
 	}
 	if perr := asPorticoError(t, streamErr); perr.Code != codes.Internal {

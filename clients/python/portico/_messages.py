@@ -76,24 +76,24 @@ def _parts(values: Sequence[Any], where: str) -> list[types_pb2.ContentPart]:
             parts.append(types_pb2.ContentPart(text=item))
         elif isinstance(item, Mapping) and "text" in item:
             parts.append(types_pb2.ContentPart(text=str(item["text"])))
-        elif isinstance(item, Mapping) and "image" in item:
-            parts.append(types_pb2.ContentPart(image=_image(item["image"], f"{at}.image")))
+        elif isinstance(item, Mapping) and "media" in item:
+            parts.append(types_pb2.ContentPart(media=_media(item["media"], f"{at}.media")))
         else:
-            raise ValueError(f"{at}: expected a str, {{'text': ...}} or {{'image': ...}}")
+            raise ValueError(f"{at}: expected a str, a ContentPart, {{'text': ...}} or {{'media': ...}}")
     return parts
 
 
-def _image(value: Any, where: str) -> types_pb2.ImagePart:
-    if isinstance(value, types_pb2.ImagePart):
+def _media(value: Any, where: str) -> types_pb2.Media:
+    if isinstance(value, types_pb2.Media):
         return value
     if isinstance(value, str):
-        return types_pb2.ImagePart(url=value)
+        return types_pb2.Media(uri=value)
     if isinstance(value, Mapping):
-        unknown = set(value) - {"url", "data", "mime_type", "detail"}
+        unknown = set(value) - {"uri", "data", "mime_type", "detail"}
         if unknown:
             raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
-        return types_pb2.ImagePart(**value)
-    raise TypeError(f"{where}: expected a URL, a dict or an ImagePart")
+        return types_pb2.Media(**value)
+    raise TypeError(f"{where}: expected a URI, a dict or a Media")
 
 
 def _tool_call(value: Any, where: str) -> types_pb2.ToolCall:

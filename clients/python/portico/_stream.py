@@ -24,6 +24,7 @@ class StreamAssembler:
         self._reasoning: list[str] = []
         self._model = ""
         self._provider = ""
+        self._metadata: dict[str, str] = {}
         self.final: llm_service_pb2.StreamChunk | None = None
 
     def add(self, chunk: llm_service_pb2.StreamChunk) -> None:
@@ -31,7 +32,8 @@ class StreamAssembler:
         self._reasoning.append(chunk.reasoning_content)
         self._model = chunk.model or self._model
         self._provider = chunk.provider or self._provider
-        if chunk.is_final:
+        self._metadata.update(chunk.metadata)
+        if chunk.final:
             self.final = chunk
 
     def response(self) -> llm_service_pb2.CompletionResponse:
@@ -48,6 +50,8 @@ class StreamAssembler:
             model=self._model,
             provider=self._provider,
             reasoning_content="".join(self._reasoning),
+            metadata=self._metadata,
+            parts=final.parts,
         )
 
 

@@ -93,7 +93,7 @@ export class PorticoClient {
   }
 
   /**
-   * Generates an answer as chunks, for `for await`. The last chunk has `isFinal` set and
+   * Generates an answer as chunks, for `for await`. The last chunk has `final` set and
    * carries the stop reason, usage and assembled tool calls. The call starts when the
    * loop does; leaving the loop early (`break`, `return`, a throw) cancels it, and a
    * failure, even after some chunks, throws a `PorticoError`.

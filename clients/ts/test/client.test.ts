@@ -151,9 +151,9 @@ describe("PorticoClient against a running gateway", () => {
         body.map((c) => c.content),
         expected,
       );
-      assert.ok(body.every((c) => !c.isFinal));
+      assert.ok(body.every((c) => !c.final));
 
-      assert.equal(final.isFinal, true);
+      assert.equal(final.final, true);
       assert.equal(final.content, "");
       assert.equal(final.stopReason, StopReason.END_TURN);
       assert.equal(final.model, "fake-chat");
@@ -172,7 +172,7 @@ describe("PorticoClient against a running gateway", () => {
       );
 
       const final = chunks.at(-1)!;
-      assert.equal(final.isFinal, true);
+      assert.equal(final.final, true);
       assert.equal(final.stopReason, StopReason.TOOL_CALLS);
       assert.deepEqual(
         final.toolCalls.map((c) => [c.id, c.name, c.arguments]),

@@ -38,7 +38,7 @@ PROVIDER_HEALTH_SERVING: ProviderHealth
 PROVIDER_HEALTH_NOT_SERVING: ProviderHealth
 
 class ChatRequest(_message.Message):
-    __slots__ = ("provider", "model", "messages", "temperature", "top_p", "max_tokens", "stop_sequences", "seed", "tools", "tool_choice", "response_format", "priority", "tags", "passthrough_json")
+    __slots__ = ("provider", "model", "messages", "temperature", "top_p", "max_tokens", "stop_sequences", "seed", "tools", "tool_choice", "response_format", "priority", "tags", "passthrough_json", "request_id")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class ChatRequest(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     PASSTHROUGH_JSON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     provider: str
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[_types_pb2.Message]
@@ -74,10 +75,11 @@ class ChatRequest(_message.Message):
     priority: _types_pb2.Priority
     tags: _containers.ScalarMap[str, str]
     passthrough_json: str
-    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_types_pb2.Message, _Mapping]]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_tokens: _Optional[int] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[_types_pb2.ToolDefinition, _Mapping]]] = ..., tool_choice: _Optional[_Union[_types_pb2.ToolChoice, _Mapping]] = ..., response_format: _Optional[_Union[_types_pb2.ResponseFormat, _Mapping]] = ..., priority: _Optional[_Union[_types_pb2.Priority, str]] = ..., tags: _Optional[_Mapping[str, str]] = ..., passthrough_json: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_types_pb2.Message, _Mapping]]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_tokens: _Optional[int] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[_types_pb2.ToolDefinition, _Mapping]]] = ..., tool_choice: _Optional[_Union[_types_pb2.ToolChoice, _Mapping]] = ..., response_format: _Optional[_Union[_types_pb2.ResponseFormat, _Mapping]] = ..., priority: _Optional[_Union[_types_pb2.Priority, str]] = ..., tags: _Optional[_Mapping[str, str]] = ..., passthrough_json: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CompletionResponse(_message.Message):
-    __slots__ = ("content", "role", "tool_calls", "stop_reason", "raw_stop_reason", "usage", "model", "provider", "reasoning_content", "metadata")
+    __slots__ = ("content", "role", "tool_calls", "stop_reason", "raw_stop_reason", "usage", "model", "provider", "reasoning_content", "metadata", "parts")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +97,7 @@ class CompletionResponse(_message.Message):
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     REASONING_CONTENT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
     content: str
     role: _types_pb2.Role
     tool_calls: _containers.RepeatedCompositeFieldContainer[_types_pb2.ToolCall]
@@ -105,34 +108,46 @@ class CompletionResponse(_message.Message):
     provider: str
     reasoning_content: str
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, content: _Optional[str] = ..., role: _Optional[_Union[_types_pb2.Role, str]] = ..., tool_calls: _Optional[_Iterable[_Union[_types_pb2.ToolCall, _Mapping]]] = ..., stop_reason: _Optional[_Union[_types_pb2.StopReason, str]] = ..., raw_stop_reason: _Optional[str] = ..., usage: _Optional[_Union[_types_pb2.Usage, _Mapping]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., reasoning_content: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    parts: _containers.RepeatedCompositeFieldContainer[_types_pb2.ContentPart]
+    def __init__(self, content: _Optional[str] = ..., role: _Optional[_Union[_types_pb2.Role, str]] = ..., tool_calls: _Optional[_Iterable[_Union[_types_pb2.ToolCall, _Mapping]]] = ..., stop_reason: _Optional[_Union[_types_pb2.StopReason, str]] = ..., raw_stop_reason: _Optional[str] = ..., usage: _Optional[_Union[_types_pb2.Usage, _Mapping]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., reasoning_content: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., parts: _Optional[_Iterable[_Union[_types_pb2.ContentPart, _Mapping]]] = ...) -> None: ...
 
 class StreamChunk(_message.Message):
-    __slots__ = ("content", "tool_call_deltas", "tool_calls", "stop_reason", "raw_stop_reason", "is_final", "usage", "reasoning_content", "model", "provider")
+    __slots__ = ("content", "tool_call_deltas", "tool_calls", "stop_reason", "raw_stop_reason", "final", "usage", "reasoning_content", "model", "provider", "metadata", "parts")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALL_DELTAS_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
     RAW_STOP_REASON_FIELD_NUMBER: _ClassVar[int]
-    IS_FINAL_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     REASONING_CONTENT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
     content: str
     tool_call_deltas: _containers.RepeatedCompositeFieldContainer[_types_pb2.ToolCallDelta]
     tool_calls: _containers.RepeatedCompositeFieldContainer[_types_pb2.ToolCall]
     stop_reason: _types_pb2.StopReason
     raw_stop_reason: str
-    is_final: bool
+    final: bool
     usage: _types_pb2.Usage
     reasoning_content: str
     model: str
     provider: str
-    def __init__(self, content: _Optional[str] = ..., tool_call_deltas: _Optional[_Iterable[_Union[_types_pb2.ToolCallDelta, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[_types_pb2.ToolCall, _Mapping]]] = ..., stop_reason: _Optional[_Union[_types_pb2.StopReason, str]] = ..., raw_stop_reason: _Optional[str] = ..., is_final: _Optional[bool] = ..., usage: _Optional[_Union[_types_pb2.Usage, _Mapping]] = ..., reasoning_content: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ...) -> None: ...
+    metadata: _containers.ScalarMap[str, str]
+    parts: _containers.RepeatedCompositeFieldContainer[_types_pb2.ContentPart]
+    def __init__(self, content: _Optional[str] = ..., tool_call_deltas: _Optional[_Iterable[_Union[_types_pb2.ToolCallDelta, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[_types_pb2.ToolCall, _Mapping]]] = ..., stop_reason: _Optional[_Union[_types_pb2.StopReason, str]] = ..., raw_stop_reason: _Optional[str] = ..., final: _Optional[bool] = ..., usage: _Optional[_Union[_types_pb2.Usage, _Mapping]] = ..., reasoning_content: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., parts: _Optional[_Iterable[_Union[_types_pb2.ContentPart, _Mapping]]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("provider", "model", "inputs", "dimensions", "tags")
+    __slots__ = ("provider", "model", "inputs", "dimensions", "tags", "request_id")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -145,12 +160,14 @@ class EmbedRequest(_message.Message):
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     provider: str
     model: str
     inputs: _containers.RepeatedScalarFieldContainer[str]
     dimensions: int
     tags: _containers.ScalarMap[str, str]
-    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., dimensions: _Optional[int] = ..., tags: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., dimensions: _Optional[int] = ..., tags: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("index", "values")
@@ -235,8 +252,12 @@ class GetCapabilitiesResponse(_message.Message):
     def __init__(self, capabilities: _Optional[_Union[Capabilities, _Mapping]] = ...) -> None: ...
 
 class ListProvidersRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ProviderInfo(_message.Message):
     __slots__ = ("name", "kind", "models", "health", "default_model")
@@ -253,7 +274,9 @@ class ProviderInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., health: _Optional[_Union[ProviderHealth, str]] = ..., default_model: _Optional[str] = ...) -> None: ...
 
 class ListProvidersResponse(_message.Message):
-    __slots__ = ("providers",)
+    __slots__ = ("providers", "next_page_token")
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     providers: _containers.RepeatedCompositeFieldContainer[ProviderInfo]
-    def __init__(self, providers: _Optional[_Iterable[_Union[ProviderInfo, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, providers: _Optional[_Iterable[_Union[ProviderInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

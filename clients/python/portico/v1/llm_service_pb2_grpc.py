@@ -87,7 +87,7 @@ class LLMServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamChat(self, request, context):
-        """Generates an answer as a stream of chunks. The last chunk has `is_final` set
+        """Generates an answer as a stream of chunks. The last chunk has `final` set
         and carries the stop reason, usage and the assembled tool calls. A failure
         after the first chunk ends the stream with an error status, never a silent
         truncation.

@@ -41,7 +41,7 @@ class LLMServiceStub:
     Chat: _grpc.UnaryUnaryMultiCallable[_llm_service_pb2.ChatRequest, _llm_service_pb2.CompletionResponse]
     """Generates a complete answer."""
     StreamChat: _grpc.UnaryStreamMultiCallable[_llm_service_pb2.ChatRequest, _llm_service_pb2.StreamChunk]
-    """Generates an answer as a stream of chunks. The last chunk has `is_final` set
+    """Generates an answer as a stream of chunks. The last chunk has `final` set
     and carries the stop reason, usage and the assembled tool calls. A failure
     after the first chunk ends the stream with an error status, never a silent
     truncation.
@@ -68,7 +68,7 @@ class LLMServiceAsyncStub(LLMServiceStub):
     Chat: _aio.UnaryUnaryMultiCallable[_llm_service_pb2.ChatRequest, _llm_service_pb2.CompletionResponse]  # type: ignore[assignment]
     """Generates a complete answer."""
     StreamChat: _aio.UnaryStreamMultiCallable[_llm_service_pb2.ChatRequest, _llm_service_pb2.StreamChunk]  # type: ignore[assignment]
-    """Generates an answer as a stream of chunks. The last chunk has `is_final` set
+    """Generates an answer as a stream of chunks. The last chunk has `final` set
     and carries the stop reason, usage and the assembled tool calls. A failure
     after the first chunk ends the stream with an error status, never a silent
     truncation.
@@ -104,7 +104,7 @@ class LLMServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _llm_service_pb2.ChatRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_llm_service_pb2.StreamChunk], _abc.AsyncIterator[_llm_service_pb2.StreamChunk]]:
-        """Generates an answer as a stream of chunks. The last chunk has `is_final` set
+        """Generates an answer as a stream of chunks. The last chunk has `final` set
         and carries the stop reason, usage and the assembled tool calls. A failure
         after the first chunk ends the stream with an error status, never a silent
         truncation.

@@ -24,39 +24,42 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16portico/v1/types.proto\x12\nportico.v1\"I\n\tImagePart\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"M\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12&\n\x05image\x18\x02 \x01(\x0b\x32\x15.portico.v1.ImagePartH\x00\x42\x06\n\x04part\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"Q\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x17\n\x0f\x61rguments_delta\x18\x04 \x01(\t\"\xb0\x01\n\x07Message\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.portico.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12&\n\x05parts\x18\x03 \x03(\x0b\x32\x17.portico.v1.ContentPart\x12\x0c\n\x04name\x18\x04 \x01(\t\x12(\n\ntool_calls\x18\x05 \x03(\x0b\x32\x14.portico.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x06 \x01(\t\"S\n\x0eToolDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x16parameters_json_schema\x18\x03 \x01(\t\"I\n\nToolChoice\x12(\n\x04mode\x18\x01 \x01(\x0e\x32\x1a.portico.v1.ToolChoiceMode\x12\x11\n\ttool_name\x18\x02 \x01(\t\"q\n\x0eResponseFormat\x12,\n\x04type\x18\x01 \x01(\x0e\x32\x1e.portico.v1.ResponseFormatType\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bjson_schema\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"\xc1\x01\n\x05Usage\x12\x1a\n\x12prompt_token_count\x18\x01 \x01(\x05\x12\x1e\n\x16\x63ompletion_token_count\x18\x02 \x01(\x05\x12\x19\n\x11total_token_count\x18\x03 \x01(\x05\x12\"\n\x1a\x63\x61\x63he_creation_token_count\x18\x04 \x01(\x05\x12\x1e\n\x16\x63\x61\x63he_read_token_count\x18\x05 \x01(\x05\x12\x1d\n\x15reasoning_token_count\x18\x06 \x01(\x05*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04*\xea\x01\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14STOP_REASON_END_TURN\x10\x01\x12\x1a\n\x16STOP_REASON_MAX_TOKENS\x10\x02\x12\x1d\n\x19STOP_REASON_STOP_SEQUENCE\x10\x03\x12\x1a\n\x16STOP_REASON_TOOL_CALLS\x10\x04\x12\x1e\n\x1aSTOP_REASON_CONTENT_FILTER\x10\x05\x12\x17\n\x13STOP_REASON_REFUSAL\x10\x06\x12\x15\n\x11STOP_REASON_OTHER\x10\x07*\xa2\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x19\n\x15TOOL_CHOICE_MODE_TOOL\x10\x04*\xa5\x01\n\x12ResponseFormatType\x12$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03*^\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16portico/v1/types.proto\x12\nportico.v1\"S\n\x05Media\x12\x11\n\tmime_type\x18\x01 \x01(\t\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x12\r\n\x03uri\x18\x03 \x01(\tH\x00\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\tB\x08\n\x06source\"N\n\tReasoning\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\t\x12\x10\n\x08redacted\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\"\x82\x01\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\"\n\x05media\x18\x04 \x01(\x0b\x32\x11.portico.v1.MediaH\x00\x12*\n\treasoning\x18\x05 \x01(\x0b\x32\x15.portico.v1.ReasoningH\x00\x42\x06\n\x04partJ\x04\x08\x02\x10\x03R\x05image\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"Q\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x17\n\x0f\x61rguments_delta\x18\x04 \x01(\t\"\xb0\x01\n\x07Message\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.portico.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12&\n\x05parts\x18\x03 \x03(\x0b\x32\x17.portico.v1.ContentPart\x12\x0c\n\x04name\x18\x04 \x01(\t\x12(\n\ntool_calls\x18\x05 \x03(\x0b\x32\x14.portico.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x06 \x01(\t\"S\n\x0eToolDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x16parameters_json_schema\x18\x03 \x01(\t\"I\n\nToolChoice\x12(\n\x04mode\x18\x01 \x01(\x0e\x32\x1a.portico.v1.ToolChoiceMode\x12\x11\n\ttool_name\x18\x02 \x01(\t\"q\n\x0eResponseFormat\x12,\n\x04type\x18\x01 \x01(\x0e\x32\x1e.portico.v1.ResponseFormatType\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bjson_schema\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"\xc1\x01\n\x05Usage\x12\x1a\n\x12prompt_token_count\x18\x01 \x01(\x05\x12\x1e\n\x16\x63ompletion_token_count\x18\x02 \x01(\x05\x12\x19\n\x11total_token_count\x18\x03 \x01(\x05\x12\"\n\x1a\x63\x61\x63he_creation_token_count\x18\x04 \x01(\x05\x12\x1e\n\x16\x63\x61\x63he_read_token_count\x18\x05 \x01(\x05\x12\x1d\n\x15reasoning_token_count\x18\x06 \x01(\x05*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04*\xea\x01\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14STOP_REASON_END_TURN\x10\x01\x12\x1a\n\x16STOP_REASON_MAX_TOKENS\x10\x02\x12\x1d\n\x19STOP_REASON_STOP_SEQUENCE\x10\x03\x12\x1a\n\x16STOP_REASON_TOOL_CALLS\x10\x04\x12\x1e\n\x1aSTOP_REASON_CONTENT_FILTER\x10\x05\x12\x17\n\x13STOP_REASON_REFUSAL\x10\x06\x12\x15\n\x11STOP_REASON_OTHER\x10\x07*\xa2\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x19\n\x15TOOL_CHOICE_MODE_TOOL\x10\x04*\xa5\x01\n\x12ResponseFormatType\x12$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03*^\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03\x42}\n\x0e\x64\x65v.portico.v1B\nTypesProtoP\x01Z/portico.dev/clients/go/gen/portico/v1;porticov1\xa2\x02\x03PTC\xaa\x02\nPortico.V1\xca\x02\nPortico\\V1\xea\x02\x0bPortico::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'portico.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=982
-  _globals['_ROLE']._serialized_end=1077
-  _globals['_STOPREASON']._serialized_start=1080
-  _globals['_STOPREASON']._serialized_end=1314
-  _globals['_TOOLCHOICEMODE']._serialized_start=1317
-  _globals['_TOOLCHOICEMODE']._serialized_end=1479
-  _globals['_RESPONSEFORMATTYPE']._serialized_start=1482
-  _globals['_RESPONSEFORMATTYPE']._serialized_end=1647
-  _globals['_PRIORITY']._serialized_start=1649
-  _globals['_PRIORITY']._serialized_end=1743
-  _globals['_IMAGEPART']._serialized_start=38
-  _globals['_IMAGEPART']._serialized_end=111
-  _globals['_CONTENTPART']._serialized_start=113
-  _globals['_CONTENTPART']._serialized_end=190
-  _globals['_TOOLCALL']._serialized_start=192
-  _globals['_TOOLCALL']._serialized_end=247
-  _globals['_TOOLCALLDELTA']._serialized_start=249
-  _globals['_TOOLCALLDELTA']._serialized_end=330
-  _globals['_MESSAGE']._serialized_start=333
-  _globals['_MESSAGE']._serialized_end=509
-  _globals['_TOOLDEFINITION']._serialized_start=511
-  _globals['_TOOLDEFINITION']._serialized_end=594
-  _globals['_TOOLCHOICE']._serialized_start=596
-  _globals['_TOOLCHOICE']._serialized_end=669
-  _globals['_RESPONSEFORMAT']._serialized_start=671
-  _globals['_RESPONSEFORMAT']._serialized_end=784
-  _globals['_USAGE']._serialized_start=787
-  _globals['_USAGE']._serialized_end=980
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\016dev.portico.v1B\nTypesProtoP\001Z/portico.dev/clients/go/gen/portico/v1;porticov1\242\002\003PTC\252\002\nPortico.V1\312\002\nPortico\\V1\352\002\013Portico::V1'
+  _globals['_ROLE']._serialized_start=1126
+  _globals['_ROLE']._serialized_end=1221
+  _globals['_STOPREASON']._serialized_start=1224
+  _globals['_STOPREASON']._serialized_end=1458
+  _globals['_TOOLCHOICEMODE']._serialized_start=1461
+  _globals['_TOOLCHOICEMODE']._serialized_end=1623
+  _globals['_RESPONSEFORMATTYPE']._serialized_start=1626
+  _globals['_RESPONSEFORMATTYPE']._serialized_end=1791
+  _globals['_PRIORITY']._serialized_start=1793
+  _globals['_PRIORITY']._serialized_end=1887
+  _globals['_MEDIA']._serialized_start=38
+  _globals['_MEDIA']._serialized_end=121
+  _globals['_REASONING']._serialized_start=123
+  _globals['_REASONING']._serialized_end=201
+  _globals['_CONTENTPART']._serialized_start=204
+  _globals['_CONTENTPART']._serialized_end=334
+  _globals['_TOOLCALL']._serialized_start=336
+  _globals['_TOOLCALL']._serialized_end=391
+  _globals['_TOOLCALLDELTA']._serialized_start=393
+  _globals['_TOOLCALLDELTA']._serialized_end=474
+  _globals['_MESSAGE']._serialized_start=477
+  _globals['_MESSAGE']._serialized_end=653
+  _globals['_TOOLDEFINITION']._serialized_start=655
+  _globals['_TOOLDEFINITION']._serialized_end=738
+  _globals['_TOOLCHOICE']._serialized_start=740
+  _globals['_TOOLCHOICE']._serialized_end=813
+  _globals['_RESPONSEFORMAT']._serialized_start=815
+  _globals['_RESPONSEFORMAT']._serialized_end=928
+  _globals['_USAGE']._serialized_start=931
+  _globals['_USAGE']._serialized_end=1124
 # @@protoc_insertion_point(module_scope)

@@ -70,6 +70,9 @@ const (
 	ErrorReason_ERROR_REASON_UPSTREAM_PROTOCOL ErrorReason = 19
 	// UNAVAILABLE. The provider did not answer within its timeout.
 	ErrorReason_ERROR_REASON_UPSTREAM_TIMEOUT ErrorReason = 20
+	// UNAVAILABLE. Waiting for a pooled connection to the provider took too long;
+	// the request never left the gateway.
+	ErrorReason_ERROR_REASON_UPSTREAM_POOL_EXHAUSTED ErrorReason = 21
 	// RESOURCE_EXHAUSTED with RetryInfo. The gateway's own rate limit for this
 	// caller or priority was hit.
 	ErrorReason_ERROR_REASON_RATE_LIMITED ErrorReason = 30
@@ -111,6 +114,7 @@ var (
 		18: "ERROR_REASON_UPSTREAM_CONNECTION",
 		19: "ERROR_REASON_UPSTREAM_PROTOCOL",
 		20: "ERROR_REASON_UPSTREAM_TIMEOUT",
+		21: "ERROR_REASON_UPSTREAM_POOL_EXHAUSTED",
 		30: "ERROR_REASON_RATE_LIMITED",
 		31: "ERROR_REASON_CIRCUIT_OPEN",
 		32: "ERROR_REASON_DEADLINE_EXCEEDED",
@@ -138,6 +142,7 @@ var (
 		"ERROR_REASON_UPSTREAM_CONNECTION":      18,
 		"ERROR_REASON_UPSTREAM_PROTOCOL":        19,
 		"ERROR_REASON_UPSTREAM_TIMEOUT":         20,
+		"ERROR_REASON_UPSTREAM_POOL_EXHAUSTED":  21,
 		"ERROR_REASON_RATE_LIMITED":             30,
 		"ERROR_REASON_CIRCUIT_OPEN":             31,
 		"ERROR_REASON_DEADLINE_EXCEEDED":        32,
@@ -181,7 +186,7 @@ var File_portico_v1_error_reason_proto protoreflect.FileDescriptor
 const file_portico_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
 	"\x1dportico/v1/error_reason.proto\x12\n" +
-	"portico.v1*\x84\a\n" +
+	"portico.v1*\xae\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12\"\n" +
@@ -200,7 +205,8 @@ const file_portico_v1_error_reason_proto_rawDesc = "" +
 	" ERROR_REASON_UPSTREAM_OVERLOADED\x10\x11\x12$\n" +
 	" ERROR_REASON_UPSTREAM_CONNECTION\x10\x12\x12\"\n" +
 	"\x1eERROR_REASON_UPSTREAM_PROTOCOL\x10\x13\x12!\n" +
-	"\x1dERROR_REASON_UPSTREAM_TIMEOUT\x10\x14\x12\x1d\n" +
+	"\x1dERROR_REASON_UPSTREAM_TIMEOUT\x10\x14\x12(\n" +
+	"$ERROR_REASON_UPSTREAM_POOL_EXHAUSTED\x10\x15\x12\x1d\n" +
 	"\x19ERROR_REASON_RATE_LIMITED\x10\x1e\x12\x1d\n" +
 	"\x19ERROR_REASON_CIRCUIT_OPEN\x10\x1f\x12\"\n" +
 	"\x1eERROR_REASON_DEADLINE_EXCEEDED\x10 \x12\x1e\n" +
@@ -208,7 +214,10 @@ const file_portico_v1_error_reason_proto_rawDesc = "" +
 	"\x1cERROR_REASON_UNAUTHENTICATED\x10\"\x12\"\n" +
 	"\x1eERROR_REASON_PERMISSION_DENIED\x10#\x12\x1a\n" +
 	"\x16ERROR_REASON_CANCELLED\x10$\x12\x19\n" +
-	"\x15ERROR_REASON_INTERNAL\x102b\x06proto3"
+	"\x15ERROR_REASON_INTERNAL\x102B\x83\x01\n" +
+	"\x0edev.portico.v1B\x10ErrorReasonProtoP\x01Z/portico.dev/clients/go/gen/portico/v1;porticov1\xa2\x02\x03PTC\xaa\x02\n" +
+	"Portico.V1\xca\x02\n" +
+	"Portico\\V1\xea\x02\vPortico::V1b\x06proto3"
 
 var (
 	file_portico_v1_error_reason_proto_rawDescOnce sync.Once

@@ -216,8 +216,13 @@ type ChatRequest struct {
 	// Optional. A JSON object merged into the provider's request body, for options
 	// Portico has no field for (for example {"top_k": 40}).
 	PassthroughJson string `protobuf:"bytes,14,opt,name=passthrough_json,json=passthroughJson,proto3" json:"passthrough_json,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Optional. A unique id for this call (AIP-155), at most 64 printable ASCII
+	// characters; a UUID4 is a good choice. The gateway makes one up when it is
+	// empty, logs it, and returns it in the `x-request-id` trailing metadata of
+	// every answer and error.
+	RequestId     string `protobuf:"bytes,15,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChatRequest) Reset() {
@@ -348,6 +353,13 @@ func (x *ChatRequest) GetPassthroughJson() string {
 	return ""
 }
 
+func (x *ChatRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 // A complete answer.
 type CompletionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -370,7 +382,11 @@ type CompletionResponse struct {
 	// Output only. The model's reasoning, where the provider exposes it.
 	ReasoningContent string `protobuf:"bytes,9,opt,name=reasoning_content,json=reasoningContent,proto3" json:"reasoning_content,omitempty"`
 	// Output only. Provider-specific extras (response id, system fingerprint, ...).
-	Metadata      map[string]string `protobuf:"bytes,10,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,10,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Output only. The assistant turn in order: text and reasoning parts, signatures
+	// included. Send them back as the assistant message's `parts` (with its
+	// `tool_calls`) on the next turn.
+	Parts         []*ContentPart `protobuf:"bytes,11,rep,name=parts,proto3" json:"parts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -475,6 +491,13 @@ func (x *CompletionResponse) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *CompletionResponse) GetParts() []*ContentPart {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
 // One piece of a streamed answer.
 type StreamChunk struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -489,7 +512,7 @@ type StreamChunk struct {
 	// On the final chunk: the provider's own stop reason.
 	RawStopReason string `protobuf:"bytes,5,opt,name=raw_stop_reason,json=rawStopReason,proto3" json:"raw_stop_reason,omitempty"`
 	// True on the last chunk of the stream only.
-	IsFinal bool `protobuf:"varint,6,opt,name=is_final,json=isFinal,proto3" json:"is_final,omitempty"`
+	Final bool `protobuf:"varint,6,opt,name=final,proto3" json:"final,omitempty"`
 	// On the final chunk: token counts.
 	Usage *Usage `protobuf:"bytes,7,opt,name=usage,proto3" json:"usage,omitempty"`
 	// A piece of the model's reasoning, where the provider exposes it.
@@ -497,7 +520,12 @@ type StreamChunk struct {
 	// On the first and the final chunk: the model that answered.
 	Model string `protobuf:"bytes,9,opt,name=model,proto3" json:"model,omitempty"`
 	// On the first and the final chunk: the provider that answered.
-	Provider      string `protobuf:"bytes,10,opt,name=provider,proto3" json:"provider,omitempty"`
+	Provider string `protobuf:"bytes,10,opt,name=provider,proto3" json:"provider,omitempty"`
+	// On the first and the final chunk: provider-specific extras (response id, ...),
+	// as `CompletionResponse.metadata`.
+	Metadata map[string]string `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// On the final chunk: the assistant turn's parts, as `CompletionResponse.parts`.
+	Parts         []*ContentPart `protobuf:"bytes,12,rep,name=parts,proto3" json:"parts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -567,9 +595,9 @@ func (x *StreamChunk) GetRawStopReason() string {
 	return ""
 }
 
-func (x *StreamChunk) GetIsFinal() bool {
+func (x *StreamChunk) GetFinal() bool {
 	if x != nil {
-		return x.IsFinal
+		return x.Final
 	}
 	return false
 }
@@ -602,6 +630,20 @@ func (x *StreamChunk) GetProvider() string {
 	return ""
 }
 
+func (x *StreamChunk) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *StreamChunk) GetParts() []*ContentPart {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
 // Texts to embed.
 type EmbedRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -614,7 +656,9 @@ type EmbedRequest struct {
 	// Optional. Output dimensions, for models that can shorten their vectors.
 	Dimensions *int32 `protobuf:"varint,4,opt,name=dimensions,proto3,oneof" json:"dimensions,omitempty"`
 	// Optional. Caller-chosen labels, for logs and metrics.
-	Tags          map[string]string `protobuf:"bytes,5,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Tags map[string]string `protobuf:"bytes,5,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Optional. A unique id for this call (AIP-155), as `ChatRequest.request_id`.
+	RequestId     string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -682,6 +726,13 @@ func (x *EmbedRequest) GetTags() map[string]string {
 		return x.Tags
 	}
 	return nil
+}
+
+func (x *EmbedRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // One vector.
@@ -1186,9 +1237,14 @@ func (x *GetCapabilitiesResponse) GetCapabilities() *Capabilities {
 	return nil
 }
 
-// Lists every configured provider.
+// Lists the configured providers, a page at a time (AIP-158).
 type ListProvidersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional. The most providers to return; 0 means 50, larger values are
+	// capped at 1000.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Optional. The `next_page_token` of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1221,6 +1277,20 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
 	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListProvidersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListProvidersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 // One configured provider.
@@ -1309,7 +1379,9 @@ func (x *ProviderInfo) GetDefaultModel() string {
 type ListProvidersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// In configuration order.
-	Providers     []*ProviderInfo `protobuf:"bytes,1,rep,name=providers,proto3" json:"providers,omitempty"`
+	Providers []*ProviderInfo `protobuf:"bytes,1,rep,name=providers,proto3" json:"providers,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1351,12 +1423,19 @@ func (x *ListProvidersResponse) GetProviders() []*ProviderInfo {
 	return nil
 }
 
+func (x *ListProvidersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_portico_v1_llm_service_proto protoreflect.FileDescriptor
 
 const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1cportico/v1/llm_service.proto\x12\n" +
-	"portico.v1\x1a\x16portico/v1/types.proto\"\xc4\x05\n" +
+	"portico.v1\x1a\x16portico/v1/types.proto\"\xe3\x05\n" +
 	"\vChatRequest\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12/\n" +
@@ -1374,14 +1453,16 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\x0fresponse_format\x18\v \x01(\v2\x1a.portico.v1.ResponseFormatR\x0eresponseFormat\x120\n" +
 	"\bpriority\x18\f \x01(\x0e2\x14.portico.v1.PriorityR\bpriority\x125\n" +
 	"\x04tags\x18\r \x03(\v2!.portico.v1.ChatRequest.TagsEntryR\x04tags\x12)\n" +
-	"\x10passthrough_json\x18\x0e \x01(\tR\x0fpassthroughJson\x1a7\n" +
+	"\x10passthrough_json\x18\x0e \x01(\tR\x0fpassthroughJson\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x0f \x01(\tR\trequestId\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\r\n" +
 	"\v_max_tokensB\a\n" +
-	"\x05_seed\"\xf9\x03\n" +
+	"\x05_seed\"\xa8\x04\n" +
 	"\x12CompletionResponse\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12$\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x10.portico.v1.RoleR\x04role\x123\n" +
@@ -1395,10 +1476,11 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\bprovider\x18\b \x01(\tR\bprovider\x12+\n" +
 	"\x11reasoning_content\x18\t \x01(\tR\x10reasoningContent\x12H\n" +
 	"\bmetadata\x18\n" +
-	" \x03(\v2,.portico.v1.CompletionResponse.MetadataEntryR\bmetadata\x1a;\n" +
+	" \x03(\v2,.portico.v1.CompletionResponse.MetadataEntryR\bmetadata\x12-\n" +
+	"\x05parts\x18\v \x03(\v2\x17.portico.v1.ContentPartR\x05parts\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa5\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x04\n" +
 	"\vStreamChunk\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12C\n" +
 	"\x10tool_call_deltas\x18\x02 \x03(\v2\x19.portico.v1.ToolCallDeltaR\x0etoolCallDeltas\x123\n" +
@@ -1406,13 +1488,18 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"tool_calls\x18\x03 \x03(\v2\x14.portico.v1.ToolCallR\ttoolCalls\x127\n" +
 	"\vstop_reason\x18\x04 \x01(\x0e2\x16.portico.v1.StopReasonR\n" +
 	"stopReason\x12&\n" +
-	"\x0fraw_stop_reason\x18\x05 \x01(\tR\rrawStopReason\x12\x19\n" +
-	"\bis_final\x18\x06 \x01(\bR\aisFinal\x12'\n" +
+	"\x0fraw_stop_reason\x18\x05 \x01(\tR\rrawStopReason\x12\x14\n" +
+	"\x05final\x18\x06 \x01(\bR\x05final\x12'\n" +
 	"\x05usage\x18\a \x01(\v2\x11.portico.v1.UsageR\x05usage\x12+\n" +
 	"\x11reasoning_content\x18\b \x01(\tR\x10reasoningContent\x12\x14\n" +
 	"\x05model\x18\t \x01(\tR\x05model\x12\x1a\n" +
 	"\bprovider\x18\n" +
-	" \x01(\tR\bprovider\"\xfd\x01\n" +
+	" \x01(\tR\bprovider\x12A\n" +
+	"\bmetadata\x18\v \x03(\v2%.portico.v1.StreamChunk.MetadataEntryR\bmetadata\x12-\n" +
+	"\x05parts\x18\f \x03(\v2\x17.portico.v1.ContentPartR\x05parts\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9c\x02\n" +
 	"\fEmbedRequest\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x16\n" +
@@ -1420,7 +1507,9 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\n" +
 	"dimensions\x18\x04 \x01(\x05H\x00R\n" +
 	"dimensions\x88\x01\x01\x126\n" +
-	"\x04tags\x18\x05 \x03(\v2\".portico.v1.EmbedRequest.TagsEntryR\x04tags\x1a7\n" +
+	"\x04tags\x18\x05 \x03(\v2\".portico.v1.EmbedRequest.TagsEntryR\x04tags\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n" +
@@ -1462,16 +1551,20 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\x06source\x18\n" +
 	" \x01(\x0e2\x1c.portico.v1.CapabilitySourceR\x06source\"W\n" +
 	"\x17GetCapabilitiesResponse\x12<\n" +
-	"\fcapabilities\x18\x01 \x01(\v2\x18.portico.v1.CapabilitiesR\fcapabilities\"\x16\n" +
-	"\x14ListProvidersRequest\"\xa7\x01\n" +
+	"\fcapabilities\x18\x01 \x01(\v2\x18.portico.v1.CapabilitiesR\fcapabilities\"R\n" +
+	"\x14ListProvidersRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\xa7\x01\n" +
 	"\fProviderInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06models\x18\x03 \x03(\tR\x06models\x122\n" +
 	"\x06health\x18\x04 \x01(\x0e2\x1a.portico.v1.ProviderHealthR\x06health\x12#\n" +
-	"\rdefault_model\x18\x05 \x01(\tR\fdefaultModel\"O\n" +
+	"\rdefault_model\x18\x05 \x01(\tR\fdefaultModel\"w\n" +
 	"\x15ListProvidersResponse\x126\n" +
-	"\tproviders\x18\x01 \x03(\v2\x18.portico.v1.ProviderInfoR\tproviders*x\n" +
+	"\tproviders\x18\x01 \x03(\v2\x18.portico.v1.ProviderInfoR\tproviders\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*x\n" +
 	"\x10TokenCountSource\x12\"\n" +
 	"\x1eTOKEN_COUNT_SOURCE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTOKEN_COUNT_SOURCE_PROVIDER\x10\x01\x12\x1f\n" +
@@ -1493,7 +1586,10 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\x05Embed\x12\x18.portico.v1.EmbedRequest\x1a\x19.portico.v1.EmbedResponse\x12N\n" +
 	"\vCountTokens\x12\x1e.portico.v1.CountTokensRequest\x1a\x1f.portico.v1.CountTokensResponse\x12Z\n" +
 	"\x0fGetCapabilities\x12\".portico.v1.GetCapabilitiesRequest\x1a#.portico.v1.GetCapabilitiesResponse\x12T\n" +
-	"\rListProviders\x12 .portico.v1.ListProvidersRequest\x1a!.portico.v1.ListProvidersResponseb\x06proto3"
+	"\rListProviders\x12 .portico.v1.ListProvidersRequest\x1a!.portico.v1.ListProvidersResponseB\x82\x01\n" +
+	"\x0edev.portico.v1B\x0fLlmServiceProtoP\x01Z/portico.dev/clients/go/gen/portico/v1;porticov1\xa2\x02\x03PTC\xaa\x02\n" +
+	"Portico.V1\xca\x02\n" +
+	"Portico\\V1\xea\x02\vPortico::V1b\x06proto3"
 
 var (
 	file_portico_v1_llm_service_proto_rawDescOnce sync.Once
@@ -1508,7 +1604,7 @@ func file_portico_v1_llm_service_proto_rawDescGZIP() []byte {
 }
 
 var file_portico_v1_llm_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_portico_v1_llm_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_portico_v1_llm_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_portico_v1_llm_service_proto_goTypes = []any{
 	(TokenCountSource)(0),           // 0: portico.v1.TokenCountSource
 	(CapabilitySource)(0),           // 1: portico.v1.CapabilitySource
@@ -1529,61 +1625,66 @@ var file_portico_v1_llm_service_proto_goTypes = []any{
 	(*ListProvidersResponse)(nil),   // 16: portico.v1.ListProvidersResponse
 	nil,                             // 17: portico.v1.ChatRequest.TagsEntry
 	nil,                             // 18: portico.v1.CompletionResponse.MetadataEntry
-	nil,                             // 19: portico.v1.EmbedRequest.TagsEntry
-	(*Message)(nil),                 // 20: portico.v1.Message
-	(*ToolDefinition)(nil),          // 21: portico.v1.ToolDefinition
-	(*ToolChoice)(nil),              // 22: portico.v1.ToolChoice
-	(*ResponseFormat)(nil),          // 23: portico.v1.ResponseFormat
-	(Priority)(0),                   // 24: portico.v1.Priority
-	(Role)(0),                       // 25: portico.v1.Role
-	(*ToolCall)(nil),                // 26: portico.v1.ToolCall
-	(StopReason)(0),                 // 27: portico.v1.StopReason
-	(*Usage)(nil),                   // 28: portico.v1.Usage
-	(*ToolCallDelta)(nil),           // 29: portico.v1.ToolCallDelta
+	nil,                             // 19: portico.v1.StreamChunk.MetadataEntry
+	nil,                             // 20: portico.v1.EmbedRequest.TagsEntry
+	(*Message)(nil),                 // 21: portico.v1.Message
+	(*ToolDefinition)(nil),          // 22: portico.v1.ToolDefinition
+	(*ToolChoice)(nil),              // 23: portico.v1.ToolChoice
+	(*ResponseFormat)(nil),          // 24: portico.v1.ResponseFormat
+	(Priority)(0),                   // 25: portico.v1.Priority
+	(Role)(0),                       // 26: portico.v1.Role
+	(*ToolCall)(nil),                // 27: portico.v1.ToolCall
+	(StopReason)(0),                 // 28: portico.v1.StopReason
+	(*Usage)(nil),                   // 29: portico.v1.Usage
+	(*ContentPart)(nil),             // 30: portico.v1.ContentPart
+	(*ToolCallDelta)(nil),           // 31: portico.v1.ToolCallDelta
 }
 var file_portico_v1_llm_service_proto_depIdxs = []int32{
-	20, // 0: portico.v1.ChatRequest.messages:type_name -> portico.v1.Message
-	21, // 1: portico.v1.ChatRequest.tools:type_name -> portico.v1.ToolDefinition
-	22, // 2: portico.v1.ChatRequest.tool_choice:type_name -> portico.v1.ToolChoice
-	23, // 3: portico.v1.ChatRequest.response_format:type_name -> portico.v1.ResponseFormat
-	24, // 4: portico.v1.ChatRequest.priority:type_name -> portico.v1.Priority
+	21, // 0: portico.v1.ChatRequest.messages:type_name -> portico.v1.Message
+	22, // 1: portico.v1.ChatRequest.tools:type_name -> portico.v1.ToolDefinition
+	23, // 2: portico.v1.ChatRequest.tool_choice:type_name -> portico.v1.ToolChoice
+	24, // 3: portico.v1.ChatRequest.response_format:type_name -> portico.v1.ResponseFormat
+	25, // 4: portico.v1.ChatRequest.priority:type_name -> portico.v1.Priority
 	17, // 5: portico.v1.ChatRequest.tags:type_name -> portico.v1.ChatRequest.TagsEntry
-	25, // 6: portico.v1.CompletionResponse.role:type_name -> portico.v1.Role
-	26, // 7: portico.v1.CompletionResponse.tool_calls:type_name -> portico.v1.ToolCall
-	27, // 8: portico.v1.CompletionResponse.stop_reason:type_name -> portico.v1.StopReason
-	28, // 9: portico.v1.CompletionResponse.usage:type_name -> portico.v1.Usage
+	26, // 6: portico.v1.CompletionResponse.role:type_name -> portico.v1.Role
+	27, // 7: portico.v1.CompletionResponse.tool_calls:type_name -> portico.v1.ToolCall
+	28, // 8: portico.v1.CompletionResponse.stop_reason:type_name -> portico.v1.StopReason
+	29, // 9: portico.v1.CompletionResponse.usage:type_name -> portico.v1.Usage
 	18, // 10: portico.v1.CompletionResponse.metadata:type_name -> portico.v1.CompletionResponse.MetadataEntry
-	29, // 11: portico.v1.StreamChunk.tool_call_deltas:type_name -> portico.v1.ToolCallDelta
-	26, // 12: portico.v1.StreamChunk.tool_calls:type_name -> portico.v1.ToolCall
-	27, // 13: portico.v1.StreamChunk.stop_reason:type_name -> portico.v1.StopReason
-	28, // 14: portico.v1.StreamChunk.usage:type_name -> portico.v1.Usage
-	19, // 15: portico.v1.EmbedRequest.tags:type_name -> portico.v1.EmbedRequest.TagsEntry
-	7,  // 16: portico.v1.EmbedResponse.embeddings:type_name -> portico.v1.Embedding
-	28, // 17: portico.v1.EmbedResponse.usage:type_name -> portico.v1.Usage
-	20, // 18: portico.v1.CountTokensRequest.messages:type_name -> portico.v1.Message
-	21, // 19: portico.v1.CountTokensRequest.tools:type_name -> portico.v1.ToolDefinition
-	0,  // 20: portico.v1.CountTokensResponse.source:type_name -> portico.v1.TokenCountSource
-	1,  // 21: portico.v1.Capabilities.source:type_name -> portico.v1.CapabilitySource
-	12, // 22: portico.v1.GetCapabilitiesResponse.capabilities:type_name -> portico.v1.Capabilities
-	2,  // 23: portico.v1.ProviderInfo.health:type_name -> portico.v1.ProviderHealth
-	15, // 24: portico.v1.ListProvidersResponse.providers:type_name -> portico.v1.ProviderInfo
-	3,  // 25: portico.v1.LLMService.Chat:input_type -> portico.v1.ChatRequest
-	3,  // 26: portico.v1.LLMService.StreamChat:input_type -> portico.v1.ChatRequest
-	6,  // 27: portico.v1.LLMService.Embed:input_type -> portico.v1.EmbedRequest
-	9,  // 28: portico.v1.LLMService.CountTokens:input_type -> portico.v1.CountTokensRequest
-	11, // 29: portico.v1.LLMService.GetCapabilities:input_type -> portico.v1.GetCapabilitiesRequest
-	14, // 30: portico.v1.LLMService.ListProviders:input_type -> portico.v1.ListProvidersRequest
-	4,  // 31: portico.v1.LLMService.Chat:output_type -> portico.v1.CompletionResponse
-	5,  // 32: portico.v1.LLMService.StreamChat:output_type -> portico.v1.StreamChunk
-	8,  // 33: portico.v1.LLMService.Embed:output_type -> portico.v1.EmbedResponse
-	10, // 34: portico.v1.LLMService.CountTokens:output_type -> portico.v1.CountTokensResponse
-	13, // 35: portico.v1.LLMService.GetCapabilities:output_type -> portico.v1.GetCapabilitiesResponse
-	16, // 36: portico.v1.LLMService.ListProviders:output_type -> portico.v1.ListProvidersResponse
-	31, // [31:37] is the sub-list for method output_type
-	25, // [25:31] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	30, // 11: portico.v1.CompletionResponse.parts:type_name -> portico.v1.ContentPart
+	31, // 12: portico.v1.StreamChunk.tool_call_deltas:type_name -> portico.v1.ToolCallDelta
+	27, // 13: portico.v1.StreamChunk.tool_calls:type_name -> portico.v1.ToolCall
+	28, // 14: portico.v1.StreamChunk.stop_reason:type_name -> portico.v1.StopReason
+	29, // 15: portico.v1.StreamChunk.usage:type_name -> portico.v1.Usage
+	19, // 16: portico.v1.StreamChunk.metadata:type_name -> portico.v1.StreamChunk.MetadataEntry
+	30, // 17: portico.v1.StreamChunk.parts:type_name -> portico.v1.ContentPart
+	20, // 18: portico.v1.EmbedRequest.tags:type_name -> portico.v1.EmbedRequest.TagsEntry
+	7,  // 19: portico.v1.EmbedResponse.embeddings:type_name -> portico.v1.Embedding
+	29, // 20: portico.v1.EmbedResponse.usage:type_name -> portico.v1.Usage
+	21, // 21: portico.v1.CountTokensRequest.messages:type_name -> portico.v1.Message
+	22, // 22: portico.v1.CountTokensRequest.tools:type_name -> portico.v1.ToolDefinition
+	0,  // 23: portico.v1.CountTokensResponse.source:type_name -> portico.v1.TokenCountSource
+	1,  // 24: portico.v1.Capabilities.source:type_name -> portico.v1.CapabilitySource
+	12, // 25: portico.v1.GetCapabilitiesResponse.capabilities:type_name -> portico.v1.Capabilities
+	2,  // 26: portico.v1.ProviderInfo.health:type_name -> portico.v1.ProviderHealth
+	15, // 27: portico.v1.ListProvidersResponse.providers:type_name -> portico.v1.ProviderInfo
+	3,  // 28: portico.v1.LLMService.Chat:input_type -> portico.v1.ChatRequest
+	3,  // 29: portico.v1.LLMService.StreamChat:input_type -> portico.v1.ChatRequest
+	6,  // 30: portico.v1.LLMService.Embed:input_type -> portico.v1.EmbedRequest
+	9,  // 31: portico.v1.LLMService.CountTokens:input_type -> portico.v1.CountTokensRequest
+	11, // 32: portico.v1.LLMService.GetCapabilities:input_type -> portico.v1.GetCapabilitiesRequest
+	14, // 33: portico.v1.LLMService.ListProviders:input_type -> portico.v1.ListProvidersRequest
+	4,  // 34: portico.v1.LLMService.Chat:output_type -> portico.v1.CompletionResponse
+	5,  // 35: portico.v1.LLMService.StreamChat:output_type -> portico.v1.StreamChunk
+	8,  // 36: portico.v1.LLMService.Embed:output_type -> portico.v1.EmbedResponse
+	10, // 37: portico.v1.LLMService.CountTokens:output_type -> portico.v1.CountTokensResponse
+	13, // 38: portico.v1.LLMService.GetCapabilities:output_type -> portico.v1.GetCapabilitiesResponse
+	16, // 39: portico.v1.LLMService.ListProviders:output_type -> portico.v1.ListProvidersResponse
+	34, // [34:40] is the sub-list for method output_type
+	28, // [28:34] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_portico_v1_llm_service_proto_init() }
@@ -1600,7 +1701,7 @@ func file_portico_v1_llm_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portico_v1_llm_service_proto_rawDesc), len(file_portico_v1_llm_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,7 +39,7 @@ const (
 type LLMServiceClient interface {
 	// Generates a complete answer.
 	Chat(ctx context.Context, in *ChatRequest, opts ...grpc.CallOption) (*CompletionResponse, error)
-	// Generates an answer as a stream of chunks. The last chunk has `is_final` set
+	// Generates an answer as a stream of chunks. The last chunk has `final` set
 	// and carries the stop reason, usage and the assembled tool calls. A failure
 	// after the first chunk ends the stream with an error status, never a silent
 	// truncation.
@@ -143,7 +143,7 @@ func (c *lLMServiceClient) ListProviders(ctx context.Context, in *ListProvidersR
 type LLMServiceServer interface {
 	// Generates a complete answer.
 	Chat(context.Context, *ChatRequest) (*CompletionResponse, error)
-	// Generates an answer as a stream of chunks. The last chunk has `is_final` set
+	// Generates an answer as a stream of chunks. The last chunk has `final` set
 	// and carries the stop reason, usage and the assembled tool calls. A failure
 	// after the first chunk ends the stream with an error status, never a silent
 	// truncation.

@@ -330,35 +330,41 @@ func (Priority) EnumDescriptor() ([]byte, []int) {
 	return file_portico_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
-// An image given to a vision model, by URL or inline bytes.
-type ImagePart struct {
+// An image or a document, inline or by reference.
+type Media struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Optional. An http(s) or data: URL. Exactly one of `url` and `data` is set.
-	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	// Optional. The raw image bytes.
-	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
-	// Optional. The MIME type of `data`, for example "image/png".
-	MimeType string `protobuf:"bytes,3,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
-	// Optional. The provider's detail hint ("low", "high", "auto").
+	// Required for inline `data` unless the gateway can recognise the format from its
+	// first bytes (PNG, JPEG, GIF, WebP, PDF); optional for a `uri`, where it is
+	// guessed from the extension when empty. For example "image/png",
+	// "application/pdf".
+	MimeType string `protobuf:"bytes,1,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
+	// Required. Where the bytes are: exactly one of `data` and `uri`.
+	//
+	// Types that are valid to be assigned to Source:
+	//
+	//	*Media_Data
+	//	*Media_Uri
+	Source isMedia_Source `protobuf_oneof:"source"`
+	// Optional. The provider's detail hint for images ("low", "high", "auto").
 	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ImagePart) Reset() {
-	*x = ImagePart{}
+func (x *Media) Reset() {
+	*x = Media{}
 	mi := &file_portico_v1_types_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ImagePart) String() string {
+func (x *Media) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ImagePart) ProtoMessage() {}
+func (*Media) ProtoMessage() {}
 
-func (x *ImagePart) ProtoReflect() protoreflect.Message {
+func (x *Media) ProtoReflect() protoreflect.Message {
 	mi := &file_portico_v1_types_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -370,40 +376,150 @@ func (x *ImagePart) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ImagePart.ProtoReflect.Descriptor instead.
-func (*ImagePart) Descriptor() ([]byte, []int) {
+// Deprecated: Use Media.ProtoReflect.Descriptor instead.
+func (*Media) Descriptor() ([]byte, []int) {
 	return file_portico_v1_types_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *ImagePart) GetUrl() string {
-	if x != nil {
-		return x.Url
-	}
-	return ""
-}
-
-func (x *ImagePart) GetData() []byte {
-	if x != nil {
-		return x.Data
-	}
-	return nil
-}
-
-func (x *ImagePart) GetMimeType() string {
+func (x *Media) GetMimeType() string {
 	if x != nil {
 		return x.MimeType
 	}
 	return ""
 }
 
-func (x *ImagePart) GetDetail() string {
+func (x *Media) GetSource() isMedia_Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *Media) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Source.(*Media_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+func (x *Media) GetUri() string {
+	if x != nil {
+		if x, ok := x.Source.(*Media_Uri); ok {
+			return x.Uri
+		}
+	}
+	return ""
+}
+
+func (x *Media) GetDetail() string {
 	if x != nil {
 		return x.Detail
 	}
 	return ""
 }
 
-// One part of a multimodal message.
+type isMedia_Source interface {
+	isMedia_Source()
+}
+
+type Media_Data struct {
+	// The raw bytes.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+type Media_Uri struct {
+	// An http(s), gs:// or data: URI the provider fetches or decodes.
+	Uri string `protobuf:"bytes,3,opt,name=uri,proto3,oneof"`
+}
+
+func (*Media_Data) isMedia_Source() {}
+
+func (*Media_Uri) isMedia_Source() {}
+
+// A thought of the model. Returned in responses (`CompletionResponse.parts`, the
+// final `StreamChunk.parts`) and accepted only on assistant messages: send the parts
+// of a turn back unchanged on the next turn so a provider that signs its reasoning
+// (Anthropic thinking, Gemini thought signatures, OpenAI encrypted reasoning) can
+// verify it. A provider sends back only the parts of its own `source`, so a
+// conversation can move between providers.
+type Reasoning struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional. The readable thought; may be empty.
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// Optional. The provider's signature over the thought. A part with only a
+	// signature belongs to the part that follows it (Gemini signs the call or text
+	// after a thought).
+	Signature string `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Optional. An opaque payload the provider hides from the caller (Anthropic
+	// redacted thinking, OpenAI encrypted reasoning).
+	Redacted string `protobuf:"bytes,3,opt,name=redacted,proto3" json:"redacted,omitempty"`
+	// Optional. The dialect that produced it ("anthropic", "gemini", "openai", ...).
+	Source        string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reasoning) Reset() {
+	*x = Reasoning{}
+	mi := &file_portico_v1_types_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reasoning) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reasoning) ProtoMessage() {}
+
+func (x *Reasoning) ProtoReflect() protoreflect.Message {
+	mi := &file_portico_v1_types_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reasoning.ProtoReflect.Descriptor instead.
+func (*Reasoning) Descriptor() ([]byte, []int) {
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Reasoning) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Reasoning) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+func (x *Reasoning) GetRedacted() string {
+	if x != nil {
+		return x.Redacted
+	}
+	return ""
+}
+
+func (x *Reasoning) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+// One part of a message or of an answer.
 type ContentPart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required. What this part holds.
@@ -411,7 +527,8 @@ type ContentPart struct {
 	// Types that are valid to be assigned to Part:
 	//
 	//	*ContentPart_Text
-	//	*ContentPart_Image
+	//	*ContentPart_Media
+	//	*ContentPart_Reasoning
 	Part          isContentPart_Part `protobuf_oneof:"part"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -419,7 +536,7 @@ type ContentPart struct {
 
 func (x *ContentPart) Reset() {
 	*x = ContentPart{}
-	mi := &file_portico_v1_types_proto_msgTypes[1]
+	mi := &file_portico_v1_types_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +548,7 @@ func (x *ContentPart) String() string {
 func (*ContentPart) ProtoMessage() {}
 
 func (x *ContentPart) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[1]
+	mi := &file_portico_v1_types_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +561,7 @@ func (x *ContentPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentPart.ProtoReflect.Descriptor instead.
 func (*ContentPart) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{1}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ContentPart) GetPart() isContentPart_Part {
@@ -463,10 +580,19 @@ func (x *ContentPart) GetText() string {
 	return ""
 }
 
-func (x *ContentPart) GetImage() *ImagePart {
+func (x *ContentPart) GetMedia() *Media {
 	if x != nil {
-		if x, ok := x.Part.(*ContentPart_Image); ok {
-			return x.Image
+		if x, ok := x.Part.(*ContentPart_Media); ok {
+			return x.Media
+		}
+	}
+	return nil
+}
+
+func (x *ContentPart) GetReasoning() *Reasoning {
+	if x != nil {
+		if x, ok := x.Part.(*ContentPart_Reasoning); ok {
+			return x.Reasoning
 		}
 	}
 	return nil
@@ -481,14 +607,21 @@ type ContentPart_Text struct {
 	Text string `protobuf:"bytes,1,opt,name=text,proto3,oneof"`
 }
 
-type ContentPart_Image struct {
-	// An image.
-	Image *ImagePart `protobuf:"bytes,2,opt,name=image,proto3,oneof"`
+type ContentPart_Media struct {
+	// An image or a document.
+	Media *Media `protobuf:"bytes,4,opt,name=media,proto3,oneof"`
+}
+
+type ContentPart_Reasoning struct {
+	// A thought (assistant messages and answers only).
+	Reasoning *Reasoning `protobuf:"bytes,5,opt,name=reasoning,proto3,oneof"`
 }
 
 func (*ContentPart_Text) isContentPart_Part() {}
 
-func (*ContentPart_Image) isContentPart_Part() {}
+func (*ContentPart_Media) isContentPart_Part() {}
+
+func (*ContentPart_Reasoning) isContentPart_Part() {}
 
 // A call the model asked for.
 type ToolCall struct {
@@ -506,7 +639,7 @@ type ToolCall struct {
 
 func (x *ToolCall) Reset() {
 	*x = ToolCall{}
-	mi := &file_portico_v1_types_proto_msgTypes[2]
+	mi := &file_portico_v1_types_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +651,7 @@ func (x *ToolCall) String() string {
 func (*ToolCall) ProtoMessage() {}
 
 func (x *ToolCall) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[2]
+	mi := &file_portico_v1_types_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +664,7 @@ func (x *ToolCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
 func (*ToolCall) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ToolCall) GetId() string {
@@ -573,7 +706,7 @@ type ToolCallDelta struct {
 
 func (x *ToolCallDelta) Reset() {
 	*x = ToolCallDelta{}
-	mi := &file_portico_v1_types_proto_msgTypes[3]
+	mi := &file_portico_v1_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -585,7 +718,7 @@ func (x *ToolCallDelta) String() string {
 func (*ToolCallDelta) ProtoMessage() {}
 
 func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[3]
+	mi := &file_portico_v1_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -598,7 +731,7 @@ func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCallDelta.ProtoReflect.Descriptor instead.
 func (*ToolCallDelta) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ToolCallDelta) GetIndex() int32 {
@@ -637,7 +770,9 @@ type Message struct {
 	// Optional. The text of the message. Empty for an assistant turn made only of
 	// tool calls, or when `parts` carries the content.
 	Content string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
-	// Optional. Multimodal content; when set, it is sent instead of `content`.
+	// Optional. Text, media and (on assistant messages) reasoning, in order; when set,
+	// it is sent instead of `content`. To continue a conversation, send an answer's
+	// `CompletionResponse.parts` back here unchanged.
 	Parts []*ContentPart `protobuf:"bytes,3,rep,name=parts,proto3" json:"parts,omitempty"`
 	// Optional. A participant name, for providers that accept one.
 	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
@@ -651,7 +786,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_portico_v1_types_proto_msgTypes[4]
+	mi := &file_portico_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +798,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[4]
+	mi := &file_portico_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +811,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Message) GetRole() Role {
@@ -737,7 +872,7 @@ type ToolDefinition struct {
 
 func (x *ToolDefinition) Reset() {
 	*x = ToolDefinition{}
-	mi := &file_portico_v1_types_proto_msgTypes[5]
+	mi := &file_portico_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +884,7 @@ func (x *ToolDefinition) String() string {
 func (*ToolDefinition) ProtoMessage() {}
 
 func (x *ToolDefinition) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[5]
+	mi := &file_portico_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +897,7 @@ func (x *ToolDefinition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolDefinition.ProtoReflect.Descriptor instead.
 func (*ToolDefinition) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ToolDefinition) GetName() string {
@@ -799,7 +934,7 @@ type ToolChoice struct {
 
 func (x *ToolChoice) Reset() {
 	*x = ToolChoice{}
-	mi := &file_portico_v1_types_proto_msgTypes[6]
+	mi := &file_portico_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +946,7 @@ func (x *ToolChoice) String() string {
 func (*ToolChoice) ProtoMessage() {}
 
 func (x *ToolChoice) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[6]
+	mi := &file_portico_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +959,7 @@ func (x *ToolChoice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolChoice.ProtoReflect.Descriptor instead.
 func (*ToolChoice) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ToolChoice) GetMode() ToolChoiceMode {
@@ -858,7 +993,7 @@ type ResponseFormat struct {
 
 func (x *ResponseFormat) Reset() {
 	*x = ResponseFormat{}
-	mi := &file_portico_v1_types_proto_msgTypes[7]
+	mi := &file_portico_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1005,7 @@ func (x *ResponseFormat) String() string {
 func (*ResponseFormat) ProtoMessage() {}
 
 func (x *ResponseFormat) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[7]
+	mi := &file_portico_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1018,7 @@ func (x *ResponseFormat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseFormat.ProtoReflect.Descriptor instead.
 func (*ResponseFormat) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ResponseFormat) GetType() ResponseFormatType {
@@ -935,7 +1070,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_portico_v1_types_proto_msgTypes[8]
+	mi := &file_portico_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1082,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[8]
+	mi := &file_portico_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1095,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Usage) GetPromptTokenCount() int32 {
@@ -1010,16 +1145,23 @@ var File_portico_v1_types_proto protoreflect.FileDescriptor
 const file_portico_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"\x16portico/v1/types.proto\x12\n" +
-	"portico.v1\"f\n" +
-	"\tImagePart\x12\x10\n" +
-	"\x03url\x18\x01 \x01(\tR\x03url\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1b\n" +
-	"\tmime_type\x18\x03 \x01(\tR\bmimeType\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detail\"Z\n" +
+	"portico.v1\"p\n" +
+	"\x05Media\x12\x1b\n" +
+	"\tmime_type\x18\x01 \x01(\tR\bmimeType\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12\x12\n" +
+	"\x03uri\x18\x03 \x01(\tH\x00R\x03uri\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detailB\b\n" +
+	"\x06source\"q\n" +
+	"\tReasoning\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\tR\tsignature\x12\x1a\n" +
+	"\bredacted\x18\x03 \x01(\tR\bredacted\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\"\x9a\x01\n" +
 	"\vContentPart\x12\x14\n" +
-	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12-\n" +
-	"\x05image\x18\x02 \x01(\v2\x15.portico.v1.ImagePartH\x00R\x05imageB\x06\n" +
-	"\x04part\"L\n" +
+	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12)\n" +
+	"\x05media\x18\x04 \x01(\v2\x11.portico.v1.MediaH\x00R\x05media\x125\n" +
+	"\treasoning\x18\x05 \x01(\v2\x15.portico.v1.ReasoningH\x00R\treasoningB\x06\n" +
+	"\x04partJ\x04\b\x02\x10\x03R\x05image\"L\n" +
 	"\bToolCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
@@ -1090,7 +1232,11 @@ const file_portico_v1_types_proto_rawDesc = "" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_LOW\x10\x01\x12\x13\n" +
 	"\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n" +
-	"\rPRIORITY_HIGH\x10\x03b\x06proto3"
+	"\rPRIORITY_HIGH\x10\x03B}\n" +
+	"\x0edev.portico.v1B\n" +
+	"TypesProtoP\x01Z/portico.dev/clients/go/gen/portico/v1;porticov1\xa2\x02\x03PTC\xaa\x02\n" +
+	"Portico.V1\xca\x02\n" +
+	"Portico\\V1\xea\x02\vPortico::V1b\x06proto3"
 
 var (
 	file_portico_v1_types_proto_rawDescOnce sync.Once
@@ -1105,35 +1251,37 @@ func file_portico_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_portico_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_portico_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_portico_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_portico_v1_types_proto_goTypes = []any{
 	(Role)(0),               // 0: portico.v1.Role
 	(StopReason)(0),         // 1: portico.v1.StopReason
 	(ToolChoiceMode)(0),     // 2: portico.v1.ToolChoiceMode
 	(ResponseFormatType)(0), // 3: portico.v1.ResponseFormatType
 	(Priority)(0),           // 4: portico.v1.Priority
-	(*ImagePart)(nil),       // 5: portico.v1.ImagePart
-	(*ContentPart)(nil),     // 6: portico.v1.ContentPart
-	(*ToolCall)(nil),        // 7: portico.v1.ToolCall
-	(*ToolCallDelta)(nil),   // 8: portico.v1.ToolCallDelta
-	(*Message)(nil),         // 9: portico.v1.Message
-	(*ToolDefinition)(nil),  // 10: portico.v1.ToolDefinition
-	(*ToolChoice)(nil),      // 11: portico.v1.ToolChoice
-	(*ResponseFormat)(nil),  // 12: portico.v1.ResponseFormat
-	(*Usage)(nil),           // 13: portico.v1.Usage
+	(*Media)(nil),           // 5: portico.v1.Media
+	(*Reasoning)(nil),       // 6: portico.v1.Reasoning
+	(*ContentPart)(nil),     // 7: portico.v1.ContentPart
+	(*ToolCall)(nil),        // 8: portico.v1.ToolCall
+	(*ToolCallDelta)(nil),   // 9: portico.v1.ToolCallDelta
+	(*Message)(nil),         // 10: portico.v1.Message
+	(*ToolDefinition)(nil),  // 11: portico.v1.ToolDefinition
+	(*ToolChoice)(nil),      // 12: portico.v1.ToolChoice
+	(*ResponseFormat)(nil),  // 13: portico.v1.ResponseFormat
+	(*Usage)(nil),           // 14: portico.v1.Usage
 }
 var file_portico_v1_types_proto_depIdxs = []int32{
-	5, // 0: portico.v1.ContentPart.image:type_name -> portico.v1.ImagePart
-	0, // 1: portico.v1.Message.role:type_name -> portico.v1.Role
-	6, // 2: portico.v1.Message.parts:type_name -> portico.v1.ContentPart
-	7, // 3: portico.v1.Message.tool_calls:type_name -> portico.v1.ToolCall
-	2, // 4: portico.v1.ToolChoice.mode:type_name -> portico.v1.ToolChoiceMode
-	3, // 5: portico.v1.ResponseFormat.type:type_name -> portico.v1.ResponseFormatType
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5, // 0: portico.v1.ContentPart.media:type_name -> portico.v1.Media
+	6, // 1: portico.v1.ContentPart.reasoning:type_name -> portico.v1.Reasoning
+	0, // 2: portico.v1.Message.role:type_name -> portico.v1.Role
+	7, // 3: portico.v1.Message.parts:type_name -> portico.v1.ContentPart
+	8, // 4: portico.v1.Message.tool_calls:type_name -> portico.v1.ToolCall
+	2, // 5: portico.v1.ToolChoice.mode:type_name -> portico.v1.ToolChoiceMode
+	3, // 6: portico.v1.ResponseFormat.type:type_name -> portico.v1.ResponseFormatType
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_portico_v1_types_proto_init() }
@@ -1141,9 +1289,14 @@ func file_portico_v1_types_proto_init() {
 	if File_portico_v1_types_proto != nil {
 		return
 	}
-	file_portico_v1_types_proto_msgTypes[1].OneofWrappers = []any{
+	file_portico_v1_types_proto_msgTypes[0].OneofWrappers = []any{
+		(*Media_Data)(nil),
+		(*Media_Uri)(nil),
+	}
+	file_portico_v1_types_proto_msgTypes[2].OneofWrappers = []any{
 		(*ContentPart_Text)(nil),
-		(*ContentPart_Image)(nil),
+		(*ContentPart_Media)(nil),
+		(*ContentPart_Reasoning)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1151,7 +1304,7 @@ func file_portico_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portico_v1_types_proto_rawDesc), len(file_portico_v1_types_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

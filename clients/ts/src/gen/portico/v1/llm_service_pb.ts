@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Message as Message$1, Priority, ResponseFormat, Role, StopReason, ToolCall, ToolCallDelta, ToolChoice, ToolDefinition, Usage } from "./types_pb.js";
+import type { ContentPart, Message as Message$1, Priority, ResponseFormat, Role, StopReason, ToolCall, ToolCallDelta, ToolChoice, ToolDefinition, Usage } from "./types_pb.js";
 import { file_portico_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portico/v1/llm_service.proto.
  */
 export const file_portico_v1_llm_service: GenFile = /*@__PURE__*/
-  fileDesc("Chxwb3J0aWNvL3YxL2xsbV9zZXJ2aWNlLnByb3RvEgpwb3J0aWNvLnYxIqYECgtDaGF0UmVxdWVzdBIQCghwcm92aWRlchgBIAEoCRINCgVtb2RlbBgCIAEoCRIlCghtZXNzYWdlcxgDIAMoCzITLnBvcnRpY28udjEuTWVzc2FnZRIYCgt0ZW1wZXJhdHVyZRgEIAEoAUgAiAEBEhIKBXRvcF9wGAUgASgBSAGIAQESFwoKbWF4X3Rva2VucxgGIAEoBUgCiAEBEhYKDnN0b3Bfc2VxdWVuY2VzGAcgAygJEhEKBHNlZWQYCCABKANIA4gBARIpCgV0b29scxgJIAMoCzIaLnBvcnRpY28udjEuVG9vbERlZmluaXRpb24SKwoLdG9vbF9jaG9pY2UYCiABKAsyFi5wb3J0aWNvLnYxLlRvb2xDaG9pY2USMwoPcmVzcG9uc2VfZm9ybWF0GAsgASgLMhoucG9ydGljby52MS5SZXNwb25zZUZvcm1hdBImCghwcmlvcml0eRgMIAEoDjIULnBvcnRpY28udjEuUHJpb3JpdHkSLwoEdGFncxgNIAMoCzIhLnBvcnRpY28udjEuQ2hhdFJlcXVlc3QuVGFnc0VudHJ5EhgKEHBhc3N0aHJvdWdoX2pzb24YDiABKAkaKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDgoMX3RlbXBlcmF0dXJlQggKBl90b3BfcEINCgtfbWF4X3Rva2Vuc0IHCgVfc2VlZCKEAwoSQ29tcGxldGlvblJlc3BvbnNlEg8KB2NvbnRlbnQYASABKAkSHgoEcm9sZRgCIAEoDjIQLnBvcnRpY28udjEuUm9sZRIoCgp0b29sX2NhbGxzGAMgAygLMhQucG9ydGljby52MS5Ub29sQ2FsbBIrCgtzdG9wX3JlYXNvbhgEIAEoDjIWLnBvcnRpY28udjEuU3RvcFJlYXNvbhIXCg9yYXdfc3RvcF9yZWFzb24YBSABKAkSIAoFdXNhZ2UYBiABKAsyES5wb3J0aWNvLnYxLlVzYWdlEg0KBW1vZGVsGAcgASgJEhAKCHByb3ZpZGVyGAggASgJEhkKEXJlYXNvbmluZ19jb250ZW50GAkgASgJEj4KCG1ldGFkYXRhGAogAygLMiwucG9ydGljby52MS5Db21wbGV0aW9uUmVzcG9uc2UuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiswIKC1N0cmVhbUNodW5rEg8KB2NvbnRlbnQYASABKAkSMwoQdG9vbF9jYWxsX2RlbHRhcxgCIAMoCzIZLnBvcnRpY28udjEuVG9vbENhbGxEZWx0YRIoCgp0b29sX2NhbGxzGAMgAygLMhQucG9ydGljby52MS5Ub29sQ2FsbBIrCgtzdG9wX3JlYXNvbhgEIAEoDjIWLnBvcnRpY28udjEuU3RvcFJlYXNvbhIXCg9yYXdfc3RvcF9yZWFzb24YBSABKAkSEAoIaXNfZmluYWwYBiABKAgSIAoFdXNhZ2UYByABKAsyES5wb3J0aWNvLnYxLlVzYWdlEhkKEXJlYXNvbmluZ19jb250ZW50GAggASgJEg0KBW1vZGVsGAkgASgJEhAKCHByb3ZpZGVyGAogASgJIsYBCgxFbWJlZFJlcXVlc3QSEAoIcHJvdmlkZXIYASABKAkSDQoFbW9kZWwYAiABKAkSDgoGaW5wdXRzGAMgAygJEhcKCmRpbWVuc2lvbnMYBCABKAVIAIgBARIwCgR0YWdzGAUgAygLMiIucG9ydGljby52MS5FbWJlZFJlcXVlc3QuVGFnc0VudHJ5GisKCVRhZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg0KC19kaW1lbnNpb25zIioKCUVtYmVkZGluZxINCgVpbmRleBgBIAEoBRIOCgZ2YWx1ZXMYAiADKAIifQoNRW1iZWRSZXNwb25zZRIpCgplbWJlZGRpbmdzGAEgAygLMhUucG9ydGljby52MS5FbWJlZGRpbmcSIAoFdXNhZ2UYAiABKAsyES5wb3J0aWNvLnYxLlVzYWdlEg0KBW1vZGVsGAMgASgJEhAKCHByb3ZpZGVyGAQgASgJIocBChJDb3VudFRva2Vuc1JlcXVlc3QSEAoIcHJvdmlkZXIYASABKAkSDQoFbW9kZWwYAiABKAkSJQoIbWVzc2FnZXMYAyADKAsyEy5wb3J0aWNvLnYxLk1lc3NhZ2USKQoFdG9vbHMYBCADKAsyGi5wb3J0aWNvLnYxLlRvb2xEZWZpbml0aW9uInkKE0NvdW50VG9rZW5zUmVzcG9uc2USEwoLdG9rZW5fY291bnQYASABKAUSLAoGc291cmNlGAIgASgOMhwucG9ydGljby52MS5Ub2tlbkNvdW50U291cmNlEhAKCHByb3ZpZGVyGAMgASgJEg0KBW1vZGVsGAQgASgJIjkKFkdldENhcGFiaWxpdGllc1JlcXVlc3QSEAoIcHJvdmlkZXIYASABKAkSDQoFbW9kZWwYAiABKAkiowIKDENhcGFiaWxpdGllcxIQCghwcm92aWRlchgBIAEoCRINCgVtb2RlbBgCIAEoCRIdChVjb250ZXh0X3dpbmRvd190b2tlbnMYAyABKAUSGQoRbWF4X291dHB1dF90b2tlbnMYBCABKAUSFgoOc3VwcG9ydHNfdG9vbHMYBSABKAgSGgoSc3VwcG9ydHNfc3RyZWFtaW5nGAYgASgIEhsKE3N1cHBvcnRzX2VtYmVkZGluZ3MYByABKAgSFwoPc3VwcG9ydHNfdmlzaW9uGAggASgIEiAKGHN1cHBvcnRzX3Jlc3BvbnNlX2Zvcm1hdBgJIAEoCBIsCgZzb3VyY2UYCiABKA4yHC5wb3J0aWNvLnYxLkNhcGFiaWxpdHlTb3VyY2UiSQoXR2V0Q2FwYWJpbGl0aWVzUmVzcG9uc2USLgoMY2FwYWJpbGl0aWVzGAEgASgLMhgucG9ydGljby52MS5DYXBhYmlsaXRpZXMiFgoUTGlzdFByb3ZpZGVyc1JlcXVlc3QifQoMUHJvdmlkZXJJbmZvEgwKBG5hbWUYASABKAkSDAoEa2luZBgCIAEoCRIOCgZtb2RlbHMYAyADKAkSKgoGaGVhbHRoGAQgASgOMhoucG9ydGljby52MS5Qcm92aWRlckhlYWx0aBIVCg1kZWZhdWx0X21vZGVsGAUgASgJIkQKFUxpc3RQcm92aWRlcnNSZXNwb25zZRIrCglwcm92aWRlcnMYASADKAsyGC5wb3J0aWNvLnYxLlByb3ZpZGVySW5mbyp4ChBUb2tlbkNvdW50U291cmNlEiIKHlRPS0VOX0NPVU5UX1NPVVJDRV9VTlNQRUNJRklFRBAAEh8KG1RPS0VOX0NPVU5UX1NPVVJDRV9QUk9WSURFUhABEh8KG1RPS0VOX0NPVU5UX1NPVVJDRV9FU1RJTUFURRACKpkBChBDYXBhYmlsaXR5U291cmNlEiEKHUNBUEFCSUxJVFlfU09VUkNFX1VOU1BFQ0lGSUVEEAASIAocQ0FQQUJJTElUWV9TT1VSQ0VfRElTQ09WRVJFRBABEh4KGkNBUEFCSUxJVFlfU09VUkNFX0JVSUxUX0lOEAISIAocQ0FQQUJJTElUWV9TT1VSQ0VfQ09ORklHVVJFRBADKm8KDlByb3ZpZGVySGVhbHRoEh8KG1BST1ZJREVSX0hFQUxUSF9VTlNQRUNJRklFRBAAEhsKF1BST1ZJREVSX0hFQUxUSF9TRVJWSU5HEAESHwobUFJPVklERVJfSEVBTFRIX05PVF9TRVJWSU5HEAIyzwMKCkxMTVNlcnZpY2USPwoEQ2hhdBIXLnBvcnRpY28udjEuQ2hhdFJlcXVlc3QaHi5wb3J0aWNvLnYxLkNvbXBsZXRpb25SZXNwb25zZRJACgpTdHJlYW1DaGF0EhcucG9ydGljby52MS5DaGF0UmVxdWVzdBoXLnBvcnRpY28udjEuU3RyZWFtQ2h1bmswARI8CgVFbWJlZBIYLnBvcnRpY28udjEuRW1iZWRSZXF1ZXN0GhkucG9ydGljby52MS5FbWJlZFJlc3BvbnNlEk4KC0NvdW50VG9rZW5zEh4ucG9ydGljby52MS5Db3VudFRva2Vuc1JlcXVlc3QaHy5wb3J0aWNvLnYxLkNvdW50VG9rZW5zUmVzcG9uc2USWgoPR2V0Q2FwYWJpbGl0aWVzEiIucG9ydGljby52MS5HZXRDYXBhYmlsaXRpZXNSZXF1ZXN0GiMucG9ydGljby52MS5HZXRDYXBhYmlsaXRpZXNSZXNwb25zZRJUCg1MaXN0UHJvdmlkZXJzEiAucG9ydGljby52MS5MaXN0UHJvdmlkZXJzUmVxdWVzdBohLnBvcnRpY28udjEuTGlzdFByb3ZpZGVyc1Jlc3BvbnNlYgZwcm90bzM", [file_portico_v1_types]);
+  fileDesc("Chxwb3J0aWNvL3YxL2xsbV9zZXJ2aWNlLnByb3RvEgpwb3J0aWNvLnYxIroECgtDaGF0UmVxdWVzdBIQCghwcm92aWRlchgBIAEoCRINCgVtb2RlbBgCIAEoCRIlCghtZXNzYWdlcxgDIAMoCzITLnBvcnRpY28udjEuTWVzc2FnZRIYCgt0ZW1wZXJhdHVyZRgEIAEoAUgAiAEBEhIKBXRvcF9wGAUgASgBSAGIAQESFwoKbWF4X3Rva2VucxgGIAEoBUgCiAEBEhYKDnN0b3Bfc2VxdWVuY2VzGAcgAygJEhEKBHNlZWQYCCABKANIA4gBARIpCgV0b29scxgJIAMoCzIaLnBvcnRpY28udjEuVG9vbERlZmluaXRpb24SKwoLdG9vbF9jaG9pY2UYCiABKAsyFi5wb3J0aWNvLnYxLlRvb2xDaG9pY2USMwoPcmVzcG9uc2VfZm9ybWF0GAsgASgLMhoucG9ydGljby52MS5SZXNwb25zZUZvcm1hdBImCghwcmlvcml0eRgMIAEoDjIULnBvcnRpY28udjEuUHJpb3JpdHkSLwoEdGFncxgNIAMoCzIhLnBvcnRpY28udjEuQ2hhdFJlcXVlc3QuVGFnc0VudHJ5EhgKEHBhc3N0aHJvdWdoX2pzb24YDiABKAkSEgoKcmVxdWVzdF9pZBgPIAEoCRorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQg0KC19tYXhfdG9rZW5zQgcKBV9zZWVkIqwDChJDb21wbGV0aW9uUmVzcG9uc2USDwoHY29udGVudBgBIAEoCRIeCgRyb2xlGAIgASgOMhAucG9ydGljby52MS5Sb2xlEigKCnRvb2xfY2FsbHMYAyADKAsyFC5wb3J0aWNvLnYxLlRvb2xDYWxsEisKC3N0b3BfcmVhc29uGAQgASgOMhYucG9ydGljby52MS5TdG9wUmVhc29uEhcKD3Jhd19zdG9wX3JlYXNvbhgFIAEoCRIgCgV1c2FnZRgGIAEoCzIRLnBvcnRpY28udjEuVXNhZ2USDQoFbW9kZWwYByABKAkSEAoIcHJvdmlkZXIYCCABKAkSGQoRcmVhc29uaW5nX2NvbnRlbnQYCSABKAkSPgoIbWV0YWRhdGEYCiADKAsyLC5wb3J0aWNvLnYxLkNvbXBsZXRpb25SZXNwb25zZS5NZXRhZGF0YUVudHJ5EiYKBXBhcnRzGAsgAygLMhcucG9ydGljby52MS5Db250ZW50UGFydBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgMKC1N0cmVhbUNodW5rEg8KB2NvbnRlbnQYASABKAkSMwoQdG9vbF9jYWxsX2RlbHRhcxgCIAMoCzIZLnBvcnRpY28udjEuVG9vbENhbGxEZWx0YRIoCgp0b29sX2NhbGxzGAMgAygLMhQucG9ydGljby52MS5Ub29sQ2FsbBIrCgtzdG9wX3JlYXNvbhgEIAEoDjIWLnBvcnRpY28udjEuU3RvcFJlYXNvbhIXCg9yYXdfc3RvcF9yZWFzb24YBSABKAkSDQoFZmluYWwYBiABKAgSIAoFdXNhZ2UYByABKAsyES5wb3J0aWNvLnYxLlVzYWdlEhkKEXJlYXNvbmluZ19jb250ZW50GAggASgJEg0KBW1vZGVsGAkgASgJEhAKCHByb3ZpZGVyGAogASgJEjcKCG1ldGFkYXRhGAsgAygLMiUucG9ydGljby52MS5TdHJlYW1DaHVuay5NZXRhZGF0YUVudHJ5EiYKBXBhcnRzGAwgAygLMhcucG9ydGljby52MS5Db250ZW50UGFydBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi2gEKDEVtYmVkUmVxdWVzdBIQCghwcm92aWRlchgBIAEoCRINCgVtb2RlbBgCIAEoCRIOCgZpbnB1dHMYAyADKAkSFwoKZGltZW5zaW9ucxgEIAEoBUgAiAEBEjAKBHRhZ3MYBSADKAsyIi5wb3J0aWNvLnYxLkVtYmVkUmVxdWVzdC5UYWdzRW50cnkSEgoKcmVxdWVzdF9pZBgGIAEoCRorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfZGltZW5zaW9ucyIqCglFbWJlZGRpbmcSDQoFaW5kZXgYASABKAUSDgoGdmFsdWVzGAIgAygCIn0KDUVtYmVkUmVzcG9uc2USKQoKZW1iZWRkaW5ncxgBIAMoCzIVLnBvcnRpY28udjEuRW1iZWRkaW5nEiAKBXVzYWdlGAIgASgLMhEucG9ydGljby52MS5Vc2FnZRINCgVtb2RlbBgDIAEoCRIQCghwcm92aWRlchgEIAEoCSKHAQoSQ291bnRUb2tlbnNSZXF1ZXN0EhAKCHByb3ZpZGVyGAEgASgJEg0KBW1vZGVsGAIgASgJEiUKCG1lc3NhZ2VzGAMgAygLMhMucG9ydGljby52MS5NZXNzYWdlEikKBXRvb2xzGAQgAygLMhoucG9ydGljby52MS5Ub29sRGVmaW5pdGlvbiJ5ChNDb3VudFRva2Vuc1Jlc3BvbnNlEhMKC3Rva2VuX2NvdW50GAEgASgFEiwKBnNvdXJjZRgCIAEoDjIcLnBvcnRpY28udjEuVG9rZW5Db3VudFNvdXJjZRIQCghwcm92aWRlchgDIAEoCRINCgVtb2RlbBgEIAEoCSI5ChZHZXRDYXBhYmlsaXRpZXNSZXF1ZXN0EhAKCHByb3ZpZGVyGAEgASgJEg0KBW1vZGVsGAIgASgJIqMCCgxDYXBhYmlsaXRpZXMSEAoIcHJvdmlkZXIYASABKAkSDQoFbW9kZWwYAiABKAkSHQoVY29udGV4dF93aW5kb3dfdG9rZW5zGAMgASgFEhkKEW1heF9vdXRwdXRfdG9rZW5zGAQgASgFEhYKDnN1cHBvcnRzX3Rvb2xzGAUgASgIEhoKEnN1cHBvcnRzX3N0cmVhbWluZxgGIAEoCBIbChNzdXBwb3J0c19lbWJlZGRpbmdzGAcgASgIEhcKD3N1cHBvcnRzX3Zpc2lvbhgIIAEoCBIgChhzdXBwb3J0c19yZXNwb25zZV9mb3JtYXQYCSABKAgSLAoGc291cmNlGAogASgOMhwucG9ydGljby52MS5DYXBhYmlsaXR5U291cmNlIkkKF0dldENhcGFiaWxpdGllc1Jlc3BvbnNlEi4KDGNhcGFiaWxpdGllcxgBIAEoCzIYLnBvcnRpY28udjEuQ2FwYWJpbGl0aWVzIj0KFExpc3RQcm92aWRlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIn0KDFByb3ZpZGVySW5mbxIMCgRuYW1lGAEgASgJEgwKBGtpbmQYAiABKAkSDgoGbW9kZWxzGAMgAygJEioKBmhlYWx0aBgEIAEoDjIaLnBvcnRpY28udjEuUHJvdmlkZXJIZWFsdGgSFQoNZGVmYXVsdF9tb2RlbBgFIAEoCSJdChVMaXN0UHJvdmlkZXJzUmVzcG9uc2USKwoJcHJvdmlkZXJzGAEgAygLMhgucG9ydGljby52MS5Qcm92aWRlckluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKngKEFRva2VuQ291bnRTb3VyY2USIgoeVE9LRU5fQ09VTlRfU09VUkNFX1VOU1BFQ0lGSUVEEAASHwobVE9LRU5fQ09VTlRfU09VUkNFX1BST1ZJREVSEAESHwobVE9LRU5fQ09VTlRfU09VUkNFX0VTVElNQVRFEAIqmQEKEENhcGFiaWxpdHlTb3VyY2USIQodQ0FQQUJJTElUWV9TT1VSQ0VfVU5TUEVDSUZJRUQQABIgChxDQVBBQklMSVRZX1NPVVJDRV9ESVNDT1ZFUkVEEAESHgoaQ0FQQUJJTElUWV9TT1VSQ0VfQlVJTFRfSU4QAhIgChxDQVBBQklMSVRZX1NPVVJDRV9DT05GSUdVUkVEEAMqbwoOUHJvdmlkZXJIZWFsdGgSHwobUFJPVklERVJfSEVBTFRIX1VOU1BFQ0lGSUVEEAASGwoXUFJPVklERVJfSEVBTFRIX1NFUlZJTkcQARIfChtQUk9WSURFUl9IRUFMVEhfTk9UX1NFUlZJTkcQAjLPAwoKTExNU2VydmljZRI/CgRDaGF0EhcucG9ydGljby52MS5DaGF0UmVxdWVzdBoeLnBvcnRpY28udjEuQ29tcGxldGlvblJlc3BvbnNlEkAKClN0cmVhbUNoYXQSFy5wb3J0aWNvLnYxLkNoYXRSZXF1ZXN0GhcucG9ydGljby52MS5TdHJlYW1DaHVuazABEjwKBUVtYmVkEhgucG9ydGljby52MS5FbWJlZFJlcXVlc3QaGS5wb3J0aWNvLnYxLkVtYmVkUmVzcG9uc2USTgoLQ291bnRUb2tlbnMSHi5wb3J0aWNvLnYxLkNvdW50VG9rZW5zUmVxdWVzdBofLnBvcnRpY28udjEuQ291bnRUb2tlbnNSZXNwb25zZRJaCg9HZXRDYXBhYmlsaXRpZXMSIi5wb3J0aWNvLnYxLkdldENhcGFiaWxpdGllc1JlcXVlc3QaIy5wb3J0aWNvLnYxLkdldENhcGFiaWxpdGllc1Jlc3BvbnNlElQKDUxpc3RQcm92aWRlcnMSIC5wb3J0aWNvLnYxLkxpc3RQcm92aWRlcnNSZXF1ZXN0GiEucG9ydGljby52MS5MaXN0UHJvdmlkZXJzUmVzcG9uc2VCggEKDmRldi5wb3J0aWNvLnYxQg9MbG1TZXJ2aWNlUHJvdG9QAVovcG9ydGljby5kZXYvY2xpZW50cy9nby9nZW4vcG9ydGljby92MTtwb3J0aWNvdjGiAgNQVEOqAgpQb3J0aWNvLlYxygIKUG9ydGljb1xWMeoCC1BvcnRpY286OlYxYgZwcm90bzM", [file_portico_v1_types]);
 
 /**
  * A chat request; the same message serves Chat and StreamChat.
@@ -118,6 +118,16 @@ export type ChatRequest = Message<"portico.v1.ChatRequest"> & {
    * @generated from field: string passthrough_json = 14;
    */
   passthroughJson: string;
+
+  /**
+   * Optional. A unique id for this call (AIP-155), at most 64 printable ASCII
+   * characters; a UUID4 is a good choice. The gateway makes one up when it is
+   * empty, logs it, and returns it in the `x-request-id` trailing metadata of
+   * every answer and error.
+   *
+   * @generated from field: string request_id = 15;
+   */
+  requestId: string;
 };
 
 /**
@@ -202,6 +212,15 @@ export type CompletionResponse = Message<"portico.v1.CompletionResponse"> & {
    * @generated from field: map<string, string> metadata = 10;
    */
   metadata: { [key: string]: string };
+
+  /**
+   * Output only. The assistant turn in order: text and reasoning parts, signatures
+   * included. Send them back as the assistant message's `parts` (with its
+   * `tool_calls`) on the next turn.
+   *
+   * @generated from field: repeated portico.v1.ContentPart parts = 11;
+   */
+  parts: ContentPart[];
 };
 
 /**
@@ -255,9 +274,9 @@ export type StreamChunk = Message<"portico.v1.StreamChunk"> & {
   /**
    * True on the last chunk of the stream only.
    *
-   * @generated from field: bool is_final = 6;
+   * @generated from field: bool final = 6;
    */
-  isFinal: boolean;
+  final: boolean;
 
   /**
    * On the final chunk: token counts.
@@ -286,6 +305,21 @@ export type StreamChunk = Message<"portico.v1.StreamChunk"> & {
    * @generated from field: string provider = 10;
    */
   provider: string;
+
+  /**
+   * On the first and the final chunk: provider-specific extras (response id, ...),
+   * as `CompletionResponse.metadata`.
+   *
+   * @generated from field: map<string, string> metadata = 11;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * On the final chunk: the assistant turn's parts, as `CompletionResponse.parts`.
+   *
+   * @generated from field: repeated portico.v1.ContentPart parts = 12;
+   */
+  parts: ContentPart[];
 };
 
 /**
@@ -335,6 +369,13 @@ export type EmbedRequest = Message<"portico.v1.EmbedRequest"> & {
    * @generated from field: map<string, string> tags = 5;
    */
   tags: { [key: string]: string };
+
+  /**
+   * Optional. A unique id for this call (AIP-155), as `ChatRequest.request_id`.
+   *
+   * @generated from field: string request_id = 6;
+   */
+  requestId: string;
 };
 
 /**
@@ -632,11 +673,25 @@ export const GetCapabilitiesResponseSchema: GenMessage<GetCapabilitiesResponse> 
   messageDesc(file_portico_v1_llm_service, 10);
 
 /**
- * Lists every configured provider.
+ * Lists the configured providers, a page at a time (AIP-158).
  *
  * @generated from message portico.v1.ListProvidersRequest
  */
 export type ListProvidersRequest = Message<"portico.v1.ListProvidersRequest"> & {
+  /**
+   * Optional. The most providers to return; 0 means 50, larger values are
+   * capped at 1000.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Optional. The `next_page_token` of the previous page; empty for the first.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -707,6 +762,13 @@ export type ListProvidersResponse = Message<"portico.v1.ListProvidersResponse"> 
    * @generated from field: repeated portico.v1.ProviderInfo providers = 1;
    */
   providers: ProviderInfo[];
+
+  /**
+   * The token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -846,7 +908,7 @@ export const LLMService: GenService<{
     output: typeof CompletionResponseSchema;
   },
   /**
-   * Generates an answer as a stream of chunks. The last chunk has `is_final` set
+   * Generates an answer as a stream of chunks. The last chunk has `final` set
    * and carries the stop reason, usage and the assembled tool calls. A failure
    * after the first chunk ends the stream with an error status, never a silent
    * truncation.

@@ -10,37 +10,49 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file portico/v1/types.proto.
  */
 export const file_portico_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChZwb3J0aWNvL3YxL3R5cGVzLnByb3RvEgpwb3J0aWNvLnYxIkkKCUltYWdlUGFydBILCgN1cmwYASABKAkSDAoEZGF0YRgCIAEoDBIRCgltaW1lX3R5cGUYAyABKAkSDgoGZGV0YWlsGAQgASgJIk0KC0NvbnRlbnRQYXJ0Eg4KBHRleHQYASABKAlIABImCgVpbWFnZRgCIAEoCzIVLnBvcnRpY28udjEuSW1hZ2VQYXJ0SABCBgoEcGFydCI3CghUb29sQ2FsbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhEKCWFyZ3VtZW50cxgDIAEoCSJRCg1Ub29sQ2FsbERlbHRhEg0KBWluZGV4GAEgASgFEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSFwoPYXJndW1lbnRzX2RlbHRhGAQgASgJIrABCgdNZXNzYWdlEh4KBHJvbGUYASABKA4yEC5wb3J0aWNvLnYxLlJvbGUSDwoHY29udGVudBgCIAEoCRImCgVwYXJ0cxgDIAMoCzIXLnBvcnRpY28udjEuQ29udGVudFBhcnQSDAoEbmFtZRgEIAEoCRIoCgp0b29sX2NhbGxzGAUgAygLMhQucG9ydGljby52MS5Ub29sQ2FsbBIUCgx0b29sX2NhbGxfaWQYBiABKAkiUwoOVG9vbERlZmluaXRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIeChZwYXJhbWV0ZXJzX2pzb25fc2NoZW1hGAMgASgJIkkKClRvb2xDaG9pY2USKAoEbW9kZRgBIAEoDjIaLnBvcnRpY28udjEuVG9vbENob2ljZU1vZGUSEQoJdG9vbF9uYW1lGAIgASgJInEKDlJlc3BvbnNlRm9ybWF0EiwKBHR5cGUYASABKA4yHi5wb3J0aWNvLnYxLlJlc3BvbnNlRm9ybWF0VHlwZRIMCgRuYW1lGAIgASgJEhMKC2pzb25fc2NoZW1hGAMgASgJEg4KBnN0cmljdBgEIAEoCCLBAQoFVXNhZ2USGgoScHJvbXB0X3Rva2VuX2NvdW50GAEgASgFEh4KFmNvbXBsZXRpb25fdG9rZW5fY291bnQYAiABKAUSGQoRdG90YWxfdG9rZW5fY291bnQYAyABKAUSIgoaY2FjaGVfY3JlYXRpb25fdG9rZW5fY291bnQYBCABKAUSHgoWY2FjaGVfcmVhZF90b2tlbl9jb3VudBgFIAEoBRIdChVyZWFzb25pbmdfdG9rZW5fY291bnQYBiABKAUqXwoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9TWVNURU0QARINCglST0xFX1VTRVIQAhISCg5ST0xFX0FTU0lTVEFOVBADEg0KCVJPTEVfVE9PTBAEKuoBCgpTdG9wUmVhc29uEhsKF1NUT1BfUkVBU09OX1VOU1BFQ0lGSUVEEAASGAoUU1RPUF9SRUFTT05fRU5EX1RVUk4QARIaChZTVE9QX1JFQVNPTl9NQVhfVE9LRU5TEAISHQoZU1RPUF9SRUFTT05fU1RPUF9TRVFVRU5DRRADEhoKFlNUT1BfUkVBU09OX1RPT0xfQ0FMTFMQBBIeChpTVE9QX1JFQVNPTl9DT05URU5UX0ZJTFRFUhAFEhcKE1NUT1BfUkVBU09OX1JFRlVTQUwQBhIVChFTVE9QX1JFQVNPTl9PVEhFUhAHKqIBCg5Ub29sQ2hvaWNlTW9kZRIgChxUT09MX0NIT0lDRV9NT0RFX1VOU1BFQ0lGSUVEEAASGQoVVE9PTF9DSE9JQ0VfTU9ERV9BVVRPEAESGQoVVE9PTF9DSE9JQ0VfTU9ERV9OT05FEAISHQoZVE9PTF9DSE9JQ0VfTU9ERV9SRVFVSVJFRBADEhkKFVRPT0xfQ0hPSUNFX01PREVfVE9PTBAEKqUBChJSZXNwb25zZUZvcm1hdFR5cGUSJAogUkVTUE9OU0VfRk9STUFUX1RZUEVfVU5TUEVDSUZJRUQQABIdChlSRVNQT05TRV9GT1JNQVRfVFlQRV9URVhUEAESJAogUkVTUE9OU0VfRk9STUFUX1RZUEVfSlNPTl9PQkpFQ1QQAhIkCiBSRVNQT05TRV9GT1JNQVRfVFlQRV9KU09OX1NDSEVNQRADKl4KCFByaW9yaXR5EhgKFFBSSU9SSVRZX1VOU1BFQ0lGSUVEEAASEAoMUFJJT1JJVFlfTE9XEAESEwoPUFJJT1JJVFlfTk9STUFMEAISEQoNUFJJT1JJVFlfSElHSBADYgZwcm90bzM");
+  fileDesc("ChZwb3J0aWNvL3YxL3R5cGVzLnByb3RvEgpwb3J0aWNvLnYxIlMKBU1lZGlhEhEKCW1pbWVfdHlwZRgBIAEoCRIOCgRkYXRhGAIgASgMSAASDQoDdXJpGAMgASgJSAASDgoGZGV0YWlsGAQgASgJQggKBnNvdXJjZSJOCglSZWFzb25pbmcSDAoEdGV4dBgBIAEoCRIRCglzaWduYXR1cmUYAiABKAkSEAoIcmVkYWN0ZWQYAyABKAkSDgoGc291cmNlGAQgASgJIoIBCgtDb250ZW50UGFydBIOCgR0ZXh0GAEgASgJSAASIgoFbWVkaWEYBCABKAsyES5wb3J0aWNvLnYxLk1lZGlhSAASKgoJcmVhc29uaW5nGAUgASgLMhUucG9ydGljby52MS5SZWFzb25pbmdIAEIGCgRwYXJ0SgQIAhADUgVpbWFnZSI3CghUb29sQ2FsbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhEKCWFyZ3VtZW50cxgDIAEoCSJRCg1Ub29sQ2FsbERlbHRhEg0KBWluZGV4GAEgASgFEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSFwoPYXJndW1lbnRzX2RlbHRhGAQgASgJIrABCgdNZXNzYWdlEh4KBHJvbGUYASABKA4yEC5wb3J0aWNvLnYxLlJvbGUSDwoHY29udGVudBgCIAEoCRImCgVwYXJ0cxgDIAMoCzIXLnBvcnRpY28udjEuQ29udGVudFBhcnQSDAoEbmFtZRgEIAEoCRIoCgp0b29sX2NhbGxzGAUgAygLMhQucG9ydGljby52MS5Ub29sQ2FsbBIUCgx0b29sX2NhbGxfaWQYBiABKAkiUwoOVG9vbERlZmluaXRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIeChZwYXJhbWV0ZXJzX2pzb25fc2NoZW1hGAMgASgJIkkKClRvb2xDaG9pY2USKAoEbW9kZRgBIAEoDjIaLnBvcnRpY28udjEuVG9vbENob2ljZU1vZGUSEQoJdG9vbF9uYW1lGAIgASgJInEKDlJlc3BvbnNlRm9ybWF0EiwKBHR5cGUYASABKA4yHi5wb3J0aWNvLnYxLlJlc3BvbnNlRm9ybWF0VHlwZRIMCgRuYW1lGAIgASgJEhMKC2pzb25fc2NoZW1hGAMgASgJEg4KBnN0cmljdBgEIAEoCCLBAQoFVXNhZ2USGgoScHJvbXB0X3Rva2VuX2NvdW50GAEgASgFEh4KFmNvbXBsZXRpb25fdG9rZW5fY291bnQYAiABKAUSGQoRdG90YWxfdG9rZW5fY291bnQYAyABKAUSIgoaY2FjaGVfY3JlYXRpb25fdG9rZW5fY291bnQYBCABKAUSHgoWY2FjaGVfcmVhZF90b2tlbl9jb3VudBgFIAEoBRIdChVyZWFzb25pbmdfdG9rZW5fY291bnQYBiABKAUqXwoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9TWVNURU0QARINCglST0xFX1VTRVIQAhISCg5ST0xFX0FTU0lTVEFOVBADEg0KCVJPTEVfVE9PTBAEKuoBCgpTdG9wUmVhc29uEhsKF1NUT1BfUkVBU09OX1VOU1BFQ0lGSUVEEAASGAoUU1RPUF9SRUFTT05fRU5EX1RVUk4QARIaChZTVE9QX1JFQVNPTl9NQVhfVE9LRU5TEAISHQoZU1RPUF9SRUFTT05fU1RPUF9TRVFVRU5DRRADEhoKFlNUT1BfUkVBU09OX1RPT0xfQ0FMTFMQBBIeChpTVE9QX1JFQVNPTl9DT05URU5UX0ZJTFRFUhAFEhcKE1NUT1BfUkVBU09OX1JFRlVTQUwQBhIVChFTVE9QX1JFQVNPTl9PVEhFUhAHKqIBCg5Ub29sQ2hvaWNlTW9kZRIgChxUT09MX0NIT0lDRV9NT0RFX1VOU1BFQ0lGSUVEEAASGQoVVE9PTF9DSE9JQ0VfTU9ERV9BVVRPEAESGQoVVE9PTF9DSE9JQ0VfTU9ERV9OT05FEAISHQoZVE9PTF9DSE9JQ0VfTU9ERV9SRVFVSVJFRBADEhkKFVRPT0xfQ0hPSUNFX01PREVfVE9PTBAEKqUBChJSZXNwb25zZUZvcm1hdFR5cGUSJAogUkVTUE9OU0VfRk9STUFUX1RZUEVfVU5TUEVDSUZJRUQQABIdChlSRVNQT05TRV9GT1JNQVRfVFlQRV9URVhUEAESJAogUkVTUE9OU0VfRk9STUFUX1RZUEVfSlNPTl9PQkpFQ1QQAhIkCiBSRVNQT05TRV9GT1JNQVRfVFlQRV9KU09OX1NDSEVNQRADKl4KCFByaW9yaXR5EhgKFFBSSU9SSVRZX1VOU1BFQ0lGSUVEEAASEAoMUFJJT1JJVFlfTE9XEAESEwoPUFJJT1JJVFlfTk9STUFMEAISEQoNUFJJT1JJVFlfSElHSBADQn0KDmRldi5wb3J0aWNvLnYxQgpUeXBlc1Byb3RvUAFaL3BvcnRpY28uZGV2L2NsaWVudHMvZ28vZ2VuL3BvcnRpY28vdjE7cG9ydGljb3YxogIDUFRDqgIKUG9ydGljby5WMcoCClBvcnRpY29cVjHqAgtQb3J0aWNvOjpWMWIGcHJvdG8z");
 
 /**
- * An image given to a vision model, by URL or inline bytes.
+ * An image or a document, inline or by reference.
  *
- * @generated from message portico.v1.ImagePart
+ * @generated from message portico.v1.Media
  */
-export type ImagePart = Message$1<"portico.v1.ImagePart"> & {
+export type Media = Message$1<"portico.v1.Media"> & {
   /**
-   * Optional. An http(s) or data: URL. Exactly one of `url` and `data` is set.
+   * Required for inline `data` unless the gateway can recognise the format from its
+   * first bytes (PNG, JPEG, GIF, WebP, PDF); optional for a `uri`, where it is
+   * guessed from the extension when empty. For example "image/png",
+   * "application/pdf".
    *
-   * @generated from field: string url = 1;
-   */
-  url: string;
-
-  /**
-   * Optional. The raw image bytes.
-   *
-   * @generated from field: bytes data = 2;
-   */
-  data: Uint8Array;
-
-  /**
-   * Optional. The MIME type of `data`, for example "image/png".
-   *
-   * @generated from field: string mime_type = 3;
+   * @generated from field: string mime_type = 1;
    */
   mimeType: string;
 
   /**
-   * Optional. The provider's detail hint ("low", "high", "auto").
+   * Required. Where the bytes are: exactly one of `data` and `uri`.
+   *
+   * @generated from oneof portico.v1.Media.source
+   */
+  source: {
+    /**
+     * The raw bytes.
+     *
+     * @generated from field: bytes data = 2;
+     */
+    value: Uint8Array;
+    case: "data";
+  } | {
+    /**
+     * An http(s), gs:// or data: URI the provider fetches or decodes.
+     *
+     * @generated from field: string uri = 3;
+     */
+    value: string;
+    case: "uri";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Optional. The provider's detail hint for images ("low", "high", "auto").
    *
    * @generated from field: string detail = 4;
    */
@@ -48,14 +60,64 @@ export type ImagePart = Message$1<"portico.v1.ImagePart"> & {
 };
 
 /**
- * Describes the message portico.v1.ImagePart.
- * Use `create(ImagePartSchema)` to create a new message.
+ * Describes the message portico.v1.Media.
+ * Use `create(MediaSchema)` to create a new message.
  */
-export const ImagePartSchema: GenMessage<ImagePart> = /*@__PURE__*/
+export const MediaSchema: GenMessage<Media> = /*@__PURE__*/
   messageDesc(file_portico_v1_types, 0);
 
 /**
- * One part of a multimodal message.
+ * A thought of the model. Returned in responses (`CompletionResponse.parts`, the
+ * final `StreamChunk.parts`) and accepted only on assistant messages: send the parts
+ * of a turn back unchanged on the next turn so a provider that signs its reasoning
+ * (Anthropic thinking, Gemini thought signatures, OpenAI encrypted reasoning) can
+ * verify it. A provider sends back only the parts of its own `source`, so a
+ * conversation can move between providers.
+ *
+ * @generated from message portico.v1.Reasoning
+ */
+export type Reasoning = Message$1<"portico.v1.Reasoning"> & {
+  /**
+   * Optional. The readable thought; may be empty.
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * Optional. The provider's signature over the thought. A part with only a
+   * signature belongs to the part that follows it (Gemini signs the call or text
+   * after a thought).
+   *
+   * @generated from field: string signature = 2;
+   */
+  signature: string;
+
+  /**
+   * Optional. An opaque payload the provider hides from the caller (Anthropic
+   * redacted thinking, OpenAI encrypted reasoning).
+   *
+   * @generated from field: string redacted = 3;
+   */
+  redacted: string;
+
+  /**
+   * Optional. The dialect that produced it ("anthropic", "gemini", "openai", ...).
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+};
+
+/**
+ * Describes the message portico.v1.Reasoning.
+ * Use `create(ReasoningSchema)` to create a new message.
+ */
+export const ReasoningSchema: GenMessage<Reasoning> = /*@__PURE__*/
+  messageDesc(file_portico_v1_types, 1);
+
+/**
+ * One part of a message or of an answer.
  *
  * @generated from message portico.v1.ContentPart
  */
@@ -75,12 +137,20 @@ export type ContentPart = Message$1<"portico.v1.ContentPart"> & {
     case: "text";
   } | {
     /**
-     * An image.
+     * An image or a document.
      *
-     * @generated from field: portico.v1.ImagePart image = 2;
+     * @generated from field: portico.v1.Media media = 4;
      */
-    value: ImagePart;
-    case: "image";
+    value: Media;
+    case: "media";
+  } | {
+    /**
+     * A thought (assistant messages and answers only).
+     *
+     * @generated from field: portico.v1.Reasoning reasoning = 5;
+     */
+    value: Reasoning;
+    case: "reasoning";
   } | { case: undefined; value?: undefined };
 };
 
@@ -89,7 +159,7 @@ export type ContentPart = Message$1<"portico.v1.ContentPart"> & {
  * Use `create(ContentPartSchema)` to create a new message.
  */
 export const ContentPartSchema: GenMessage<ContentPart> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 1);
+  messageDesc(file_portico_v1_types, 2);
 
 /**
  * A call the model asked for.
@@ -125,7 +195,7 @@ export type ToolCall = Message$1<"portico.v1.ToolCall"> & {
  * Use `create(ToolCallSchema)` to create a new message.
  */
 export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 2);
+  messageDesc(file_portico_v1_types, 3);
 
 /**
  * A fragment of a tool call as it streams in.
@@ -168,7 +238,7 @@ export type ToolCallDelta = Message$1<"portico.v1.ToolCallDelta"> & {
  * Use `create(ToolCallDeltaSchema)` to create a new message.
  */
 export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 3);
+  messageDesc(file_portico_v1_types, 4);
 
 /**
  * One message of the conversation.
@@ -192,7 +262,9 @@ export type Message = Message$1<"portico.v1.Message"> & {
   content: string;
 
   /**
-   * Optional. Multimodal content; when set, it is sent instead of `content`.
+   * Optional. Text, media and (on assistant messages) reasoning, in order; when set,
+   * it is sent instead of `content`. To continue a conversation, send an answer's
+   * `CompletionResponse.parts` back here unchanged.
    *
    * @generated from field: repeated portico.v1.ContentPart parts = 3;
    */
@@ -225,7 +297,7 @@ export type Message = Message$1<"portico.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 4);
+  messageDesc(file_portico_v1_types, 5);
 
 /**
  * A tool the model may call.
@@ -261,7 +333,7 @@ export type ToolDefinition = Message$1<"portico.v1.ToolDefinition"> & {
  * Use `create(ToolDefinitionSchema)` to create a new message.
  */
 export const ToolDefinitionSchema: GenMessage<ToolDefinition> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 5);
+  messageDesc(file_portico_v1_types, 6);
 
 /**
  * Which tools the model may call.
@@ -289,7 +361,7 @@ export type ToolChoice = Message$1<"portico.v1.ToolChoice"> & {
  * Use `create(ToolChoiceSchema)` to create a new message.
  */
 export const ToolChoiceSchema: GenMessage<ToolChoice> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 6);
+  messageDesc(file_portico_v1_types, 7);
 
 /**
  * Structured output.
@@ -331,7 +403,7 @@ export type ResponseFormat = Message$1<"portico.v1.ResponseFormat"> & {
  * Use `create(ResponseFormatSchema)` to create a new message.
  */
 export const ResponseFormatSchema: GenMessage<ResponseFormat> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 7);
+  messageDesc(file_portico_v1_types, 8);
 
 /**
  * Token counts of one call.
@@ -387,7 +459,7 @@ export type Usage = Message$1<"portico.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 8);
+  messageDesc(file_portico_v1_types, 9);
 
 /**
  * Who wrote a message.

@@ -10,7 +10,7 @@ import java.util.Spliterators;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 import java.util.stream.StreamSupport;
-import portico.v1.LlmService.StreamChunk;
+import dev.portico.v1.StreamChunk;
 
 /**
  * The chunks of one {@code StreamChat} call, in the order the gateway sent them.
@@ -82,7 +82,7 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
       throw new NoSuchElementException("the stream has ended");
     }
     StreamChunk chunk = responses.next();
-    if (chunk.getIsFinal()) {
+    if (chunk.getFinal()) {
       finalChunk = chunk;
     }
     return chunk;

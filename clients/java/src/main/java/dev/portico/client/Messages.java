@@ -1,7 +1,7 @@
 package dev.portico.client;
 
-import portico.v1.Types.Message;
-import portico.v1.Types.Role;
+import dev.portico.v1.Message;
+import dev.portico.v1.Role;
 
 /** Short ways to write the conversation's messages: {@code Messages.user("Hello")}. */
 public final class Messages {

@@ -19,18 +19,18 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
-import portico.v1.LLMServiceGrpc;
-import portico.v1.LLMServiceGrpc.LLMServiceBlockingStub;
-import portico.v1.LlmService.ChatRequest;
-import portico.v1.LlmService.CompletionResponse;
-import portico.v1.LlmService.CountTokensRequest;
-import portico.v1.LlmService.CountTokensResponse;
-import portico.v1.LlmService.EmbedRequest;
-import portico.v1.LlmService.EmbedResponse;
-import portico.v1.LlmService.GetCapabilitiesRequest;
-import portico.v1.LlmService.GetCapabilitiesResponse;
-import portico.v1.LlmService.ListProvidersRequest;
-import portico.v1.LlmService.ListProvidersResponse;
+import dev.portico.v1.LLMServiceGrpc;
+import dev.portico.v1.LLMServiceGrpc.LLMServiceBlockingStub;
+import dev.portico.v1.ChatRequest;
+import dev.portico.v1.CompletionResponse;
+import dev.portico.v1.CountTokensRequest;
+import dev.portico.v1.CountTokensResponse;
+import dev.portico.v1.EmbedRequest;
+import dev.portico.v1.EmbedResponse;
+import dev.portico.v1.GetCapabilitiesRequest;
+import dev.portico.v1.GetCapabilitiesResponse;
+import dev.portico.v1.ListProvidersRequest;
+import dev.portico.v1.ListProvidersResponse;
 
 /**
  * A blocking client for the Portico gateway.
@@ -45,7 +45,7 @@ import portico.v1.LlmService.ListProvidersResponse;
  * }</pre>
  *
  * <p>Requests and responses are the API's generated protobuf messages (package {@code
- * portico.v1}). Every method throws {@link PorticoException} when the call fails. A client
+ * dev.portico.v1}). Every method throws {@link PorticoException} when the call fails. A client
  * is thread-safe and holds one channel: make one and share it; {@link #close()} shuts the
  * channel down.
  */

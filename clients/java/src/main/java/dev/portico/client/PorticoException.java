@@ -5,7 +5,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import portico.v1.ErrorReasonOuterClass.ErrorReason;
+import dev.portico.v1.ErrorReason;
 
 /**
  * A failed call, with the gateway's {@code google.rpc.Status} details decoded.

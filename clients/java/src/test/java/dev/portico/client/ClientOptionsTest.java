@@ -38,9 +38,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
-import portico.v1.LLMServiceGrpc;
-import portico.v1.LlmService.ChatRequest;
-import portico.v1.LlmService.CompletionResponse;
+import dev.portico.v1.LLMServiceGrpc;
+import dev.portico.v1.ChatRequest;
+import dev.portico.v1.CompletionResponse;
 
 /**
  * What the builder's options put on the wire: TLS, metadata and deadlines.

@@ -18,18 +18,18 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import portico.v1.ErrorReasonOuterClass.ErrorReason;
-import portico.v1.LlmService.ChatRequest;
-import portico.v1.LlmService.CompletionResponse;
-import portico.v1.LlmService.EmbedRequest;
-import portico.v1.LlmService.EmbedResponse;
-import portico.v1.LlmService.Embedding;
-import portico.v1.LlmService.ProviderInfo;
-import portico.v1.LlmService.StreamChunk;
-import portico.v1.Types.Role;
-import portico.v1.Types.StopReason;
-import portico.v1.Types.ToolCall;
-import portico.v1.Types.ToolCallDelta;
+import dev.portico.v1.ErrorReason;
+import dev.portico.v1.ChatRequest;
+import dev.portico.v1.CompletionResponse;
+import dev.portico.v1.EmbedRequest;
+import dev.portico.v1.EmbedResponse;
+import dev.portico.v1.Embedding;
+import dev.portico.v1.ProviderInfo;
+import dev.portico.v1.StreamChunk;
+import dev.portico.v1.Role;
+import dev.portico.v1.StopReason;
+import dev.portico.v1.ToolCall;
+import dev.portico.v1.ToolCallDelta;
 
 /** The client against a real gateway process running the fake provider. */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
@@ -150,7 +150,7 @@ class PorticoClientIntegrationTest {
 
     List<String> pieces = new ArrayList<>();
     for (StreamChunk chunk : chunks.subList(0, chunks.size() - 1)) {
-      assertFalse(chunk.getIsFinal(), "only the last chunk is final");
+      assertFalse(chunk.getFinal(), "only the last chunk is final");
       pieces.add(chunk.getContent());
     }
     List<String> expected = new ArrayList<>();
@@ -160,7 +160,7 @@ class PorticoClientIntegrationTest {
     assertEquals(expected, pieces, "content arrives in chunk_size pieces, in order");
 
     StreamChunk last = chunks.get(chunks.size() - 1);
-    assertTrue(last.getIsFinal());
+    assertTrue(last.getFinal());
     assertEquals("", last.getContent());
     assertEquals(StopReason.STOP_REASON_END_TURN, last.getStopReason());
     assertEquals("fake", last.getProvider());
