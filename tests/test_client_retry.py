@@ -64,7 +64,8 @@ async def test_unsafe_unavailable_is_attempted_once_by_chat_and_stream() -> None
         assert error.metadata["retry_safe"] == "false" and error.retry_safe is False
 
 
-@pytest.mark.parametrize("failure", [OVERLOADED, SHUTTING_DOWN, REFUSED], ids=["overloaded", "shutting-down", "refused"])
+@pytest.mark.parametrize("failure", [OVERLOADED, SHUTTING_DOWN, REFUSED],
+                         ids=["overloaded", "shutting-down", "refused"])
 async def test_safe_unavailable_is_retried_until_it_succeeds(failure: dict[str, Any]) -> None:
     replies = [failure, failure, {"content": "third time lucky"}, {"content": "next"},
                failure, {"content": "sync lucky"}]
@@ -126,15 +127,17 @@ async def test_sync_stream_is_retried_before_its_first_chunk() -> None:
 
 async def test_retry_info_delay_is_honoured_but_never_past_the_deadline() -> None:
     slow_down = {"error": {"reason": "UPSTREAM_OVERLOADED", "message": "busy", "retry_after": 30}}
-    async with running_gateway(fake_config([slow_down, {"content": "too late"}])) as gw:
-        async with portico.AsyncClient(gw.address, retry=QUICK, timeout=2) as client:
-            started = time.monotonic()
-            with pytest.raises(portico.UnavailableError) as caught:
-                await client.chat("hi")
-            elapsed = time.monotonic() - started
-            # The 30 s wait would outlast the 2 s deadline, so the error came back at once
-            # and the second reply is still there.
-            assert (await client.chat("hi")).content == "too late"
+    async with (
+        running_gateway(fake_config([slow_down, {"content": "too late"}])) as gw,
+        portico.AsyncClient(gw.address, retry=QUICK, timeout=2) as client,
+    ):
+        started = time.monotonic()
+        with pytest.raises(portico.UnavailableError) as caught:
+            await client.chat("hi")
+        elapsed = time.monotonic() - started
+        # The 30 s wait would outlast the 2 s deadline, so the error came back at once
+        # and the second reply is still there.
+        assert (await client.chat("hi")).content == "too late"
 
     assert caught.value.retry_after == pytest.approx(30)
     assert elapsed < 2
@@ -205,10 +208,12 @@ async def test_a_refused_upstream_connection_is_retry_safe() -> None:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     # Nothing listens on closed_port: the request cannot have been written.
-    async with running_gateway(openai_config(f"http://127.0.0.1:{closed_port}")) as gw:
-        async with portico.AsyncClient(gw.address, retry=None, timeout=30) as client:
-            with pytest.raises(portico.UnavailableError) as caught:
-                await client.chat("hi", model="gpt-4o")
+    async with (
+        running_gateway(openai_config(f"http://127.0.0.1:{closed_port}")) as gw,
+        portico.AsyncClient(gw.address, retry=None, timeout=30) as client,
+    ):
+        with pytest.raises(portico.UnavailableError) as caught:
+            await client.chat("hi", model="gpt-4o")
 
     assert caught.value.reason == "ERROR_REASON_UPSTREAM_CONNECTION"
     assert caught.value.retry_safe is True
