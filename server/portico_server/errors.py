@@ -12,7 +12,7 @@ gRPC statuses with `google.rpc` details. Each class names its `ErrorReason` valu
     │   ├── UpstreamBadRequest, ContextLengthExceeded, UpstreamAuth,
     │   │   UpstreamModelNotFound, UpstreamQuotaExceeded
     │   └── retryable: UpstreamRateLimited, UpstreamUnavailable, UpstreamOverloaded,
-    │       UpstreamConnection, UpstreamProtocol, UpstreamTimeout
+    │       UpstreamConnection, UpstreamPoolExhausted, UpstreamProtocol, UpstreamTimeout
     └── RateLimited, CircuitOpen, DeadlineExceeded, ShuttingDown, Cancelled,
         Unauthenticated, PermissionDenied
 
@@ -162,6 +162,14 @@ class UpstreamOverloaded(UpstreamError):
 class UpstreamConnection(UpstreamError):
     reason = "ERROR_REASON_UPSTREAM_CONNECTION"
     retryable = True
+
+
+class UpstreamPoolExhausted(UpstreamError):
+    """Waiting for a pooled connection to the provider took too long: nothing was sent."""
+
+    reason = "ERROR_REASON_UPSTREAM_POOL_EXHAUSTED"
+    retryable = True
+    retry_safe = True
 
 
 class UpstreamProtocol(UpstreamError):

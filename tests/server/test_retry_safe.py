@@ -37,6 +37,7 @@ async def drain(call: Any) -> list[Any]:
     ({"error": {"reason": "UPSTREAM_CONNECTION"}}, grpc.StatusCode.UNAVAILABLE, "false"),
     ({"error": {"reason": "UPSTREAM_CONNECTION", "retry_safe": True}}, grpc.StatusCode.UNAVAILABLE, "true"),
     ({"error": {"reason": "UPSTREAM_OVERLOADED"}}, grpc.StatusCode.UNAVAILABLE, "true"),
+    ({"error": {"reason": "UPSTREAM_POOL_EXHAUSTED"}}, grpc.StatusCode.UNAVAILABLE, "true"),
     ({"error": {"reason": "CIRCUIT_OPEN"}}, grpc.StatusCode.UNAVAILABLE, "true"),
     ({"error": {"reason": "SHUTTING_DOWN"}}, grpc.StatusCode.UNAVAILABLE, "true"),
     ({"error": {"reason": "UPSTREAM_RATE_LIMITED"}}, grpc.StatusCode.RESOURCE_EXHAUSTED, "true"),

@@ -96,7 +96,7 @@ _ERRORS: dict[str, type[errors.PorticoError]] = {
     for cls in (
         errors.UpstreamBadRequest, errors.ContextLengthExceeded, errors.UpstreamAuth,
         errors.UpstreamModelNotFound, errors.UpstreamRateLimited, errors.UpstreamQuotaExceeded,
-        errors.UpstreamUnavailable, errors.UpstreamOverloaded, errors.UpstreamConnection,
+        errors.UpstreamUnavailable, errors.UpstreamOverloaded, errors.UpstreamConnection, errors.UpstreamPoolExhausted,
         errors.UpstreamProtocol, errors.UpstreamTimeout, errors.RateLimited, errors.CircuitOpen,
         errors.DeadlineExceeded, errors.ShuttingDown, errors.PermissionDenied, errors.Unauthenticated,
         errors.UnknownModel, errors.CapabilityUnsupported, errors.PorticoError,

@@ -18,6 +18,7 @@ from ..errors import (
     RequestTooLarge,
     UpstreamConnection,
     UpstreamError,
+    UpstreamPoolExhausted,
     UpstreamProtocol,
     UpstreamTimeout,
     parse_retry_after,
@@ -100,7 +101,11 @@ class HttpProvider(Provider):
         )
         try:
             response = await self.client.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        except httpx.PoolTimeout:
+            raise UpstreamPoolExhausted(
+                f"no connection to provider {self.name!r} came free in time", provider=self.name
+            ) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # No connection, so the request was never written: sending it again is safe.
             raise UpstreamConnection(
                 f"cannot reach provider {self.name!r}: {type(exc).__name__}", provider=self.name, retry_safe=True
