@@ -1,7 +1,8 @@
 /**
  * `PorticoClient`: the generated LLMService client plus what every caller would
  * otherwise rebuild — the connection (plaintext or TLS, over HTTP/2), metadata on every
- * call, a default deadline, streams as async iterables, and decoded errors.
+ * call, a default deadline, retries of the failures the gateway marks retry-safe,
+ * streams as async iterables, and decoded errors.
  */
 
 import type { SecureClientSessionOptions } from "node:http2";
@@ -11,6 +12,7 @@ import { type CallOptions as ConnectCallOptions, type Client, createClient } fro
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
 import { PorticoError } from "./errors.js";
+import { Attempts, type RetryPolicy, resolveRetryPolicy, waitBeforeRetry } from "./retry.js";
 import {
   type ChatRequestSchema,
   type CompletionResponse,
@@ -54,8 +56,17 @@ export interface PorticoClientOptions {
   readonly tls?: boolean | TlsOptions;
   /** Sent with every call, e.g. `{ authorization: "Bearer ..." }`; a call's own metadata wins. */
   readonly metadata?: Metadata;
-  /** Deadline of each call, streams included, unless the call sets its own; default none. */
+  /**
+   * Deadline of each call, streams included, unless the call sets its own; default none.
+   * It covers all of a call's attempts together.
+   */
   readonly timeoutMs?: number;
+  /**
+   * How a call that failed in a retry-safe way is sent again (UNAVAILABLE with
+   * `retry_safe` in its details; see `PorticoError.retrySafe`); `false` turns retries
+   * off. Default: 3 attempts, waits from 200 ms doubling up to 5 s, jittered.
+   */
+  readonly retry?: RetryPolicy | false;
 }
 
 export interface CallOptions {
@@ -73,23 +84,24 @@ export class PorticoClient {
   readonly raw: Client<typeof LLMService>;
   private readonly session: Http2SessionManager;
   private readonly metadata: Metadata;
+  private readonly timeoutMs: number | undefined;
+  private readonly retry: Required<RetryPolicy>;
 
   /** `address` is "host:port" (or an http:// / https:// URL; https implies TLS). */
   constructor(address: string, options: PorticoClientOptions = {}) {
     const baseUrl = baseUrlOf(address, options.tls !== undefined && options.tls !== false);
     this.session = new Http2SessionManager(baseUrl, undefined, tlsSessionOptions(options.tls));
-    const transport = createGrpcTransport({
-      baseUrl,
-      sessionManager: this.session,
-      defaultTimeoutMs: options.timeoutMs,
-    });
+    // No transport-wide timeout: each attempt gets what is left of its call's deadline.
+    const transport = createGrpcTransport({ baseUrl, sessionManager: this.session });
     this.raw = createClient(LLMService, transport);
     this.metadata = { ...options.metadata };
+    this.timeoutMs = options.timeoutMs;
+    this.retry = resolveRetryPolicy(options.retry);
   }
 
   /** Generates a complete answer. */
   async chat(request: ChatRequestInit, options: CallOptions = {}): Promise<CompletionResponse> {
-    return this.unary(() => this.raw.chat(request, this.callOptions(options)));
+    return this.unary(options, (call) => this.raw.chat(request, call));
   }
 
   /**
@@ -104,7 +116,7 @@ export class PorticoClient {
 
   /** Embeds a batch of texts; vectors come back in input order. */
   async embed(request: EmbedRequestInit, options: CallOptions = {}): Promise<EmbedResponse> {
-    return this.unary(() => this.raw.embed(request, this.callOptions(options)));
+    return this.unary(options, (call) => this.raw.embed(request, call));
   }
 
   /** Counts the tokens a chat request would use. */
@@ -112,7 +124,7 @@ export class PorticoClient {
     request: CountTokensRequestInit,
     options: CallOptions = {},
   ): Promise<CountTokensResponse> {
-    return this.unary(() => this.raw.countTokens(request, this.callOptions(options)));
+    return this.unary(options, (call) => this.raw.countTokens(request, call));
   }
 
   /** Tells what a provider and model can do. */
@@ -120,12 +132,12 @@ export class PorticoClient {
     request: GetCapabilitiesRequestInit = {},
     options: CallOptions = {},
   ): Promise<GetCapabilitiesResponse> {
-    return this.unary(() => this.raw.getCapabilities(request, this.callOptions(options)));
+    return this.unary(options, (call) => this.raw.getCapabilities(request, call));
   }
 
   /** Lists the configured providers with their models and health. */
   async listProviders(options: CallOptions = {}): Promise<ListProvidersResponse> {
-    return this.unary(() => this.raw.listProviders({}, this.callOptions(options)));
+    return this.unary(options, (call) => this.raw.listProviders({}, call));
   }
 
   /** Closes the connection; calls still running fail. */
@@ -133,9 +145,13 @@ export class PorticoClient {
     this.session.abort();
   }
 
-  private callOptions(options: CallOptions): ConnectCallOptions {
+  private attempts(options: CallOptions): Attempts {
+    return new Attempts(this.retry, options.timeoutMs ?? this.timeoutMs);
+  }
+
+  private callOptions(options: CallOptions, attempts: Attempts): ConnectCallOptions {
     return {
-      timeoutMs: options.timeoutMs,
+      timeoutMs: attempts.timeoutMs(),
       signal: options.signal,
       headers: { ...this.metadata, ...options.metadata },
     };
@@ -144,6 +160,33 @@ export class PorticoClient {
   private async *streamChunks(
     request: ChatRequestInit,
     options: CallOptions,
+  ): AsyncGenerator<StreamChunk, void, undefined> {
+    // A failure before the first chunk may be retried like a unary call; after it, a
+    // retry would repeat text the caller already has, so the failure is final.
+    const attempts = this.attempts(options);
+    let received = false;
+    for (;;) {
+      try {
+        for await (const chunk of this.streamAttempt(request, options, attempts)) {
+          received = true;
+          yield chunk;
+        }
+        return;
+      } catch (reason) {
+        const error = PorticoError.from(reason);
+        const delay = received ? undefined : attempts.delayBeforeNext(error);
+        if (delay === undefined) {
+          throw error;
+        }
+        await waitBeforeRetry(delay, options.signal);
+      }
+    }
+  }
+
+  private async *streamAttempt(
+    request: ChatRequestInit,
+    options: CallOptions,
+    attempts: Attempts,
   ): AsyncGenerator<StreamChunk, void, undefined> {
     // Connect's stream iterable has no return(): a consumer that stops iterating would
     // leave the HTTP/2 stream (and the upstream request behind it) open until the
@@ -155,7 +198,7 @@ export class PorticoClient {
     }
     options.signal?.addEventListener("abort", forward, { once: true });
     const chunks = this.raw
-      .streamChat(request, { ...this.callOptions(options), signal: call.signal })
+      .streamChat(request, { ...this.callOptions(options, attempts), signal: call.signal })
       [Symbol.asyncIterator]();
     let settled = false;
     try {
@@ -181,11 +224,20 @@ export class PorticoClient {
     }
   }
 
-  private async unary<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (reason) {
-      throw PorticoError.from(reason);
+  private async unary<T>(options: CallOptions, call: (options: ConnectCallOptions) => Promise<T>): Promise<T> {
+    const attempts = this.attempts(options);
+    for (;;) {
+      let error: PorticoError;
+      try {
+        return await call(this.callOptions(options, attempts));
+      } catch (reason) {
+        error = PorticoError.from(reason);
+      }
+      const delay = attempts.delayBeforeNext(error);
+      if (delay === undefined) {
+        throw error;
+      }
+      await waitBeforeRetry(delay, options.signal);
     }
   }
 }

@@ -76,11 +76,23 @@ export class PorticoError extends Error {
   }
 
   /**
-   * Whether repeating the same call may succeed: the gateway said how long to wait, or
-   * the status is UNAVAILABLE (the only code that is safe to retry blindly).
+   * Whether the gateway said that sending the same call again cannot start a second
+   * generation at a provider (`ErrorInfo.metadata.retry_safe` is "true"): the request
+   * never left the gateway, or the provider refused it before doing work. An upstream
+   * 500, a malformed or cut-off answer, a failure after a stream's first chunk, or a
+   * status without the gateway's details is not retry-safe.
+   */
+  get retrySafe(): boolean {
+    return this.domain === PORTICO_ERROR_DOMAIN && this.metadata["retry_safe"] === "true";
+  }
+
+  /**
+   * Whether repeating the same call is safe (`retrySafe`) and may succeed: the status is
+   * UNAVAILABLE, or the gateway said how long to wait. The client has already retried a
+   * retry-safe UNAVAILABLE as far as its retry policy allows.
    */
   get retryable(): boolean {
-    return this.retryAfterMs !== undefined || this.code === Code.Unavailable;
+    return this.retrySafe && (this.retryAfterMs !== undefined || this.code === Code.Unavailable);
   }
 
   /** Wraps anything a Connect call threw; a `PorticoError` passes through unchanged. */

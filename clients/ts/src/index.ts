@@ -16,6 +16,7 @@ export {
   type PorticoClientOptions,
   type TlsOptions,
 } from "./client.js";
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry.js";
 export { Code, type FieldViolation, grpcCodeName, PORTICO_ERROR_DOMAIN, PorticoError } from "./errors.js";
 export * from "./gen/portico/v1/error_reason_pb.js";
 export * from "./gen/portico/v1/llm_service_pb.js";

@@ -191,7 +191,9 @@ describe("PorticoClient against a running gateway", () => {
       assert.equal(error.code, Code.Unavailable);
       assert.equal(error.reason, "ERROR_REASON_UPSTREAM_UNAVAILABLE");
       assert.equal(error.metadata["provider"], "fake");
-      assert.equal(error.retryable, true);
+      // The caller already holds part of an answer: sending the call again is not safe.
+      assert.equal(error.retrySafe, false);
+      assert.equal(error.retryable, false);
     });
 
     it("is cancelled by its AbortSignal, long before the answer would have ended", async () => {
