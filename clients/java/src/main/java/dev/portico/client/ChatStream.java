@@ -2,6 +2,7 @@ package dev.portico.client;
 
 import io.grpc.Context;
 import io.grpc.StatusRuntimeException;
+import java.time.Duration;
 import java.util.Iterator;
 import java.util.NoSuchElementException;
 import java.util.Optional;
@@ -18,7 +19,8 @@ import dev.portico.v1.StreamChunk;
  * <p>Iterate it once, with {@code for (StreamChunk chunk : stream)} or {@link #chunks()}.
  * The last chunk has {@code is_final} set and carries the stop reason, the usage and the
  * assembled tool calls; {@link #finalChunk()} keeps it. A failure, also one in the middle
- * of the answer, is thrown from {@link #hasNext()} as a {@link PorticoException}.
+ * of the answer, is thrown from {@link #hasNext()} as a {@link PorticoException}; a
+ * retry-safe failure before the first chunk starts the call again (see {@link RetryPolicy}).
  *
  * <p>{@link #close()} cancels the call, so the gateway stops generating (use
  * try-with-resources). It may be called from any thread, also while another thread waits
@@ -26,24 +28,35 @@ import dev.portico.v1.StreamChunk;
  */
 public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamChunk>, AutoCloseable {
   private final Context.CancellableContext call;
-  private final Iterator<StreamChunk> responses;
+  private final Supplier<Iterator<StreamChunk>> startCall;
+  private final Attempts attempts;
+  private Iterator<StreamChunk> responses;
+  private boolean received;
   private volatile boolean closed;
   private volatile StreamChunk finalChunk;
 
-  private ChatStream(Context.CancellableContext call, Iterator<StreamChunk> responses) {
+  private ChatStream(
+      Context.CancellableContext call, Supplier<Iterator<StreamChunk>> startCall, Attempts attempts) {
     this.call = call;
-    this.responses = responses;
+    this.startCall = startCall;
+    this.attempts = attempts;
   }
 
   /**
    * Starts the call inside a cancellable context: grpc-java's blocking iterator has no
-   * cancel method of its own, but a call cancels when the context it started in does.
+   * cancel method of its own, but a call cancels when the context it started in does. A
+   * retry starts in the same context, so {@link #close()} reaches it too.
    */
-  static ChatStream start(Supplier<Iterator<StreamChunk>> startCall) {
-    Context.CancellableContext call = Context.current().withCancellation();
+  static ChatStream start(Supplier<Iterator<StreamChunk>> startCall, Attempts attempts) {
+    ChatStream stream = new ChatStream(Context.current().withCancellation(), startCall, attempts);
+    stream.startAttempt();
+    return stream;
+  }
+
+  private void startAttempt() {
     Context previous = call.attach();
     try {
-      return new ChatStream(call, startCall.get());
+      responses = startCall.get();
     } catch (StatusRuntimeException error) {
       call.cancel(null);
       throw ErrorDecoder.decode(error);
@@ -57,23 +70,32 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
 
   @Override
   public boolean hasNext() {
-    if (closed) {
-      return false;
-    }
-    try {
-      boolean more = responses.hasNext();
-      if (!more) {
-        release();
+    while (!closed) {
+      try {
+        boolean more = responses.hasNext();
+        if (!more) {
+          release();
+        }
+        return more;
+      } catch (StatusRuntimeException error) {
+        if (closed) {
+          // Our own close() cancelled the call: that is the end, not a failure.
+          release();
+          return false;
+        }
+        PorticoException failure = ErrorDecoder.decode(error);
+        // Before the first chunk a retry-safe failure is retried like a unary call; after
+        // it, a retry would repeat text the caller already has, so the failure is final.
+        Optional<Duration> delay = received ? Optional.empty() : attempts.delayBeforeNext(failure);
+        if (delay.isEmpty()) {
+          release();
+          throw failure;
+        }
+        Attempts.waitBeforeRetry(delay.get(), failure);
+        startAttempt();
       }
-      return more;
-    } catch (StatusRuntimeException error) {
-      release();
-      if (closed) {
-        // Our own close() cancelled the call: that is the end, not a failure.
-        return false;
-      }
-      throw ErrorDecoder.decode(error);
     }
+    return false;
   }
 
   @Override
@@ -82,6 +104,7 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
       throw new NoSuchElementException("the stream has ended");
     }
     StreamChunk chunk = responses.next();
+    received = true;
     if (chunk.getFinal()) {
       finalChunk = chunk;
     }

@@ -45,7 +45,8 @@ import dev.portico.v1.ListProvidersResponse;
  * }</pre>
  *
  * <p>Requests and responses are the API's generated protobuf messages (package {@code
- * dev.portico.v1}). Every method throws {@link PorticoException} when the call fails. A client
+ * dev.portico.v1}). Every method throws {@link PorticoException} when the call fails, after
+ * retrying the failures the gateway marks retry-safe as the {@link RetryPolicy} allows. A client
  * is thread-safe and holds one channel: make one and share it; {@link #close()} shuts the
  * channel down.
  */
@@ -59,12 +60,15 @@ public final class PorticoClient implements AutoCloseable {
   private final boolean ownsChannel;
   private final LLMServiceBlockingStub stub;
   private final Duration deadline;
+  private final RetryPolicy retryPolicy;
 
-  private PorticoClient(ManagedChannel channel, boolean ownsChannel, Duration deadline) {
+  private PorticoClient(
+      ManagedChannel channel, boolean ownsChannel, Duration deadline, RetryPolicy retryPolicy) {
     this.channel = channel;
     this.ownsChannel = ownsChannel;
     this.stub = LLMServiceGrpc.newBlockingStub(channel);
     this.deadline = deadline;
+    this.retryPolicy = retryPolicy;
   }
 
   /** Starts a client for the gateway at {@code address}: {@code host:port} or a gRPC target URI. */
@@ -82,8 +86,8 @@ public final class PorticoClient implements AutoCloseable {
    * closing it before the end cancels the call.
    */
   public ChatStream stream(ChatRequest request) {
-    LLMServiceBlockingStub stub = stubForCall();
-    return ChatStream.start(() -> stub.streamChat(request));
+    Attempts attempts = new Attempts(retryPolicy, deadline);
+    return ChatStream.start(() -> stubFor(attempts).streamChat(request), attempts);
   }
 
   /** Embeds a batch of texts; the vectors come back in input order. */
@@ -116,7 +120,20 @@ public final class PorticoClient implements AutoCloseable {
    * Closing the returned client does nothing; close this one.
    */
   public PorticoClient withDeadline(Duration deadline) {
-    return new PorticoClient(channel, false, requirePositive(deadline, "deadline"));
+    return new PorticoClient(channel, false, requirePositive(deadline, "deadline"), retryPolicy);
+  }
+
+  /**
+   * A client on the same channel whose calls are retried as {@code policy} says. Closing the
+   * returned client does nothing; close this one.
+   */
+  public PorticoClient withRetryPolicy(RetryPolicy policy) {
+    return new PorticoClient(channel, false, deadline, Objects.requireNonNull(policy, "policy"));
+  }
+
+  /** How calls that fail in a retry-safe way are sent again. */
+  public RetryPolicy retryPolicy() {
+    return retryPolicy;
   }
 
   /** The deadline each call gets, if any. */
@@ -146,16 +163,24 @@ public final class PorticoClient implements AutoCloseable {
     }
   }
 
-  private LLMServiceBlockingStub stubForCall() {
-    // A deadline is a point in time, so each call needs a stub made when the call starts.
-    return deadline == null ? stub : stub.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
+  private LLMServiceBlockingStub stubFor(Attempts attempts) {
+    // A deadline is a point in time, so each attempt needs a stub made when it starts,
+    // with what is left of the call's deadline.
+    return attempts.remaining()
+        .map(left -> stub.withDeadlineAfter(left.toNanos(), TimeUnit.NANOSECONDS))
+        .orElse(stub);
   }
 
   private <T> T call(Function<LLMServiceBlockingStub, T> rpc) {
-    try {
-      return rpc.apply(stubForCall());
-    } catch (StatusRuntimeException error) {
-      throw ErrorDecoder.decode(error);
+    Attempts attempts = new Attempts(retryPolicy, deadline);
+    while (true) {
+      try {
+        return rpc.apply(stubFor(attempts));
+      } catch (StatusRuntimeException error) {
+        PorticoException failure = ErrorDecoder.decode(error);
+        Duration delay = attempts.delayBeforeNext(failure).orElseThrow(() -> failure);
+        Attempts.waitBeforeRetry(delay, failure);
+      }
     }
   }
 
@@ -174,6 +199,7 @@ public final class PorticoClient implements AutoCloseable {
     private Path trustedCertificates;
     private final Metadata metadata = new Metadata();
     private Duration defaultDeadline;
+    private RetryPolicy retryPolicy = RetryPolicy.defaults();
     private int maxInboundMessageBytes = DEFAULT_MAX_INBOUND_MESSAGE_BYTES;
 
     private Builder(String address) {
@@ -227,6 +253,15 @@ public final class PorticoClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * How calls that fail in a retry-safe way are sent again; {@link RetryPolicy#defaults()}
+     * unless set, {@link RetryPolicy#disabled()} for one attempt per call.
+     */
+    public Builder retryPolicy(RetryPolicy policy) {
+      this.retryPolicy = Objects.requireNonNull(policy, "policy");
+      return this;
+    }
+
     /** The largest response message accepted; 16 MiB unless set. */
     public Builder maxInboundMessageBytes(int bytes) {
       if (bytes <= 0) {
@@ -249,7 +284,7 @@ public final class PorticoClient implements AutoCloseable {
       if (!metadata.keys().isEmpty()) {
         channel.intercept(MetadataUtils.newAttachHeadersInterceptor(metadata));
       }
-      return new PorticoClient(channel.build(), true, defaultDeadline);
+      return new PorticoClient(channel.build(), true, defaultDeadline, retryPolicy);
     }
 
     private ChannelCredentials channelCredentials() {

@@ -98,6 +98,18 @@ public final class PorticoException extends RuntimeException {
     return metadata;
   }
 
+  /**
+   * Whether the gateway said that sending the same call again cannot start a second
+   * generation at a provider ({@code ErrorInfo} metadata {@code retry_safe} = {@code "true"}):
+   * the request never left the gateway, or the provider refused it before doing work. An
+   * upstream 500, a malformed or cut-off answer, a failure after a stream's first chunk, or a
+   * status without the gateway's details is not retry-safe. The client has already retried a
+   * retry-safe {@code UNAVAILABLE} as far as its {@link RetryPolicy} allows.
+   */
+  public boolean retrySafe() {
+    return "portico".equals(domain) && "true".equals(metadata.get("retry_safe"));
+  }
+
   /** How long to wait before trying again, from {@code RetryInfo}; empty when waiting won't help. */
   public Optional<Duration> retryAfter() {
     return Optional.ofNullable(retryAfter);
