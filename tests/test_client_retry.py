@@ -217,3 +217,10 @@ async def test_a_refused_upstream_connection_is_retry_safe() -> None:
 
     assert caught.value.reason == "ERROR_REASON_UPSTREAM_CONNECTION"
     assert caught.value.retry_safe is True
+
+
+def test_a_retry_policy_that_makes_no_sense_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_attempts"):
+        portico.RetryPolicy(max_attempts=0)
+    with pytest.raises(ValueError, match="initial_backoff"):
+        portico.RetryPolicy(initial_backoff=10, max_backoff=1)
