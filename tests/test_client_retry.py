@@ -164,6 +164,11 @@ UNSAFE_UPSTREAM_REPLIES = {
     "cut-off-body": (Reply(200, JSON, fixture("openai/chat_text.json"), reset_after=40), False),
     "cut-off-stream-before-any-chunk": (Reply(200, SSE, STREAM, reset_after=0), True),
     "cut-off-stream-midway": (Reply(200, SSE, STREAM, reset_after=len(STREAM) // 2), True),
+    # "Overloaded" alone would be retry-safe, but here the provider had already accepted the
+    # request with a 200: a generation may have started.
+    "overloaded-event-in-an-accepted-stream": (
+        Reply(200, SSE, b'data: {"error": {"message": "Overloaded", "type": "overloaded_error"}}\n\n'), True,
+    ),
 }
 
 
