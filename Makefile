@@ -3,7 +3,7 @@
 #   make test    install everything and run the whole test suite
 # Extra arguments for `portico serve`: make serve ARGS="--config portico.yaml"
 
-.PHONY: serve test setup generate lint bench
+.PHONY: serve test setup generate lint bench proto-baseline
 
 serve:
 	@scripts/setup-python.sh server
@@ -24,7 +24,16 @@ generate: setup
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	scripts/copy-googleapis-protos.sh
 	tools/node_modules/.bin/buf lint
+	tools/node_modules/.bin/buf breaking proto --against proto/baseline.binpb
+
+# Accepts the API as it now is as the baseline `buf breaking` compares against. Run it
+# only as the deliberate act of accepting a breaking change (or of freezing a release,
+# so fields added since the last baseline are protected too), and commit the result.
+proto-baseline: setup
+	scripts/copy-googleapis-protos.sh
+	tools/node_modules/.bin/buf build proto --exclude-source-info -o proto/baseline.binpb
 
 bench: setup
 	.venv/bin/python bench/run.py $(ARGS)

@@ -35,10 +35,14 @@ scripts/install-go-tools.sh || exit 1
 if [ -f clients/ts/package-lock.json ]; then
   npm ci --prefix clients/ts --no-audit --no-fund --loglevel=error || exit 1
 fi
+scripts/copy-googleapis-protos.sh || exit 1
 export PATH="$PWD/.venv/bin:$PWD/tools/bin:$PATH"
 
 stage "generated code is fresh" scripts/check-generated.sh
 stage "buf lint" tools/node_modules/.bin/buf lint
+# The API may only grow: any change that would break a caller built against the
+# committed baseline fails here, until someone accepts it with `make proto-baseline`.
+stage "buf breaking" tools/node_modules/.bin/buf breaking proto --against proto/baseline.binpb
 stage "ruff" ruff check .
 stage "mypy" mypy
 stage "python tests" pytest

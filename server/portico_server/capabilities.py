@@ -48,7 +48,6 @@ class CapabilityResolver:
 
 def configured(provider: Provider, model: str) -> Capabilities:
     """Capabilities from the provider's configuration (and its general abilities)."""
-    override = provider.settings.capabilities.get(model)
     caps = Capabilities(
         model=model,
         supports_tools=provider.supports_tools(model),
@@ -56,7 +55,6 @@ def configured(provider: Provider, model: str) -> Capabilities:
         supports_embeddings=provider.supports_embeddings(),
         source=Source.CONFIGURED,
     )
-    if override is not None:
-        for name, value in override.model_dump(exclude_none=True).items():
-            setattr(caps, name, value)
+    for name, value in provider.capability_overrides(model).items():
+        setattr(caps, name, value)
     return caps

@@ -7,6 +7,7 @@ one `InvalidRequest`, so a caller learns about all of them at once.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from portico.v1 import llm_service_pb2 as pb
@@ -15,6 +16,7 @@ from portico.v1 import types_pb2 as tpb
 from . import domain as d
 from .call import CallContext
 from .errors import InvalidRequest
+from .media import mime_type_problem, sniff_mime_type, uri_problem
 
 _ROLES = {
     tpb.ROLE_SYSTEM: d.Role.SYSTEM,
@@ -98,20 +100,7 @@ def _messages(items: Any, v: _Violations) -> list[d.Message]:
             continue
         if role is d.Role.TOOL and not m.tool_call_id:
             v.add(f"messages[{i}].tool_call_id", "is required on a tool message")
-        parts: list[d.ContentPart] = []
-        for j, part in enumerate(m.parts):
-            kind = part.WhichOneof("part")
-            if kind == "text":
-                parts.append(d.ContentPart(text=part.text))
-            elif kind == "media":
-                media = part.media
-                if media.WhichOneof("source") is None:
-                    v.add(f"messages[{i}].parts[{j}].media", "one of data and uri must be set")
-                parts.append(d.ContentPart(media=d.MediaPart(
-                    uri=media.uri, data=media.data, mime_type=media.mime_type, detail=media.detail
-                )))
-            else:
-                v.add(f"messages[{i}].parts[{j}]", "must hold text or media")
+        parts = [_part(part, role, f"messages[{i}].parts[{j}]", v) for j, part in enumerate(m.parts)]
         calls = []
         for j, c in enumerate(m.tool_calls):
             if not c.name:
@@ -120,6 +109,65 @@ def _messages(items: Any, v: _Violations) -> list[d.Message]:
         out.append(d.Message(role=role, content=m.content, parts=parts, name=m.name,
                              tool_calls=calls, tool_call_id=m.tool_call_id))
     return out
+
+
+def _part(part: tpb.ContentPart, role: d.Role, where: str, v: _Violations) -> d.ContentPart:
+    kind = part.WhichOneof("part")
+    if kind == "text":
+        return d.ContentPart(text=part.text)
+    if kind == "media":
+        return d.ContentPart(media=_media(part.media, f"{where}.media", v))
+    if kind == "reasoning":
+        r = part.reasoning
+        if role is not d.Role.ASSISTANT:
+            v.add(f"{where}.reasoning", "is accepted only on assistant messages (send back what an answer returned)")
+        elif not (r.text or r.signature or r.redacted):
+            v.add(f"{where}.reasoning", "must hold text, a signature or a redacted payload")
+        return d.ContentPart(reasoning=d.ReasoningPart(
+            text=r.text, signature=r.signature, redacted=r.redacted, source=r.source
+        ))
+    v.add(where, "must hold text, media or reasoning")
+    return d.ContentPart(text="")
+
+
+def _media(media: tpb.Media, where: str, v: _Violations) -> d.MediaPart:
+    mime_type = media.mime_type
+    if mime_type and (problem := mime_type_problem(mime_type)):
+        v.add(f"{where}.mime_type", problem)
+    source = media.WhichOneof("source")
+    if source is None:
+        v.add(where, "one of data and uri must be set")
+    elif source == "data":
+        if not media.data:
+            v.add(f"{where}.data", "must not be empty")
+        elif not mime_type:
+            # Providers need the type of inline bytes; the common formats say it themselves.
+            mime_type = sniff_mime_type(media.data)
+            if not mime_type:
+                v.add(f"{where}.mime_type", "is required for inline data that is not PNG, JPEG, GIF, WebP or PDF")
+    elif problem := uri_problem(media.uri):
+        v.add(f"{where}.uri", problem)
+    return d.MediaPart(mime_type=mime_type, data=media.data, uri=media.uri, detail=media.detail)
+
+
+#: AIP-155: request ids fit a log line and a metadata value.
+REQUEST_ID_MAX_CHARS = 64
+
+
+def _check_request_id(value: str, v: _Violations) -> None:
+    if len(value) > REQUEST_ID_MAX_CHARS:
+        v.add("request_id", f"must be at most {REQUEST_ID_MAX_CHARS} characters, got {len(value)}")
+    elif not all("!" <= c <= "~" for c in value):
+        v.add("request_id", "must hold only printable ASCII characters without spaces")
+
+
+def request_id(req: Any) -> str:
+    """The caller's request id when it is valid, else a fresh UUID4 (the request's
+    validation reports an invalid one), so every call is logged and answered with one."""
+    value: str = getattr(req, "request_id", "")
+    checked = _Violations()
+    _check_request_id(value, checked)
+    return value if value and not checked.items else str(uuid.uuid4())
 
 
 def _tools(items: Any, v: _Violations) -> list[d.ToolDefinition]:
@@ -193,6 +241,7 @@ def chat_request(req: pb.ChatRequest, model: str) -> d.ChatRequest:
         passthrough = _json_object(req.passthrough_json, "passthrough_json", v) or {}
     if req.priority not in _PRIORITIES:
         v.add("priority", "is not a known Priority")
+    _check_request_id(req.request_id, v)
     v.raise_if_any()
     return d.ChatRequest(
         model=model,
@@ -209,14 +258,16 @@ def chat_request(req: pb.ChatRequest, model: str) -> d.ChatRequest:
     )
 
 
-def call_context(req: pb.ChatRequest | pb.EmbedRequest | None, time_remaining: float | None) -> CallContext:
-    """The per-call facts beside a request: its deadline, priority and tags."""
+def call_context(
+    req: pb.ChatRequest | pb.EmbedRequest | None, time_remaining: float | None, request_id: str = ""
+) -> CallContext:
+    """The per-call facts beside a request: its deadline, request id, priority and tags."""
     if req is None:
-        return CallContext.with_timeout(time_remaining)
+        return CallContext.with_timeout(time_remaining, request_id=request_id)
     priority = d.Priority.NORMAL
     if isinstance(req, pb.ChatRequest):
         priority = _PRIORITIES.get(req.priority, d.Priority.NORMAL)
-    return CallContext.with_timeout(time_remaining, priority=priority, tags=dict(req.tags))
+    return CallContext.with_timeout(time_remaining, request_id=request_id, priority=priority, tags=dict(req.tags))
 
 
 def count_tokens_request(req: pb.CountTokensRequest, model: str) -> d.ChatRequest:
@@ -234,6 +285,7 @@ def embed_request(req: pb.EmbedRequest, model: str) -> d.EmbedRequest:
     dimensions = req.dimensions if req.HasField("dimensions") else None
     if dimensions is not None and dimensions <= 0:
         v.add("dimensions", "must be greater than 0")
+    _check_request_id(req.request_id, v)
     v.raise_if_any()
     return d.EmbedRequest(model=model, inputs=list(req.inputs), dimensions=dimensions)
 
@@ -256,6 +308,26 @@ def _tool_calls(calls: list[d.ToolCall]) -> list[tpb.ToolCall]:
     return [tpb.ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in calls]
 
 
+def _part_out(p: d.ContentPart) -> tpb.ContentPart:
+    if p.reasoning is not None:
+        r = p.reasoning
+        return tpb.ContentPart(reasoning=tpb.Reasoning(
+            text=r.text, signature=r.signature, redacted=r.redacted, source=r.source
+        ))
+    if p.media is not None:
+        media = tpb.Media(mime_type=p.media.mime_type, detail=p.media.detail)
+        if p.media.uri:
+            media.uri = p.media.uri
+        else:
+            media.data = p.media.data
+        return tpb.ContentPart(media=media)
+    return tpb.ContentPart(text=p.text or "")
+
+
+def parts(items: list[d.ContentPart]) -> list[tpb.ContentPart]:
+    return [_part_out(p) for p in items]
+
+
 def completion(r: d.CompletionResponse, provider: str) -> pb.CompletionResponse:
     return pb.CompletionResponse(
         content=r.content,
@@ -268,11 +340,12 @@ def completion(r: d.CompletionResponse, provider: str) -> pb.CompletionResponse:
         provider=r.provider or provider,
         reasoning_content=r.reasoning_content,
         metadata=r.metadata,
+        parts=parts(r.parts),
     )
 
 
 def chunk(c: d.StreamChunk) -> pb.StreamChunk:
-    if not c.is_final and not c.tool_call_deltas and not c.model:
+    if not c.is_final and not c.tool_call_deltas and not c.model and not c.metadata:
         # The hot path: a text or reasoning delta.
         return pb.StreamChunk(content=c.content, reasoning_content=c.reasoning_content)
     msg = pb.StreamChunk(
@@ -288,6 +361,8 @@ def chunk(c: d.StreamChunk) -> pb.StreamChunk:
         reasoning_content=c.reasoning_content,
         model=c.model,
         provider=c.provider,
+        metadata=c.metadata,
+        parts=parts(c.parts),
     )
     if c.usage is not None:
         msg.usage.CopyFrom(usage(c.usage))

@@ -29,8 +29,8 @@ class Router:
         for name, provider in providers.items():
             for model in provider.models():
                 self._by_model.setdefault(model, name)
-            if provider.settings.embedding_model:
-                self._by_embedding_model.setdefault(provider.settings.embedding_model, name)
+            if provider.embedding_model():
+                self._by_embedding_model.setdefault(provider.embedding_model(), name)
 
     def route(self, provider: str, model: str, *, embedding: bool = False) -> tuple[Provider, str]:
         """(provider, model) for a request's `provider` and `model` fields."""
@@ -44,7 +44,7 @@ class Router:
                     metadata={"field": "provider", "provider": provider},
                 )
             if not model:
-                model = (chosen.settings.embedding_model if embedding else None) or chosen.default_model()
+                model = (chosen.embedding_model() if embedding else None) or chosen.default_model()
                 if not model:
                     raise InvalidRequest([("model", f"is required: provider {provider!r} has no default model")])
             elif model in self.aliases and self.aliases[model][0] == provider:

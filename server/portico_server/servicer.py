@@ -1,7 +1,8 @@
 """The LLMService servicer: converts, asks the router, calls the provider, converts back.
 
 It holds no provider logic. Failures leave through `_fail`, which uses the one error
-table in status.py; anything unexpected becomes INTERNAL without leaking details.
+table in status.py; anything unexpected becomes INTERNAL without leaking details. Every
+answer and every error carries the call's request id in the `x-request-id` trailer.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 
-from . import convert
+from . import convert, paging
 from .capabilities import CapabilityResolver
 from .errors import PorticoError, RequestTooLarge, ShuttingDown
 from .health import HealthReporter
@@ -26,27 +28,56 @@ log = logging.getLogger("portico.servicer")
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+#: The trailing metadata key that carries the call's request id (AIP-155).
+REQUEST_ID_KEY = "x-request-id"
 
 
-async def _fail(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+@dataclass(frozen=True, slots=True)
+class _Status:
+    """A `grpc.Status` (which abort_with_status reads attribute by attribute)."""
+
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+def _begin(context: Context, request: Any) -> str:
+    """The call's request id, already set in the trailers of a successful answer."""
+    request_id = convert.request_id(request)
+    context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+    return request_id
+
+
+async def _fail(context: Context, exc: BaseException, rpc: str, request_id: str) -> None:
     if isinstance(exc, PorticoError):
-        await context.abort_with_status(to_rpc_status(exc))
-    log.error("unexpected error in %s", type(exc).__name__, exc_info=exc)
-    await context.abort_with_status(internal_status())
+        status = to_rpc_status(exc)
+    else:
+        log.error("unexpected error in %s (request %s): %s", rpc, request_id, type(exc).__name__, exc_info=exc)
+        status = internal_status()
+    # Aborting replaces the trailers set so far, so the request id goes in again.
+    await context.abort_with_status(_Status(
+        code=status.code,
+        details=status.details,
+        trailing_metadata=(*tuple(status.trailing_metadata or ()), (REQUEST_ID_KEY, request_id)),
+    ))
 
 
 def _unary(
-    handler: Callable[[LLMServicer, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]],
-) -> Callable[[LLMServicer, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
-    """Run a unary handler, turning any exception into a status with details."""
+    handler: Callable[[LLMServicer, Req, Context, str], Awaitable[Resp]],
+) -> Callable[[LLMServicer, Req, Context], Awaitable[Resp]]:
+    """Run a unary handler with the call's request id, turning any exception into a status
+    with details."""
 
-    async def wrapper(self: LLMServicer, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
+    async def wrapper(self: LLMServicer, request: Req, context: Context) -> Resp:
+        request_id = _begin(context, request)
         try:
-            return await handler(self, request, context)
+            return await handler(self, request, context, request_id)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _fail(context, exc)
+            await _fail(context, exc, handler.__name__, request_id)
             raise  # not reached: abort raises
 
     wrapper.__name__ = handler.__name__
@@ -79,26 +110,27 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             )
 
     @_unary
-    async def Chat(self, request: pb.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.CompletionResponse:
+    async def Chat(self, request: pb.ChatRequest, context: Context, request_id: str) -> pb.CompletionResponse:
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model)
         chat = convert.chat_request(request, model)
-        call = convert.call_context(request, context.time_remaining())
+        call = convert.call_context(request, context.time_remaining(), request_id)
         result = await provider.chat(chat, call)
         return convert.completion(result, provider.name)
 
     async def StreamChat(  # type: ignore[override]  # writes through context, returns nothing
-        self, request: pb.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: pb.ChatRequest, context: Context
     ) -> None:
         # Written with context.write() rather than as a generator: when the caller cancels
         # or its deadline passes, this coroutine is cancelled and `aclosing` closes the
         # provider's stream (and its upstream HTTP response) right away.
+        request_id = _begin(context, request)
         written = False
         try:
             self._admit(request)
             provider, model = self.router.route(request.provider, request.model)
             chat = convert.chat_request(request, model)
-            call = convert.call_context(request, context.time_remaining())
+            call = convert.call_context(request, context.time_remaining(), request_id)
             first = True
             async with contextlib.aclosing(provider.stream(chat, call)) as chunks:
                 async for chunk in chunks:
@@ -113,29 +145,29 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         except Exception as exc:
             if written and isinstance(exc, PorticoError):
                 exc.retry_safe = False  # the caller already has part of an answer
-            await _fail(context, exc)
+            await _fail(context, exc, "StreamChat", request_id)
 
     @_unary
-    async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.EmbedResponse:
+    async def Embed(self, request: pb.EmbedRequest, context: Context, request_id: str) -> pb.EmbedResponse:
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model, embedding=True)
         embed = convert.embed_request(request, model)
-        result = await provider.embed(embed, convert.call_context(request, context.time_remaining()))
+        result = await provider.embed(embed, convert.call_context(request, context.time_remaining(), request_id))
         return convert.embed_response(result, provider.name)
 
     @_unary
     async def CountTokens(
-        self, request: pb.CountTokensRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: pb.CountTokensRequest, context: Context, request_id: str
     ) -> pb.CountTokensResponse:
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model)
         chat = convert.count_tokens_request(request, model)
-        call = convert.call_context(None, context.time_remaining())
+        call = convert.call_context(None, context.time_remaining(), request_id)
         return convert.token_count(await provider.count_tokens(chat, call), provider.name)
 
     @_unary
     async def GetCapabilities(
-        self, request: pb.GetCapabilitiesRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: pb.GetCapabilitiesRequest, context: Context, request_id: str
     ) -> pb.GetCapabilitiesResponse:
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model)
@@ -144,17 +176,25 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
 
     @_unary
     async def ListProviders(
-        self, request: pb.ListProvidersRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: pb.ListProvidersRequest, context: Context, request_id: str
     ) -> pb.ListProvidersResponse:
         self._admit(request)
-        return pb.ListProvidersResponse(providers=[
-            pb.ProviderInfo(
-                name=name,
-                kind=provider.settings.kind,
-                models=provider.models(),
-                health=pb.PROVIDER_HEALTH_SERVING if self.health.provider_ok.get(name)
-                else pb.PROVIDER_HEALTH_NOT_SERVING,
-                default_model=provider.default_model(),
-            )
-            for name, provider in self.router.providers.items()
-        ])
+        size = paging.page_size(request.page_size)
+        start = paging.decode_token(request.page_token)
+        providers = list(self.router.providers.values())
+        page = providers[start : start + size]
+        more = start + size < len(providers)
+        return pb.ListProvidersResponse(
+            providers=[
+                pb.ProviderInfo(
+                    name=provider.name,
+                    kind=provider.configured_kind(),
+                    models=provider.models(),
+                    health=pb.PROVIDER_HEALTH_SERVING if self.health.provider_ok.get(provider.name)
+                    else pb.PROVIDER_HEALTH_NOT_SERVING,
+                    default_model=provider.default_model(),
+                )
+                for provider in page
+            ],
+            next_page_token=paging.encode_token(start + size) if more else "",
+        )

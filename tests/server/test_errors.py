@@ -160,11 +160,16 @@ async def test_a_bug_is_internal_without_leaking_details(gw, caplog):
         raise RuntimeError("token sk-live-secret-123 in a traceback")
 
     gw.provider("fake").chat = broken
-    code, message, details = await fails(gw.stub.Chat, pb.ChatRequest(model="fake-chat", messages=[USER]))
+    code, message, details = await fails(
+        gw.stub.Chat, pb.ChatRequest(model="fake-chat", messages=[USER], request_id="req-77")
+    )
     assert code == grpc.StatusCode.INTERNAL
     assert details["reason"] == "ERROR_REASON_INTERNAL"
     assert "sk-live" not in message and "Traceback" not in message
-    assert "RuntimeError" in caplog.text  # the operator still gets the traceback in the log
+    # The operator still gets the traceback in the log, with the RPC and the request id.
+    [record] = [r for r in caplog.records if r.name == "portico.servicer"]
+    assert record.getMessage() == "unexpected error in Chat (request req-77): RuntimeError"
+    assert record.exc_info is not None
 
 
 class ChatOnly(Provider):

@@ -105,12 +105,13 @@ async def test_describe_shows_every_rpc_of_the_service():
         assert rpc in out
 
 
-async def test_describe_a_request_message_shows_its_fields():
+async def test_describe_a_request_message_shows_its_fields_and_their_behaviour():
     async with running_gateway(CONFIG) as gw:
         code, out, err = await grpcurl(gw.address, "describe", "portico.v1.ChatRequest")
     assert code == 0, err
-    assert "repeated .portico.v1.Message messages = 3;" in out
-    assert "optional double temperature = 4;" in out
+    # The google.api.field_behavior annotations travel in the reflected descriptors.
+    assert "repeated .portico.v1.Message messages = 3 [(.google.api.field_behavior) = REQUIRED];" in out
+    assert "optional double temperature = 4 [(.google.api.field_behavior) = OPTIONAL];" in out
 
 
 async def test_chat_with_a_json_body():

@@ -112,6 +112,20 @@ class Provider(abc.ABC):
     def default_model(self) -> str:
         return self.settings.default_model or (self.settings.models[0] if self.settings.models else "")
 
+    def configured_kind(self) -> str:
+        """The kind its configuration names (a preset such as "groq" shares a class, and so
+        the class's `kind`, with others)."""
+        return self.settings.kind
+
+    def embedding_model(self) -> str:
+        """Its default embedding model, or "" without one."""
+        return self.settings.embedding_model or ""
+
+    def capability_overrides(self, model: str) -> dict[str, Any]:
+        """The capability figures its configuration sets for `model` (unset ones left out)."""
+        override = self.settings.capabilities.get(model)
+        return {} if override is None else override.model_dump(exclude_none=True)
+
 
 def estimate_tokens(request: ChatRequest) -> int:
     """About four characters a token, plus a few tokens of framing per message."""

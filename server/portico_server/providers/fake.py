@@ -2,8 +2,10 @@
 
 Answers come from configuration: `replies` are consumed in order, then the first of
 `rules` whose `when_contains` is in the last user message, then the default — an echo of
-the last user message. A reply can carry tool calls, reasoning, a stop reason, a delay,
-or an error of any reason in the error table. Embeddings are unit vectors derived from a
+the last user message. A reply can carry tool calls, reasoning (plain text, or parts with
+signatures and redacted payloads, returned in `parts` as a signing provider returns them),
+metadata, a stop reason, a delay, or an error of any reason in the error table. The last
+request is kept, so a test can see what a second turn sent back. Embeddings are unit vectors derived from a
 SHA-256 of the text, so they are the same in every process and on every machine.
 """
 
@@ -27,8 +29,10 @@ from ..domain import (
     Capabilities,
     ChatRequest,
     CompletionResponse,
+    ContentPart,
     EmbedRequest,
     EmbedResponse,
+    ReasoningPart,
     Role,
     Source,
     StopReason,
@@ -51,6 +55,15 @@ class ScriptedToolCall(_Strict):
     id: str = ""
 
 
+class ScriptedReasoning(_Strict):
+    """A thought as a signing provider returns it."""
+
+    text: str = ""
+    signature: str = ""
+    redacted: str = ""
+    source: str = "fake"
+
+
 class ScriptedError(_Strict):
     #: An ErrorReason name with or without the ERROR_REASON_ prefix, e.g. UPSTREAM_RATE_LIMITED.
     reason: str
@@ -67,6 +80,10 @@ class ScriptedReply(_Strict):
     content: str | None = None  # None with no tool calls: echo the last user message
     tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
     reasoning: str = ""
+    #: Thoughts with signatures, before the text in `parts`; their text is the reasoning.
+    reasoning_parts: list[ScriptedReasoning] = Field(default_factory=list)
+    #: Provider extras (a response id, ...), on the answer and the first and final chunk.
+    metadata: dict[str, str] = Field(default_factory=dict)
     stop_reason: Literal["end_turn", "max_tokens", "stop_sequence", "tool_calls",
                          "content_filter", "refusal", "other"] | None = None
     #: Seconds to wait before answering (before the first chunk when streaming).
@@ -160,8 +177,16 @@ class FakeProvider(Provider):
         )
         if request.max_tokens is not None and len(content) > 4 * request.max_tokens:
             content, stop = content[: 4 * request.max_tokens], StopReason.MAX_TOKENS
+        thoughts = [ReasoningPart(text=r.text, signature=r.signature, redacted=r.redacted, source=r.source)
+                    for r in reply.reasoning_parts]
+        if reply.reasoning and not thoughts:
+            thoughts = [ReasoningPart(text=reply.reasoning, source="fake")]
+        reasoning = "".join(t.text for t in thoughts)
+        parts = [ContentPart(reasoning=t) for t in thoughts]
+        if content:
+            parts.append(ContentPart(text=content))
         prompt_tokens = estimate_tokens(request)
-        completion_tokens = (len(content) + len(reply.reasoning) + 3) // 4 + sum(
+        completion_tokens = (len(content) + len(reasoning) + 3) // 4 + sum(
             (len(c.arguments) + 3) // 4 for c in calls
         )
         return CompletionResponse(
@@ -173,11 +198,13 @@ class FakeProvider(Provider):
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 total_tokens=prompt_tokens + completion_tokens,
-                reasoning_tokens=(len(reply.reasoning) + 3) // 4,
+                reasoning_tokens=(len(reasoning) + 3) // 4,
             ),
             model=request.model,
             provider=self.name,
-            reasoning_content=reply.reasoning,
+            reasoning_content=reasoning,
+            parts=parts,
+            metadata=dict(reply.metadata),
         )
 
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
@@ -192,6 +219,15 @@ class FakeProvider(Provider):
         reply = self._pick(request, call)
         answer = self._answer(reply, request)
         finished = False
+        opening = dict(answer.metadata)
+
+        def first(chunk: StreamChunk) -> StreamChunk:
+            """The first chunk carries the metadata, as real providers' first events do."""
+            nonlocal opening
+            if opening:
+                chunk.metadata, opening = opening, {}
+            return chunk
+
         try:
             if reply.delay:
                 await asyncio.sleep(reply.delay)
@@ -199,10 +235,10 @@ class FakeProvider(Provider):
                 self._raise(reply.error)
             size = self.options.chunk_size
             for start in range(0, len(answer.reasoning_content), size):
-                yield StreamChunk(reasoning_content=answer.reasoning_content[start : start + size])
+                yield first(StreamChunk(reasoning_content=answer.reasoning_content[start : start + size]))
                 await self._pause()
             for sent, start in enumerate(range(0, len(answer.content), size), start=1):
-                yield StreamChunk(content=answer.content[start : start + size])
+                yield first(StreamChunk(content=answer.content[start : start + size]))
                 if reply.error is not None and sent == reply.error.after_chunks:
                     self._raise(reply.error)
                 await self._pause()
@@ -211,11 +247,10 @@ class FakeProvider(Provider):
                 args = tool_call.arguments
                 pieces = [args[i : i + size] for i in range(0, len(args), size)] or [""]
                 for n, piece in enumerate(pieces):
-                    first = n == 0
-                    yield StreamChunk(tool_call_deltas=[ToolCallDelta(
-                        index=index, id=tool_call.id if first else "", name=tool_call.name if first else "",
+                    yield first(StreamChunk(tool_call_deltas=[ToolCallDelta(
+                        index=index, id=tool_call.id if n == 0 else "", name=tool_call.name if n == 0 else "",
                         arguments_delta=piece,
-                    )])
+                    )]))
                     await self._pause()
             finished = True
             yield StreamChunk(
@@ -226,6 +261,8 @@ class FakeProvider(Provider):
                 usage=answer.usage,
                 model=answer.model,
                 provider=self.name,
+                parts=answer.parts,
+                metadata=dict(answer.metadata),
             )
         finally:
             if not finished:

@@ -7,6 +7,7 @@
 package porticov1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -1435,27 +1436,27 @@ var File_portico_v1_llm_service_proto protoreflect.FileDescriptor
 const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1cportico/v1/llm_service.proto\x12\n" +
-	"portico.v1\x1a\x16portico/v1/types.proto\"\xe3\x05\n" +
-	"\vChatRequest\x12\x1a\n" +
-	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x14\n" +
-	"\x05model\x18\x02 \x01(\tR\x05model\x12/\n" +
-	"\bmessages\x18\x03 \x03(\v2\x13.portico.v1.MessageR\bmessages\x12%\n" +
-	"\vtemperature\x18\x04 \x01(\x01H\x00R\vtemperature\x88\x01\x01\x12\x18\n" +
-	"\x05top_p\x18\x05 \x01(\x01H\x01R\x04topP\x88\x01\x01\x12\"\n" +
+	"portico.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x16portico/v1/types.proto\"\xbd\x06\n" +
+	"\vChatRequest\x12 \n" +
+	"\bprovider\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\bprovider\x12\x1a\n" +
+	"\x05model\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x05model\x125\n" +
+	"\bmessages\x18\x03 \x03(\v2\x13.portico.v1.MessageB\x04\xe2A\x01\x02R\bmessages\x12+\n" +
+	"\vtemperature\x18\x04 \x01(\x01B\x04\xe2A\x01\x01H\x00R\vtemperature\x88\x01\x01\x12\x1e\n" +
+	"\x05top_p\x18\x05 \x01(\x01B\x04\xe2A\x01\x01H\x01R\x04topP\x88\x01\x01\x12(\n" +
 	"\n" +
-	"max_tokens\x18\x06 \x01(\x05H\x02R\tmaxTokens\x88\x01\x01\x12%\n" +
-	"\x0estop_sequences\x18\a \x03(\tR\rstopSequences\x12\x17\n" +
-	"\x04seed\x18\b \x01(\x03H\x03R\x04seed\x88\x01\x01\x120\n" +
-	"\x05tools\x18\t \x03(\v2\x1a.portico.v1.ToolDefinitionR\x05tools\x127\n" +
+	"max_tokens\x18\x06 \x01(\x05B\x04\xe2A\x01\x01H\x02R\tmaxTokens\x88\x01\x01\x12+\n" +
+	"\x0estop_sequences\x18\a \x03(\tB\x04\xe2A\x01\x01R\rstopSequences\x12\x1d\n" +
+	"\x04seed\x18\b \x01(\x03B\x04\xe2A\x01\x01H\x03R\x04seed\x88\x01\x01\x126\n" +
+	"\x05tools\x18\t \x03(\v2\x1a.portico.v1.ToolDefinitionB\x04\xe2A\x01\x01R\x05tools\x12=\n" +
 	"\vtool_choice\x18\n" +
-	" \x01(\v2\x16.portico.v1.ToolChoiceR\n" +
-	"toolChoice\x12C\n" +
-	"\x0fresponse_format\x18\v \x01(\v2\x1a.portico.v1.ResponseFormatR\x0eresponseFormat\x120\n" +
-	"\bpriority\x18\f \x01(\x0e2\x14.portico.v1.PriorityR\bpriority\x125\n" +
-	"\x04tags\x18\r \x03(\v2!.portico.v1.ChatRequest.TagsEntryR\x04tags\x12)\n" +
-	"\x10passthrough_json\x18\x0e \x01(\tR\x0fpassthroughJson\x12\x1d\n" +
+	" \x01(\v2\x16.portico.v1.ToolChoiceB\x04\xe2A\x01\x01R\n" +
+	"toolChoice\x12I\n" +
+	"\x0fresponse_format\x18\v \x01(\v2\x1a.portico.v1.ResponseFormatB\x04\xe2A\x01\x01R\x0eresponseFormat\x126\n" +
+	"\bpriority\x18\f \x01(\x0e2\x14.portico.v1.PriorityB\x04\xe2A\x01\x01R\bpriority\x12;\n" +
+	"\x04tags\x18\r \x03(\v2!.portico.v1.ChatRequest.TagsEntryB\x04\xe2A\x01\x01R\x04tags\x12/\n" +
+	"\x10passthrough_json\x18\x0e \x01(\tB\x04\xe2A\x01\x01R\x0fpassthroughJson\x12#\n" +
 	"\n" +
-	"request_id\x18\x0f \x01(\tR\trequestId\x1a7\n" +
+	"request_id\x18\x0f \x01(\tB\x04\xe2A\x01\x01R\trequestId\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
@@ -1499,17 +1500,17 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\x05parts\x18\f \x03(\v2\x17.portico.v1.ContentPartR\x05parts\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9c\x02\n" +
-	"\fEmbedRequest\x12\x1a\n" +
-	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x14\n" +
-	"\x05model\x18\x02 \x01(\tR\x05model\x12\x16\n" +
-	"\x06inputs\x18\x03 \x03(\tR\x06inputs\x12#\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc0\x02\n" +
+	"\fEmbedRequest\x12 \n" +
+	"\bprovider\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\bprovider\x12\x1a\n" +
+	"\x05model\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x05model\x12\x1c\n" +
+	"\x06inputs\x18\x03 \x03(\tB\x04\xe2A\x01\x02R\x06inputs\x12)\n" +
 	"\n" +
-	"dimensions\x18\x04 \x01(\x05H\x00R\n" +
-	"dimensions\x88\x01\x01\x126\n" +
-	"\x04tags\x18\x05 \x03(\v2\".portico.v1.EmbedRequest.TagsEntryR\x04tags\x12\x1d\n" +
+	"dimensions\x18\x04 \x01(\x05B\x04\xe2A\x01\x01H\x00R\n" +
+	"dimensions\x88\x01\x01\x12<\n" +
+	"\x04tags\x18\x05 \x03(\v2\".portico.v1.EmbedRequest.TagsEntryB\x04\xe2A\x01\x01R\x04tags\x12#\n" +
 	"\n" +
-	"request_id\x18\x06 \x01(\tR\trequestId\x1a7\n" +
+	"request_id\x18\x06 \x01(\tB\x04\xe2A\x01\x01R\trequestId\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n" +
@@ -1523,21 +1524,21 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"embeddings\x12'\n" +
 	"\x05usage\x18\x02 \x01(\v2\x11.portico.v1.UsageR\x05usage\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12\x1a\n" +
-	"\bprovider\x18\x04 \x01(\tR\bprovider\"\xa9\x01\n" +
-	"\x12CountTokensRequest\x12\x1a\n" +
-	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x14\n" +
-	"\x05model\x18\x02 \x01(\tR\x05model\x12/\n" +
-	"\bmessages\x18\x03 \x03(\v2\x13.portico.v1.MessageR\bmessages\x120\n" +
-	"\x05tools\x18\x04 \x03(\v2\x1a.portico.v1.ToolDefinitionR\x05tools\"\x9e\x01\n" +
+	"\bprovider\x18\x04 \x01(\tR\bprovider\"\xc1\x01\n" +
+	"\x12CountTokensRequest\x12 \n" +
+	"\bprovider\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\bprovider\x12\x1a\n" +
+	"\x05model\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x05model\x125\n" +
+	"\bmessages\x18\x03 \x03(\v2\x13.portico.v1.MessageB\x04\xe2A\x01\x02R\bmessages\x126\n" +
+	"\x05tools\x18\x04 \x03(\v2\x1a.portico.v1.ToolDefinitionB\x04\xe2A\x01\x01R\x05tools\"\x9e\x01\n" +
 	"\x13CountTokensResponse\x12\x1f\n" +
 	"\vtoken_count\x18\x01 \x01(\x05R\n" +
 	"tokenCount\x124\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x1c.portico.v1.TokenCountSourceR\x06source\x12\x1a\n" +
 	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x14\n" +
-	"\x05model\x18\x04 \x01(\tR\x05model\"J\n" +
-	"\x16GetCapabilitiesRequest\x12\x1a\n" +
-	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x14\n" +
-	"\x05model\x18\x02 \x01(\tR\x05model\"\xc0\x03\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\"V\n" +
+	"\x16GetCapabilitiesRequest\x12 \n" +
+	"\bprovider\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\bprovider\x12\x1a\n" +
+	"\x05model\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x05model\"\xc0\x03\n" +
 	"\fCapabilities\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x122\n" +
@@ -1551,11 +1552,11 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\x06source\x18\n" +
 	" \x01(\x0e2\x1c.portico.v1.CapabilitySourceR\x06source\"W\n" +
 	"\x17GetCapabilitiesResponse\x12<\n" +
-	"\fcapabilities\x18\x01 \x01(\v2\x18.portico.v1.CapabilitiesR\fcapabilities\"R\n" +
-	"\x14ListProvidersRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\fcapabilities\x18\x01 \x01(\v2\x18.portico.v1.CapabilitiesR\fcapabilities\"^\n" +
+	"\x14ListProvidersRequest\x12!\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\x04\xe2A\x01\x01R\bpageSize\x12#\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"\xa7\x01\n" +
+	"page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\"\xa7\x01\n" +
 	"\fProviderInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +

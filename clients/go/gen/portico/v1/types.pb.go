@@ -7,6 +7,7 @@
 package porticov1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -626,12 +627,14 @@ func (*ContentPart_Reasoning) isContentPart_Part() {}
 // A call the model asked for.
 type ToolCall struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Output only (in responses). The provider's id for this call; echo it back in
-	// the tool message's `tool_call_id`. Portico makes one up when the provider has none.
+	// Optional. The provider's id for this call (in responses always set: Portico
+	// makes one up when the provider has none); echo it back in the tool message's
+	// `tool_call_id`. At most 40 characters of `[a-zA-Z0-9_-]`.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Required. The tool's name.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// Required. The arguments, exactly the JSON text the model produced.
+	// Optional. The arguments, exactly the JSON text the model produced; empty means
+	// `{}`.
 	Arguments     string `protobuf:"bytes,3,opt,name=arguments,proto3" json:"arguments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1145,55 +1148,55 @@ var File_portico_v1_types_proto protoreflect.FileDescriptor
 const file_portico_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"\x16portico/v1/types.proto\x12\n" +
-	"portico.v1\"p\n" +
-	"\x05Media\x12\x1b\n" +
-	"\tmime_type\x18\x01 \x01(\tR\bmimeType\x12\x14\n" +
+	"portico.v1\x1a\x1fgoogle/api/field_behavior.proto\"|\n" +
+	"\x05Media\x12!\n" +
+	"\tmime_type\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\bmimeType\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12\x12\n" +
-	"\x03uri\x18\x03 \x01(\tH\x00R\x03uri\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detailB\b\n" +
-	"\x06source\"q\n" +
-	"\tReasoning\x12\x12\n" +
-	"\x04text\x18\x01 \x01(\tR\x04text\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\tR\tsignature\x12\x1a\n" +
-	"\bredacted\x18\x03 \x01(\tR\bredacted\x12\x16\n" +
-	"\x06source\x18\x04 \x01(\tR\x06source\"\x9a\x01\n" +
+	"\x03uri\x18\x03 \x01(\tH\x00R\x03uri\x12\x1c\n" +
+	"\x06detail\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\x06detailB\b\n" +
+	"\x06source\"\x89\x01\n" +
+	"\tReasoning\x12\x18\n" +
+	"\x04text\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\x04text\x12\"\n" +
+	"\tsignature\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tsignature\x12 \n" +
+	"\bredacted\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\bredacted\x12\x1c\n" +
+	"\x06source\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\x06source\"\x9a\x01\n" +
 	"\vContentPart\x12\x14\n" +
 	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12)\n" +
 	"\x05media\x18\x04 \x01(\v2\x11.portico.v1.MediaH\x00R\x05media\x125\n" +
 	"\treasoning\x18\x05 \x01(\v2\x15.portico.v1.ReasoningH\x00R\treasoningB\x06\n" +
-	"\x04partJ\x04\b\x02\x10\x03R\x05image\"L\n" +
-	"\bToolCall\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
-	"\targuments\x18\x03 \x01(\tR\targuments\"r\n" +
+	"\x04partJ\x04\b\x02\x10\x03R\x05image\"^\n" +
+	"\bToolCall\x12\x14\n" +
+	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\x02id\x12\x18\n" +
+	"\x04name\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12\"\n" +
+	"\targuments\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\targuments\"r\n" +
 	"\rToolCallDelta\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12'\n" +
-	"\x0farguments_delta\x18\x04 \x01(\tR\x0eargumentsDelta\"\xe3\x01\n" +
-	"\aMessage\x12$\n" +
-	"\x04role\x18\x01 \x01(\x0e2\x10.portico.v1.RoleR\x04role\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\tR\acontent\x12-\n" +
-	"\x05parts\x18\x03 \x03(\v2\x17.portico.v1.ContentPartR\x05parts\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\x123\n" +
+	"\x0farguments_delta\x18\x04 \x01(\tR\x0eargumentsDelta\"\x87\x02\n" +
+	"\aMessage\x12*\n" +
+	"\x04role\x18\x01 \x01(\x0e2\x10.portico.v1.RoleB\x04\xe2A\x01\x02R\x04role\x12\x1e\n" +
+	"\acontent\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\acontent\x123\n" +
+	"\x05parts\x18\x03 \x03(\v2\x17.portico.v1.ContentPartB\x04\xe2A\x01\x01R\x05parts\x12\x18\n" +
+	"\x04name\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\x04name\x129\n" +
 	"\n" +
-	"tool_calls\x18\x05 \x03(\v2\x14.portico.v1.ToolCallR\ttoolCalls\x12 \n" +
-	"\ftool_call_id\x18\x06 \x01(\tR\n" +
-	"toolCallId\"|\n" +
-	"\x0eToolDefinition\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\x124\n" +
-	"\x16parameters_json_schema\x18\x03 \x01(\tR\x14parametersJsonSchema\"Y\n" +
+	"tool_calls\x18\x05 \x03(\v2\x14.portico.v1.ToolCallB\x04\xe2A\x01\x01R\ttoolCalls\x12&\n" +
+	"\ftool_call_id\x18\x06 \x01(\tB\x04\xe2A\x01\x01R\n" +
+	"toolCallId\"\x8e\x01\n" +
+	"\x0eToolDefinition\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12&\n" +
+	"\vdescription\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\vdescription\x12:\n" +
+	"\x16parameters_json_schema\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\x14parametersJsonSchema\"e\n" +
 	"\n" +
-	"ToolChoice\x12.\n" +
-	"\x04mode\x18\x01 \x01(\x0e2\x1a.portico.v1.ToolChoiceModeR\x04mode\x12\x1b\n" +
-	"\ttool_name\x18\x02 \x01(\tR\btoolName\"\x91\x01\n" +
-	"\x0eResponseFormat\x122\n" +
-	"\x04type\x18\x01 \x01(\x0e2\x1e.portico.v1.ResponseFormatTypeR\x04type\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
-	"\vjson_schema\x18\x03 \x01(\tR\n" +
-	"jsonSchema\x12\x16\n" +
-	"\x06strict\x18\x04 \x01(\bR\x06strict\"\xbd\x02\n" +
+	"ToolChoice\x124\n" +
+	"\x04mode\x18\x01 \x01(\x0e2\x1a.portico.v1.ToolChoiceModeB\x04\xe2A\x01\x01R\x04mode\x12!\n" +
+	"\ttool_name\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\btoolName\"\xa9\x01\n" +
+	"\x0eResponseFormat\x128\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1e.portico.v1.ResponseFormatTypeB\x04\xe2A\x01\x02R\x04type\x12\x18\n" +
+	"\x04name\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x04name\x12%\n" +
+	"\vjson_schema\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\n" +
+	"jsonSchema\x12\x1c\n" +
+	"\x06strict\x18\x04 \x01(\bB\x04\xe2A\x01\x01R\x06strict\"\xbd\x02\n" +
 	"\x05Usage\x12,\n" +
 	"\x12prompt_token_count\x18\x01 \x01(\x05R\x10promptTokenCount\x124\n" +
 	"\x16completion_token_count\x18\x02 \x01(\x05R\x14completionTokenCount\x12*\n" +
