@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...domain import ContentPart, CompletionResponse, ReasoningPart, StopReason, StreamChunk, ToolCall, Usage
+from ...domain import CompletionResponse, ContentPart, ReasoningPart, StopReason, StreamChunk, ToolCall, Usage
 from ...errors import UpstreamProtocol
 from ..streaming import ToolCallAssembler
 
