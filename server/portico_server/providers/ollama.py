@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, ClassVar
@@ -50,6 +49,7 @@ from ..errors import (
 )
 from . import registry
 from .base import merge_passthrough
+from .call_ids import portable_call_id, synthesized_call_id
 from .http import HttpProvider
 from .streaming import ToolCallAssembler
 
@@ -444,10 +444,10 @@ class _Turn:
             arguments = args  # some models' templates produce the text already
         else:
             arguments = json.dumps(args if isinstance(args, dict) else {}, ensure_ascii=False, separators=(",", ":"))
-        call_id = call.get("id")
-        if not isinstance(call_id, str) or not call_id:
-            digest = hashlib.sha256(f"{self.created_at}\0{index}\0{name}\0{arguments}".encode()).hexdigest()[:24]
-            call_id = f"call_{digest}"
+        upstream_id = call.get("id")
+        call_id = portable_call_id(upstream_id) if isinstance(upstream_id, str) else ""
+        if not call_id:
+            call_id = synthesized_call_id(self.created_at, index, name, arguments)
         delta = self.calls.add(index, id=call_id, name=name, arguments=arguments)
         return StreamChunk(tool_call_deltas=[delta])
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ...domain import CompletionResponse, ContentPart, ReasoningPart, StopReason, StreamChunk, ToolCall, Usage
 from ...errors import UpstreamProtocol
+from ..call_ids import portable_call_id
 from ..streaming import ToolCallAssembler
 
 _STOP_REASONS = {
@@ -65,7 +66,7 @@ def completion(raw: bytes, *, answer_tool: str, request_id: str, provider: str) 
             parts.append(ContentPart(text=text[-1]))
             answered = True
         elif kind == "tool_use":
-            calls.append(ToolCall(id=str(block.get("id") or f"call_{len(calls)}"),
+            calls.append(ToolCall(id=portable_call_id(str(block.get("id") or "")) or f"call_{len(calls)}",
                                   name=str(block.get("name") or ""),
                                   arguments=_arguments(block.get("input"))))
     raw_stop = str(data.get("stop_reason") or "")
@@ -235,7 +236,8 @@ class StreamTranslator:
             position = self._tool_count
             self._tool_count += 1
             self._blocks[index] = _Block("tool", position)
-            delta = self.tools.add(position, id=str(block.get("id") or ""), name=str(block.get("name") or ""))
+            delta = self.tools.add(position, id=portable_call_id(str(block.get("id") or "")),
+                                   name=str(block.get("name") or ""))
             return StreamChunk(tool_call_deltas=[delta])
         self._blocks[index] = _Block("other")
         return None

@@ -24,6 +24,7 @@ from ...domain import (
     Usage,
 )
 from ...errors import UpstreamProtocol
+from ..call_ids import portable_call_id
 from ..streaming import ToolCallAssembler
 from .errors import Scrub, error_from_payload
 
@@ -188,7 +189,8 @@ def parse_completion(data: Any, *, provider: str, model: str, scrub: Scrub | Non
     calls: list[ToolCall] = []
     for i, call in enumerate(message.get("tool_calls") or []):
         fn = call.get("function") or {}
-        calls.append(ToolCall(id=call.get("id") or f"call_{i}", name=str(fn.get("name") or ""),
+        calls.append(ToolCall(id=portable_call_id(str(call.get("id") or "")) or f"call_{i}",
+                              name=str(fn.get("name") or ""),
                               arguments=_arguments(fn.get("arguments")) or "{}"))
     legacy = message.get("function_call")
     if isinstance(legacy, dict) and not calls:
@@ -281,7 +283,7 @@ class ChunkReader:
             if name:
                 self._named.add(pos)
             # id and name go out on the call's first fragment only, even when the server repeats them.
-            delta = self.tools.add(pos, id=call_id if first else "", name=name if first else "",
+            delta = self.tools.add(pos, id=portable_call_id(call_id) if first else "", name=name if first else "",
                                    arguments=arguments)
             if delta.id or delta.name or delta.arguments_delta:
                 deltas.append(delta)
