@@ -1,5 +1,10 @@
 """Domain requests as OpenAI JSON: Chat Completions bodies, and the shape of OpenAI's
-token counter (POST /responses/input_tokens)."""
+token counter (POST /responses/input_tokens).
+
+Images go as `image_url` parts and other media (PDFs) as `file` parts; an assistant
+message's reasoning goes back only in the field the preset says its server takes
+(`Preset.reasoning_back`), since plain Chat Completions has none.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ def _uri_type(uri: str) -> str:
 
 
 def _data_url(media: MediaPart, default_type: str) -> str:
-    """The media's bytes as a data URL (a data: URI goes as it is)."""
+    """The media's bytes as a data URL; a URI (data: or not) goes as it is."""
     if media.uri.startswith("data:") or not media.data:
         return media.uri
     return f"data:{media.mime_type or default_type};base64,{base64.b64encode(media.data).decode()}"
@@ -41,7 +46,7 @@ def _data_url(media: MediaPart, default_type: str) -> str:
 
 def _image_url(image: MediaPart) -> str:
     """The image's URL, or its bytes as a data URL."""
-    return image.uri if image.uri and not image.data else _data_url(image, "image/png")
+    return _data_url(image, "image/png")
 
 
 def _document(media: MediaPart, where: str) -> tuple[str, str]:
