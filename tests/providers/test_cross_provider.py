@@ -119,3 +119,36 @@ async def test_ids_from_elsewhere_are_mapped_consistently_and_the_conversation_r
     assert bodies["gemini"]["contents"][2] == {"role": "user", "parts": [
         {"functionResponse": {"name": "add", "response": {"output": "5"}}}]}
     assert json.dumps(bodies["gemini"]).count("thoughtSignature") == 0
+
+
+@pytest.mark.parametrize(("model", "stand_in"), [("gemini-3-pro-preview", True), ("gemini-2.5-flash", False)])
+async def test_an_anthropic_tool_turn_continues_on_gemini(up, providers, model, stand_in):
+    up.add("POST", ANTHROPIC, Reply(200, JSON, fixture("anthropic/messages_tool_use.json")))
+    question = Message(Role.USER, "What's the weather in Florence, Italy?")
+    first = await providers["anthropic"].chat(ChatRequest(model="claude-sonnet-4-5", messages=[question],
+                                                          tools=[ToolDefinition(name="weather")]))
+    path = f"/v1beta/models/{model}:generateContent"
+    up.add("POST", path, Reply(200, JSON, fixture("gemini/generate_content_text.json")))
+    await providers["gemini"].chat(ChatRequest(model=model, tools=[ToolDefinition(name="weather")], messages=[
+        question,
+        Message(Role.ASSISTANT, parts=first.parts, tool_calls=first.tool_calls),
+        Message(Role.TOOL, "40 C and sunny", tool_call_id=first.tool_calls[0].id),
+    ]))
+    model_turn = up.last(path).json()["contents"][1]
+    call = {"functionCall": {"name": "weather", "args": json.loads(first.tool_calls[0].arguments)}}
+    # Gemini 3 refuses a call without a signature; Google's stand-in marks one from elsewhere.
+    if stand_in:
+        call["thoughtSignature"] = "skip_thought_signature_validator"
+    assert model_turn == {"role": "model", "parts": [{"text": first.content}, call]}
+
+
+async def test_a_real_signature_is_never_replaced_by_the_stand_in(up, providers):
+    first = await gemini_first_turn(up, providers["gemini"])
+    path = "/v1beta/models/gemini-3-pro-preview:generateContent"
+    up.add("POST", path, Reply(200, JSON, fixture("gemini/generate_content_text.json")))
+    await providers["gemini"].chat(ChatRequest(model="gemini-3-pro-preview", messages=conversation(first),
+                                               tools=TOOLS))
+    parts = up.last(path).json()["contents"][1]["parts"]
+    signatures = [p.get("thoughtSignature") for p in parts]
+    recorded = json.loads(fixture("gemini/generate_content_parallel_function_calls.json"))
+    assert signatures == [recorded["candidates"][0]["content"]["parts"][0]["thoughtSignature"], None]

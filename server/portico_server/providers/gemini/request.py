@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import mimetypes
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,7 +43,7 @@ def build_generate_request(request: ChatRequest, options: GeminiOptions) -> dict
                 contents.append({"role": "user", "parts": [part]})
             continue
         if message.role is Role.ASSISTANT:
-            parts = _model_parts(message, i)
+            parts = _model_parts(message, i, sentinel=_signs_calls(request.model))
             for call in message.tool_calls:
                 names_by_id[call.id] = call.name
             if parts:
@@ -99,12 +100,24 @@ def _media_part(image: MediaPart, field: str) -> dict[str, Any]:
     return {"fileData": {"mimeType": mime, "fileUri": image.uri}}
 
 
-def _model_parts(message: Message, index: int) -> list[dict[str, Any]]:
+#: Google's documented stand-in for a function call's signature when the call did not come
+#: from Gemini 3 (another provider, an older model): Gemini 3 refuses a call without one.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+
+
+def _signs_calls(model: str) -> bool:
+    """Whether the model refuses a function-call turn without a signature (Gemini 3 on)."""
+    return re.match(r"^(models/)?gemini-([3-9]|\d\d)", model) is not None
+
+
+def _model_parts(message: Message, index: int, *, sentinel: bool = False) -> list[dict[str, Any]]:
     """The model turn's parts: text and thoughts in order, then the function calls.
 
     A signature-only reasoning part belongs to the text part right after it; the others
     were on function calls, which come after the text, so they go on the calls in order
     (Gemini signs the first of parallel calls). Any left over keep an empty text part.
+    With `sentinel`, calls that carry no signature at all (the turn came from elsewhere)
+    get Google's stand-in on the first one.
     """
     parts: list[dict[str, Any]] = []
     unattached: list[str] = []
@@ -151,6 +164,9 @@ def _model_parts(message: Message, index: int) -> list[dict[str, Any]]:
             function_call["thoughtSignature"] = unattached.pop(0)
         parts.append(function_call)
     parts.extend({"text": "", "thoughtSignature": signature} for signature in unattached)
+    calls = [part for part in parts if "functionCall" in part]
+    if sentinel and calls and not any("thoughtSignature" in call for call in calls):
+        calls[0]["thoughtSignature"] = SKIP_SIGNATURE
     return parts
 
 
