@@ -1,5 +1,6 @@
 """A conversation moves between providers: started on Gemini (a thought signature on the
-tool call), continued on OpenAI and on Anthropic, then back on Gemini.
+tool call), continued on OpenAI and on Anthropic, then back on Gemini; and one started on
+Anthropic continues on Gemini 3, which wants a signature on every call.
 
 Every provider gets tool-call ids it accepts (`^[a-zA-Z0-9_-]{1,40}$` covers OpenAI's 40
 characters and Anthropic's pattern), the same id on a call and on its answer, and only
