@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import struct
 import sys
 from collections.abc import AsyncIterator
@@ -46,6 +47,7 @@ from portico_server.domain import (
     ToolDefinition,
 )
 from portico_server.providers import registry
+from portico_server.providers.call_ids import portable_call_id
 from portico_server.providers.openai_compat import OpenAICompatProvider, batches, parse_duration
 from upstream import Reply, Upstream, fixture, headers_fixture
 
@@ -112,17 +114,19 @@ async def test_stream_vector_is_reassembled_exactly(name: str, cut: int | None) 
 
     assert "".join(c.content for c in deltas) == want["text"]
     assert "".join(c.reasoning_content for c in deltas) == (want["reasoning"] or "")
-    # Tool calls: complete JSON, in order, with the recorded ids.
+    # Tool calls: complete JSON, in order, with the recorded ids (made portable where
+    # another provider would refuse them, as Groq's "functions.add:0").
     assert [(c.id, c.name, c.arguments) for c in final.tool_calls] == [
-        (c["id"], c["name"], c["arguments"]) for c in want["tool_calls"]
+        (portable_call_id(c["id"]), c["name"], c["arguments"]) for c in want["tool_calls"]
     ]
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", c.id) for c in final.tool_calls)
     for call in final.tool_calls:
         json.loads(call.arguments)
     # The deltas alone rebuild the same calls; id and name come once, on the first fragment.
     fragments = [d for c in deltas for d in c.tool_call_deltas]
     for i, call in enumerate(want["tool_calls"]):
         mine = [d for d in fragments if d.index == i]
-        assert mine and mine[0].id == call["id"] and mine[0].name == call["name"]
+        assert mine and mine[0].id == portable_call_id(call["id"]) and mine[0].name == call["name"]
         assert all(not d.id and not d.name for d in mine[1:])
         assert "".join(d.arguments_delta for d in mine) == call["arguments"]
     assert final.raw_stop_reason == want["finish_reasons"][-1]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, ClassVar
@@ -25,10 +24,12 @@ from ..domain import (
     Capabilities,
     ChatRequest,
     CompletionResponse,
+    ContentPart,
     EmbedRequest,
     EmbedResponse,
     MediaPart,
     Message,
+    ReasoningPart,
     ResponseFormatType,
     Role,
     Source,
@@ -48,6 +49,7 @@ from ..errors import (
 )
 from . import registry
 from .base import merge_passthrough
+from .call_ids import portable_call_id, synthesized_call_id
 from .http import HttpProvider
 from .streaming import ToolCallAssembler
 
@@ -101,6 +103,7 @@ class OllamaProvider(HttpProvider):
             model=turn.model,
             provider=self.name,
             reasoning_content="".join(turn.reasoning),
+            parts=turn.parts(),
             metadata=turn.metadata,
         )
 
@@ -132,6 +135,8 @@ class OllamaProvider(HttpProvider):
             usage=turn.usage,
             model=turn.model,
             provider=self.name,
+            parts=turn.parts(),
+            metadata=turn.metadata,  # Ollama's extras (timings) come with its last line
         )
 
     # -- embeddings, models, capabilities, health ---------------------------------------
@@ -286,6 +291,10 @@ def _message(message: Message, index: int, names_by_id: Mapping[str, str]) -> di
               for j, part in enumerate(message.parts) if part.media is not None]
     if images:
         out["images"] = images
+    thinking = "".join(p.reasoning.text for p in message.parts
+                       if p.reasoning is not None and p.reasoning.source == REASONING_SOURCE)
+    if thinking and message.role is Role.ASSISTANT:
+        out["thinking"] = thinking
     if message.tool_calls:
         calls = []
         for j, call in enumerate(message.tool_calls):
@@ -306,7 +315,10 @@ def _message(message: Message, index: int, names_by_id: Mapping[str, str]) -> di
 
 
 def _image(image: MediaPart, field: str) -> str:
-    """Ollama takes images as bare base64; it cannot fetch a URL."""
+    """Ollama takes images as bare base64; it cannot fetch a URL, nor read documents."""
+    mime = image.mime_type or (image.uri[len("data:"):].partition(";")[0] if image.uri.startswith("data:") else "")
+    if mime and not mime.startswith("image/"):
+        raise InvalidRequest([(f"{field}.mime_type", f"Ollama reads images only, not {mime!r}")])
     if image.data:
         return base64.b64encode(image.data).decode("ascii")
     url: str = image.uri
@@ -357,6 +369,10 @@ _DONE_REASONS = {
 }
 
 
+#: The `source` of the reasoning parts this dialect returns and takes back (`thinking`).
+REASONING_SOURCE = "ollama"
+
+
 class _Turn:
     """Accumulates one assistant turn from `/api/chat` objects (one, or one per line)."""
 
@@ -376,6 +392,15 @@ class _Turn:
         if self.calls and self.done_reason in ("stop", ""):
             return StopReason.TOOL_CALLS  # Ollama says "stop" for a tool-call turn too
         return _DONE_REASONS.get(self.done_reason, StopReason.OTHER)
+
+    def parts(self) -> list[ContentPart]:
+        """The turn's parts: its thinking, then its text."""
+        parts: list[ContentPart] = []
+        if self.reasoning:
+            parts.append(ContentPart(reasoning=ReasoningPart(text="".join(self.reasoning), source=REASONING_SOURCE)))
+        if self.content:
+            parts.append(ContentPart(text="".join(self.content)))
+        return parts
 
     def feed(self, data: Mapping[str, Any]) -> list[StreamChunk]:
         """Take in one object; return the deltas it adds."""
@@ -419,10 +444,10 @@ class _Turn:
             arguments = args  # some models' templates produce the text already
         else:
             arguments = json.dumps(args if isinstance(args, dict) else {}, ensure_ascii=False, separators=(",", ":"))
-        call_id = call.get("id")
-        if not isinstance(call_id, str) or not call_id:
-            digest = hashlib.sha256(f"{self.created_at}\0{index}\0{name}\0{arguments}".encode()).hexdigest()[:24]
-            call_id = f"call_{digest}"
+        upstream_id = call.get("id")
+        call_id = portable_call_id(upstream_id) if isinstance(upstream_id, str) else ""
+        if not call_id:
+            call_id = synthesized_call_id(self.created_at, index, name, arguments)
         delta = self.calls.add(index, id=call_id, name=name, arguments=arguments)
         return StreamChunk(tool_call_deltas=[delta])
 

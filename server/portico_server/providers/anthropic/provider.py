@@ -118,11 +118,11 @@ class AnthropicProvider(HttpProvider):
         plan = self.plan(request)
         plan.body["stream"] = True
         translator = StreamTranslator(self.name, plan.answer_tool)
-        first = True
         async with (
             self.send("POST", _MESSAGES, body=plan.body, timeout=call.remaining()) as response,
             contextlib.aclosing(self._events(response)) as events,
         ):
+            translator.request_id = response.headers.get("request-id", "")
             async for kind, data in events:
                 chunk = translator.feed(kind, data)
                 if translator.finished:
@@ -130,8 +130,6 @@ class AnthropicProvider(HttpProvider):
                     await _drain(events)
                     return
                 if chunk is not None:
-                    if first:
-                        chunk.model, chunk.provider, first = translator.model, self.name, False
                     yield chunk
         raise UpstreamProtocol(f"provider {self.name!r} ended the stream before message_stop",
                                provider=self.name)

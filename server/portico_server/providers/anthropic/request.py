@@ -14,15 +14,23 @@ streams as ordinary content deltas.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import mimetypes
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ...domain import ChatRequest, MediaPart, Message, ResponseFormatType, Role, ToolChoiceMode
+from ...domain import ChatRequest, MediaPart, Message, ReasoningPart, ResponseFormatType, Role, ToolChoiceMode
 from ...errors import InvalidRequest
 from ..base import merge_passthrough
+from ..call_ids import portable_call_id
+
+#: The `source` of the reasoning parts this dialect returns and takes back.
+REASONING_SOURCE = "anthropic"
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+_PDF = "application/pdf"
 
 _ANSWER_TOOL_DESCRIPTION = (
     "Give your final answer by calling this tool. Its input is the answer, and nothing "
@@ -111,35 +119,66 @@ def convert_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], lis
 
 
 def _content_blocks(message: Message, where: str) -> list[dict[str, Any]]:
-    """Text and image blocks of a message (empty text is left out: the API refuses it)."""
+    """Text, image, document and (on assistant turns) thinking blocks of a message, in
+    order. Empty text is left out (the API refuses it); reasoning of other dialects too."""
     if not message.parts:
         return [{"type": "text", "text": message.content}] if message.content else []
     blocks: list[dict[str, Any]] = []
     for j, part in enumerate(message.parts):
         if part.media is not None:
-            blocks.append({"type": "image", "source": _image_source(part.media, f"{where}.parts[{j}].media")})
+            blocks.append(_media_block(part.media, f"{where}.parts[{j}].media"))
+        elif part.reasoning is not None:
+            if message.role is Role.ASSISTANT and part.reasoning.source == REASONING_SOURCE:
+                blocks.append(_thinking_block(part.reasoning))
         elif part.text:
             blocks.append({"type": "text", "text": part.text})
     return blocks
 
 
-def _image_source(image: MediaPart, where: str) -> dict[str, Any]:
-    if image.data:
-        media_type = image.mime_type or _sniff_image(image.data)
-        if not media_type:
-            raise InvalidRequest([(f"{where}.mime_type", "is required: the image type could not be recognised")])
-        return {"type": "base64", "media_type": media_type, "data": base64.b64encode(image.data).decode()}
-    if image.uri.startswith("data:"):
-        header, comma, payload = image.uri.partition(",")
+def _thinking_block(reasoning: ReasoningPart) -> dict[str, Any]:
+    """The block Anthropic returned, rebuilt exactly: its signature (or the redacted
+    payload) covers it, and a tool-use turn with thinking is refused without it."""
+    if reasoning.redacted:
+        return {"type": "redacted_thinking", "data": reasoning.redacted}
+    return {"type": "thinking", "thinking": reasoning.text, "signature": reasoning.signature}
+
+
+def _media_block(media: MediaPart, where: str) -> dict[str, Any]:
+    """An `image` block, or a `document` block for a PDF or plain text."""
+    mime, data, url = _media_source(media, where)
+    if mime in _IMAGE_TYPES or (not mime and url):
+        source = {"type": "url", "url": url} if url else {"type": "base64", "media_type": mime, "data": data}
+        return {"type": "image", "source": source}
+    if mime == _PDF:
+        source = {"type": "url", "url": url} if url else {"type": "base64", "media_type": mime, "data": data}
+        return {"type": "document", "source": source}
+    if mime == "text/plain" and not url:
+        try:
+            text = base64.b64decode(data, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise InvalidRequest([(f"{where}.data", "a text/plain document must be UTF-8 text")]) from None
+        return {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": text}}
+    if not mime:
+        raise InvalidRequest([(f"{where}.mime_type", "is required: the media type could not be recognised")])
+    raise InvalidRequest([(f"{where}.mime_type", f"{mime!r} is not a type Anthropic reads (JPEG, PNG, GIF, "
+                                                "WebP images; PDF and text/plain documents)")])
+
+
+def _media_source(media: MediaPart, where: str) -> tuple[str, str, str]:
+    """(MIME type, base64 data, URL): inline bytes and data: URLs give data, others a URL."""
+    if media.data:
+        return media.mime_type or _sniff(media.data), base64.b64encode(media.data).decode(), ""
+    if media.uri.startswith("data:"):
+        header, comma, payload = media.uri.partition(",")
         media_type, _, encoding = header[len("data:"):].partition(";")
         if not comma or encoding != "base64" or not media_type:
             raise InvalidRequest([(f"{where}.uri", "a data: URL must look like data:image/png;base64,...")])
-        return {"type": "base64", "media_type": media_type, "data": payload}
-    return {"type": "url", "url": image.uri}
+        return media.mime_type or media_type, payload, ""
+    return media.mime_type or mimetypes.guess_type(media.uri)[0] or "", "", media.uri
 
 
-def _sniff_image(data: bytes) -> str:
-    """The MIME type of the image formats Anthropic accepts, from their magic bytes."""
+def _sniff(data: bytes) -> str:
+    """The MIME type of the formats Anthropic reads, from their magic bytes."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
     if data.startswith(b"\xff\xd8\xff"):
@@ -148,6 +187,8 @@ def _sniff_image(data: bytes) -> str:
         return "image/gif"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
+    if data.startswith(b"%PDF-"):
+        return _PDF
     return ""
 
 
@@ -162,12 +203,12 @@ def _tool_use_blocks(message: Message, where: str) -> list[dict[str, Any]]:
             raise InvalidRequest([(f"{where}.tool_calls[{j}].arguments", "must be a JSON object for Anthropic")])
         if not call.id:
             raise InvalidRequest([(f"{where}.tool_calls[{j}].id", "is required by Anthropic")])
-        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments})
+        blocks.append({"type": "tool_use", "id": portable_call_id(call.id), "name": call.name, "input": arguments})
     return blocks
 
 
 def _tool_result_block(message: Message, where: str) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": portable_call_id(message.tool_call_id)}
     if any(p.media is not None for p in message.parts):
         block["content"] = _content_blocks(message, where)
     elif message.text():

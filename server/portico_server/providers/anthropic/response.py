@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...domain import CompletionResponse, StopReason, StreamChunk, ToolCall, Usage
+from ...domain import CompletionResponse, ContentPart, ReasoningPart, StopReason, StreamChunk, ToolCall, Usage
 from ...errors import UpstreamProtocol
+from ..call_ids import portable_call_id
 from ..streaming import ToolCallAssembler
 
 _STOP_REASONS = {
@@ -30,6 +31,10 @@ _STOP_REASONS = {
 }
 
 
+#: The `source` of the reasoning parts of this dialect (see `request.REASONING_SOURCE`).
+_SOURCE = "anthropic"
+
+
 def completion(raw: bytes, *, answer_tool: str, request_id: str, provider: str) -> CompletionResponse:
     """The domain response for the body of a non-streamed answer."""
     try:
@@ -41,19 +46,27 @@ def completion(raw: bytes, *, answer_tool: str, request_id: str, provider: str) 
                                provider=provider)
     text: list[str] = []
     reasoning: list[str] = []
+    parts: list[ContentPart] = []
     calls: list[ToolCall] = []
     answered = False
     for block in data.get("content") or []:
+        if not isinstance(block, dict):
+            continue
         kind = block.get("type")
         if kind == "text":
             text.append(str(block.get("text") or ""))
+            parts.append(ContentPart(text=text[-1]))
         elif kind == "thinking":
             reasoning.append(str(block.get("thinking") or ""))
+            parts.append(_thinking(reasoning[-1], block.get("signature")))
+        elif kind == "redacted_thinking":
+            parts.append(_redacted(block.get("data")))
         elif kind == "tool_use" and answer_tool and block.get("name") == answer_tool:
             text.append(_arguments(block.get("input")))
+            parts.append(ContentPart(text=text[-1]))
             answered = True
         elif kind == "tool_use":
-            calls.append(ToolCall(id=str(block.get("id") or f"call_{len(calls)}"),
+            calls.append(ToolCall(id=portable_call_id(str(block.get("id") or "")) or f"call_{len(calls)}",
                                   name=str(block.get("name") or ""),
                                   arguments=_arguments(block.get("input"))))
     raw_stop = str(data.get("stop_reason") or "")
@@ -71,8 +84,17 @@ def completion(raw: bytes, *, answer_tool: str, request_id: str, provider: str) 
         model=str(data.get("model") or ""),
         provider=provider,
         reasoning_content="".join(reasoning),
+        parts=parts,
         metadata=metadata,
     )
+
+
+def _thinking(text: str, signature: Any) -> ContentPart:
+    return ContentPart(reasoning=ReasoningPart(text=text, signature=str(signature or ""), source=_SOURCE))
+
+
+def _redacted(data: Any) -> ContentPart:
+    return ContentPart(reasoning=ReasoningPart(redacted=str(data or ""), source=_SOURCE))
 
 
 def int_field(fields: Mapping[str, Any], name: str) -> int:
@@ -113,8 +135,21 @@ def _arguments(value: Any) -> str:
 
 @dataclass(slots=True)
 class _Block:
-    kind: str  # text, thinking, tool, answer or other
+    kind: str  # text, thinking, redacted, tool, answer or other
     tool_index: int = -1
+    text: list[str] = field(default_factory=list)  # text, thinking or the answer's JSON
+    signature: str = ""
+    data: str = ""  # a redacted block's payload
+
+    def part(self) -> ContentPart | None:
+        """The block as a part of the answer (None for tool calls and unknown blocks)."""
+        if self.kind in ("text", "answer"):
+            return ContentPart(text="".join(self.text))
+        if self.kind == "thinking":
+            return _thinking("".join(self.text), self.signature)
+        if self.kind == "redacted":
+            return _redacted(self.data)
+        return None
 
 
 @dataclass(slots=True)
@@ -123,7 +158,10 @@ class StreamTranslator:
 
     provider: str
     answer_tool: str = ""
+    #: The `request-id` response header, for the metadata.
+    request_id: str = ""
     model: str = ""
+    response_id: str = ""
     raw_stop: str = ""
     finished: bool = False
     answered: bool = False
@@ -132,11 +170,28 @@ class StreamTranslator:
     _blocks: dict[int, _Block] = field(default_factory=dict)
     _complete: set[int] = field(default_factory=set)
     _tool_count: int = 0
+    _announced: bool = False
 
     def feed(self, kind: str, data: dict[str, Any]) -> StreamChunk | None:
+        chunk = self._translate(kind, data)
+        if chunk is not None and not self._announced:
+            # The first chunk says who answers, like `final` does.
+            self._announced = True
+            chunk.model, chunk.provider, chunk.metadata = self.model, self.provider, self.metadata()
+        return chunk
+
+    def metadata(self) -> dict[str, str]:
+        """As a whole answer's metadata: the message id and the request id."""
+        metadata = {"response_id": self.response_id}
+        if self.request_id:
+            metadata["request_id"] = self.request_id
+        return metadata
+
+    def _translate(self, kind: str, data: dict[str, Any]) -> StreamChunk | None:
         if kind == "message_start":
             message = data.get("message") or {}
             self.model = str(message.get("model") or "")
+            self.response_id = str(message.get("id") or "")
             self._take_usage(message.get("usage"))
         elif kind == "content_block_start":
             return self._start(int(data.get("index", 0)), data.get("content_block") or {})
@@ -163,11 +218,15 @@ class StreamTranslator:
     def _start(self, index: int, block: dict[str, Any]) -> StreamChunk | None:
         kind = block.get("type")
         if kind == "text":
-            self._blocks[index] = _Block("text")
+            self._blocks[index] = _Block("text", text=[str(block.get("text") or "")])
             return StreamChunk(content=block["text"]) if block.get("text") else None
         if kind == "thinking":
-            self._blocks[index] = _Block("thinking")
+            self._blocks[index] = _Block("thinking", text=[str(block.get("thinking") or "")],
+                                         signature=str(block.get("signature") or ""))
             return StreamChunk(reasoning_content=block["thinking"]) if block.get("thinking") else None
+        if kind == "redacted_thinking":
+            self._blocks[index] = _Block("redacted", data=str(block.get("data") or ""))
+            return None
         if kind == "tool_use" and self.answer_tool and block.get("name") == self.answer_tool:
             self._blocks[index] = _Block("answer")
             self.answered = True
@@ -177,7 +236,8 @@ class StreamTranslator:
             position = self._tool_count
             self._tool_count += 1
             self._blocks[index] = _Block("tool", position)
-            delta = self.tools.add(position, id=str(block.get("id") or ""), name=str(block.get("name") or ""))
+            delta = self.tools.add(position, id=portable_call_id(str(block.get("id") or "")),
+                                   name=str(block.get("name") or ""))
             return StreamChunk(tool_call_deltas=[delta])
         self._blocks[index] = _Block("other")
         return None
@@ -186,22 +246,30 @@ class StreamTranslator:
         kind = delta.get("type")
         block = self._blocks.get(index, _Block("other"))
         if kind == "text_delta" and delta.get("text"):
-            return StreamChunk(content=str(delta["text"]))
+            block.text.append(str(delta["text"]))
+            return StreamChunk(content=block.text[-1])
         if kind == "thinking_delta" and delta.get("thinking"):
-            return StreamChunk(reasoning_content=str(delta["thinking"]))
+            block.text.append(str(delta["thinking"]))
+            return StreamChunk(reasoning_content=block.text[-1])
+        if kind == "signature_delta":
+            # Opaque; it reaches the caller whole, on the final chunk's parts.
+            block.signature += str(delta.get("signature") or "")
+            return None
         if kind == "input_json_delta" and delta.get("partial_json"):
             piece = str(delta["partial_json"])
             if block.kind == "answer":
+                block.text.append(piece)
                 return StreamChunk(content=piece)
             if block.kind == "tool":
                 return StreamChunk(tool_call_deltas=[self.tools.add(block.tool_index, arguments=piece)])
-        # signature_delta (opaque, for sending thinking back) and citations: nothing to forward.
+        # Citations and delta types added after this was written: nothing to forward.
         return None
 
     def final(self) -> StreamChunk:
         # A tool call whose block never closed was cut off (max_tokens): its arguments
         # are not valid JSON, so it is left out of the assembled calls.
         calls = [c for i, c in enumerate(self.tools.calls()) if i in self._complete]
+        parts = [part for _, block in sorted(self._blocks.items()) if (part := block.part()) is not None]
         return StreamChunk(
             tool_calls=calls,
             stop_reason=_stop_reason(self.raw_stop, answered=self.answered and not calls),
@@ -210,4 +278,6 @@ class StreamTranslator:
             usage=_usage(self.usage),
             model=self.model,
             provider=self.provider,
+            parts=parts,
+            metadata=self.metadata(),
         )

@@ -1,8 +1,8 @@
 """`gemini`: Google's Gemini API in its native dialect (`generateContent`).
 
 `provider` speaks HTTP to the API; `request` and `schema` build what it sends, `response`
-and `errors` read what comes back, `call_ids` carries thought signatures in tool-call
-ids, and `models` is Portico's table of known models. Importing the package registers
+and `errors` read what comes back (thought signatures travel as reasoning parts), and
+`models` is Portico's table of known models. Importing the package registers
 the kind and its environment hook.
 """
 

@@ -13,11 +13,10 @@ class GeminiOptions(BaseModel):
     #: The API version in every path.
     api_version: str = Field(default="v1beta", pattern=r"^[A-Za-z0-9_.-]+$")
     #: Ask thinking models for thought summaries (`thinkingConfig.includeThoughts`); they
-    #: arrive as `reasoning_content`. Models without thinking reject the setting.
+    #: arrive as `reasoning_content` and as reasoning parts. Models without thinking
+    #: reject the setting.
     include_thoughts: bool = False
     #: "openapi": send JSON Schemas as `parameters` / `responseSchema` (Gemini's OpenAPI
     #: subset; Portico converts them). "json_schema": send them unchanged as
     #: `parametersJsonSchema` / `responseJsonSchema` (newer models only).
     schema_dialect: Literal["openapi", "json_schema"] = "openapi"
-    #: Carry each function call's thought signature inside its tool-call id (see `call_ids`).
-    carry_thought_signatures: bool = True

@@ -77,7 +77,7 @@ class GeminiProvider(HttpProvider):
         )
         if not isinstance(data, dict):
             raise self._protocol("answered with JSON that is not an object")
-        turn = Turn(request.model, self.options.carry_thought_signatures)
+        turn = Turn(request.model)
         turn.feed(data)
         if not turn.finished:
             raise self._protocol("answered without a candidate or a finish reason")
@@ -85,7 +85,7 @@ class GeminiProvider(HttpProvider):
 
     async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
         body = self._body(request)
-        turn = Turn(request.model, self.options.carry_thought_signatures)
+        turn = Turn(request.model)
         async with self.send(
             "POST",
             self._path(request.model, "streamGenerateContent"),

@@ -1,4 +1,9 @@
-"""Portico's chat request -> Gemini's `GenerateContentRequest` JSON."""
+"""Portico's chat request -> Gemini's `GenerateContentRequest` JSON.
+
+An assistant message's reasoning parts from Gemini go back as Gemini returned them:
+thoughts as `thought: true` parts, and each signature-only part's signature on the part
+it came on (see `response`); reasoning from other providers is left out.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,14 @@ import base64
 import binascii
 import json
 import mimetypes
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ...domain import ChatRequest, MediaPart, Message, ResponseFormatType, Role, ToolChoiceMode
 from ...errors import InvalidRequest
-from .call_ids import signature_from_call_id
 from .options import GeminiOptions
+from .response import REASONING_SOURCE
 from .schema import openapi_schema
 
 
@@ -37,7 +43,7 @@ def build_generate_request(request: ChatRequest, options: GeminiOptions) -> dict
                 contents.append({"role": "user", "parts": [part]})
             continue
         if message.role is Role.ASSISTANT:
-            parts = _model_parts(message, i)
+            parts = _model_parts(message, i, sentinel=_signs_calls(request.model))
             for call in message.tool_calls:
                 names_by_id[call.id] = call.name
             if parts:
@@ -71,11 +77,12 @@ def _user_parts(message: Message, index: int) -> list[dict[str, Any]]:
             if part.text:
                 parts.append({"text": part.text})
         elif part.media is not None:
-            parts.append(_image_part(part.media, f"messages[{index}].parts[{j}].media"))
+            parts.append(_media_part(part.media, f"messages[{index}].parts[{j}].media"))
     return parts
 
 
-def _image_part(image: MediaPart, field: str) -> dict[str, Any]:
+def _media_part(image: MediaPart, field: str) -> dict[str, Any]:
+    """Any MIME type: images, PDFs, audio, video; bytes inline, links as `fileData`."""
     if image.data:
         mime = image.mime_type or "image/png"
         return {"inlineData": {"mimeType": mime, "data": base64.b64encode(image.data).decode("ascii")}}
@@ -93,11 +100,56 @@ def _image_part(image: MediaPart, field: str) -> dict[str, Any]:
     return {"fileData": {"mimeType": mime, "fileUri": image.uri}}
 
 
-def _model_parts(message: Message, index: int) -> list[dict[str, Any]]:
+#: Google's documented stand-in for a function call's signature when the call did not come
+#: from Gemini 3 (another provider, an older model): Gemini 3 refuses a call without one.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+
+
+def _signs_calls(model: str) -> bool:
+    """Whether the model refuses a function-call turn without a signature (Gemini 3 on)."""
+    return re.match(r"^(models/)?gemini-([3-9]|\d\d)", model) is not None
+
+
+def _model_parts(message: Message, index: int, *, sentinel: bool = False) -> list[dict[str, Any]]:
+    """The model turn's parts: text and thoughts in order, then the function calls.
+
+    A signature-only reasoning part belongs to the text part right after it; the others
+    were on function calls, which come after the text, so they go on the calls in order
+    (Gemini signs the first of parallel calls). Any left over keep an empty text part.
+    With `sentinel`, calls that carry no signature at all (the turn came from elsewhere)
+    get Google's stand-in on the first one.
+    """
     parts: list[dict[str, Any]] = []
-    text = message.text()
-    if text:
-        parts.append({"text": text})
+    unattached: list[str] = []
+    pending = ""
+    if not message.parts and message.content:
+        parts.append({"text": message.content})
+    for j, part in enumerate(message.parts):
+        reasoning = part.reasoning
+        if reasoning is not None:
+            if reasoning.source != REASONING_SOURCE or not (reasoning.text or reasoning.signature):
+                continue
+            if pending:
+                unattached.append(pending)
+                pending = ""
+            if reasoning.text:
+                thought: dict[str, Any] = {"text": reasoning.text, "thought": True}
+                if reasoning.signature:
+                    thought["thoughtSignature"] = reasoning.signature
+                parts.append(thought)
+            else:
+                pending = reasoning.signature
+        elif part.text is not None:
+            if part.text or pending:
+                out: dict[str, Any] = {"text": part.text}
+                if pending:
+                    out["thoughtSignature"] = pending
+                    pending = ""
+                parts.append(out)
+        elif part.media is not None:
+            parts.append(_media_part(part.media, f"messages[{index}].parts[{j}].media"))
+    if pending:
+        unattached.append(pending)
     for j, call in enumerate(message.tool_calls):
         try:
             args = json.loads(call.arguments or "{}")
@@ -107,11 +159,14 @@ def _model_parts(message: Message, index: int) -> list[dict[str, Any]]:
             raise InvalidRequest([(
                 f"messages[{index}].tool_calls[{j}].arguments", "must be a JSON object for Gemini"
             )])
-        part: dict[str, Any] = {"functionCall": {"name": call.name, "args": args}}
-        signature = signature_from_call_id(call.id)
-        if signature:
-            part["thoughtSignature"] = signature
-        parts.append(part)
+        function_call: dict[str, Any] = {"functionCall": {"name": call.name, "args": args}}
+        if unattached:
+            function_call["thoughtSignature"] = unattached.pop(0)
+        parts.append(function_call)
+    parts.extend({"text": "", "thoughtSignature": signature} for signature in unattached)
+    calls = [part for part in parts if "functionCall" in part]
+    if sentinel and calls and not any("thoughtSignature" in call for call in calls):
+        calls[0]["thoughtSignature"] = SKIP_SIGNATURE
     return parts
 
 

@@ -1,5 +1,11 @@
 """Gemini's `GenerateContentResponse` (one answer, or one per stream event) -> Portico's
-completion and stream chunks."""
+completion and stream chunks.
+
+The answer's `parts` keep what Gemini needs back on the next turn: thought parts become
+reasoning parts, and a `thoughtSignature` on a text or function-call part becomes a
+signature-only reasoning part just before that text (or where the call was), so
+`request` can put every signature back on the part it came on.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ...domain import CompletionResponse, StopReason, StreamChunk, Usage
+from ...domain import CompletionResponse, ContentPart, ReasoningPart, StopReason, StreamChunk, Usage
+from ..call_ids import synthesized_call_id
 from ..streaming import ToolCallAssembler
-from .call_ids import make_call_id
+
+#: The `source` of the reasoning parts this dialect returns and takes back.
+REASONING_SOURCE = "gemini"
 
 _FINISH: dict[str, StopReason] = {
     "STOP": StopReason.END_TURN,
@@ -26,9 +35,13 @@ _FINISH: dict[str, StopReason] = {
 class Turn:
     """Accumulates one model turn from a `GenerateContentResponse` or a stream of them."""
 
-    def __init__(self, model: str, carry_signatures: bool) -> None:
+    def __init__(self, model: str) -> None:
         self.model = model
-        self.carry_signatures = carry_signatures
+        self.parts: list[ContentPart] = []
+        # Which last part a piece of the same kind may extend: "text", "thought" or None
+        # (a signed part is never extended: its signature covers what it held).
+        self._open: str | None = None
+        self._announced = False
         self.content: list[str] = []
         self.reasoning: list[str] = []
         self.calls = ToolCallAssembler()
@@ -69,6 +82,9 @@ class Turn:
                 delta = self._part(part)
                 if delta is not None:
                     out.append(delta)
+        if out and not self._announced:
+            self._announced = True
+            out[0].metadata = self.metadata()
         finish = candidate.get("finishReason")
         if finish:
             self.raw_stop = str(finish)
@@ -86,8 +102,12 @@ class Turn:
             model=self.model,
             provider=provider,
             reasoning_content="".join(self.reasoning),
-            metadata={"response_id": self.response_id} if self.response_id else {},
+            parts=self.parts,
+            metadata=self.metadata(),
         )
+
+    def metadata(self) -> dict[str, str]:
+        return {"response_id": self.response_id} if self.response_id else {}
 
     def final_chunk(self, provider: str) -> StreamChunk:
         """The stream's last chunk: the assembled calls, the stop reason and the usage."""
@@ -99,29 +119,67 @@ class Turn:
             usage=self.usage,
             model=self.model,
             provider=provider,
+            parts=self.parts,
+            metadata=self.metadata(),
         )
 
     def _part(self, part: Mapping[str, Any]) -> StreamChunk | None:
+        raw_signature = part.get("thoughtSignature")
+        signature = raw_signature if isinstance(raw_signature, str) else ""
         call = part.get("functionCall")
         if isinstance(call, dict):
-            return self._function_call(call, part.get("thoughtSignature"))
+            self._sign(signature)
+            self._open = None
+            return self._function_call(call)
         text = part.get("text")
-        if not isinstance(text, str) or not text:
-            return None  # e.g. an empty text part that only carries a thoughtSignature
+        if not isinstance(text, str):
+            self._sign(signature)
+            return None
         if part.get("thought") is True:
+            self._keep("thought", text, signature)
+            if not text:
+                return None
             self.reasoning.append(text)
             return StreamChunk(reasoning_content=text)
+        self._sign(signature)
+        self._keep("text", text, signature)
+        if not text:
+            return None  # e.g. the empty text part that only carries a thoughtSignature
         self.content.append(text)
         return StreamChunk(content=text)
 
-    def _function_call(self, call: Mapping[str, Any], signature: Any) -> StreamChunk:
+    def _sign(self, signature: str) -> None:
+        """A signature-only part, placed before the content that carried the signature."""
+        if signature:
+            self.parts.append(ContentPart(reasoning=ReasoningPart(signature=signature, source=REASONING_SOURCE)))
+            self._open = None
+
+    def _keep(self, kind: str, text: str, signature: str) -> None:
+        """Add a text or thought piece to the answer's parts, extending the last part of
+        the same kind unless either is signed."""
+        if not text and not signature:
+            return
+        last = self.parts[-1] if self.parts else None
+        if not signature and self._open == kind and last is not None:
+            if last.reasoning is not None:
+                last.reasoning.text += text
+            else:
+                last.text = (last.text or "") + text
+            return
+        if kind == "thought":
+            self.parts.append(ContentPart(reasoning=ReasoningPart(text=text, signature=signature,
+                                                                  source=REASONING_SOURCE)))
+        elif text or signature:
+            self.parts.append(ContentPart(text=text))
+        self._open = None if signature else kind
+
+    def _function_call(self, call: Mapping[str, Any]) -> StreamChunk:
         index = self.call_count
         self.call_count += 1
         name = str(call.get("name") or "")
         args = call.get("args")
         arguments = json.dumps(args if isinstance(args, dict) else {}, ensure_ascii=False, separators=(",", ":"))
-        carried = signature if self.carry_signatures and isinstance(signature, str) else ""
-        call_id = make_call_id(self.response_id, index, str(call.get("id") or ""), name, arguments, carried)
+        call_id = synthesized_call_id(self.response_id, index, str(call.get("id") or ""), name, arguments)
         delta = self.calls.add(index, id=call_id, name=name, arguments=arguments)
         return StreamChunk(tool_call_deltas=[delta])
 

@@ -55,6 +55,11 @@ class Preset:
     health_path: str = "/models"
     #: Extra request headers every call carries.
     headers: dict[str, str] = field(default_factory=dict)
+    #: How the server takes reasoning back on an assistant message: "reasoning_content"
+    #: (the text, on turns with tool calls, which the server requires there),
+    #: "reasoning_details" (OpenRouter's signed and encrypted entries, unchanged), or ""
+    #: (not at all: plain Chat Completions has no field for it).
+    reasoning_back: Literal["", "reasoning_content", "reasoning_details"] = ""
 
 
 _OPENAI_REASONING = ("o1", "o3", "o4", "gpt-5")
@@ -102,6 +107,7 @@ PRESETS: dict[str, Preset] = {
             default_model="deepseek-chat",
             models=("deepseek-chat", "deepseek-reasoner"),
             embeddings=False,
+            reasoning_back="reasoning_content",
         ),
         Preset(
             "xai",
@@ -133,6 +139,7 @@ PRESETS: dict[str, Preset] = {
             default_model="openai/gpt-4o-mini",
             models=("openai/gpt-4o-mini",),
             embeddings=False,
+            reasoning_back="reasoning_details",
         ),
         Preset(
             "fireworks",
@@ -166,6 +173,7 @@ PRESETS: dict[str, Preset] = {
             default_model="kimi-k2-0905-preview",
             models=("kimi-k2-0905-preview", "moonshot-v1-8k", "moonshot-v1-32k", "moonshot-v1-128k"),
             embeddings=False,
+            reasoning_back="reasoning_content",
         ),
         Preset(
             "dashscope",
@@ -193,6 +201,7 @@ PRESETS: dict[str, Preset] = {
             default_model="glm-4.6",
             models=("glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-flash"),
             embeddings=False,
+            reasoning_back="reasoning_content",
         ),
         Preset(
             "huggingface",

@@ -1,53 +1,123 @@
 """Domain requests as OpenAI JSON: Chat Completions bodies, and the shape of OpenAI's
-token counter (POST /responses/input_tokens)."""
+token counter (POST /responses/input_tokens).
+
+Images go as `image_url` parts and other media (PDFs) as `file` parts; an assistant
+message's reasoning goes back only in the field the preset says its server takes
+(`Preset.reasoning_back`), since plain Chat Completions has none.
+"""
 
 from __future__ import annotations
 
 import base64
+import json
+import mimetypes
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from ...domain import ChatRequest, MediaPart, Message, ResponseFormatType, Role, ToolChoiceMode
+from ...errors import InvalidRequest
 from ..base import merge_passthrough
+from ..call_ids import portable_call_id
 from .presets import Preset
 
 JSON = dict[str, Any]
+#: The `source` of the reasoning parts this dialect returns and takes back.
+REASONING_SOURCE = "openai"
+ReasoningBack = Literal["", "reasoning_content", "reasoning_details"]
+
+
+def _is_image(media: MediaPart) -> bool:
+    mime = media.mime_type or _uri_type(media.uri)
+    return not mime or mime.startswith("image/")
+
+
+def _uri_type(uri: str) -> str:
+    if uri.startswith("data:"):
+        return uri[len("data:"):].partition(",")[0].partition(";")[0]
+    return mimetypes.guess_type(uri)[0] or ""
+
+
+def _data_url(media: MediaPart, default_type: str) -> str:
+    """The media's bytes as a data URL; a URI (data: or not) goes as it is."""
+    if media.uri.startswith("data:") or not media.data:
+        return media.uri
+    return f"data:{media.mime_type or default_type};base64,{base64.b64encode(media.data).decode()}"
 
 
 def _image_url(image: MediaPart) -> str:
     """The image's URL, or its bytes as a data URL."""
-    if image.uri:
-        return image.uri
-    return f"data:{image.mime_type or 'image/png'};base64,{base64.b64encode(image.data).decode()}"
+    return _data_url(image, "image/png")
 
 
-def message_json(message: Message, *, strict: bool = False) -> JSON:
-    """One domain message as a Chat Completions message."""
+def _document(media: MediaPart, where: str) -> tuple[str, str]:
+    """(data URL, file name) of a document: Chat Completions takes files as bytes only."""
+    if not media.data and not media.uri.startswith("data:"):
+        raise InvalidRequest([(f"{where}.uri", "OpenAI-compatible servers take documents as bytes "
+                                               "(data, or a base64 data: URL), not a link")])
+    mime = media.mime_type or _uri_type(media.uri)
+    return _data_url(media, mime), "document" + (mimetypes.guess_extension(mime) or "")
+
+
+def _content_list(message: Message, where: str) -> list[JSON]:
+    content: list[JSON] = []
+    for j, part in enumerate(message.parts):
+        if part.text is not None:
+            content.append({"type": "text", "text": part.text})
+        elif part.media is not None and _is_image(part.media):
+            image: JSON = {"url": _image_url(part.media)}
+            if part.media.detail:
+                image["detail"] = part.media.detail
+            content.append({"type": "image_url", "image_url": image})
+        elif part.media is not None:
+            data, filename = _document(part.media, f"{where}.parts[{j}].media")
+            content.append({"type": "file", "file": {"filename": filename, "file_data": data}})
+    return content
+
+
+def _reasoning_back(message: Message, how: ReasoningBack) -> JSON:
+    """The assistant message's reasoning in the field this server takes it back in."""
+    mine = [p.reasoning for p in message.parts if p.reasoning is not None and p.reasoning.source == REASONING_SOURCE]
+    if how == "reasoning_content" and message.tool_calls:
+        text = "".join(r.text for r in mine)
+        return {"reasoning_content": text} if text else {}
+    if how == "reasoning_details":
+        details = [d for d in (_detail(r.redacted) for r in mine) if d is not None]
+        return {"reasoning_details": details} if details else {}
+    return {}
+
+
+def _detail(raw: str) -> JSON | None:
+    """A `reasoning_details` entry kept whole in a part's `redacted` (see `response`)."""
+    try:
+        value = json.loads(raw) if raw.startswith("{") else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def message_json(message: Message, *, strict: bool = False, reasoning_back: ReasoningBack = "",
+                 where: str = "message") -> JSON:
+    """One domain message as a Chat Completions message. Tool-call ids other providers
+    made are made portable (see `call_ids`), the same way on the call and on its answer."""
     out: JSON = {"role": message.role.value}
     if message.role is Role.TOOL:
-        out["tool_call_id"] = message.tool_call_id
+        out["tool_call_id"] = portable_call_id(message.tool_call_id)
         out["content"] = message.text()
         return out
     if any(part.media is not None for part in message.parts):
-        content: list[JSON] = []
-        for part in message.parts:
-            if part.text is not None:
-                content.append({"type": "text", "text": part.text})
-            elif part.media is not None:
-                image: JSON = {"url": _image_url(part.media)}
-                if part.media.detail:
-                    image["detail"] = part.media.detail
-                content.append({"type": "image_url", "image_url": image})
-        out["content"] = content
+        out["content"] = _content_list(message, where)
     else:
         text = message.text()
         # An assistant turn made only of tool calls has no text; OpenAI wants null there.
         out["content"] = text if text or not message.tool_calls or strict else None
     if message.name and not strict:
         out["name"] = message.name
+    if message.role is Role.ASSISTANT:
+        out.update(_reasoning_back(message, reasoning_back))
     if message.tool_calls:
         out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            {"id": portable_call_id(c.id), "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments}}
             for c in message.tool_calls
         ]
     return out
@@ -95,7 +165,9 @@ def chat_body(
     """The JSON body of POST /chat/completions for `request` (passthrough merged last)."""
     body: JSON = {
         "model": request.model,
-        "messages": [message_json(m, strict=preset.strict_fields) for m in request.messages],
+        "messages": [message_json(m, strict=preset.strict_fields, reasoning_back=preset.reasoning_back,
+                                  where=f"messages[{i}]")
+                     for i, m in enumerate(request.messages)],
     }
     if request.temperature is not None:
         body["temperature"] = request.temperature
@@ -136,24 +208,28 @@ def chat_body(
 def responses_input(request: ChatRequest) -> JSON:
     """A chat request in the shape of POST /responses/input_tokens (OpenAI's counter)."""
     items: list[JSON] = []
-    for m in request.messages:
+    for i, m in enumerate(request.messages):
         if m.role is Role.TOOL:
-            items.append({"type": "function_call_output", "call_id": m.tool_call_id, "output": m.text()})
+            items.append({"type": "function_call_output", "call_id": portable_call_id(m.tool_call_id),
+                          "output": m.text()})
             continue
         if any(part.media is not None for part in m.parts):
             kind = "output_text" if m.role is Role.ASSISTANT else "input_text"
             content: list[JSON] = []
-            for part in m.parts:
+            for j, part in enumerate(m.parts):
                 if part.text is not None:
                     content.append({"type": kind, "text": part.text})
-                elif part.media is not None:
+                elif part.media is not None and _is_image(part.media):
                     content.append({"type": "input_image", "image_url": _image_url(part.media),
                                     "detail": part.media.detail or "auto"})
+                elif part.media is not None:
+                    data, filename = _document(part.media, f"messages[{i}].parts[{j}].media")
+                    content.append({"type": "input_file", "filename": filename, "file_data": data})
             items.append({"role": m.role.value, "content": content})
         elif m.text() or not m.tool_calls:
             items.append({"role": m.role.value, "content": m.text()})
         for call in m.tool_calls:
-            items.append({"type": "function_call", "call_id": call.id, "name": call.name,
+            items.append({"type": "function_call", "call_id": portable_call_id(call.id), "name": call.name,
                           "arguments": call.arguments})
     body: JSON = {"model": request.model, "input": items}
     if request.tools:

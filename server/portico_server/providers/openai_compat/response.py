@@ -1,5 +1,11 @@
 """OpenAI JSON as domain answers: Chat Completions responses, and the chunks of a
-streamed answer (plain functions, so the LiteLLM bridge reads its answers with them)."""
+streamed answer (plain functions, so the LiteLLM bridge reads its answers with them).
+
+Reasoning becomes parts of source "openai": the `reasoning_content` / `reasoning` text
+as one part, or, where the server sends `reasoning_details` (OpenRouter), one part per
+entry: its readable text in `text`, its signature in `signature`, and the entry itself as
+compact JSON in `redacted`, which `request` sends back unchanged.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,18 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ...domain import CompletionResponse, StopReason, StreamChunk, ToolCall, ToolCallDelta, Usage
+from ...domain import (
+    CompletionResponse,
+    ContentPart,
+    ReasoningPart,
+    StopReason,
+    StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from ...errors import UpstreamProtocol
+from ..call_ids import portable_call_id
 from ..streaming import ToolCallAssembler
 from .errors import Scrub, error_from_payload
 
@@ -101,6 +117,47 @@ def _reasoning(container: Mapping[str, Any]) -> str:
     return ""
 
 
+_SOURCE = "openai"  # `request.REASONING_SOURCE`
+#: The fields of a streamed `reasoning_details` entry whose pieces add up.
+_DETAIL_PIECES = ("text", "summary", "data", "signature")
+
+
+def _detail_part(detail: Mapping[str, Any]) -> ContentPart:
+    text = detail.get("text") if isinstance(detail.get("text"), str) else detail.get("summary")
+    signature = detail.get("signature")
+    return ContentPart(reasoning=ReasoningPart(
+        text=text if isinstance(text, str) else "",
+        signature=signature if isinstance(signature, str) else "",
+        redacted=json.dumps(detail, ensure_ascii=False, separators=(",", ":")),
+        source=_SOURCE,
+    ))
+
+
+def answer_parts(text: str, reasoning: str, details: Any) -> list[ContentPart]:
+    """The answer's parts: its reasoning (the details where the server sent them, else
+    the text), then its text."""
+    parts: list[ContentPart] = []
+    entries = [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+    if entries:
+        parts.extend(_detail_part(d) for d in entries)
+    elif reasoning:
+        parts.append(ContentPart(reasoning=ReasoningPart(text=reasoning, source=_SOURCE)))
+    if text:
+        parts.append(ContentPart(text=text))
+    return parts
+
+
+def response_metadata(data: Mapping[str, Any]) -> dict[str, str]:
+    """The extras of a response (or stream chunk) a caller may want: id, fingerprint..."""
+    metadata: dict[str, str] = {}
+    for key in ("id", "system_fingerprint", "service_tier"):
+        if isinstance(data.get(key), str) and data[key]:
+            metadata[key] = data[key]
+    if isinstance(data.get("citations"), list):  # Perplexity's sources
+        metadata["citations"] = json.dumps(data["citations"], ensure_ascii=False)
+    return metadata
+
+
 def _arguments(value: Any) -> str:
     if value is None:
         return ""
@@ -132,19 +189,14 @@ def parse_completion(data: Any, *, provider: str, model: str, scrub: Scrub | Non
     calls: list[ToolCall] = []
     for i, call in enumerate(message.get("tool_calls") or []):
         fn = call.get("function") or {}
-        calls.append(ToolCall(id=call.get("id") or f"call_{i}", name=str(fn.get("name") or ""),
+        calls.append(ToolCall(id=portable_call_id(str(call.get("id") or "")) or f"call_{i}",
+                              name=str(fn.get("name") or ""),
                               arguments=_arguments(fn.get("arguments")) or "{}"))
     legacy = message.get("function_call")
     if isinstance(legacy, dict) and not calls:
         calls.append(ToolCall(id="call_0", name=str(legacy.get("name") or ""),
                               arguments=_arguments(legacy.get("arguments")) or "{}"))
     raw = str(choice.get("finish_reason") or "")
-    metadata: dict[str, str] = {}
-    for key in ("id", "system_fingerprint", "service_tier"):
-        if isinstance(data.get(key), str) and data[key]:
-            metadata[key] = data[key]
-    if isinstance(data.get("citations"), list):  # Perplexity's sources
-        metadata["citations"] = json.dumps(data["citations"], ensure_ascii=False)
     return CompletionResponse(
         content=text,
         tool_calls=calls,
@@ -154,7 +206,8 @@ def parse_completion(data: Any, *, provider: str, model: str, scrub: Scrub | Non
         model=str(data.get("model") or model),
         provider=provider,
         reasoning_content=reasoning,
-        metadata=metadata,
+        parts=answer_parts(text, reasoning, message.get("reasoning_details")),
+        metadata=response_metadata(data),
     )
 
 
@@ -183,6 +236,11 @@ class ChunkReader:
         self._named: set[int] = set()
         self._last: int | None = None
         self._next = 0
+        # What the final chunk's parts and metadata are made of.
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._details: dict[int, dict[str, Any]] = {}
+        self.metadata: dict[str, str] = {}
 
     def _position(self, call: Mapping[str, Any]) -> int:
         """Our 0-based position for an upstream tool-call fragment."""
@@ -225,7 +283,7 @@ class ChunkReader:
             if name:
                 self._named.add(pos)
             # id and name go out on the call's first fragment only, even when the server repeats them.
-            delta = self.tools.add(pos, id=call_id if first else "", name=name if first else "",
+            delta = self.tools.add(pos, id=portable_call_id(call_id) if first else "", name=name if first else "",
                                    arguments=arguments)
             if delta.id or delta.name or delta.arguments_delta:
                 deltas.append(delta)
@@ -239,6 +297,7 @@ class ChunkReader:
             raise error_from_payload(data["error"], self.provider, self._scrub)
         if isinstance(data.get("model"), str) and data["model"]:
             self.model = data["model"]
+        self.metadata.update(response_metadata(data))
         usage = parse_usage(data.get("usage")) or parse_usage((data.get("x_groq") or {}).get("usage"))
         if usage is not None:
             self.usage = usage
@@ -251,6 +310,7 @@ class ChunkReader:
             delta = choice.get("delta") or choice.get("message") or {}
             content, thinking = split_content(delta.get("content"))
             reasoning.append(_reasoning(delta) or thinking)
+            self._take_details(delta.get("reasoning_details"))
             refusal = delta.get("refusal")
             if isinstance(refusal, str) and refusal:
                 self.refused = True
@@ -262,16 +322,37 @@ class ChunkReader:
             if _stop_matched(choice):
                 self.stop_matched = True
         chunk = StreamChunk(content="".join(text), reasoning_content="".join(reasoning), tool_call_deltas=deltas)
+        self._text.append(chunk.content)
+        self._reasoning.append(chunk.reasoning_content)
         if not (chunk.content or chunk.reasoning_content or chunk.tool_call_deltas):
             return None
         if not self._announced:
             self._announced = True
-            chunk.model, chunk.provider = self.model, self.provider
+            chunk.model, chunk.provider, chunk.metadata = self.model, self.provider, dict(self.metadata)
         return chunk
+
+    def _take_details(self, details: Any) -> None:
+        """Add streamed `reasoning_details` pieces to the entries they continue (by index)."""
+        if not isinstance(details, list):
+            return
+        for piece in details:
+            if not isinstance(piece, dict):
+                continue
+            index = piece.get("index")
+            key = index if isinstance(index, int) else len(self._details)
+            entry = self._details.setdefault(key, {})
+            for name, value in piece.items():
+                if name in _DETAIL_PIECES and isinstance(value, str) and isinstance(entry.get(name), str):
+                    entry[name] += value
+                elif name not in entry or entry[name] is None:
+                    entry[name] = value
 
     def finish(self) -> StreamChunk:
         calls = self.tools.calls()
+        details = [entry for _, entry in sorted(self._details.items())]
         return StreamChunk(
+            parts=answer_parts("".join(self._text), "".join(self._reasoning), details),
+            metadata=dict(self.metadata),
             is_final=True,
             stop_reason=stop_reason(self.finish_reason, tool_calls=bool(calls),
                                     stop_matched=self.stop_matched, refused=self.refused),
@@ -289,7 +370,8 @@ def chunks_from_completion(response: CompletionResponse) -> Iterator[StreamChunk
               for i, c in enumerate(response.tool_calls)]
     if response.content or response.reasoning_content or deltas:
         yield StreamChunk(content=response.content, reasoning_content=response.reasoning_content,
-                          tool_call_deltas=deltas, model=response.model, provider=response.provider)
+                          tool_call_deltas=deltas, model=response.model, provider=response.provider,
+                          metadata=dict(response.metadata))
     yield StreamChunk(is_final=True, stop_reason=response.stop_reason, raw_stop_reason=response.raw_stop_reason,
                       usage=response.usage, tool_calls=response.tool_calls, model=response.model,
-                      provider=response.provider)
+                      provider=response.provider, parts=response.parts, metadata=response.metadata)
