@@ -14,15 +14,15 @@ streams as ordinary content deltas.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ... import bounded_json
 from ...domain import ChatRequest, MediaPart, Message, ResponseFormatType, Role, ToolChoiceMode
 from ...errors import InvalidRequest
-from ..base import merge_passthrough
+from ..base import RESERVED_PASSTHROUGH, merge_passthrough
 
 _ANSWER_TOOL_DESCRIPTION = (
     "Give your final answer by calling this tool. Its input is the answer, and nothing "
@@ -36,6 +36,10 @@ class Plan:
 
     body: dict[str, Any]
     answer_tool: str = ""
+
+
+#: The system prompt is part of the conversation, so passthrough may not replace it.
+ANTHROPIC_RESERVED_PASSTHROUGH = RESERVED_PASSTHROUGH | {"system"}
 
 
 def build_plan(request: ChatRequest, default_max_tokens: int) -> Plan:
@@ -64,7 +68,7 @@ def build_plan(request: ChatRequest, default_max_tokens: int) -> Plan:
     choice = _tool_choice(request, answer_tool)
     if choice is not None:
         body["tool_choice"] = choice
-    merge_passthrough(body, request.passthrough)
+    merge_passthrough(body, request.passthrough, ANTHROPIC_RESERVED_PASSTHROUGH)
     return Plan(body, answer_tool)
 
 
@@ -155,7 +159,7 @@ def _tool_use_blocks(message: Message, where: str) -> list[dict[str, Any]]:
     blocks = []
     for j, call in enumerate(message.tool_calls):
         try:
-            arguments = json.loads(call.arguments or "{}")
+            arguments = bounded_json.loads(call.arguments or "{}")
         except ValueError:
             arguments = None
         if not isinstance(arguments, dict):
