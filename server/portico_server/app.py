@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 
 import grpc
@@ -28,6 +29,25 @@ log = logging.getLogger("portico")
 
 class StartupError(Exception):
     """The gateway cannot start for a reason outside its configuration file (e.g. the port)."""
+
+
+def _check_can_listen(address: str) -> None:
+    """Bind `address` briefly to say in plain words why the server could not: grpc's own
+    failure is a bare RuntimeError after a log line of its own on stderr."""
+    host, _, port = address.rpartition(":")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError, UnicodeError):
+        return  # grpc resolves it its own way and reports what it cannot
+    if not infos or int(port) == 0:
+        return
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {address}: {exc.strerror or exc}") from None
 
 
 class Gateway:
@@ -69,6 +89,7 @@ class Gateway:
                 reflection.SERVICE_NAME,
             ], server)
         host, _, _ = settings.address.rpartition(":")
+        _check_can_listen(settings.address)
         try:
             port = server.add_insecure_port(settings.address)
         except RuntimeError:  # grpc's way of saying the bind failed
