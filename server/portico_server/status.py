@@ -55,8 +55,9 @@ _DEFAULT_RETRY_DELAY = {
 # A status leaves as two trailers: `grpc-message` (the message, percent-encoded) and
 # `grpc-status-details-bin` (the whole Status, message included, base64-encoded). gRPC
 # refuses trailers past 8 KiB in all, so everything a caller sent and we echo is clipped
-# here, and the violations list is cut short, which keeps any status near 4 KiB at most.
+# here, and the violations list is cut short, which keeps any status under 6 KiB on the wire.
 MAX_MESSAGE_BYTES = 512
+MAX_METADATA_KEY_BYTES = 64
 MAX_METADATA_VALUE_BYTES = 128
 MAX_METADATA_ENTRIES = 12
 MAX_FIELD_BYTES = 128
@@ -102,7 +103,7 @@ def to_rpc_status(exc: errors.PorticoError) -> grpc.Status:
     """The gRPC status (code, message, details trailer) for a domain exception."""
     code = code_for(exc)
     metadata = {
-        clip(k, MAX_FIELD_BYTES): clip(v, MAX_METADATA_VALUE_BYTES)
+        clip(k, MAX_METADATA_KEY_BYTES): clip(v, MAX_METADATA_VALUE_BYTES)
         for k, v in list(exc.metadata.items())[:MAX_METADATA_ENTRIES]
     }
     details = [_pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=metadata))]

@@ -4,11 +4,15 @@ protobuf message are INVALID_ARGUMENT rather than UNKNOWN."""
 
 from __future__ import annotations
 
+import base64
+
 import grpc
 import pytest
 from harness import rpc_details, running_gateway
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
+from portico_server import errors
+from portico_server.status import to_rpc_status
 
 USER = t.Message(role=t.ROLE_USER, content="hi")
 LONG = "x" * 5000
@@ -112,3 +116,17 @@ async def test_valid_bytes_still_reach_the_handler(gw):
 
 async def _drain(call):
     return [c async for c in call]
+
+
+@pytest.mark.parametrize("exc", [
+    errors.InvalidRequest([("é" * 5000, "é" * 5000)] * 3000),
+    errors.UpstreamError("é" * 5000, provider="é" * 5000, status=500, retry_after=1.5,
+                         metadata={f"k{i}{'é' * 5000}": "é" * 5000 for i in range(40)}),
+])
+def test_no_status_passes_the_trailer_limit(exc):
+    # What goes on the wire: the percent-encoded message plus the base64 details.
+    status = to_rpc_status(exc)
+    message = "".join(c if " " <= c <= "~" and c != "%" else "".join(f"%{b:02X}" for b in c.encode())
+                      for c in status.details)
+    details = dict(status.trailing_metadata)["grpc-status-details-bin"]
+    assert len(message) + len(base64.b64encode(details)) < 6 * 1024
