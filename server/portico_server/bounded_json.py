@@ -41,13 +41,18 @@ def nesting_depth(text: str) -> int:
 
 def check_depth(text: str, limit: int = MAX_DEPTH) -> None:
     """Raise JsonTooDeep when `text` nests deeper than `limit`."""
+    if text.count("[") + text.count("{") <= limit:
+        return  # cannot nest deeper than it has brackets: the common case, at C speed
     depth = nesting_depth(text)
     if depth > limit:
         raise JsonTooDeep(depth, limit)
 
 
-def loads(text: str, limit: int = MAX_DEPTH) -> Any:
+def loads(text: str | bytes, limit: int = MAX_DEPTH) -> Any:
     """`json.loads`, refusing a text nested deeper than `limit` before parsing it.
-    Raises JsonTooDeep or json.JSONDecodeError."""
+    Raises ValueError: JsonTooDeep, json.JSONDecodeError, or UnicodeDecodeError for bytes
+    that are not UTF-8."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
     check_depth(text, limit)
     return json.loads(text)
