@@ -95,14 +95,11 @@ async def test_bytes_that_are_not_the_request_message_are_invalid_argument(gw, m
     path = f"/portico.v1.LLMService/{method}"
     # Field 1 as a varint whose continuation never ends: no protobuf parser accepts it.
     garbage = b"\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
-    if streaming:
-        call = gw.channel.unary_stream(path, request_serializer=None, response_deserializer=None)
-        invoke = lambda: _drain(call(garbage))  # noqa: E731
-    else:
-        unary = gw.channel.unary_unary(path, request_serializer=None, response_deserializer=None)
-        invoke = lambda: unary(garbage)  # noqa: E731
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await invoke()
+        if streaming:
+            await _drain(gw.channel.unary_stream(path, request_serializer=None, response_deserializer=None)(garbage))
+        else:
+            await gw.channel.unary_unary(path, request_serializer=None, response_deserializer=None)(garbage)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert rpc_details(info.value)["reason"] == "ERROR_REASON_INVALID_REQUEST"
     assert "not a valid portico.v1." in info.value.details()
