@@ -7,15 +7,17 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from portico.v1 import llm_service_pb2, llm_service_pb2_grpc
+from portico.v1 import llm_service_pb2
 
 from .capabilities import CapabilityResolver
 from .config import ConfigError, GatewayConfig, load_config
+from .decoding import add_service
 from .health import HealthReporter
 from .providers import registry
 from .providers.base import Provider
@@ -23,6 +25,29 @@ from .router import Router
 from .servicer import LLMServicer
 
 log = logging.getLogger("portico")
+
+
+class StartupError(Exception):
+    """The gateway cannot start for a reason outside its configuration file (e.g. the port)."""
+
+
+def _check_can_listen(address: str) -> None:
+    """Bind `address` briefly to say in plain words why the server could not: grpc's own
+    failure is a bare RuntimeError after a log line of its own on stderr."""
+    host, _, port = address.rpartition(":")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError, UnicodeError):
+        return  # grpc resolves it its own way and reports what it cannot
+    if not infos or int(port) == 0:
+        return
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {address}: {exc.strerror or exc}") from None
 
 
 class Gateway:
@@ -55,7 +80,7 @@ class Gateway:
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ("grpc.keepalive_permit_without_calls", 1),
         ])
-        llm_service_pb2_grpc.add_LLMServiceServicer_to_server(self.servicer, server)
+        add_service(server, llm_service_pb2.DESCRIPTOR.services_by_name["LLMService"], self.servicer)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         if settings.reflection:
             reflection.enable_server_reflection([
@@ -64,9 +89,14 @@ class Gateway:
                 reflection.SERVICE_NAME,
             ], server)
         host, _, _ = settings.address.rpartition(":")
-        port = server.add_insecure_port(settings.address)
+        _check_can_listen(settings.address)
+        try:
+            port = server.add_insecure_port(settings.address)
+        except RuntimeError:  # grpc's way of saying the bind failed
+            port = 0
         if port == 0:
-            raise ConfigError(f"server.address: cannot listen on {settings.address}")
+            raise StartupError(
+                f"cannot listen on {settings.address}: the port is in use or the address is not this host's")
         await server.start()
         self.server = server
         self.address = f"{host}:{port}"
@@ -123,5 +153,8 @@ def serve(config_path: str | None = None, address: str | None = None) -> int:
         runner(run(config))
     except ConfigError as exc:
         print(f"portico: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"portico: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -40,11 +40,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- serve ----------------------------------------------------------------------------------
 
 
-def _serve(args: argparse.Namespace) -> int:
-    # Imported here so the client commands work with the client-only install.
-    from .app import serve
+SERVER_INSTALL_HINT = "pip install 'portico[server]'"
 
-    return serve(args.config, args.address)
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here so the client commands work with the client-only install; the
+    # provider modules import their own libraries while the configuration loads.
+    try:
+        from .app import serve
+
+        return serve(args.config, args.address)
+    except ModuleNotFoundError as exc:
+        print(
+            f"portico: serve needs the gateway's dependencies, and {exc.name or 'one'} is not installed; "
+            f"install them with: {SERVER_INSTALL_HINT}",
+            file=sys.stderr,
+        )
+        return 2
 
 
 # -- client commands -------------------------------------------------------------------------

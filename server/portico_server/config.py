@@ -16,6 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NOT_KEY_CHARACTER = re.compile(r"[^\x21-\x7e]")
+_NOT_HEADER_CHARACTER = re.compile(r"[^\x20-\x7e\t]")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class ConfigError(Exception):
@@ -52,8 +55,31 @@ class ProviderSettings(_Strict):
     #: Largest request body the provider accepts; larger requests are refused unsent.
     max_request_bytes: int | None = Field(default=None, gt=0)
     capabilities: dict[str, CapabilityOverride] = Field(default_factory=dict)
+    #: When set, the only passthrough keys callers may send to this provider.
+    passthrough_allow: list[str] | None = None
     #: Kind-specific options, validated by the provider class's own `Options` model.
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_one_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # A key pasted with its trailing newline would otherwise fail every call as an
+        # invalid HTTP header, far from its cause. The message never shows the key.
+        if value is not None and _NOT_KEY_CHARACTER.search(value.get_secret_value()):
+            raise ValueError(
+                "contains whitespace, a control character or a non-ASCII character (a trailing newline?)")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_are_single_line(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid HTTP header name")
+            if text != text.strip() or _NOT_HEADER_CHARACTER.search(text):
+                raise ValueError(f"the value of {name!r} has leading or trailing whitespace, "
+                                 "a control character or a non-ASCII character")
+        return value
 
 
 class ServerSettings(_Strict):
@@ -140,7 +166,11 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
     if path is None:
         from .providers.registry import default_providers
 
-        return GatewayConfig(providers=default_providers(env))
+        try:
+            return GatewayConfig(providers=default_providers(env))
+        except ValidationError as exc:
+            raise ConfigError(_format_validation_error(
+                "a provider configured from environment variables (check the *_API_KEY values)", exc)) from None
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

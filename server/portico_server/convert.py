@@ -13,6 +13,7 @@ from typing import Any
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as tpb
 
+from . import bounded_json
 from . import domain as d
 from .call import CallContext
 from .errors import InvalidRequest
@@ -75,7 +76,10 @@ class _Violations:
 
 def _json_object(text: str, field: str, v: _Violations) -> dict[str, Any] | None:
     try:
-        value = json.loads(text)
+        value = bounded_json.loads(text)
+    except bounded_json.JsonTooDeep as exc:
+        v.add(field, f"is JSON that {exc}")
+        return None
     except json.JSONDecodeError as exc:
         v.add(field, f"is not valid JSON: {exc.msg} at position {exc.pos}")
         return None
@@ -83,6 +87,42 @@ def _json_object(text: str, field: str, v: _Violations) -> dict[str, Any] | None
         v.add(field, "must be a JSON object")
         return None
     return value
+
+
+def _check_depth(text: str, field: str, v: _Violations) -> None:
+    """Arguments stay text, but providers that need an object parse them: bound them here."""
+    try:
+        bounded_json.check_depth(text)
+    except bounded_json.JsonTooDeep as exc:
+        v.add(field, f"is JSON that {exc}")
+
+
+#: Longest provider or model name a request may carry. Real names are far shorter (the
+#: longest are cloud ARNs of about 150 characters); every name is echoed in errors.
+MAX_NAME_CHARS = 256
+MAX_TAGS = 64
+MAX_TAG_KEY_CHARS = 64
+MAX_TAG_VALUE_CHARS = 256
+
+
+def check_names(req: Any) -> None:
+    """Refuse over-long routing names and tags before anything routes or echoes them.
+    `req` is any request message; fields it lacks are skipped."""
+    v = _Violations()
+    for name in ("provider", "model"):
+        value = getattr(req, name, "")
+        if len(value) > MAX_NAME_CHARS:
+            v.add(name, f"is {len(value)} characters; at most {MAX_NAME_CHARS} are allowed")
+    tags = getattr(req, "tags", None)
+    if tags is not None:
+        if len(tags) > MAX_TAGS:
+            v.add("tags", f"has {len(tags)} entries; at most {MAX_TAGS} are allowed")
+        for key, value in tags.items():
+            if len(key) > MAX_TAG_KEY_CHARS:
+                v.add("tags", f"a key is {len(key)} characters; at most {MAX_TAG_KEY_CHARS} are allowed")
+            elif len(value) > MAX_TAG_VALUE_CHARS:
+                v.add(f"tags[{key}]", f"is {len(value)} characters; at most {MAX_TAG_VALUE_CHARS} are allowed")
+    v.raise_if_any()
 
 
 # -- requests -------------------------------------------------------------------------------
@@ -105,6 +145,7 @@ def _messages(items: Any, v: _Violations) -> list[d.Message]:
         for j, c in enumerate(m.tool_calls):
             if not c.name:
                 v.add(f"messages[{i}].tool_calls[{j}].name", "is required")
+            _check_depth(c.arguments, f"messages[{i}].tool_calls[{j}].arguments", v)
             calls.append(d.ToolCall(id=c.id, name=c.name, arguments=c.arguments or "{}"))
         out.append(d.Message(role=role, content=m.content, parts=parts, name=m.name,
                              tool_calls=calls, tool_call_id=m.tool_call_id))

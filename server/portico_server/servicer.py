@@ -101,6 +101,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     def _admit(self, request: Any) -> None:
         if self.shutting_down:
             raise ShuttingDown("the gateway is shutting down; retry on another replica")
+        convert.check_names(request)
         size = request.ByteSize()
         if size > self.max_request_bytes:
             raise RequestTooLarge(
@@ -114,6 +115,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model)
         chat = convert.chat_request(request, model)
+        provider.check_passthrough(chat.passthrough)
         call = convert.call_context(request, context.time_remaining(), request_id)
         result = await provider.chat(chat, call)
         return convert.completion(result, provider.name)
@@ -130,6 +132,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             self._admit(request)
             provider, model = self.router.route(request.provider, request.model)
             chat = convert.chat_request(request, model)
+            provider.check_passthrough(chat.passthrough)
             call = convert.call_context(request, context.time_remaining(), request_id)
             first = True
             async with contextlib.aclosing(provider.stream(chat, call)) as chunks:

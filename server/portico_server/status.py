@@ -57,6 +57,43 @@ _DEFAULT_RETRY_DELAY = {
 }
 
 
+# A status leaves as two trailers: `grpc-message` (the message, percent-encoded) and
+# `grpc-status-details-bin` (the whole Status, message included, base64-encoded). gRPC
+# refuses trailers past 8 KiB in all, so everything a caller sent and we echo is clipped
+# here, and the violations list is cut short, which keeps any status under 6 KiB on the wire.
+MAX_MESSAGE_BYTES = 512
+MAX_METADATA_KEY_BYTES = 64
+MAX_METADATA_VALUE_BYTES = 128
+MAX_METADATA_ENTRIES = 12
+MAX_FIELD_BYTES = 128
+MAX_DESCRIPTION_BYTES = 160
+MAX_VIOLATIONS = 8
+_ELLIPSIS = "..."
+
+
+def clip(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8, ending in "..." when it was cut."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[: max_bytes - len(_ELLIPSIS)].decode("utf-8", "ignore") + _ELLIPSIS
+
+
+def _violations(pairs: list[tuple[str, str]]) -> error_details_pb2.BadRequest:
+    shown = [
+        error_details_pb2.BadRequest.FieldViolation(
+            field=clip(f, MAX_FIELD_BYTES), description=clip(d, MAX_DESCRIPTION_BYTES)
+        )
+        for f, d in pairs[:MAX_VIOLATIONS]
+    ]
+    if len(pairs) > MAX_VIOLATIONS:
+        shown[-1].description = clip(
+            f"{shown[-1].description} (and {len(pairs) - MAX_VIOLATIONS} more problems not listed)",
+            MAX_DESCRIPTION_BYTES + 48,
+        )
+    return error_details_pb2.BadRequest(field_violations=shown)
+
+
 def code_for(exc: errors.PorticoError) -> grpc.StatusCode:
     return _CODE_BY_REASON.get(exc.reason, grpc.StatusCode.INTERNAL)
 
@@ -70,7 +107,11 @@ def _pack(message: object) -> any_pb2.Any:
 def to_rpc_status(exc: errors.PorticoError) -> grpc.Status:
     """The gRPC status (code, message, details trailer) for a domain exception."""
     code = code_for(exc)
-    metadata = {**exc.metadata, RETRY_SAFE_KEY: "true" if exc.retry_safe else "false"}
+    metadata = {
+        clip(k, MAX_METADATA_KEY_BYTES): clip(v, MAX_METADATA_VALUE_BYTES)
+        for k, v in list(exc.metadata.items())[:MAX_METADATA_ENTRIES]
+    }
+    metadata[RETRY_SAFE_KEY] = "true" if exc.retry_safe else "false"
     details = [_pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=metadata))]
     delay = exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_DELAY.get(exc.reason)
     if delay is not None:
@@ -79,14 +120,10 @@ def to_rpc_status(exc: errors.PorticoError) -> grpc.Status:
             retry_delay=duration_pb2.Duration(seconds=seconds, nanos=int((delay - seconds) * 1e9))
         )))
     if isinstance(exc, errors.InvalidRequest) and exc.violations:
-        details.append(_pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in exc.violations
-        ])))
+        details.append(_pack(_violations(exc.violations)))
     elif isinstance(exc, errors.RequestTooLarge) and exc.field:
-        details.append(_pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.message)
-        ])))
-    status = status_pb2.Status(code=code.value[0], message=exc.message, details=details)
+        details.append(_pack(_violations([(exc.field, exc.message)])))
+    status = status_pb2.Status(code=code.value[0], message=clip(exc.message, MAX_MESSAGE_BYTES), details=details)
     return rpc_status.to_status(status)
 
 

@@ -60,3 +60,26 @@ def test_sigterm_drains_a_stream_then_exits_cleanly(tmp_path):
         assert first.content + "".join(c.content for c in rest) == TEXT
         assert rest[-1].final
         assert proc.wait(15) == 0
+
+
+def test_an_open_health_watch_does_not_hold_the_process_for_the_grace_period(tmp_path):
+    # The grace period is a minute; the process must leave as soon as the one real call
+    # in flight has finished, telling the watcher NOT_SERVING and then ending its stream.
+    config = (
+        "server: {shutdown_grace: 60}\n"
+        "providers:\n"
+        "  - {name: fake, kind: fake, models: [fake-chat], options: {chunk_size: 1, chunk_delay: 0.02}}\n"
+    )
+    with spawned_gateway(config, tmp_path) as (proc, address), grpc.insecure_channel(address) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        stub = llm_service_pb2_grpc.LLMServiceStub(channel)
+        chunks = stub.StreamChat(
+            pb.ChatRequest(model="fake-chat", messages=[t.Message(role=t.ROLE_USER, content=TEXT)]), timeout=30)
+        first = next(chunks)
+        proc.send_signal(signal.SIGTERM)
+        after = [response.status for response in watch]  # returns when the server ends the stream
+        rest = list(chunks)
+        assert after == [health_pb2.HealthCheckResponse.NOT_SERVING]
+        assert first.content + "".join(c.content for c in rest) == TEXT
+        assert proc.wait(20) == 0

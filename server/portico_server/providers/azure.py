@@ -81,7 +81,7 @@ class AzureOpenAIProvider(OpenAICompatProvider):
 
     def chat_body(self, request: ChatRequest, *, stream: bool) -> JSON:
         body = super().chat_body(request, stream=stream)
-        if self._v1 and "model" not in request.passthrough:
+        if self._v1:
             body["model"] = self.deployment(request.model)
         return body
 

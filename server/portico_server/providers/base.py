@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from ..call import NO_CALL, CallContext
-from ..config import ProviderSettings
+from ..config import ConfigError, ProviderSettings
 from ..domain import (
     Capabilities,
     ChatRequest,
@@ -25,7 +25,17 @@ from ..domain import (
     StreamChunk,
     TokenCount,
 )
-from ..errors import CapabilityUnsupported
+from ..errors import CapabilityUnsupported, InvalidRequest
+
+#: Keys passthrough may never set, in any dialect: the routed model, the conversation,
+#: streaming and the number of answers, tools (they come through the typed, validated
+#: field), and anything that names credentials, URLs, headers or the call's own policy.
+#: Compared lower-cased; a dotted entry names a key inside an object.
+RESERVED_PASSTHROUGH = frozenset({
+    "model", "messages", "stream", "stream_options", "n", "tools", "functions",
+    "api_key", "api_base", "base_url", "api_version", "extra_headers", "headers",
+    "timeout", "num_retries", "max_retries",
+})
 
 
 class NoOptions(BaseModel):
@@ -39,6 +49,11 @@ class Provider(abc.ABC):
 
     #: The `kind` this class is registered under.
     kind: ClassVar[str] = ""
+    #: Passthrough keys this dialect refuses (see `refused_passthrough`).
+    reserved_passthrough: ClassVar[frozenset[str]] = RESERVED_PASSTHROUGH
+    #: Words (between underscores) that make any passthrough key refused, for dialects
+    #: whose parameters are an open set of keyword arguments.
+    reserved_passthrough_words: ClassVar[frozenset[str]] = frozenset()
     #: Validates `ProviderSettings.options`; a subclass replaces it with its own model.
     Options: ClassVar[type[BaseModel]] = NoOptions
 
@@ -46,6 +61,31 @@ class Provider(abc.ABC):
         self.settings = settings
         self.name = settings.name
         self.options = self.Options.model_validate(settings.options)
+        allow = settings.passthrough_allow
+        if allow is not None:
+            clashes = refused_passthrough(
+                dict.fromkeys(allow), self.reserved_passthrough, self.reserved_passthrough_words)
+            if clashes:
+                raise ConfigError(
+                    f"provider {self.name!r}: passthrough_allow names keys passthrough may never set: "
+                    + ", ".join(key for key, _ in clashes)
+                )
+
+    def check_passthrough(self, passthrough: dict[str, Any]) -> None:
+        """Refuse, with every offending key named, a passthrough this provider does not take:
+        a key its dialect reserves, or one outside the configured `passthrough_allow`."""
+        if not passthrough:
+            return
+        refused = refused_passthrough(passthrough, self.reserved_passthrough, self.reserved_passthrough_words)
+        allow = self.settings.passthrough_allow
+        if allow is not None:
+            named = {key for key, _ in refused}
+            refused += [
+                (key, f"is not in provider {self.name!r}'s passthrough_allow")
+                for key in passthrough if key not in allow and key not in named
+            ]
+        if refused:
+            raise InvalidRequest([(f"passthrough_json.{key}", why) for key, why in refused])
 
     # -- required -------------------------------------------------------------------
 
@@ -140,8 +180,38 @@ def estimate_tokens(request: ChatRequest) -> int:
     return (chars + 3) // 4 + 4 * len(request.messages)
 
 
-def merge_passthrough(body: dict[str, Any], passthrough: dict[str, Any]) -> dict[str, Any]:
-    """Merge the caller's passthrough object into a request body (passthrough wins)."""
+def refused_passthrough(
+    passthrough: dict[str, Any], reserved: frozenset[str], reserved_words: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """(key path, why) for every key of `passthrough` that `reserved` or `reserved_words` refuse."""
+    refused = []
+    lowered = {key.lower(): key for key in passthrough}
+    for key in passthrough:
+        low = key.lower()
+        if low in reserved:
+            refused.append((key, "cannot be set through passthrough; use the request's own fields"))
+        elif reserved_words & set(low.split("_")):
+            refused.append((key, "cannot be set through passthrough: it may name credentials, "
+                                 "endpoints, headers or routing"))
+    for path in sorted(r for r in reserved if "." in r):
+        outer, _, inner = path.partition(".")
+        value = passthrough.get(lowered.get(outer, outer))
+        if isinstance(value, dict):
+            refused += [
+                (f"{lowered[outer]}.{key}", "cannot be set through passthrough; use the request's own fields")
+                for key in value if key.lower() == inner
+            ]
+    return refused
+
+
+def merge_passthrough(
+    body: dict[str, Any], passthrough: dict[str, Any], reserved: frozenset[str] = RESERVED_PASSTHROUGH
+) -> dict[str, Any]:
+    """Merge the caller's passthrough object into a request body (passthrough wins over
+    sampling options); a key of `reserved` is refused rather than merged."""
     if passthrough:
+        refused = refused_passthrough(passthrough, reserved)
+        if refused:
+            raise InvalidRequest([(f"passthrough_json.{key}", why) for key, why in refused])
         body.update(passthrough)
     return body

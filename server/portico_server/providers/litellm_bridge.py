@@ -31,6 +31,7 @@ from ..domain import (
 )
 from ..errors import (
     ContextLengthExceeded,
+    InvalidRequest,
     PorticoError,
     UpstreamConnection,
     UpstreamError,
@@ -40,7 +41,7 @@ from ..errors import (
     upstream_error,
 )
 from . import registry
-from .base import Provider
+from .base import RESERVED_PASSTHROUGH, Provider, refused_passthrough
 from .openai_compat import (
     ChunkReader,
     Preset,
@@ -53,6 +54,17 @@ from .openai_compat import (
 )
 
 INSTALL_HINT = "pip install 'portico[litellm]'"
+
+#: LiteLLM takes any keyword argument, and many carry credentials, endpoints or routing
+#: (`aws_secret_access_key`, `vertex_credentials`, `custom_llm_provider`, `api_base`...):
+#: a passthrough key with one of these words between its underscores is refused.
+LITELLM_RESERVED_WORDS = frozenset({
+    "api", "key", "token", "secret", "credential", "credentials", "password", "url", "uri", "base",
+    "endpoint", "host", "header", "headers", "auth", "proxy", "aws", "vertex", "azure", "region",
+    "project", "location", "client", "session", "retries", "retry", "fallback", "fallbacks",
+    "timeout", "litellm", "provider", "deployment", "model", "mock", "callback", "callbacks",
+    "logger", "ssl", "cert", "organization", "stream", "cache", "caching",
+})
 
 #: LiteLLM takes OpenAI's request shape and translates it per vendor itself.
 _LITELLM = Preset("litellm", base_url="")
@@ -102,6 +114,9 @@ def completion_kwargs(
 ) -> dict[str, Any]:
     """Arguments of `litellm.acompletion` for a request: the OpenAI body plus credentials.
     The caller's passthrough is part of the body, so vendor-specific options reach LiteLLM."""
+    refused = refused_passthrough(request.passthrough, RESERVED_PASSTHROUGH, LITELLM_RESERVED_WORDS)
+    if refused:
+        raise InvalidRequest([(f"passthrough_json.{key}", why) for key, why in refused])
     kwargs = chat_body(request, _LITELLM, stream=stream, stream_usage=True)
     kwargs.pop("stream", None)
     kwargs["stream"] = stream
@@ -205,6 +220,7 @@ class LiteLLMProvider(Provider):
     (`bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0`, `vertex_ai/gemini-1.5-pro`, ...)."""
 
     kind: ClassVar[str] = "litellm"
+    reserved_passthrough_words = LITELLM_RESERVED_WORDS
     Options = LiteLLMOptions
     options: LiteLLMOptions
 

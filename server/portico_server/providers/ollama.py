@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import bounded_json
 from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..domain import (
@@ -299,7 +300,7 @@ def _message(message: Message, index: int, names_by_id: Mapping[str, str]) -> di
         calls = []
         for j, call in enumerate(message.tool_calls):
             try:
-                args = json.loads(call.arguments or "{}")
+                args = bounded_json.loads(call.arguments or "{}")
             except ValueError:
                 args = None
             if not isinstance(args, dict):

@@ -21,7 +21,7 @@ from ...errors import PorticoError, UpstreamError, UpstreamProtocol
 from ..http import HttpProvider
 from . import errors
 from .models import UNKNOWN_MODEL_MAX_OUTPUT, capabilities, model_facts
-from .request import Plan, build_plan, thinking_enabled
+from .request import ANTHROPIC_RESERVED_PASSTHROUGH, Plan, build_plan, thinking_enabled
 from .response import StreamTranslator, completion, int_field
 
 API_VERSION = "2023-06-01"
@@ -63,6 +63,7 @@ class AnthropicOptions(BaseModel):
 
 class AnthropicProvider(HttpProvider):
     kind: ClassVar[str] = "anthropic"
+    reserved_passthrough = ANTHROPIC_RESERVED_PASSTHROUGH
     Options = AnthropicOptions
     options: AnthropicOptions
     default_base_url = DEFAULT_BASE_URL

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import mimetypes
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ... import bounded_json
 from ...domain import ChatRequest, MediaPart, Message, ReasoningPart, ResponseFormatType, Role, ToolChoiceMode
 from ...errors import InvalidRequest
-from ..base import merge_passthrough
+from ..base import RESERVED_PASSTHROUGH, merge_passthrough
 from ..call_ids import portable_call_id
 
 #: The `source` of the reasoning parts this dialect returns and takes back.
@@ -44,6 +44,10 @@ class Plan:
 
     body: dict[str, Any]
     answer_tool: str = ""
+
+
+#: The system prompt is part of the conversation, so passthrough may not replace it.
+ANTHROPIC_RESERVED_PASSTHROUGH = RESERVED_PASSTHROUGH | {"system"}
 
 
 def build_plan(request: ChatRequest, default_max_tokens: int) -> Plan:
@@ -72,7 +76,7 @@ def build_plan(request: ChatRequest, default_max_tokens: int) -> Plan:
     choice = _tool_choice(request, answer_tool)
     if choice is not None:
         body["tool_choice"] = choice
-    merge_passthrough(body, request.passthrough)
+    merge_passthrough(body, request.passthrough, ANTHROPIC_RESERVED_PASSTHROUGH)
     return Plan(body, answer_tool)
 
 
@@ -196,7 +200,7 @@ def _tool_use_blocks(message: Message, where: str) -> list[dict[str, Any]]:
     blocks = []
     for j, call in enumerate(message.tool_calls):
         try:
-            arguments = json.loads(call.arguments or "{}")
+            arguments = bounded_json.loads(call.arguments or "{}")
         except ValueError:
             arguments = None
         if not isinstance(arguments, dict):

@@ -30,7 +30,7 @@ from ...domain import (
     TokenCount,
 )
 from ...errors import PorticoError, UpstreamError, UpstreamProtocol, parse_retry_after
-from ..base import merge_passthrough
+from ..base import RESERVED_PASSTHROUGH, merge_passthrough
 from ..http import HttpProvider
 from .errors import error_object, google_error, stream_error
 from .models import known_gemini_model
@@ -44,8 +44,18 @@ DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
 EMBED_BATCH_SIZE = 100
 
 
+#: Gemini's JSON takes both camelCase and snake_case names. The conversation and the
+#: number of answers (candidateCount, OpenAI's `n`) stay out of passthrough's reach.
+GEMINI_RESERVED_PASSTHROUGH = RESERVED_PASSTHROUGH | {
+    "contents", "systeminstruction", "system_instruction",
+    "generationconfig.candidatecount", "generationconfig.candidate_count",
+    "generation_config.candidatecount", "generation_config.candidate_count",
+}
+
+
 class GeminiProvider(HttpProvider):
     kind: ClassVar[str] = "gemini"
+    reserved_passthrough = GEMINI_RESERVED_PASSTHROUGH
     Options = GeminiOptions
     options: GeminiOptions
     default_base_url = "https://generativelanguage.googleapis.com"
@@ -68,7 +78,7 @@ class GeminiProvider(HttpProvider):
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         body = build_generate_request(request, self.options)
         if request.passthrough:
-            body = merge_passthrough(body, merge_nested(body, request.passthrough))
+            body = merge_passthrough(body, merge_nested(body, request.passthrough), GEMINI_RESERVED_PASSTHROUGH)
         return body
 
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:

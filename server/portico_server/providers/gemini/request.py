@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import mimetypes
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from ... import bounded_json
 from ...domain import ChatRequest, MediaPart, Message, ResponseFormatType, Role, ToolChoiceMode
 from ...errors import InvalidRequest
 from .options import GeminiOptions
@@ -152,7 +152,7 @@ def _model_parts(message: Message, index: int, *, sentinel: bool = False) -> lis
         unattached.append(pending)
     for j, call in enumerate(message.tool_calls):
         try:
-            args = json.loads(call.arguments or "{}")
+            args = bounded_json.loads(call.arguments or "{}")
         except ValueError:
             args = None
         if not isinstance(args, dict):
@@ -179,7 +179,7 @@ def _function_response(message: Message, names_by_id: Mapping[str, str], index: 
         )])
     text = message.text()
     try:
-        parsed = json.loads(text)
+        parsed = bounded_json.loads(text)
     except ValueError:
         parsed = None
     # `response` must be an object; Gemini reads plain results from its "output" key.
