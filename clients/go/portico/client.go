@@ -101,12 +101,25 @@ func (c *Client) GetCapabilities(ctx context.Context, req *porticov1.GetCapabili
 	return resp, decodeError(err)
 }
 
-// ListProviders lists the configured providers with their models and health.
+// ListProviders lists every configured provider with its models and health, in
+// configuration order: it follows the gateway's pages, so the response holds them all
+// and no next page token. The call's deadline covers every page.
 func (c *Client) ListProviders(ctx context.Context, opts ...grpc.CallOption) (*porticov1.ListProvidersResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	resp, err := c.rpc.ListProviders(ctx, &porticov1.ListProvidersRequest{}, opts...)
-	return resp, decodeError(err)
+	all := &porticov1.ListProvidersResponse{}
+	req := &porticov1.ListProvidersRequest{}
+	for {
+		page, err := c.rpc.ListProviders(ctx, req, opts...)
+		if err != nil {
+			return nil, decodeError(err)
+		}
+		all.Providers = append(all.Providers, page.GetProviders()...)
+		if page.GetNextPageToken() == "" {
+			return all, nil
+		}
+		req = &porticov1.ListProvidersRequest{PageToken: page.GetNextPageToken()}
+	}
 }
 
 // Stream starts a streamed answer; read it with Recv or Chunks, and Close it if you

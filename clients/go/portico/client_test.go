@@ -3,6 +3,7 @@ package portico_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -454,6 +455,40 @@ func TestUnreachableGatewayIsUnavailable(t *testing.T) {
 	perr := asPorticoError(t, err)
 	if perr.Code != codes.Unavailable || perr.Reason != "" || !perr.Retryable() {
 		t.Errorf("error = %v (reason %q), want a retryable UNAVAILABLE with no reason", perr, perr.Reason)
+	}
+}
+
+func TestListProvidersFollowsEveryPage(t *testing.T) {
+	// More providers than the gateway's default page of 50.
+	var config strings.Builder
+	config.WriteString("server: {health_probe_interval: 0, shutdown_grace: 1}\nproviders:\n")
+	var want []string
+	for i := range 120 {
+		name := fmt.Sprintf("p%03d", i)
+		want = append(want, name)
+		fmt.Fprintf(&config, "  - {name: %s, kind: fake}\n", name)
+	}
+	gw, err := startGateway(config.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.stop() })
+	client, err := portico.Dial(gw.address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+
+	providers, err := client.ListProviders(callContext(t))
+	if err != nil {
+		t.Fatalf("ListProviders: %v", err)
+	}
+	var names []string
+	for _, p := range providers.GetProviders() {
+		names = append(names, p.GetName())
+	}
+	if strings.Join(names, ",") != strings.Join(want, ",") || providers.GetNextPageToken() != "" {
+		t.Errorf("providers = %v (next page %q), want all 120 in configuration order", names, providers.GetNextPageToken())
 	}
 }
 

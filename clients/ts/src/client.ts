@@ -123,9 +123,23 @@ export class PorticoClient {
     return this.unary(() => this.raw.getCapabilities(request, this.callOptions(options)));
   }
 
-  /** Lists the configured providers with their models and health. */
+  /**
+   * Lists every configured provider with its models and health, in configuration order.
+   * It follows the gateway's pages, so the answer holds them all and no next page token;
+   * `options` apply to each page's call.
+   */
   async listProviders(options: CallOptions = {}): Promise<ListProvidersResponse> {
-    return this.unary(() => this.raw.listProviders({}, this.callOptions(options)));
+    const all = await this.unary(() => this.raw.listProviders({}, this.callOptions(options)));
+    let token = all.nextPageToken;
+    while (token !== "") {
+      const page = await this.unary(() =>
+        this.raw.listProviders({ pageToken: token }, this.callOptions(options)),
+      );
+      all.providers.push(...page.providers);
+      token = page.nextPageToken;
+    }
+    all.nextPageToken = "";
+    return all;
   }
 
   /** Closes the connection; calls still running fail. */
