@@ -135,3 +135,26 @@ def test_media_refuses_what_it_cannot_send() -> None:
         portico.media(42)  # type: ignore[arg-type]
     with pytest.raises(FileNotFoundError):
         portico.image("no/such/file.png")
+
+
+async def test_parts_as_dicts_reach_the_gateway() -> None:
+    async with running_gateway(config()) as gw, portico.AsyncClient(gw.address) as client:
+        await client.chat([
+            {"role": "user", "parts": [{"text": "see"}, {"media": {"uri": "https://example.com/a.png"}},
+                                       {"media": "https://example.com/b.gif"}]},
+            {"role": "assistant", "parts": [{"reasoning": {"text": "hm", "signature": "s1", "source": "fake"}},
+                                            {"text": "ok"}]},
+            {"role": "user", "content": "again"},
+        ], model="fake-chat")
+        sent = fake(gw).last_request
+    assert sent is not None
+    assert [p.media.uri for p in sent.messages[0].parts[1:] if p.media] == [
+        "https://example.com/a.png", "https://example.com/b.gif",
+    ]
+    assert sent.messages[1].parts[0] == ContentPart(reasoning=ReasoningPart(text="hm", signature="s1", source="fake"))
+
+
+def test_unknown_keys_in_a_part_dict_fail_before_sending() -> None:
+    with portico.Client("127.0.0.1:1") as client, \
+            pytest.raises(ValueError, match=r"messages\[0\]\.parts\[0\]\.reasoning: unknown key"):
+        client.chat([{"role": "assistant", "parts": [{"reasoning": {"thinking": "x"}}]}], model="m")

@@ -458,6 +458,20 @@ func TestUnreachableGatewayIsUnavailable(t *testing.T) {
 	}
 }
 
+// listProviderNames calls ListProviders and returns the answer and the providers' names.
+func listProviderNames(t *testing.T, client *portico.Client) (*porticov1.ListProvidersResponse, []string) {
+	t.Helper()
+	providers, err := client.ListProviders(callContext(t))
+	if err != nil {
+		t.Fatalf("ListProviders: %v", err)
+	}
+	var names []string
+	for _, p := range providers.GetProviders() {
+		names = append(names, p.GetName())
+	}
+	return providers, names
+}
+
 func TestListProvidersFollowsEveryPage(t *testing.T) {
 	// More providers than the gateway's default page of 50.
 	var config strings.Builder
@@ -479,14 +493,7 @@ func TestListProvidersFollowsEveryPage(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = client.Close() })
 
-	providers, err := client.ListProviders(callContext(t))
-	if err != nil {
-		t.Fatalf("ListProviders: %v", err)
-	}
-	var names []string
-	for _, p := range providers.GetProviders() {
-		names = append(names, p.GetName())
-	}
+	providers, names := listProviderNames(t, client)
 	if strings.Join(names, ",") != strings.Join(want, ",") || providers.GetNextPageToken() != "" {
 		t.Errorf("providers = %v (next page %q), want all 120 in configuration order", names, providers.GetNextPageToken())
 	}
@@ -494,14 +501,7 @@ func TestListProvidersFollowsEveryPage(t *testing.T) {
 
 func TestListProvidersAndCapabilities(t *testing.T) {
 	client := newClient(t)
-	providers, err := client.ListProviders(callContext(t))
-	if err != nil {
-		t.Fatalf("ListProviders: %v", err)
-	}
-	var names []string
-	for _, p := range providers.GetProviders() {
-		names = append(names, p.GetName())
-	}
+	_, names := listProviderNames(t, client)
 	if strings.Join(names, ",") != "fake,slow" {
 		t.Errorf("providers = %v, want [fake slow] in configuration order", names)
 	}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from ._parts import assistant_message
 from .v1 import llm_service_pb2, types_pb2
@@ -93,27 +93,28 @@ def _parts(values: Sequence[Any], where: str) -> list[types_pb2.ContentPart]:
 
 
 def _media(value: Any, where: str) -> types_pb2.Media:
-    if isinstance(value, types_pb2.Media):
-        return value
     if isinstance(value, str):
         return types_pb2.Media(uri=value)
-    if isinstance(value, Mapping):
-        unknown = set(value) - {"uri", "data", "mime_type", "detail"}
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
-        return types_pb2.Media(**value)
-    raise TypeError(f"{where}: expected a URI, a dict or a Media")
+    return _from_dict(value, types_pb2.Media, where)
 
 
 def _reasoning(value: Any, where: str) -> types_pb2.Reasoning:
-    if isinstance(value, types_pb2.Reasoning):
+    return _from_dict(value, types_pb2.Reasoning, where)
+
+
+PartT = TypeVar("PartT", types_pb2.Media, types_pb2.Reasoning)
+
+
+def _from_dict(value: Any, cls: type[PartT], where: str) -> PartT:
+    """`value` itself when it is a `cls`, else `cls` made from a dict of its fields."""
+    if isinstance(value, cls):
         return value
-    if isinstance(value, Mapping):
-        unknown = set(value) - {"text", "signature", "redacted", "source"}
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
-        return types_pb2.Reasoning(**value)
-    raise TypeError(f"{where}: expected a dict or a Reasoning")
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where}: expected a dict or a {cls.__name__}")
+    unknown = set(value) - set(cls.DESCRIPTOR.fields_by_name)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
+    return cls(**value)
 
 
 def _tool_call(value: Any, where: str) -> types_pb2.ToolCall:
