@@ -202,13 +202,16 @@ def _check_request_id(value: str, v: _Violations) -> None:
         v.add("request_id", "must hold only printable ASCII characters without spaces")
 
 
-def request_id(req: Any) -> str:
-    """The caller's request id when it is valid, else a fresh UUID4 (the request's
-    validation reports an invalid one), so every call is logged and answered with one."""
-    value: str = getattr(req, "request_id", "")
-    checked = _Violations()
-    _check_request_id(value, checked)
-    return value if value and not checked.items else str(uuid.uuid4())
+def request_id(req: Any, header: str = "") -> str:
+    """The call's request id: the request's `request_id`, else the caller's `x-request-id`
+    header, when valid; else a fresh UUID4 (the request's validation reports an invalid
+    field), so every call is logged and answered with one."""
+    for value in (getattr(req, "request_id", ""), header):
+        checked = _Violations()
+        _check_request_id(value, checked)
+        if value and not checked.items:
+            return str(value)
+    return str(uuid.uuid4())
 
 
 def _tools(items: Any, v: _Violations) -> list[d.ToolDefinition]:

@@ -45,7 +45,8 @@ class _Status:
 
 def _begin(context: Context, request: Any) -> str:
     """The call's request id, already set in the trailers of a successful answer."""
-    request_id = convert.request_id(request)
+    header = next((v for k, v in context.invocation_metadata() or () if k == REQUEST_ID_KEY), "")
+    request_id = convert.request_id(request, header if isinstance(header, str) else "")
     context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
     return request_id
 

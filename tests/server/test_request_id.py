@@ -35,6 +35,17 @@ async def test_the_callers_request_id_reaches_the_provider_and_is_echoed(gw):
     assert gw.provider("fake").last_call.request_id == "checkout-42/retry:1"
 
 
+async def test_an_x_request_id_header_serves_when_the_field_is_empty(gw):
+    headed = gw.stub.ListProviders(pb.ListProvidersRequest(), metadata=(("x-request-id", "from-header"),))
+    await headed
+    assert trailer(await headed.trailing_metadata()) == "from-header"
+    both = gw.stub.Chat(pb.ChatRequest(model="fake-chat", messages=HI, request_id="from-field"),
+                        metadata=(("x-request-id", "from-header"),))
+    await both
+    assert trailer(await both.trailing_metadata()) == "from-field"
+    assert gw.provider("fake").last_call.request_id == "from-field"
+
+
 async def test_without_one_the_gateway_makes_a_uuid4_and_returns_it(gw):
     ids = []
     for _ in range(2):

@@ -106,13 +106,27 @@ func (c *Client) GetCapabilities(ctx context.Context, req *porticov1.GetCapabili
 	})
 }
 
-// ListProviders lists the configured providers with their models and health.
+// ListProviders lists every configured provider with its models and health, in
+// configuration order: it follows the gateway's pages, so the response holds them all
+// and no next page token. The call's deadline covers every page.
 func (c *Client) ListProviders(ctx context.Context, opts ...grpc.CallOption) (*porticov1.ListProvidersResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	return retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.ListProvidersResponse, error) {
-		return c.rpc.ListProviders(ctx, &porticov1.ListProvidersRequest{}, opts...)
-	})
+	all := &porticov1.ListProvidersResponse{}
+	req := &porticov1.ListProvidersRequest{}
+	for {
+		page, err := retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.ListProvidersResponse, error) {
+			return c.rpc.ListProviders(ctx, req, opts...)
+		})
+		if err != nil {
+			return nil, err
+		}
+		all.Providers = append(all.Providers, page.GetProviders()...)
+		if page.GetNextPageToken() == "" {
+			return all, nil
+		}
+		req = &porticov1.ListProvidersRequest{PageToken: page.GetNextPageToken()}
+	}
 }
 
 // Stream starts a streamed answer; read it with Recv or Chunks, and Close it if you

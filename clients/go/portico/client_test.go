@@ -3,6 +3,7 @@ package portico_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -458,8 +459,9 @@ func TestUnreachableGatewayIsUnavailable(t *testing.T) {
 	}
 }
 
-func TestListProvidersAndCapabilities(t *testing.T) {
-	client := newClient(t)
+// listProviderNames calls ListProviders and returns the answer and the providers' names.
+func listProviderNames(t *testing.T, client *portico.Client) (*porticov1.ListProvidersResponse, []string) {
+	t.Helper()
 	providers, err := client.ListProviders(callContext(t))
 	if err != nil {
 		t.Fatalf("ListProviders: %v", err)
@@ -468,6 +470,39 @@ func TestListProvidersAndCapabilities(t *testing.T) {
 	for _, p := range providers.GetProviders() {
 		names = append(names, p.GetName())
 	}
+	return providers, names
+}
+
+func TestListProvidersFollowsEveryPage(t *testing.T) {
+	// More providers than the gateway's default page of 50.
+	var config strings.Builder
+	config.WriteString("server: {health_probe_interval: 0, shutdown_grace: 1}\nproviders:\n")
+	var want []string
+	for i := range 120 {
+		name := fmt.Sprintf("p%03d", i)
+		want = append(want, name)
+		fmt.Fprintf(&config, "  - {name: %s, kind: fake}\n", name)
+	}
+	gw, err := startGateway(config.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.stop() })
+	client, err := portico.Dial(gw.address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+
+	providers, names := listProviderNames(t, client)
+	if strings.Join(names, ",") != strings.Join(want, ",") || providers.GetNextPageToken() != "" {
+		t.Errorf("providers = %v (next page %q), want all 120 in configuration order", names, providers.GetNextPageToken())
+	}
+}
+
+func TestListProvidersAndCapabilities(t *testing.T) {
+	client := newClient(t)
+	_, names := listProviderNames(t, client)
 	if strings.Join(names, ",") != "fake,slow" {
 		t.Errorf("providers = %v, want [fake slow] in configuration order", names)
 	}

@@ -31,6 +31,7 @@ from ._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from ._parts import assistant_message, document, image, media, reasoning_parts
 from ._retry import RetryPolicy
 from ._stream import AsyncChatStream, ChatStream
 from ._tools import tool
@@ -114,5 +115,10 @@ __all__ = [
     "UnavailableError",
     "Usage",
     "__version__",
+    "assistant_message",
+    "document",
+    "image",
+    "media",
+    "reasoning_parts",
     "tool",
 ]

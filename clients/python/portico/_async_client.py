@@ -133,10 +133,16 @@ class AsyncClient:
     async def providers(self, **options: Unpack[CallOptions]) -> list[llm_service_pb2.ProviderInfo]:
         """The configured providers, in configuration order, with their health."""
         check_options(options, CallOptions, "providers")
-        response: llm_service_pb2.ListProvidersResponse = await self._call(
-            self.stub.ListProviders, llm_service_pb2.ListProvidersRequest(), options
-        )
-        return list(response.providers)
+        found: list[llm_service_pb2.ProviderInfo] = []
+        token = ""
+        while True:  # every page, so callers never see pagination
+            page: llm_service_pb2.ListProvidersResponse = await self._call(
+                self.stub.ListProviders, llm_service_pb2.ListProvidersRequest(page_token=token), options
+            )
+            found.extend(page.providers)
+            token = page.next_page_token
+            if not token:
+                return found
 
     async def _call(self, method: Any, request: Any, options: CallOptions) -> Any:
         attempts = self._core.attempts(options)

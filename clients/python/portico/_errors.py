@@ -20,7 +20,7 @@ Every `StatusError` carries what the gateway put in its `google.rpc.Status` deta
 `reason` (an `ErrorReason` value name such as "ERROR_REASON_UPSTREAM_RATE_LIMITED"),
 `domain`, `metadata`, `retry_after` (seconds, from RetryInfo) and `field_violations`
 (from BadRequest); `retry_safe` says whether sending the call again cannot start a
-second generation.
+second generation; and `request_id`, the id the gateway logged the call under.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class StatusError(PorticoError):
         metadata: Mapping[str, str] | None = None,
         retry_after: float | None = None,
         field_violations: Sequence[FieldViolation] = (),
+        request_id: str = "",
     ) -> None:
         super().__init__(f"{code.name}: {message}" if message else code.name)
         self.code = code
@@ -68,6 +69,9 @@ class StatusError(PorticoError):
         #: Seconds to wait before trying again, when the gateway said (RetryInfo).
         self.retry_after = retry_after
         self.field_violations: list[FieldViolation] = list(field_violations)
+        #: The call's request id (the `x-request-id` trailer): yours, or the one the
+        #: gateway made; "" when the call did not reach the gateway.
+        self.request_id = request_id
 
     @property
     def retry_safe(self) -> bool:

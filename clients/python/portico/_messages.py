@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from .v1 import types_pb2
+from ._parts import assistant_message
+from .v1 import llm_service_pb2, types_pb2
 
-MessageLike = types_pb2.Message | Mapping[str, Any]
+#: A message, a dict like {"role": "user", "content": "hi"}, or an earlier answer (which
+#: stands for the assistant message `assistant_message` makes of it).
+MessageLike = types_pb2.Message | llm_service_pb2.CompletionResponse | Mapping[str, Any]
 #: A conversation, or a single string meaning one user message.
 MessagesLike = str | Sequence[MessageLike]
 
@@ -25,7 +28,7 @@ def to_messages(messages: MessagesLike) -> list[types_pb2.Message]:
     """The conversation as protobuf. A str is one user message."""
     if isinstance(messages, str):
         return [types_pb2.Message(role=types_pb2.ROLE_USER, content=messages)]
-    if isinstance(messages, Mapping | types_pb2.Message):
+    if isinstance(messages, Mapping | types_pb2.Message | llm_service_pb2.CompletionResponse):
         raise TypeError("messages: expected a list of messages (or a str), got a single message")
     return [_message(m, f"messages[{i}]") for i, m in enumerate(messages)]
 
@@ -33,6 +36,8 @@ def to_messages(messages: MessagesLike) -> list[types_pb2.Message]:
 def _message(value: MessageLike, where: str) -> types_pb2.Message:
     if isinstance(value, types_pb2.Message):
         return value
+    if isinstance(value, llm_service_pb2.CompletionResponse):
+        return assistant_message(value)
     if not isinstance(value, Mapping):
         raise TypeError(f"{where}: expected a Message or a dict, got {type(value).__name__}")
     unknown = set(value) - _MESSAGE_KEYS
@@ -78,22 +83,38 @@ def _parts(values: Sequence[Any], where: str) -> list[types_pb2.ContentPart]:
             parts.append(types_pb2.ContentPart(text=str(item["text"])))
         elif isinstance(item, Mapping) and "media" in item:
             parts.append(types_pb2.ContentPart(media=_media(item["media"], f"{at}.media")))
+        elif isinstance(item, Mapping) and "reasoning" in item:
+            parts.append(types_pb2.ContentPart(reasoning=_reasoning(item["reasoning"], f"{at}.reasoning")))
         else:
-            raise ValueError(f"{at}: expected a str, a ContentPart, {{'text': ...}} or {{'media': ...}}")
+            raise ValueError(
+                f"{at}: expected a str, a ContentPart, {{'text': ...}}, {{'media': ...}} or {{'reasoning': ...}}"
+            )
     return parts
 
 
 def _media(value: Any, where: str) -> types_pb2.Media:
-    if isinstance(value, types_pb2.Media):
-        return value
     if isinstance(value, str):
         return types_pb2.Media(uri=value)
-    if isinstance(value, Mapping):
-        unknown = set(value) - {"uri", "data", "mime_type", "detail"}
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
-        return types_pb2.Media(**value)
-    raise TypeError(f"{where}: expected a URI, a dict or a Media")
+    return _from_dict(value, types_pb2.Media, where)
+
+
+def _reasoning(value: Any, where: str) -> types_pb2.Reasoning:
+    return _from_dict(value, types_pb2.Reasoning, where)
+
+
+PartT = TypeVar("PartT", types_pb2.Media, types_pb2.Reasoning)
+
+
+def _from_dict(value: Any, cls: type[PartT], where: str) -> PartT:
+    """`value` itself when it is a `cls`, else `cls` made from a dict of its fields."""
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where}: expected a dict or a {cls.__name__}")
+    unknown = set(value) - set(cls.DESCRIPTOR.fields_by_name)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
+    return cls(**value)
 
 
 def _tool_call(value: Any, where: str) -> types_pb2.ToolCall:

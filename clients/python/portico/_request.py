@@ -49,6 +49,9 @@ class ChatOptions(CallOptions, total=False):
     tags: Mapping[str, str]
     #: Merged into the provider's request body, e.g. {"top_k": 40}.
     passthrough: Mapping[str, Any] | str
+    #: Your id for this call (at most 64 printable ASCII characters), in the gateway's logs
+    #: and errors' `request_id`; the gateway makes one up when you pass none.
+    request_id: str
 
 
 class EmbedOptions(CallOptions, total=False):
@@ -56,6 +59,7 @@ class EmbedOptions(CallOptions, total=False):
     model: str
     dimensions: int | None
     tags: Mapping[str, str]
+    request_id: str
 
 
 class CountTokensOptions(CallOptions, total=False):
@@ -101,6 +105,7 @@ def chat_request(
         stop_sequences=list(options.get("stop_sequences", ())),
         tools=tool_definitions(options.get("tools", ())),
         tags=dict(options.get("tags", {})),
+        request_id=options.get("request_id", ""),
     )
     for name in ("temperature", "top_p", "max_tokens", "seed"):
         if options.get(name) is not None:
@@ -129,6 +134,7 @@ def embed_request(inputs: str | Sequence[str], options: Mapping[str, Any]) -> ll
         model=options.get("model", ""),
         inputs=[inputs] if isinstance(inputs, str) else list(inputs),
         tags=dict(options.get("tags", {})),
+        request_id=options.get("request_id", ""),
     )
     if options.get("dimensions") is not None:
         request.dimensions = options["dimensions"]

@@ -12,6 +12,7 @@ from google.rpc import error_details_pb2, status_pb2
 from ._errors import STATUS_ERRORS, ConnectionFailedError, FieldViolation, StatusError
 
 _DETAILS_KEY = "grpc-status-details-bin"
+_REQUEST_ID_KEY = "x-request-id"
 _PORTICO_DOMAIN = "portico"
 
 
@@ -24,7 +25,9 @@ def error_from_rpc(error: grpc.RpcError) -> StatusError:
     """
     code: grpc.StatusCode = error.code() or grpc.StatusCode.UNKNOWN
     message: str = error.details() or ""
-    details = _status_details(error.trailing_metadata())
+    trailing = list(error.trailing_metadata() or ())
+    details = _status_details(trailing)
+    request_id = next((str(v) for k, v in trailing if k == _REQUEST_ID_KEY), "")
 
     reason = domain = ""
     metadata: dict[str, str] = {}
@@ -57,6 +60,7 @@ def error_from_rpc(error: grpc.RpcError) -> StatusError:
         metadata=metadata,
         retry_after=retry_after,
         field_violations=violations,
+        request_id=request_id,
     )
 
 

@@ -135,9 +135,21 @@ export class PorticoClient {
     return this.unary(options, (call) => this.raw.getCapabilities(request, call));
   }
 
-  /** Lists the configured providers with their models and health. */
+  /**
+   * Lists every configured provider with its models and health, in configuration order.
+   * It follows the gateway's pages, so the answer holds them all and no next page token;
+   * `options` apply to each page's call.
+   */
   async listProviders(options: CallOptions = {}): Promise<ListProvidersResponse> {
-    return this.unary(options, (call) => this.raw.listProviders({}, call));
+    const all = await this.unary(options, (call) => this.raw.listProviders({}, call));
+    let token = all.nextPageToken;
+    while (token !== "") {
+      const page = await this.unary(options, (call) => this.raw.listProviders({ pageToken: token }, call));
+      all.providers.push(...page.providers);
+      token = page.nextPageToken;
+    }
+    all.nextPageToken = "";
+    return all;
   }
 
   /** Closes the connection; calls still running fail. */

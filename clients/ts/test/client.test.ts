@@ -379,6 +379,24 @@ describe("PorticoClient against a running gateway", () => {
       assert.notEqual(reply.providers[0]!.health, ProviderHealth.NOT_SERVING);
     });
 
+    it("lists every provider across the gateway's pages", async () => {
+      // More providers than the gateway's default page of 50.
+      const names = Array.from({ length: 120 }, (_, i) => `p${String(i).padStart(3, "0")}`);
+      const many = await startGateway({
+        server: { address: "127.0.0.1:0", health_probe_interval: 0, shutdown_grace: 1 },
+        providers: names.map((name) => ({ name, kind: "fake" })),
+      });
+      const manyClient = new PorticoClient(many.address);
+      try {
+        const reply = await manyClient.listProviders();
+        assert.deepEqual(reply.providers.map((p) => p.name), names);
+        assert.equal(reply.nextPageToken, "");
+      } finally {
+        manyClient.close();
+        await many.stop();
+      }
+    });
+
     it("counts tokens and describes capabilities", async () => {
       const count = await client.countTokens({ model: "fake-chat", messages: [user("count these words please")] });
       assert.ok(count.tokenCount > 0);

@@ -1,5 +1,6 @@
 package dev.portico.client;
 
+import dev.portico.v1.StreamChunk;
 import io.grpc.Context;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
@@ -11,7 +12,6 @@ import java.util.Spliterators;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 import java.util.stream.StreamSupport;
-import dev.portico.v1.StreamChunk;
 
 /**
  * The chunks of one {@code StreamChat} call, in the order the gateway sent them.

@@ -1,5 +1,17 @@
 package dev.portico.client;
 
+import dev.portico.v1.ChatRequest;
+import dev.portico.v1.CompletionResponse;
+import dev.portico.v1.CountTokensRequest;
+import dev.portico.v1.CountTokensResponse;
+import dev.portico.v1.EmbedRequest;
+import dev.portico.v1.EmbedResponse;
+import dev.portico.v1.GetCapabilitiesRequest;
+import dev.portico.v1.GetCapabilitiesResponse;
+import dev.portico.v1.LLMServiceGrpc;
+import dev.portico.v1.LLMServiceGrpc.LLMServiceBlockingStub;
+import dev.portico.v1.ListProvidersRequest;
+import dev.portico.v1.ListProvidersResponse;
 import io.grpc.Channel;
 import io.grpc.ChannelCredentials;
 import io.grpc.Grpc;
@@ -19,18 +31,6 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
-import dev.portico.v1.LLMServiceGrpc;
-import dev.portico.v1.LLMServiceGrpc.LLMServiceBlockingStub;
-import dev.portico.v1.ChatRequest;
-import dev.portico.v1.CompletionResponse;
-import dev.portico.v1.CountTokensRequest;
-import dev.portico.v1.CountTokensResponse;
-import dev.portico.v1.EmbedRequest;
-import dev.portico.v1.EmbedResponse;
-import dev.portico.v1.GetCapabilitiesRequest;
-import dev.portico.v1.GetCapabilitiesResponse;
-import dev.portico.v1.ListProvidersRequest;
-import dev.portico.v1.ListProvidersResponse;
 
 /**
  * A blocking client for the Portico gateway.
@@ -110,9 +110,21 @@ public final class PorticoClient implements AutoCloseable {
     return call(stub -> stub.getCapabilities(request));
   }
 
-  /** Lists the configured providers with their models and health. */
+  /**
+   * Lists every configured provider with its models and health, in configuration order.
+   * It follows the gateway's pages, so the answer holds them all and no next page token;
+   * each page's call gets the default deadline.
+   */
   public ListProvidersResponse listProviders() {
-    return call(stub -> stub.listProviders(ListProvidersRequest.getDefaultInstance()));
+    ListProvidersResponse.Builder all = ListProvidersResponse.newBuilder();
+    String token = "";
+    do {
+      ListProvidersRequest request = ListProvidersRequest.newBuilder().setPageToken(token).build();
+      ListProvidersResponse page = call(stub -> stub.listProviders(request));
+      all.addAllProviders(page.getProvidersList());
+      token = page.getNextPageToken();
+    } while (!token.isEmpty());
+    return all.build();
   }
 
   /**

@@ -1,11 +1,11 @@
 package dev.portico.client;
 
+import dev.portico.v1.ErrorReason;
 import io.grpc.Status;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import dev.portico.v1.ErrorReason;
 
 /**
  * A failed call, with the gateway's {@code google.rpc.Status} details decoded.

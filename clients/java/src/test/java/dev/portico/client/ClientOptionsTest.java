@@ -6,6 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.portico.v1.ChatRequest;
+import dev.portico.v1.CompletionResponse;
+import dev.portico.v1.LLMServiceGrpc;
 import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.Metadata;
@@ -38,9 +41,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
-import dev.portico.v1.LLMServiceGrpc;
-import dev.portico.v1.ChatRequest;
-import dev.portico.v1.CompletionResponse;
 
 /**
  * What the builder's options put on the wire: TLS, metadata and deadlines.

@@ -6,6 +6,18 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.portico.v1.ChatRequest;
+import dev.portico.v1.CompletionResponse;
+import dev.portico.v1.EmbedRequest;
+import dev.portico.v1.EmbedResponse;
+import dev.portico.v1.Embedding;
+import dev.portico.v1.ErrorReason;
+import dev.portico.v1.ProviderInfo;
+import dev.portico.v1.Role;
+import dev.portico.v1.StopReason;
+import dev.portico.v1.StreamChunk;
+import dev.portico.v1.ToolCall;
+import dev.portico.v1.ToolCallDelta;
 import io.grpc.Status;
 import java.io.IOException;
 import java.net.ServerSocket;
@@ -18,18 +30,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import dev.portico.v1.ErrorReason;
-import dev.portico.v1.ChatRequest;
-import dev.portico.v1.CompletionResponse;
-import dev.portico.v1.EmbedRequest;
-import dev.portico.v1.EmbedResponse;
-import dev.portico.v1.Embedding;
-import dev.portico.v1.ProviderInfo;
-import dev.portico.v1.StreamChunk;
-import dev.portico.v1.Role;
-import dev.portico.v1.StopReason;
-import dev.portico.v1.ToolCall;
-import dev.portico.v1.ToolCallDelta;
 
 /** The client against a real gateway process running the fake provider. */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
@@ -389,5 +389,25 @@ class PorticoClientIntegrationTest {
     assertEquals(List.of("fake", "slow"), providers.stream().map(ProviderInfo::getName).toList());
     assertEquals("fake", providers.get(0).getKind());
     assertEquals("fake-chat", providers.get(0).getDefaultModel());
+  }
+
+  @Test
+  void listProvidersFollowsEveryPage() throws IOException, InterruptedException {
+    // More providers than the gateway's default page of 50.
+    StringBuilder config = new StringBuilder("server: {health_probe_interval: 0, shutdown_grace: 1}\nproviders:\n");
+    List<String> names = new ArrayList<>();
+    for (int i = 0; i < 120; i++) {
+      String name = String.format("p%03d", i);
+      names.add(name);
+      config.append("  - {name: ").append(name).append(", kind: fake}\n");
+    }
+    try (GatewayProcess many = GatewayProcess.start(config.toString());
+        PorticoClient manyClient = PorticoClient.builder(many.address())
+            .defaultDeadline(Duration.ofSeconds(20))
+            .build()) {
+      var reply = manyClient.listProviders();
+      assertEquals(names, reply.getProvidersList().stream().map(ProviderInfo::getName).toList());
+      assertEquals("", reply.getNextPageToken());
+    }
   }
 }
