@@ -1,6 +1,6 @@
 """The LLMService servicer: converts, asks the router, calls the provider, converts back.
 
-It holds no provider logic. Failures leave through `_fail`, which uses the one error
+It holds no provider logic. Failures leave through `fail`, which uses the one error
 table in status.py; anything unexpected becomes INTERNAL without leaking details.
 """
 
@@ -15,9 +15,9 @@ import grpc
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 
-from . import convert
+from . import convert, offload
 from .capabilities import CapabilityResolver
-from .errors import PorticoError, RequestTooLarge, ShuttingDown
+from .errors import PorticoError, ShuttingDown
 from .health import HealthReporter
 from .router import Router
 from .status import internal_status, to_rpc_status
@@ -28,7 +28,7 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
-async def _fail(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+async def fail(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
     if isinstance(exc, PorticoError):
         await context.abort_with_status(to_rpc_status(exc))
     log.error("unexpected error in %s", type(exc).__name__, exc_info=exc)
@@ -46,7 +46,7 @@ def _unary(
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _fail(context, exc)
+            await fail(context, exc)
             raise  # not reached: abort raises
 
     wrapper.__name__ = handler.__name__
@@ -59,30 +59,22 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         router: Router,
         capabilities: CapabilityResolver,
         health: HealthReporter,
-        max_request_bytes: int,
     ) -> None:
+        # Request size and item counts are checked before decoding, in intake.py.
         self.router = router
         self.capabilities = capabilities
         self.health = health
-        self.max_request_bytes = max_request_bytes
         self.shutting_down = False
 
     def _admit(self, request: Any) -> None:
         if self.shutting_down:
             raise ShuttingDown("the gateway is shutting down; retry on another replica")
-        size = request.ByteSize()
-        if size > self.max_request_bytes:
-            raise RequestTooLarge(
-                f"request is {size} bytes; the gateway accepts at most {self.max_request_bytes}",
-                limit=f"server.max_message_bytes={self.max_request_bytes}",
-                field="messages" if hasattr(request, "messages") else "inputs",
-            )
 
     @_unary
     async def Chat(self, request: pb.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.CompletionResponse:
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model)
-        chat = convert.chat_request(request, model)
+        chat = await offload.run(convert.chat_request, request, model)
         call = convert.call_context(request, context.time_remaining())
         result = await provider.chat(chat, call)
         return convert.completion(result, provider.name)
@@ -96,7 +88,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         try:
             self._admit(request)
             provider, model = self.router.route(request.provider, request.model)
-            chat = convert.chat_request(request, model)
+            chat = await offload.run(convert.chat_request, request, model)
             call = convert.call_context(request, context.time_remaining())
             first = True
             async with contextlib.aclosing(provider.stream(chat, call)) as chunks:
@@ -109,7 +101,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _fail(context, exc)
+            await fail(context, exc)
 
     @_unary
     async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.EmbedResponse:
@@ -125,7 +117,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     ) -> pb.CountTokensResponse:
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model)
-        chat = convert.count_tokens_request(request, model)
+        chat = await offload.run(convert.count_tokens_request, request, model)
         call = convert.call_context(None, context.time_remaining())
         return convert.token_count(await provider.count_tokens(chat, call), provider.name)
 

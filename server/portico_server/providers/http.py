@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from .. import offload
 from ..config import ProviderSettings
 from ..errors import (
     RequestTooLarge,
@@ -90,7 +91,7 @@ class HttpProvider(Provider):
         The response body is not read yet; leaving the block closes it (and with it the
         upstream connection's stream), which is how a cancelled call stops the provider.
         """
-        content = self.encode(body) if body is not None else None
+        content = await offload.run(self.encode, body) if body is not None else None
         hdrs = {"content-type": "application/json"} if content is not None else {}
         if headers:
             hdrs.update(headers)

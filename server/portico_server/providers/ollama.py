@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import offload
 from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..domain import (
@@ -83,7 +84,8 @@ class OllamaProvider(HttpProvider):
         return body
 
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
-        data = await self.request_json("POST", "/api/chat", body=self._body(request, False), timeout=call.remaining())
+        body = await offload.run(self._body, request, False)
+        data = await self.request_json("POST", "/api/chat", body=body, timeout=call.remaining())
         if not isinstance(data, dict):
             raise self._protocol("answered with JSON that is not an object")
         if "error" in data:
@@ -105,7 +107,7 @@ class OllamaProvider(HttpProvider):
         )
 
     async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
-        body = self._body(request, True)
+        body = await offload.run(self._body, request, True)
         turn = _Turn(request.model)
         async with self.send("POST", "/api/chat", body=body, timeout=call.remaining()) as response:
             async for line in ndjson_lines(response):

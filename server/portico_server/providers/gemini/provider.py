@@ -17,6 +17,7 @@ import httpx
 from httpx_sse import EventSource, SSEError
 from pydantic import SecretStr
 
+from ... import offload
 from ...call import NO_CALL, CallContext
 from ...config import ProviderSettings
 from ...domain import (
@@ -72,8 +73,9 @@ class GeminiProvider(HttpProvider):
         return body
 
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
+        body = await offload.run(self._body, request)
         data = await self.request_json(
-            "POST", self._path(request.model, "generateContent"), body=self._body(request), timeout=call.remaining()
+            "POST", self._path(request.model, "generateContent"), body=body, timeout=call.remaining()
         )
         if not isinstance(data, dict):
             raise self._protocol("answered with JSON that is not an object")
@@ -84,7 +86,7 @@ class GeminiProvider(HttpProvider):
         return turn.completion(self.name)
 
     async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
-        body = self._body(request)
+        body = await offload.run(self._body, request)
         turn = Turn(request.model, self.options.carry_thought_signatures)
         async with self.send(
             "POST",

@@ -13,6 +13,7 @@ import httpx
 from httpx_sse import EventSource
 from pydantic import BaseModel, ConfigDict, Field
 
+from ... import offload
 from ...call import NO_CALL, CallContext
 from ...config import ConfigError, ProviderSettings
 from ...domain import (
@@ -124,14 +125,14 @@ class OpenAICompatProvider(HttpProvider):
         data = await self.request_json(
             "POST",
             self.operation_path("chat/completions", request.model),
-            body=self.chat_body(request, stream=False),
+            body=await offload.run(self.chat_body, request, stream=False),
             timeout=call.remaining(),
             params=self.query_params(),
         )
         return parse_completion(data, provider=self.name, model=request.model, scrub=self.scrub)
 
     async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
-        body = self.chat_body(request, stream=True)
+        body = await offload.run(self.chat_body, request, stream=True)
         reader = ChunkReader(self.name, request.model, self.scrub)
         async with self.send(
             "POST",
