@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import offload
+from .. import offload, vectors
 from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..domain import (
@@ -148,14 +148,17 @@ class OllamaProvider(HttpProvider):
         embeddings = data.get("embeddings") if isinstance(data, dict) else None
         if not isinstance(embeddings, list) or len(embeddings) != len(request.inputs):
             raise self._protocol("answered /api/embed with the wrong number of vectors")
-        vectors: list[list[float]] = []
+        packed: list[bytes] = []
         for vector in embeddings:
             if not isinstance(vector, list):
                 raise self._protocol("answered /api/embed with a vector that is not a list")
-            vectors.append([float(v) for v in vector])
+            try:
+                packed.append(vectors.pack(vector))
+            except (TypeError, OverflowError):
+                raise self._protocol("answered /api/embed with values that are not numbers") from None
         prompt = _int(data.get("prompt_eval_count"))
         return EmbedResponse(
-            vectors=vectors,
+            vectors=packed,
             usage=Usage(prompt_tokens=prompt, total_tokens=prompt),
             model=str(data.get("model") or request.model),
             provider=self.name,
