@@ -1251,3 +1251,13 @@ def test_base64_decoding_is_little_endian_float32() -> None:
     for wrong in ("not base64!", base64.b64encode(b"12345").decode(), [1.0, "2"], [[1.0]], None):
         with pytest.raises(errors.UpstreamProtocol):
             decode_vector(wrong, "p")
+
+
+async def test_an_embedding_body_only_the_standard_decoder_reads_still_decodes() -> None:
+    # NaN is not JSON, but Python's decoder (used before) took it: it must not start failing.
+    body = b'{"data": [{"index": 0, "embedding": [NaN, 0.5]}], "model": "e", "usage": {"prompt_tokens": 1}}'
+    async with Upstream() as up, provider(up, "together") as p:
+        up.add("POST", "/v1/embeddings", Reply(200, {"content-type": "application/json"}, body))
+        result = await p.embed(EmbedRequest(model="e", inputs=["a"]))
+    first, second = unpack(result.vectors[0])
+    assert first != first and second == 0.5  # NaN, then the number

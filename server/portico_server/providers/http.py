@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from .. import offload
+from .. import jsonwire, offload
 from ..config import ProviderSettings
 from ..errors import (
     RequestTooLarge,
@@ -137,7 +137,7 @@ class HttpProvider(Provider):
         async with self.send(method, path, body=body, timeout=timeout, params=params) as response:
             raw = await response.aread()
         try:
-            return json.loads(raw)
+            return jsonwire.loads(raw)
         except ValueError:
             raise UpstreamProtocol(
                 f"provider {self.name!r} answered with a body that is not JSON", provider=self.name
