@@ -271,10 +271,36 @@ def completion(r: d.CompletionResponse, provider: str) -> pb.CompletionResponse:
     )
 
 
-def chunk(c: d.StreamChunk) -> pb.StreamChunk:
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _length_delimited_tag(message: Any, field: str) -> bytes:
+    return _varint(message.DESCRIPTOR.fields_by_name[field].number << 3 | 2)
+
+
+_CONTENT_TAG = _length_delimited_tag(pb.StreamChunk, "content")
+_REASONING_TAG = _length_delimited_tag(pb.StreamChunk, "reasoning_content")
+
+
+def chunk(c: d.StreamChunk) -> pb.StreamChunk | bytes:
+    """A stream chunk for the wire. A text or reasoning delta, the bulk of every stream,
+    comes back already encoded (a few µs less per chunk than building and serializing a
+    message); the server's serializer passes bytes through (intake.py)."""
     if not c.is_final and not c.tool_call_deltas and not c.model:
-        # The hot path: a text or reasoning delta.
-        return pb.StreamChunk(content=c.content, reasoning_content=c.reasoning_content)
+        wire = b""
+        if c.content:
+            text = c.content.encode()
+            wire = _CONTENT_TAG + _varint(len(text)) + text
+        if c.reasoning_content:
+            text = c.reasoning_content.encode()
+            wire += _REASONING_TAG + _varint(len(text)) + text
+        return wire
     msg = pb.StreamChunk(
         content=c.content,
         tool_call_deltas=[
@@ -292,15 +318,6 @@ def chunk(c: d.StreamChunk) -> pb.StreamChunk:
     if c.usage is not None:
         msg.usage.CopyFrom(usage(c.usage))
     return msg
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def embed_response(r: d.EmbedResponse, provider: str) -> pb.EmbedResponse:

@@ -3,7 +3,8 @@
 gRPC normally decodes a request on the event loop before the handler runs. Here each
 handler receives the raw bytes instead: their length is checked against
 `server.max_message_bytes`, their items are counted against `server.limits`
-(`wire_census`), and only then are they decoded. A request above `offload.HEAVY_BYTES`
+(`wire_census`), and only then are they decoded. Responses may be messages or bytes
+the servicer already encoded. A request above `offload.HEAVY_BYTES`
 is counted and decoded in a worker thread and the call is marked heavy, so its later
 steps leave the loop too.
 """
@@ -29,7 +30,7 @@ Fail: TypeAlias = Callable[[Context, BaseException], Any]
 
 class RequestDecoder:
     def __init__(self, limits: RequestLimits, max_bytes: int) -> None:
-        self.limits = limits
+        self.census = wire_census.Census(limits)
         self.max_bytes = max_bytes
 
     async def decode(self, raw: bytes, message_type: type[Message]) -> Message:
@@ -46,7 +47,7 @@ class RequestDecoder:
         return await asyncio.to_thread(self._decode, raw, message_type)
 
     def _decode(self, raw: bytes, message_type: type[Message]) -> Message:
-        wire_census.check(raw, message_type.DESCRIPTOR, self.limits)  # type: ignore[arg-type]
+        self.census.check(raw, message_type.DESCRIPTOR)  # type: ignore[arg-type]
         try:
             return message_type.FromString(raw)
         except DecodeError:
@@ -79,17 +80,22 @@ def add_to_server(servicer: Any, server: grpc.aio.Server, decoder: RequestDecode
         if handler.unary_unary is not None:
             handlers[name] = grpc.unary_unary_rpc_method_handler(
                 _unary(handler.unary_unary, message_type, decoder, fail),
-                response_serializer=handler.response_serializer,
+                response_serializer=_serialize,
             )
         elif handler.unary_stream is not None:
             handlers[name] = grpc.unary_stream_rpc_method_handler(
                 _streaming(handler.unary_stream, message_type, decoder, fail),
-                response_serializer=handler.response_serializer,
+                response_serializer=_serialize,
             )
         else:  # client streaming is not decoded per message here
             handlers[name] = handler
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, handlers),))
     server.add_registered_method_handlers(capture.service, handlers)
+
+
+def _serialize(response: Message | bytes) -> bytes:
+    """Responses the servicer encoded itself (stream deltas) pass through as they are."""
+    return response if type(response) is bytes else response.SerializeToString()  # type: ignore[union-attr]
 
 
 def _unary(inner: Any, message_type: type[Message], decoder: RequestDecoder, fail: Fail) -> Any:

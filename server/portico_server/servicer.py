@@ -91,13 +91,14 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             chat = await offload.run(convert.chat_request, request, model)
             call = convert.call_context(request, context.time_remaining())
             first = True
+            write, encode = context.write, convert.chunk
             async with contextlib.aclosing(provider.stream(chat, call)) as chunks:
                 async for chunk in chunks:
                     if first or chunk.is_final:
                         chunk.model = chunk.model or model
                         chunk.provider = provider.name
                         first = False
-                    await context.write(convert.chunk(chunk))
+                    await write(encode(chunk))  # deltas arrive encoded; intake.py passes bytes through
         except grpc.aio.AbortError:
             raise
         except Exception as exc:

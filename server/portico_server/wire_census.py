@@ -44,16 +44,22 @@ class _Walk:
     fields_left: int
 
 
-def check(data: bytes, descriptor: Descriptor, limits: RequestLimits) -> None:
-    """Raise `RequestTooLarge` naming the field and the limit when `data` (an encoded
-    `descriptor` message) holds more items than `limits` allow. Malformed input passes:
-    decoding reports it."""
-    caps = limits.model_dump()
-    walk = _Walk(caps, dict.fromkeys(caps, 0), _FIELDS_PER_ITEM * sum(caps.values()) + 1024)
-    try:
-        _walk(data, 0, len(data), descriptor, "", walk)
-    except Malformed:
-        return
+class Census:
+    """Checks encoded requests against one set of limits."""
+
+    def __init__(self, limits: RequestLimits) -> None:
+        self.caps: dict[str, int] = limits.model_dump()
+        self.fields = _FIELDS_PER_ITEM * sum(self.caps.values()) + 1024
+
+    def check(self, data: bytes, descriptor: Descriptor) -> None:
+        """Raise `RequestTooLarge` naming the field and the limit when `data` (an encoded
+        `descriptor` message) holds more items than the limits allow. Malformed input
+        passes: decoding reports it."""
+        walk = _Walk(self.caps, dict.fromkeys(self.caps, 0), self.fields)
+        try:
+            _walk(data, 0, len(data), descriptor, "", walk)
+        except Malformed:
+            return
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
