@@ -50,11 +50,16 @@ class Census:
     def __init__(self, limits: RequestLimits) -> None:
         self.caps: dict[str, int] = limits.model_dump()
         self.fields = _FIELDS_PER_ITEM * sum(self.caps.values()) + 1024
+        # Every field takes at least two bytes, so a request shorter than this cannot
+        # cross any limit: most requests skip the walk.
+        self.short = 2 * (min(self.caps.values()) + 1)
 
     def check(self, data: bytes, descriptor: Descriptor) -> None:
         """Raise `RequestTooLarge` naming the field and the limit when `data` (an encoded
         `descriptor` message) holds more items than the limits allow. Malformed input
         passes: decoding reports it."""
+        if len(data) < self.short:
+            return
         walk = _Walk(self.caps, dict.fromkeys(self.caps, 0), self.fields)
         try:
             _walk(data, 0, len(data), descriptor, "", walk)
