@@ -320,14 +320,20 @@ def chunk(c: d.StreamChunk) -> pb.StreamChunk | bytes:
     return msg
 
 
+_EMBEDDINGS_TAG = _length_delimited_tag(pb.EmbedResponse, "embeddings")
+_VALUES_TAG = _length_delimited_tag(pb.Embedding, "values")  # packed: one length-delimited run
+_INDEX_TAG = _varint(pb.Embedding.DESCRIPTOR.fields_by_name["index"].number << 3)  # a varint
+
+
 def embed_response(r: d.EmbedResponse, provider: str) -> pb.EmbedResponse:
     # The embeddings are written in wire format and decoded once: `Embedding.values` is a
     # packed `repeated float`, byte for byte the packed vectors, so no float ever becomes
     # a Python object: 16 vectors of 1,536 floats take 0.06 ms this way, 0.6 ms from lists.
     wire = bytearray()
     for i, vector in enumerate(r.vectors):
-        embedding = (b"\x08" + _varint(i) if i else b"") + (b"\x12" + _varint(len(vector)) + vector if vector else b"")
-        wire += b"\x0a" + _varint(len(embedding)) + embedding  # EmbedResponse.embeddings = 1
+        embedding = (_INDEX_TAG + _varint(i) if i else b"") + (_VALUES_TAG + _varint(len(vector)) + vector
+                                                               if vector else b"")
+        wire += _EMBEDDINGS_TAG + _varint(len(embedding)) + embedding
     msg = pb.EmbedResponse.FromString(bytes(wire))
     msg.usage.CopyFrom(usage(r.usage))
     msg.model = r.model
