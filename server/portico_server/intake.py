@@ -74,6 +74,8 @@ def add_to_server(servicer: Any, server: grpc.aio.Server, decoder: RequestDecode
     `fail(context, exc)` aborts a call whose request is refused."""
     capture = _Capture()
     llm_service_pb2_grpc.add_LLMServiceServicer_to_server(servicer, capture)
+    if not capture.handlers:
+        raise RuntimeError("the generated LLMService code registered no method handlers")
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for name, handler in capture.handlers.items():
         message_type = handler.request_deserializer.__self__  # the request class's FromString
@@ -102,7 +104,7 @@ def _unary(inner: Any, message_type: type[Message], decoder: RequestDecoder, fai
     async def handle(raw: bytes, context: Context) -> Any:
         try:
             request = await decoder.decode(raw, message_type)
-        except (InvalidRequest, RequestTooLarge) as exc:
+        except Exception as exc:
             await fail(context, exc)
             raise
         return await inner(request, context)
@@ -116,7 +118,7 @@ def _streaming(inner: Any, message_type: type[Message], decoder: RequestDecoder,
         async def generate(raw: bytes, context: Context) -> AsyncIterator[Any]:
             try:
                 request = await decoder.decode(raw, message_type)
-            except (InvalidRequest, RequestTooLarge) as exc:
+            except Exception as exc:
                 await fail(context, exc)
                 raise
             async for item in inner(request, context):

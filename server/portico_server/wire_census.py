@@ -127,6 +127,8 @@ def _walk(data: bytes, pos: int, end: int, descriptor: Descriptor, path: str, wa
         if kind == 5:
             pos += 4
             continue
+        if kind in (3, 4):  # the start or end of a group (legal for unknown fields): no payload
+            continue
         if kind != 2:
             raise Malformed
         length, pos = _varint(data, pos)

@@ -205,3 +205,13 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+async def test_an_unknown_group_in_front_does_not_hide_the_messages_behind_it():
+    # Field 99 as an empty group (start and end tags): valid protobuf the walk must step over.
+    raw = b"\x9b\x06\x9c\x06" + pb.ChatRequest(messages=[USER] * 4).SerializeToString()
+    config = {"server": {"limits": SMALL}, "providers": [{"name": "fake", "kind": "fake", "models": ["fake-chat"]}]}
+    async with running_gateway(config) as gw:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await gw.channel.unary_unary("/portico.v1.LLMService/Chat")(raw)
+    assert rpc_details(info.value)["metadata"]["limit"] == "server.limits.messages=3"
