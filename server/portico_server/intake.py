@@ -3,10 +3,10 @@
 gRPC normally decodes a request on the event loop before the handler runs. Here each
 handler receives the raw bytes instead: their length is checked against
 `server.max_message_bytes`, their items are counted against `server.limits`
-(`wire_census`), and only then are they decoded. Responses may be messages or bytes
-the servicer already encoded. A request above `offload.HEAVY_BYTES`
+(`wire_census`), and only then are they decoded. A request above `offload.HEAVY_BYTES`
 is counted and decoded in a worker thread and the call is marked heavy, so its later
-steps leave the loop too.
+steps leave the loop too. Responses may be messages or bytes the servicer already
+encoded (stream deltas).
 """
 
 from __future__ import annotations
