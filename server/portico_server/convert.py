@@ -271,7 +271,12 @@ def completion(r: d.CompletionResponse, provider: str) -> pb.CompletionResponse:
     )
 
 
+_ONE_BYTE = [bytes((n,)) for n in range(0x80)]
+
+
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _ONE_BYTE[value]
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
