@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ class Upstream:
     def __init__(self) -> None:
         self._replies: dict[tuple[str, str], deque[Reply]] = defaultdict(deque)
         self._defaults: dict[tuple[str, str], Reply] = {}
+        self._responders: dict[tuple[str, str], Callable[[Received], Awaitable[Reply]]] = {}
         self.received: list[Received] = []
         self.disconnected = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -87,6 +88,11 @@ class Upstream:
     def always(self, method: str, path: str, reply: Reply) -> None:
         """Answer every request to `path` with `reply` once the queue is empty."""
         self._defaults[(method.upper(), path)] = reply
+
+    def respond(self, method: str, path: str, responder: Callable[[Received], Awaitable[Reply]]) -> None:
+        """Answer every request to `path` with what `responder` makes of it (once the queue
+        is empty): for replies that depend on the request, or that wait for other requests."""
+        self._responders[(method.upper(), path)] = responder
 
     def last(self, path: str | None = None) -> Received:
         items = [r for r in self.received if path is None or r.path == path]
@@ -118,12 +124,15 @@ class Upstream:
                 length = int(headers.get("content-length", "0"))
                 body = await reader.readexactly(length) if length else b""
                 url = urlsplit(target)
-                self.received.append(
-                    Received(method, url.path, dict(parse_qsl(url.query)), headers, body)
-                )
+                received = Received(method, url.path, dict(parse_qsl(url.query)), headers, body)
+                self.received.append(received)
                 key = (method, url.path)
                 queue = self._replies.get(key)
-                reply = queue.popleft() if queue else self._defaults.get(key)
+                reply = queue.popleft() if queue else None
+                if reply is None and key in self._responders:
+                    reply = await self._responders[key](received)
+                if reply is None:
+                    reply = self._defaults.get(key)
                 if reply is None:
                     missing = {"error": {"message": f"no reply scripted for {method} {url.path}"}}
                     reply = Reply(404, {"content-type": "application/json"}, json.dumps(missing).encode())

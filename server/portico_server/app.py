@@ -15,14 +15,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from portico.v1 import llm_service_pb2
 
+from . import intake
 from .capabilities import CapabilityResolver
 from .config import ConfigError, GatewayConfig, load_config
-from .decoding import add_service
 from .health import HealthReporter
+from .intake import RequestDecoder
 from .providers import registry
 from .providers.base import Provider
 from .router import Router
-from .servicer import LLMServicer
+from .servicer import LLMServicer, fail
 
 log = logging.getLogger("portico")
 
@@ -60,9 +61,8 @@ class Gateway:
         }
         self.router = Router(self.providers, config.aliases)
         self.health = HealthReporter(self.providers)
-        self.servicer = LLMServicer(
-            self.router, CapabilityResolver(), self.health, config.server.max_message_bytes
-        )
+        self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health)
+        self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.server: grpc.aio.Server | None = None
         self.address = ""
 
@@ -80,7 +80,7 @@ class Gateway:
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ("grpc.keepalive_permit_without_calls", 1),
         ])
-        add_service(server, llm_service_pb2.DESCRIPTOR.services_by_name["LLMService"], self.servicer)
+        intake.add_to_server(self.servicer, server, self.decoder, fail)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         if settings.reflection:
             reflection.enable_server_reflection([

@@ -82,9 +82,27 @@ class ProviderSettings(_Strict):
         return value
 
 
+class RequestLimits(_Strict):
+    """Most items one request may hold. Counted on the wire before the request is decoded,
+    so an oversized request is refused in time proportional to the limit, not its size."""
+
+    #: Messages of a ChatRequest or CountTokensRequest.
+    messages: int = Field(default=10_000, gt=0)
+    #: Content parts and tool calls, summed over all messages of a request.
+    parts: int = Field(default=20_000, gt=0)
+    #: Tool definitions of a request.
+    tools: int = Field(default=512, gt=0)
+    stop_sequences: int = Field(default=64, gt=0)
+    #: Inputs of an EmbedRequest (OpenAI's own limit per call).
+    embed_inputs: int = Field(default=2_048, gt=0)
+    #: Entries of a request's `tags` map.
+    tags: int = Field(default=64, gt=0)
+
+
 class ServerSettings(_Strict):
     address: str = "127.0.0.1:50051"
     max_message_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    limits: RequestLimits = Field(default_factory=RequestLimits)
     #: Seconds in-flight calls get to finish after SIGTERM.
     shutdown_grace: float = Field(default=10.0, ge=0)
     reflection: bool = True

@@ -220,7 +220,9 @@ class EmbedRequest:
 
 @dataclass(slots=True)
 class EmbedResponse:
-    vectors: list[list[float]]  # one per input, in input order
+    #: One per input, in input order: float32 values packed little-endian (`vectors.py`),
+    #: the layout of both OpenAI's base64 vectors and protobuf's packed `repeated float`.
+    vectors: list[bytes]
     usage: Usage = field(default_factory=Usage)
     model: str = ""
     provider: str = ""

@@ -1,8 +1,9 @@
 """The LLMService servicer: converts, asks the router, calls the provider, converts back.
 
-It holds no provider logic. Failures leave through `_fail`, which uses the one error
+It holds no provider logic. Failures leave through `fail`, which uses the one error
 table in status.py; anything unexpected becomes INTERNAL without leaking details. Every
 answer and every error carries the call's request id in the `x-request-id` trailer.
+Request size and item counts are checked before decoding, in intake.py.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import grpc
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 
-from . import convert, paging
+from . import convert, offload, paging
 from .capabilities import CapabilityResolver
-from .errors import PorticoError, RequestTooLarge, ShuttingDown
+from .errors import PorticoError, ShuttingDown
 from .health import HealthReporter
 from .router import Router
 from .status import internal_status, to_rpc_status
@@ -45,10 +46,19 @@ class _Status:
 
 def _begin(context: Context, request: Any) -> str:
     """The call's request id, already set in the trailers of a successful answer."""
-    header = next((v for k, v in context.invocation_metadata() or () if k == REQUEST_ID_KEY), "")
-    request_id = convert.request_id(request, header if isinstance(header, str) else "")
+    request_id = _request_id(context, request)
     context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
     return request_id
+
+
+def _request_id(context: Context, request: Any) -> str:
+    header = next((v for k, v in context.invocation_metadata() or () if k == REQUEST_ID_KEY), "")
+    return convert.request_id(request, header if isinstance(header, str) else "")
+
+
+async def fail(context: Context, exc: BaseException) -> None:
+    """Abort a call refused before its request was decoded (intake.py)."""
+    await _fail(context, exc, "decoding", _request_id(context, None))
 
 
 async def _fail(context: Context, exc: BaseException, rpc: str, request_id: str) -> None:
@@ -91,31 +101,22 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         router: Router,
         capabilities: CapabilityResolver,
         health: HealthReporter,
-        max_request_bytes: int,
     ) -> None:
         self.router = router
         self.capabilities = capabilities
         self.health = health
-        self.max_request_bytes = max_request_bytes
         self.shutting_down = False
 
     def _admit(self, request: Any) -> None:
         if self.shutting_down:
             raise ShuttingDown("the gateway is shutting down; retry on another replica")
         convert.check_names(request)
-        size = request.ByteSize()
-        if size > self.max_request_bytes:
-            raise RequestTooLarge(
-                f"request is {size} bytes; the gateway accepts at most {self.max_request_bytes}",
-                limit=f"server.max_message_bytes={self.max_request_bytes}",
-                field="messages" if hasattr(request, "messages") else "inputs",
-            )
 
     @_unary
     async def Chat(self, request: pb.ChatRequest, context: Context, request_id: str) -> pb.CompletionResponse:
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model)
-        chat = convert.chat_request(request, model)
+        chat = await offload.run(convert.chat_request, request, model)
         provider.check_passthrough(chat.passthrough)
         call = convert.call_context(request, context.time_remaining(), request_id)
         result = await provider.chat(chat, call)
@@ -132,17 +133,18 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         try:
             self._admit(request)
             provider, model = self.router.route(request.provider, request.model)
-            chat = convert.chat_request(request, model)
+            chat = await offload.run(convert.chat_request, request, model)
             provider.check_passthrough(chat.passthrough)
             call = convert.call_context(request, context.time_remaining(), request_id)
             first = True
+            write, encode = context.write, convert.chunk
             async with contextlib.aclosing(provider.stream(chat, call)) as chunks:
                 async for chunk in chunks:
                     if first or chunk.is_final:
                         chunk.model = chunk.model or model
                         chunk.provider = provider.name
                         first = False
-                    await context.write(convert.chunk(chunk))
+                    await write(encode(chunk))  # deltas arrive encoded; intake.py passes bytes through
                     written = True
         except grpc.aio.AbortError:
             raise
@@ -165,7 +167,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     ) -> pb.CountTokensResponse:
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model)
-        chat = convert.count_tokens_request(request, model)
+        chat = await offload.run(convert.count_tokens_request, request, model)
         call = convert.call_context(None, context.time_remaining(), request_id)
         return convert.token_count(await provider.count_tokens(chat, call), provider.name)
 

@@ -25,6 +25,7 @@ from portico_server.config import ConfigError, ProviderSettings
 from portico_server.domain import ChatRequest, EmbedRequest, Message, Role, StopReason
 from portico_server.providers import registry
 from portico_server.providers.azure import AzureOpenAIProvider
+from portico_server.vectors import unpack
 from upstream import Reply, Upstream, fixture
 
 KEY = "0123456789abcdef0123456789abcdef"
@@ -262,7 +263,7 @@ async def test_embeddings_go_to_the_embedding_deployment() -> None:
         "dimensions": 1536,
         "encoding_format": "base64",
     }
-    assert len(result.vectors[0]) == 1536
+    assert len(unpack(result.vectors[0])) == 1536
 
 
 async def test_v1_routes_carry_the_deployment_as_model_and_no_version() -> None:

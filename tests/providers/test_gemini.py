@@ -40,6 +40,7 @@ from portico_server.domain import (
 )
 from portico_server.providers import registry
 from portico_server.providers.gemini import GeminiProvider, from_environment, openapi_schema
+from portico_server.vectors import unpack
 from upstream import FIXTURES, Reply, Upstream, fixture, headers_fixture
 
 KEY = "AIzaTestKey-never-to-be-seen"
@@ -529,12 +530,18 @@ def embed_answer(texts: list[str]) -> Reply:
     return Reply(200, JSON, json.dumps({"embeddings": vectors}).encode())
 
 
+async def test_embedding_values_that_are_not_numbers_are_a_protocol_error(up, gemini):
+    up.add("POST", EMBED, Reply(200, JSON, json.dumps({"embeddings": [{"values": [0.5, "x"]}]}).encode()))
+    with pytest.raises(errors.UpstreamProtocol, match="not numbers"):
+        await gemini.embed(EmbedRequest(model="gemini-embedding-001", inputs=["a"]))
+
+
 async def test_embeddings_come_back_in_input_order_across_batches(up, gemini):
     texts = [f"text-{i}" for i in range(150)]
     up.add("POST", EMBED, embed_answer(texts[:100]))
     up.add("POST", EMBED, embed_answer(texts[100:]))
     result = await gemini.embed(EmbedRequest(model="gemini-embedding-001", inputs=texts, dimensions=256))
-    assert [v[0] for v in result.vectors] == [float(i) for i in range(150)]
+    assert [unpack(v) for v in result.vectors] == [[float(i), 0.5] for i in range(150)]
     sent = [r.json() for r in up.received if r.path == EMBED]
     assert [len(s["requests"]) for s in sent] == [100, 50]
     assert sent[0]["requests"][0] == {"model": "models/gemini-embedding-001",

@@ -34,6 +34,7 @@ from portico_server.providers.litellm_bridge import (
     error_from_litellm,
 )
 from portico_server.providers.openai_compat import ChunkReader
+from portico_server.vectors import unpack
 
 KEY = "sk-ant-bridge-0123456789"
 CONFIG = {"providers": [{"name": "bedrock", "kind": "litellm", "models": ["bedrock/anthropic.claude-3-haiku"]}]}
@@ -191,7 +192,7 @@ def test_embeddings_come_back_in_input_order() -> None:
         }
     )
     result = embed_from_litellm(response, 2, provider="b", model="m")
-    assert result.vectors == [[1.0, 0.0], [0.5, 0.5]] and result.usage.prompt_tokens == 4
+    assert [unpack(v) for v in result.vectors] == [[1.0, 0.0], [0.5, 0.5]] and result.usage.prompt_tokens == 4
     with pytest.raises(errors.UpstreamProtocol):
         embed_from_litellm(response, 3, provider="b", model="m")
 

@@ -39,6 +39,7 @@ from portico_server.domain import (
 )
 from portico_server.providers import registry
 from portico_server.providers.ollama import OllamaProvider, base_url_from_host, from_environment
+from portico_server.vectors import unpack
 from upstream import FIXTURES, Reply, Upstream, fixture
 
 MODEL = "llama3.2"
@@ -372,13 +373,21 @@ async def test_embeddings(up, ollama):
     result = await ollama.embed(EmbedRequest(model="all-minilm", inputs=["Why is the sky blue?", "Why is grass green?"],
                                              dimensions=10))
     recorded = json.loads(fixture("ollama/embed_multi.json"))["embeddings"]
-    assert result.vectors == recorded and result.usage.prompt_tokens == 0
+    # Float32, as the gateway sends them on: equal to the recorded numbers within its precision.
+    assert [unpack(v) for v in result.vectors] == [pytest.approx(r, rel=1e-6) for r in recorded]
+    assert result.usage.prompt_tokens == 0
     assert up.last("/api/embed").json() == {"model": "all-minilm", "input": ["Why is the sky blue?",
                                                                             "Why is grass green?"], "dimensions": 10}
     up.add("POST", "/api/embed", Reply(200, JSON, fixture("ollama/embed.json")))
     single = await ollama.embed(EmbedRequest(model="all-minilm", inputs=["Why is the sky blue?"]))
-    assert single.vectors[0][0] == EXPECTED["embed.json"]["parsed"]["first"]
+    assert unpack(single.vectors[0])[0] == pytest.approx(EXPECTED["embed.json"]["parsed"]["first"], rel=1e-6)
     assert single.usage.prompt_tokens == 8 and single.model == "all-minilm"
+
+
+async def test_embedding_values_that_are_not_numbers_are_a_protocol_error(up, ollama):
+    up.add("POST", "/api/embed", Reply(200, JSON, json.dumps({"embeddings": [[0.5, None]]}).encode()))
+    with pytest.raises(errors.UpstreamProtocol, match="not numbers"):
+        await ollama.embed(EmbedRequest(model="all-minilm", inputs=["a"]))
 
 
 async def test_an_embedding_answer_of_the_wrong_size_is_a_protocol_error(up, ollama):

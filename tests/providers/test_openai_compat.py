@@ -49,6 +49,7 @@ from portico_server.domain import (
 from portico_server.providers import registry
 from portico_server.providers.call_ids import portable_call_id
 from portico_server.providers.openai_compat import OpenAICompatProvider, batches, parse_duration
+from portico_server.vectors import unpack
 from upstream import Reply, Upstream, fixture, headers_fixture
 
 EXPECTED: dict[str, Any] = json.loads(fixture("openai/expected.json"))
@@ -732,7 +733,7 @@ async def test_float_embeddings_keep_input_order() -> None:
         body = up.last("/v1/embeddings").json()
     assert body == {"model": "text-embedding-3-small", "input": ["a", "b"], "dimensions": 5}
     assert len(result.vectors) == want["vectors"]
-    assert result.vectors[0] == pytest.approx(want["first"])
+    assert unpack(result.vectors[0]) == pytest.approx(want["first"])
     assert result.usage.prompt_tokens == 12 and result.usage.total_tokens == 12
 
 
@@ -742,7 +743,8 @@ async def test_base64_embeddings_are_decoded() -> None:
         up.add("POST", "/v1/embeddings", vector_reply("openai/embeddings_base64.json", 64))
         result = await p.embed(EmbedRequest(model="text-embedding-3-small", inputs=["This is an embedding test."]))
         assert up.last().json()["encoding_format"] == "base64"
-    [vector] = result.vectors
+    [packed] = result.vectors
+    vector = unpack(packed)
     assert len(vector) == want["dims"]
     assert vector[:5] == pytest.approx(want["first5"])
     assert vector[-1] == pytest.approx(want["last"])
@@ -762,16 +764,66 @@ def embedding_reply(inputs: list[str], reverse: bool) -> Reply:
     return Reply(200, {"content-type": "application/json"}, json.dumps(body).encode())
 
 
+async def answer_each_batch(received: Any) -> Reply:
+    return embedding_reply(received.json()["input"], reverse=True)
+
+
 async def test_embeddings_are_split_into_batches_in_order() -> None:
     inputs = ["a", "bb", "ccc", "dddd", "eeeee"]
     async with Upstream() as up, provider(up, "vllm", options={"embedding_batch_size": 2}) as p:
-        for batch in (inputs[0:2], inputs[2:4], inputs[4:]):
-            up.add("POST", "/v1/embeddings", embedding_reply(batch, reverse=True))
+        up.respond("POST", "/v1/embeddings", answer_each_batch)
         result = await p.embed(EmbedRequest(model="e", inputs=inputs))
         sent = [r.json()["input"] for r in up.received]
-    assert sent == [["a", "bb"], ["ccc", "dddd"], ["eeeee"]]
-    assert [v[0] for v in result.vectors] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert sorted(sent) == [["a", "bb"], ["ccc", "dddd"], ["eeeee"]]
+    assert [unpack(v)[0] for v in result.vectors] == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert result.usage.prompt_tokens == 5
+
+
+async def test_embedding_batches_go_out_concurrently_within_the_bound() -> None:
+    # The upstream holds every request until four are in flight at once: a provider that
+    # sent its batches one by one would never get an answer.
+    inputs = ["x" * n for n in range(1, 13)]
+    in_flight = 0
+    most = 0
+    four_waiting = asyncio.Event()
+
+    async def answer_when_four_wait(received: Any) -> Reply:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        if in_flight >= 4:
+            four_waiting.set()
+        await asyncio.wait_for(four_waiting.wait(), 10)
+        in_flight -= 1
+        return embedding_reply(received.json()["input"], reverse=False)
+
+    async with Upstream() as up, provider(up, "vllm", options={"embedding_batch_size": 1,
+                                                                "embedding_concurrency": 4}) as p:
+        up.respond("POST", "/v1/embeddings", answer_when_four_wait)
+        result = await p.embed(EmbedRequest(model="e", inputs=inputs))
+    assert most == 4
+    assert [unpack(v)[0] for v in result.vectors] == [float(n) for n in range(1, 13)]  # input order
+    assert len(up.received) == 12 and result.usage.prompt_tokens == 12
+
+
+async def test_a_failed_batch_fails_the_call_and_stops_the_others() -> None:
+    async with Upstream() as up, provider(up, "vllm", options={"embedding_batch_size": 1}) as p:
+        up.add("POST", "/v1/embeddings", json_reply({"error": {"message": "bad input"}}, 400))
+        up.add("POST", "/v1/embeddings", Reply(200, {"content-type": "application/json"}, b"{", hang=True))
+        with pytest.raises(errors.UpstreamBadRequest):
+            await asyncio.wait_for(p.embed(EmbedRequest(model="e", inputs=["a", "b"])), 10)
+        await asyncio.wait_for(up.disconnected.wait(), 5)  # the hanging batch was abandoned
+
+
+@pytest.mark.parametrize(("kind", "base64"), [("openai", True), ("mistral", True), ("vllm", True),
+                                              ("together", False), ("dashscope", False), ("lmstudio", False)])
+async def test_base64_vectors_are_asked_for_where_the_vendor_documents_them(kind: str, base64: bool) -> None:
+    async with Upstream() as up, provider(up, kind) as p:
+        up.respond("POST", "/v1/embeddings", answer_each_batch)
+        result = await p.embed(EmbedRequest(model="e", inputs=["abc"]))
+        body = up.last("/v1/embeddings").json()
+    assert ("encoding_format" in body) is base64 and body.get("encoding_format", "base64") == "base64"
+    assert unpack(result.vectors[0]) == [3.0, 0.0]
 
 
 def test_batches_respect_a_token_budget() -> None:
@@ -1198,6 +1250,18 @@ def test_base64_decoding_is_little_endian_float32() -> None:
     from portico_server.providers.openai_compat import decode_vector
 
     packed = base64.b64encode(struct.pack("<3f", 1.5, -2.0, 0.25)).decode()
-    assert decode_vector(packed, "p") == [1.5, -2.0, 0.25]
-    with pytest.raises(errors.UpstreamProtocol):
-        decode_vector("not base64!", "p")
+    assert decode_vector(packed, "p") == struct.pack("<3f", 1.5, -2.0, 0.25)
+    assert unpack(decode_vector([1.5, -2, 0.25], "p")) == [1.5, -2.0, 0.25]
+    for wrong in ("not base64!", base64.b64encode(b"12345").decode(), [1.0, "2"], [[1.0]], None):
+        with pytest.raises(errors.UpstreamProtocol):
+            decode_vector(wrong, "p")
+
+
+async def test_an_embedding_body_only_the_standard_decoder_reads_still_decodes() -> None:
+    # NaN is not JSON, but Python's decoder (used before) took it: it must not start failing.
+    body = b'{"data": [{"index": 0, "embedding": [NaN, 0.5]}], "model": "e", "usage": {"prompt_tokens": 1}}'
+    async with Upstream() as up, provider(up, "together") as p:
+        up.add("POST", "/v1/embeddings", Reply(200, {"content-type": "application/json"}, body))
+        result = await p.embed(EmbedRequest(model="e", inputs=["a"]))
+    first, second = unpack(result.vectors[0])
+    assert first != first and second == 0.5  # NaN, then the number

@@ -176,3 +176,14 @@ async def test_count_tokens_capabilities_and_providers(gw):
         ("fake", "fake", pb.PROVIDER_HEALTH_SERVING)
     ]
     assert listed.providers[0].default_model == "fake-chat"
+
+
+async def test_long_multibyte_deltas_arrive_intact():
+    # Deltas of more than 127 bytes (a two-byte length on the wire) in a script beyond ASCII.
+    config = {"providers": [{"name": "fake", "kind": "fake", "models": ["fake-chat"], "options": {"chunk_size": 90}}]}
+    text = "Ça coûte 10 € — 東京は晴れ。" * 12
+    async with running_gateway(config) as gw:
+        chunks = [c async for c in gw.stub.StreamChat(pb.ChatRequest(model="fake-chat", messages=[user(text)]))]
+    assert len(chunks) > 3 and len(chunks[0].content.encode()) > 127
+    assert "".join(c.content for c in chunks) == text
+    assert chunks[0].model == "fake-chat" and chunks[-1].final

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 
 import grpc
+import pytest
 from harness import running_gateway, spawned_gateway
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
+from portico_server.providers.fake import hash_embedding
 
 CONFIG = {"providers": [{"name": "fake", "kind": "fake", "models": ["fake-chat"], "embedding_model": "fake-embed",
                          "options": {"embedding_dimensions": 48}}]}
@@ -53,3 +55,13 @@ def test_two_gateway_processes_give_identical_vectors(tmp_path):
     with spawned_gateway(CONFIG_YAML, tmp_path) as (_, first), spawned_gateway(CONFIG_YAML, tmp_path) as (_, second):
         assert first != second
         assert embed_in_process(first) == embed_in_process(second)
+
+
+async def test_many_inputs_keep_their_index_and_values():
+    # Indices past 127 take two bytes on the wire; values are float32 as the provider made them.
+    texts = [f"text number {i}" for i in range(300)]
+    async with running_gateway(CONFIG) as gw:
+        reply = await gw.stub.Embed(pb.EmbedRequest(model="fake-embed", inputs=texts, dimensions=1536))
+    assert [e.index for e in reply.embeddings] == list(range(300))
+    for text, embedding in zip(texts[::37], reply.embeddings[::37], strict=True):
+        assert list(embedding.values) == pytest.approx(hash_embedding(text, 1536), abs=1e-6)

@@ -22,7 +22,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import errors
+from .. import errors, vectors
 from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..domain import (
@@ -277,10 +277,10 @@ class FakeProvider(Provider):
 
     async def embed(self, request: EmbedRequest, call: CallContext = NO_CALL) -> EmbedResponse:
         dims = request.dimensions or self.options.embedding_dimensions
-        vectors = [hash_embedding(text, dims) for text in request.inputs]
+        packed = [vectors.pack(hash_embedding(text, dims)) for text in request.inputs]
         tokens = sum((len(t) + 3) // 4 for t in request.inputs)
         return EmbedResponse(
-            vectors=vectors,
+            vectors=packed,
             usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
             model=request.model,
             provider=self.name,

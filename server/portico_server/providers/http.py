@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from .. import jsonwire, offload
 from ..config import ProviderSettings
 from ..errors import (
     PorticoError,
@@ -92,7 +93,7 @@ class HttpProvider(Provider):
         The response body is not read yet; leaving the block closes it (and with it the
         upstream connection's stream), which is how a cancelled call stops the provider.
         """
-        content = self.encode(body) if body is not None else None
+        content = await offload.run(self.encode, body) if body is not None else None
         hdrs = {"content-type": "application/json"} if content is not None else {}
         if headers:
             hdrs.update(headers)
@@ -152,7 +153,7 @@ class HttpProvider(Provider):
         async with self.send(method, path, body=body, timeout=timeout, params=params) as response:
             raw = await response.aread()
         try:
-            return json.loads(raw)
+            return jsonwire.loads(raw)
         except ValueError:
             raise UpstreamProtocol(
                 f"provider {self.name!r} answered with a body that is not JSON", provider=self.name

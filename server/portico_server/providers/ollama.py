@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import bounded_json
+from .. import bounded_json, offload, vectors
 from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..domain import (
@@ -86,7 +86,8 @@ class OllamaProvider(HttpProvider):
         return body
 
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
-        data = await self.request_json("POST", "/api/chat", body=self._body(request, False), timeout=call.remaining())
+        body = await offload.run(self._body, request, False)
+        data = await self.request_json("POST", "/api/chat", body=body, timeout=call.remaining())
         if not isinstance(data, dict):
             raise self._protocol("answered with JSON that is not an object")
         if "error" in data:
@@ -109,7 +110,7 @@ class OllamaProvider(HttpProvider):
         )
 
     async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
-        body = self._body(request, True)
+        body = await offload.run(self._body, request, True)
         turn = _Turn(request.model)
         async with self.send("POST", "/api/chat", body=body, timeout=call.remaining()) as response:
             async for line in ndjson_lines(response):
@@ -152,14 +153,17 @@ class OllamaProvider(HttpProvider):
         embeddings = data.get("embeddings") if isinstance(data, dict) else None
         if not isinstance(embeddings, list) or len(embeddings) != len(request.inputs):
             raise self._protocol("answered /api/embed with the wrong number of vectors")
-        vectors: list[list[float]] = []
+        packed: list[bytes] = []
         for vector in embeddings:
             if not isinstance(vector, list):
                 raise self._protocol("answered /api/embed with a vector that is not a list")
-            vectors.append([float(v) for v in vector])
+            try:
+                packed.append(vectors.pack(vector))
+            except (TypeError, OverflowError):
+                raise self._protocol("answered /api/embed with values that are not numbers") from None
         prompt = _int(data.get("prompt_eval_count"))
         return EmbedResponse(
-            vectors=vectors,
+            vectors=packed,
             usage=Usage(prompt_tokens=prompt, total_tokens=prompt),
             model=str(data.get("model") or request.model),
             provider=self.name,

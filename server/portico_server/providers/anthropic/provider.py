@@ -14,6 +14,7 @@ import httpx
 from httpx_sse import EventSource, SSEError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from ... import offload
 from ...call import NO_CALL, CallContext
 from ...config import ProviderSettings
 from ...domain import Capabilities, ChatRequest, CompletionResponse, Source, StreamChunk, TokenCount
@@ -167,7 +168,7 @@ class AnthropicProvider(HttpProvider):
     async def count_tokens(self, request: ChatRequest, call: CallContext = NO_CALL) -> TokenCount:
         if self.options.token_counting == "estimate":
             return await super().count_tokens(request)
-        body = self.plan(request).body
+        body = (await offload.run(self.plan, request)).body
         counted: dict[str, Any] = {k: body[k] for k in _COUNTED_FIELDS if k in body}
         data = await self.request_json("POST", _COUNT_TOKENS, body=counted, timeout=call.remaining())
         tokens = data.get("input_tokens") if isinstance(data, dict) else None

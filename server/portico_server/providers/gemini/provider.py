@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, Mapping
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ import httpx
 from httpx_sse import EventSource, SSEError
 from pydantic import SecretStr
 
+from ... import offload, vectors
 from ...call import NO_CALL, CallContext
 from ...config import ProviderSettings
 from ...domain import (
@@ -31,6 +33,7 @@ from ...domain import (
 )
 from ...errors import PorticoError, UpstreamError, UpstreamProtocol, parse_retry_after
 from ..base import RESERVED_PASSTHROUGH, merge_passthrough
+from ..batching import in_order
 from ..http import HttpProvider
 from .errors import error_object, google_error, stream_error
 from .models import known_gemini_model
@@ -42,6 +45,8 @@ from .response import Turn, int_or_zero
 DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
 #: batchEmbedContents takes at most this many texts per call.
 EMBED_BATCH_SIZE = 100
+#: Most batchEmbedContents calls of one Embed in flight at once.
+EMBED_CONCURRENCY = 4
 
 
 #: Gemini's JSON takes both camelCase and snake_case names. The conversation and the
@@ -82,8 +87,9 @@ class GeminiProvider(HttpProvider):
         return body
 
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
+        body = await offload.run(self._body, request)
         data = await self.request_json(
-            "POST", self._path(request.model, "generateContent"), body=self._body(request), timeout=call.remaining()
+            "POST", self._path(request.model, "generateContent"), body=body, timeout=call.remaining()
         )
         if not isinstance(data, dict):
             raise self._protocol("answered with JSON that is not an object")
@@ -94,7 +100,7 @@ class GeminiProvider(HttpProvider):
         return turn.completion(self.name)
 
     async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
-        body = self._body(request)
+        body = await offload.run(self._body, request)
         turn = Turn(request.model)
         async with self.send(
             "POST",
@@ -133,23 +139,31 @@ class GeminiProvider(HttpProvider):
     async def embed(self, request: EmbedRequest, call: CallContext = NO_CALL) -> EmbedResponse:
         resource = _resource(request.model)
         dimensions = {} if request.dimensions is None else {"outputDimensionality": request.dimensions}
-        vectors: list[list[float]] = []
-        for start in range(0, len(request.inputs), EMBED_BATCH_SIZE):
-            batch = request.inputs[start : start + EMBED_BATCH_SIZE]
+        path = self._path(request.model, "batchEmbedContents")
+
+        async def one(batch: list[str]) -> list[bytes]:
             items = [{"model": resource, "content": {"parts": [{"text": text}]}, **dimensions} for text in batch]
-            data = await self.request_json(
-                "POST", self._path(request.model, "batchEmbedContents"),
-                body={"requests": items}, timeout=call.remaining(),
-            )
+            data = await self.request_json("POST", path, body={"requests": items}, timeout=call.remaining())
             embeddings = data.get("embeddings") if isinstance(data, dict) else None
             if not isinstance(embeddings, list) or len(embeddings) != len(batch):
                 raise self._protocol("answered an embedding batch with the wrong number of vectors")
+            packed: list[bytes] = []
             for embedding in embeddings:
                 values = embedding.get("values") if isinstance(embedding, dict) else None
                 if not isinstance(values, list):
                     raise self._protocol("answered an embedding without values")
-                vectors.append([float(v) for v in values])
-        return EmbedResponse(vectors=vectors, model=request.model, provider=self.name)
+                try:
+                    packed.append(vectors.pack(values))
+                except (TypeError, OverflowError):
+                    raise self._protocol("answered an embedding with values that are not numbers") from None
+            return packed
+
+        inputs = request.inputs
+        calls = [partial(one, inputs[start : start + EMBED_BATCH_SIZE])
+                 for start in range(0, len(inputs), EMBED_BATCH_SIZE)]
+        batches = await in_order(calls, EMBED_CONCURRENCY)
+        return EmbedResponse(vectors=[v for batch in batches for v in batch], model=request.model,
+                             provider=self.name)
 
     async def count_tokens(self, request: ChatRequest, call: CallContext = NO_CALL) -> TokenCount:
         generate = build_generate_request(request, self.options)

@@ -3,12 +3,10 @@ reading the vectors back (JSON numbers or base64 float32)."""
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import struct
 from collections.abc import Iterator
 from typing import Any
 
+from ... import vectors
 from ...errors import UpstreamProtocol
 from .errors import Scrub, error_from_payload
 
@@ -29,19 +27,23 @@ def batches(inputs: list[str], max_items: int, max_tokens: int = 0) -> Iterator[
         yield batch
 
 
-def decode_vector(value: Any, provider: str) -> list[float]:
-    """A vector as JSON numbers, or as base64 of little-endian float32 (encoding_format=base64)."""
-    if isinstance(value, list):
-        return [float(x) for x in value]
+def decode_vector(value: Any, provider: str) -> bytes:
+    """A packed vector from JSON numbers, or from base64 of little-endian float32
+    (encoding_format=base64), which is decoded straight into the packed form."""
+    packed: bytes | None = None
     if isinstance(value, str):
-        with contextlib.suppress(ValueError):  # not base64: reported below
-            raw = base64.b64decode(value, validate=True)
-            if len(raw) % 4 == 0:
-                return list(struct.unpack(f"<{len(raw) // 4}f", raw))
-    raise UpstreamProtocol(f"provider {provider!r} sent an embedding that is not a vector", provider=provider)
+        packed = vectors.from_base64(value)
+    elif isinstance(value, list):
+        try:
+            packed = vectors.pack(value)
+        except (TypeError, OverflowError):
+            packed = None
+    if packed is None:
+        raise UpstreamProtocol(f"provider {provider!r} sent an embedding that is not a vector", provider=provider)
+    return packed
 
 
-def embedding_vectors(data: Any, expected: int, *, provider: str, scrub: Scrub) -> list[list[float]]:
+def embedding_vectors(data: Any, expected: int, *, provider: str, scrub: Scrub) -> list[bytes]:
     """The vectors of one embeddings response, in the order of the inputs."""
     if isinstance(data, dict) and data.get("error"):
         raise error_from_payload(data["error"], provider, scrub)

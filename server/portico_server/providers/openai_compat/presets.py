@@ -46,7 +46,8 @@ class Preset:
     embedding_batch_size: int = 256
     #: Most tokens one embeddings request may carry (by a high estimate); 0: no limit.
     embedding_token_budget: int = 0
-    #: Ask for base64 vectors (a quarter of the bytes of JSON floats) where supported.
+    #: Ask for base64 vectors (a quarter of the bytes of JSON floats, decoded without a
+    #: Python object per value) where the vendor documents `encoding_format: base64`.
     embedding_base64: bool = False
     #: The server has an embeddings endpoint at all.
     embeddings: bool = True
@@ -131,6 +132,7 @@ PRESETS: dict[str, Preset] = {
             seed_field="random_seed",
             tool_choice_required="any",
             embedding_batch_size=128,
+            embedding_base64=True,  # `encoding_format: float | base64` in Mistral's API spec
         ),
         Preset(
             "openrouter",
@@ -216,6 +218,7 @@ PRESETS: dict[str, Preset] = {
             "vllm",
             base_url="http://localhost:8000/v1",
             token_counter="vllm_tokenize",
+            embedding_base64=True,
         ),
         Preset(
             "lmstudio",

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import AsyncGenerator
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 import httpx
 from httpx_sse import EventSource
 from pydantic import BaseModel, ConfigDict, Field
 
+from ... import offload
 from ...call import NO_CALL, CallContext
 from ...config import ConfigError, ProviderSettings
 from ...domain import (
@@ -27,6 +28,7 @@ from ...domain import (
     Usage,
 )
 from ...errors import UpstreamBadRequest, UpstreamError, UpstreamModelNotFound, UpstreamProtocol
+from ..batching import in_order
 from ..http import HttpProvider
 from .embeddings import batches, embedding_vectors
 from .errors import error_from_http, error_from_payload, redact_key_shapes
@@ -50,6 +52,9 @@ class OpenAICompatOptions(BaseModel):
     embedding_batch_size: int | None = Field(default=None, gt=0)
     #: Wire encoding of embeddings; unset: base64 where the preset knows it works.
     embedding_encoding: Literal["float", "base64"] | None = None
+    #: Most embeddings requests of one call in flight at once (a call's inputs beyond one
+    #: batch go out as several requests).
+    embedding_concurrency: int = Field(default=4, gt=0)
     #: OpenAI-Organization / OpenAI-Project headers.
     organization: str | None = None
     project: str | None = None
@@ -124,14 +129,14 @@ class OpenAICompatProvider(HttpProvider):
         data = await self.request_json(
             "POST",
             self.operation_path("chat/completions", request.model),
-            body=self.chat_body(request, stream=False),
+            body=await offload.run(self.chat_body, request, stream=False),
             timeout=call.remaining(),
             params=self.query_params(),
         )
         return parse_completion(data, provider=self.name, model=request.model, scrub=self.scrub)
 
     async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
-        body = self.chat_body(request, stream=True)
+        body = await offload.run(self.chat_body, request, stream=True)
         reader = ChunkReader(self.name, request.model, self.scrub)
         async with self.send(
             "POST",
@@ -187,20 +192,24 @@ class OpenAICompatProvider(HttpProvider):
             return await super().embed(request)
         size = self.options.embedding_batch_size or self.preset.embedding_batch_size
         encoding = self.options.embedding_encoding or ("base64" if self.preset.embedding_base64 else None)
-        deadline = call.deadline
-        vectors: list[list[float]] = []
-        usage = Usage()
-        model = request.model
-        for batch in batches(request.inputs, size, self.preset.embedding_token_budget):
+        path = self.operation_path("embeddings", request.model)
+
+        async def one(batch: list[str]) -> tuple[list[bytes], Any]:
             body: JSON = {"model": request.model, "input": batch}
             if request.dimensions is not None:
                 body["dimensions"] = request.dimensions
             if encoding == "base64":
                 body["encoding_format"] = "base64"
-            timeout = None if deadline is None else deadline - time.monotonic()
-            data = await self.request_json("POST", self.operation_path("embeddings", request.model),
-                                           body=body, timeout=timeout, params=self.query_params())
-            vectors.extend(embedding_vectors(data, len(batch), provider=self.name, scrub=self.scrub))
+            data = await self.request_json("POST", path, body=body, timeout=call.remaining(),
+                                           params=self.query_params())
+            return embedding_vectors(data, len(batch), provider=self.name, scrub=self.scrub), data
+
+        calls = [partial(one, batch) for batch in batches(request.inputs, size, self.preset.embedding_token_budget)]
+        vectors: list[bytes] = []
+        usage = Usage()
+        model = request.model
+        for packed, data in await in_order(calls, self.options.embedding_concurrency):
+            vectors.extend(packed)
             part = parse_usage(data.get("usage")) or Usage()
             usage.prompt_tokens += part.prompt_tokens
             usage.total_tokens += part.total_tokens or part.prompt_tokens
