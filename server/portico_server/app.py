@@ -19,6 +19,7 @@ from .config import ConfigError, GatewayConfig, load_config
 from .health import HealthReporter
 from .providers import registry
 from .providers.base import Provider
+from .redaction import install_log_redaction
 from .router import Router
 from .servicer import LLMServicer
 
@@ -113,6 +114,9 @@ def serve(config_path: str | None = None, address: str | None = None) -> int:
         level=config.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Before any provider exists: every record, at every level and from every library,
+    # passes the filter that removes configured secrets.
+    install_log_redaction()
     try:
         import uvloop
     except ImportError:

@@ -15,6 +15,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from . import errors
+from .redaction import redact
 
 DOMAIN = "portico"
 
@@ -35,6 +36,7 @@ _CODE_BY_REASON: dict[str, grpc.StatusCode] = {
     "ERROR_REASON_UPSTREAM_CONNECTION": grpc.StatusCode.UNAVAILABLE,
     "ERROR_REASON_UPSTREAM_PROTOCOL": grpc.StatusCode.UNAVAILABLE,
     "ERROR_REASON_UPSTREAM_TIMEOUT": grpc.StatusCode.UNAVAILABLE,
+    "ERROR_REASON_UPSTREAM_POOL_EXHAUSTED": grpc.StatusCode.UNAVAILABLE,
     "ERROR_REASON_RATE_LIMITED": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "ERROR_REASON_CIRCUIT_OPEN": grpc.StatusCode.UNAVAILABLE,
     "ERROR_REASON_DEADLINE_EXCEEDED": grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -65,8 +67,10 @@ def _pack(message: object) -> any_pb2.Any:
 def to_rpc_status(exc: errors.PorticoError) -> grpc.Status:
     """The gRPC status (code, message, details trailer) for a domain exception."""
     code = code_for(exc)
+    # Every configured secret is removed here too, whatever path the error took.
+    metadata = {key: redact(value) for key, value in exc.metadata.items()}
     details = [
-        _pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=exc.metadata))
+        _pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=metadata))
     ]
     delay = exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_DELAY.get(exc.reason)
     if delay is not None:
@@ -82,7 +86,7 @@ def to_rpc_status(exc: errors.PorticoError) -> grpc.Status:
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.message)
         ])))
-    status = status_pb2.Status(code=code.value[0], message=exc.message, details=details)
+    status = status_pb2.Status(code=code.value[0], message=redact(exc.message), details=details)
     return rpc_status.to_status(status)
 
 

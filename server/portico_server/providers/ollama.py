@@ -12,11 +12,10 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..call import NO_CALL, CallContext
@@ -108,7 +107,7 @@ class OllamaProvider(HttpProvider):
         body = self._body(request, True)
         turn = _Turn(request.model)
         async with self.send("POST", "/api/chat", body=body, timeout=call.remaining()) as response:
-            async for line in ndjson_lines(response):
+            async for line in response.lines():
                 try:
                     data = json.loads(line)
                 except ValueError:
@@ -118,10 +117,10 @@ class OllamaProvider(HttpProvider):
                 if "error" in data:
                     # Errors after the 200 status arrive as a bare {"error": "..."} line.
                     raise self._line_error(data)
-                if turn.done:
-                    continue  # nothing follows done; read to the end so the connection is reused
                 for chunk in turn.feed(data):
                     yield chunk
+                if turn.done:
+                    break  # leaving the block reads the rest, so the connection is reused
         if not turn.done:
             raise self._protocol("stream ended before its done: true line")
         yield StreamChunk(
@@ -330,24 +329,6 @@ def _merge_nested(body: Mapping[str, Any], passthrough: Mapping[str, Any]) -> di
 
 
 # -- the response ---------------------------------------------------------------------------
-
-
-async def ndjson_lines(response: httpx.Response) -> AsyncIterator[str]:
-    """The non-empty lines of an NDJSON body, however its bytes were cut in transit.
-
-    Splits on b"\\n" only and decodes whole lines, so a multi-byte UTF-8 character split
-    across reads stays intact and characters such as U+0085 inside a string do not break
-    a line (str.splitlines would).
-    """
-    buffer = b""
-    async for piece in response.aiter_bytes():
-        buffer += piece
-        *lines, buffer = buffer.split(b"\n")
-        for raw in lines:
-            if raw.strip():
-                yield raw.decode("utf-8", errors="replace")
-    if buffer.strip():
-        yield buffer.decode("utf-8", errors="replace")
 
 
 _DONE_REASONS = {

@@ -13,8 +13,6 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import httpx
-from httpx_sse import EventSource, SSEError
 from pydantic import SecretStr
 
 from ...call import NO_CALL, CallContext
@@ -94,25 +92,21 @@ class GeminiProvider(HttpProvider):
             timeout=call.remaining(),
             headers={"accept": "text/event-stream"},
         ) as response:
-            events = EventSource(response).aiter_sse()
-            try:
-                async for event in events:
-                    if not event.data:
-                        continue
-                    try:
-                        data = json.loads(event.data)
-                    except ValueError:
-                        raise self._protocol("sent a stream event that is not JSON") from None
-                    if not isinstance(data, dict):
-                        raise self._protocol("sent a stream event that is not a JSON object")
-                    if "error" in data:
-                        raise stream_error(data, provider=self.name, scrub=self.scrub)
-                    for chunk in turn.feed(data):
-                        yield chunk
-            except SSEError:
-                raise self._protocol("answered a stream with a body that is not an event stream") from None
-            finally:
-                await events.aclose()
+            if "text/event-stream" not in response.headers.get("content-type", ""):
+                raise self._protocol("answered a stream with a body that is not an event stream")
+            async for event in response.events():
+                if not event.data:
+                    continue
+                try:
+                    data = json.loads(event.data)
+                except ValueError:
+                    raise self._protocol("sent a stream event that is not JSON") from None
+                if not isinstance(data, dict):
+                    raise self._protocol("sent a stream event that is not a JSON object")
+                if "error" in data:
+                    raise stream_error(data, provider=self.name, scrub=self.scrub)
+                for chunk in turn.feed(data):
+                    yield chunk
         if not turn.finished:
             # Gemini sends no [DONE]: a stream whose last event has no finishReason was cut.
             raise self._protocol("stream ended before its finish reason")
@@ -193,7 +187,7 @@ class GeminiProvider(HttpProvider):
     def _protocol(self, what: str) -> UpstreamProtocol:
         return UpstreamProtocol(f"provider {self.name!r} {what}", provider=self.name)
 
-    def error_from_response(self, status: int, headers: httpx.Headers, body: bytes) -> UpstreamError:
+    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return google_error(
             status, error_object(body), parse_retry_after(headers), provider=self.name, scrub=self.scrub
         )

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, ClassVar, Literal
 
-import httpx
-from httpx_sse import EventSource
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...call import NO_CALL, CallContext
@@ -62,7 +60,7 @@ _PROBE_TIMEOUT = 15.0
 
 
 class OpenAICompatProvider(HttpProvider):
-    """Chat Completions over httpx: chat, SSE streaming, embeddings, discovery, counting."""
+    """Chat Completions over HTTP: chat, SSE streaming, embeddings, discovery, counting."""
 
     kind: ClassVar[str] = "openai_compat"
     Options = OpenAICompatOptions
@@ -133,6 +131,8 @@ class OpenAICompatProvider(HttpProvider):
     async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
         body = self.chat_body(request, stream=True)
         reader = ChunkReader(self.name, request.model, self.scrub)
+        whole: CompletionResponse | None = None
+        done = False
         async with self.send(
             "POST",
             self.operation_path("chat/completions", request.model),
@@ -143,31 +143,32 @@ class OpenAICompatProvider(HttpProvider):
         ) as response:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 # The server ignored `stream: true` and sent one JSON answer.
-                whole = parse_completion(self._json(await response.aread()), provider=self.name,
+                whole = parse_completion(self._json(await response.read()), provider=self.name,
                                          model=request.model, scrub=self.scrub)
-                for chunk in chunks_from_completion(whole):
-                    yield chunk
-                return
-            done = False
-            async for event in EventSource(response).aiter_sse():
-                data = event.data.strip()
-                if data == "[DONE]":
-                    done = True
-                    break
-                if not data:
-                    continue  # keep-alive events without data
-                payload = self._json(data)
-                if event.event == "error":
-                    raise error_from_payload(payload.get("error", payload) if isinstance(payload, dict)
-                                             else payload, self.name, self.scrub)
-                delta = reader.feed(payload)
-                if delta is not None:
-                    yield delta
-            if not done:
-                raise UpstreamProtocol(
-                    f"provider {self.name!r} ended the stream before [DONE]; the answer is incomplete",
-                    provider=self.name,
-                )
+            else:
+                async for event in response.events():
+                    data = event.data.strip()
+                    if data == "[DONE]":
+                        done = True
+                        break
+                    if not data:
+                        continue  # keep-alive events without data
+                    payload = self._json(data)
+                    if event.event == "error":
+                        raise error_from_payload(payload.get("error", payload) if isinstance(payload, dict)
+                                                 else payload, self.name, self.scrub)
+                    delta = reader.feed(payload)
+                    if delta is not None:
+                        yield delta
+        if whole is not None:
+            for chunk in chunks_from_completion(whole):
+                yield chunk
+            return
+        if not done:
+            raise UpstreamProtocol(
+                f"provider {self.name!r} ended the stream before [DONE]; the answer is incomplete",
+                provider=self.name,
+            )
         yield reader.finish()
 
     def _json(self, raw: str | bytes) -> Any:
@@ -275,5 +276,5 @@ class OpenAICompatProvider(HttpProvider):
     def scrub(self, text: str) -> str:
         return super().scrub(redact_key_shapes(text))
 
-    def error_from_response(self, status: int, headers: httpx.Headers, body: bytes) -> UpstreamError:
+    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return error_from_http(status, headers, body, provider=self.name, scrub=self.scrub)
