@@ -33,6 +33,8 @@ class Reply:
     hang_after: int | None = None
     #: Close the connection abruptly after this many body bytes.
     reset_after: int | None = None
+    #: Seconds to wait before each piece after the first (a trickling upstream).
+    pace: float = 0.0
 
 
 @dataclass
@@ -72,6 +74,8 @@ class Upstream:
         self._replies: dict[tuple[str, str], deque[Reply]] = defaultdict(deque)
         self._defaults: dict[tuple[str, str], Reply] = {}
         self.received: list[Received] = []
+        #: TCP connections accepted so far.
+        self.connections = 0
         self.disconnected = asyncio.Event()
         self._server: asyncio.Server | None = None
         self.port = 0
@@ -105,6 +109,7 @@ class Upstream:
             await asyncio.wait_for(self._server.wait_closed(), 2)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -148,6 +153,8 @@ class Upstream:
             stop_at = min(stop_at, reply.reset_after)
         step = reply.cut_every or max(1, stop_at)
         for start in range(0, stop_at, step):
+            if reply.pace and start:
+                await asyncio.sleep(reply.pace)
             piece = body[start : min(start + step, stop_at)]
             writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
             await writer.drain()

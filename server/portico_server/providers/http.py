@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..errors import (
     PorticoError,
@@ -38,6 +39,10 @@ _MAX_ERROR_BODY = 1024 * 1024
 #: After a stream's terminator, how long the rest of the body may take to arrive so the
 #: connection can go back to the pool; a well-behaved server ends it at once.
 _DRAIN_SECONDS = 1.0
+#: gRPC ends a call at its deadline by itself (the caller sees DEADLINE_EXCEEDED and the
+#: call is cancelled, closing the upstream response); the upstream bound sits this much
+#: later so that it does not race the deadline with an UNAVAILABLE of its own.
+_DEADLINE_GRACE = 0.05
 
 
 class HttpProvider(Provider):
@@ -96,11 +101,14 @@ class HttpProvider(Provider):
 
     # -- sending ------------------------------------------------------------------------
 
-    def total_timeout(self, seconds: float | None) -> float:
-        """Seconds the whole call may take: the provider's `timeout`, or the caller's
-        remaining deadline when that is sooner."""
-        limit = self.settings.timeout
-        return limit if seconds is None else max(0.001, min(limit, seconds))
+    def total_timeout(self, seconds: float | None, call: CallContext) -> float:
+        """Seconds the whole upstream call may take: the provider's `timeout`, `seconds`
+        (a probe's own bound) or the caller's remaining deadline, whichever is sooner."""
+        total = self.settings.timeout if seconds is None else min(self.settings.timeout, seconds)
+        remaining = call.remaining()
+        if remaining is not None:
+            total = min(total, remaining + _DEADLINE_GRACE)
+        return max(0.001, total)
 
     def encode(self, body: dict[str, Any]) -> bytes:
         """JSON-encode a body, refusing it unsent when it exceeds `max_request_bytes`."""
@@ -121,11 +129,14 @@ class HttpProvider(Provider):
         path: str,
         *,
         body: dict[str, Any] | None = None,
+        call: CallContext = NO_CALL,
         timeout: float | None = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> AsyncIterator[UpstreamResponse]:
-        """Send a request and yield the response once its status is a success.
+        """Send a request and yield the response once its status is a success. The whole
+        exchange must end within the provider's `timeout`, `timeout` when given, and the
+        caller's deadline (`call`), whichever comes first.
 
         The body is not read yet. Leaving the block normally reads what is left of it
         (briefly) so the connection goes back to the pool; leaving it with an exception,
@@ -136,7 +147,7 @@ class HttpProvider(Provider):
         hdrs = {"content-type": "application/json"} if content is not None else {}
         if headers:
             hdrs.update(headers)
-        total = self.total_timeout(timeout)
+        total = self.total_timeout(timeout, call)
         session = self.session()
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -159,9 +170,8 @@ class HttpProvider(Provider):
                     ),
                 )
             except TimeoutError:
-                raise UpstreamTimeout(
-                    f"provider {self.name!r} did not answer within {total:g}s", provider=self.name
-                ) from None
+                raise UpstreamTimeout(f"provider {self.name!r} did not answer within {total:g}s",
+                                            provider=self.name) from None
             except aiohttp.ClientError as exc:
                 raise UpstreamConnection(
                     f"cannot reach provider {self.name!r}: {type(exc).__name__}", provider=self.name
@@ -182,9 +192,8 @@ class HttpProvider(Provider):
                 metadata={"limit": f"{exc.setting}={exc.limit}"},
             ) from None
         except TimeoutError:
-            raise UpstreamTimeout(
-                f"provider {self.name!r} did not finish answering within {total:g}s", provider=self.name
-            ) from None
+            raise UpstreamTimeout(f"provider {self.name!r} did not finish answering within {total:g}s",
+                                 provider=self.name) from None
         except aiohttp.ClientError as exc:
             raise UpstreamConnection(
                 f"connection to provider {self.name!r} failed mid-response: {type(exc).__name__}",
@@ -225,11 +234,12 @@ class HttpProvider(Provider):
         path: str,
         *,
         body: dict[str, Any] | None = None,
+        call: CallContext = NO_CALL,
         timeout: float | None = None,
         params: dict[str, str] | None = None,
     ) -> Any:
         """Send a request and return its decoded JSON body."""
-        async with self.send(method, path, body=body, timeout=timeout, params=params) as response:
+        async with self.send(method, path, body=body, call=call, timeout=timeout, params=params) as response:
             raw = await response.read()
         try:
             return json.loads(raw)

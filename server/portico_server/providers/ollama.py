@@ -82,7 +82,7 @@ class OllamaProvider(HttpProvider):
         return body
 
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
-        data = await self.request_json("POST", "/api/chat", body=self._body(request, False), timeout=call.remaining())
+        data = await self.request_json("POST", "/api/chat", body=self._body(request, False), call=call)
         if not isinstance(data, dict):
             raise self._protocol("answered with JSON that is not an object")
         if "error" in data:
@@ -106,7 +106,7 @@ class OllamaProvider(HttpProvider):
     async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
         body = self._body(request, True)
         turn = _Turn(request.model)
-        async with self.send("POST", "/api/chat", body=body, timeout=call.remaining()) as response:
+        async with self.send("POST", "/api/chat", body=body, call=call) as response:
             async for line in response.lines():
                 try:
                     data = json.loads(line)
@@ -141,7 +141,7 @@ class OllamaProvider(HttpProvider):
             body["dimensions"] = request.dimensions
         if self.options.keep_alive is not None:
             body["keep_alive"] = self.options.keep_alive
-        data = await self.request_json("POST", "/api/embed", body=body, timeout=call.remaining())
+        data = await self.request_json("POST", "/api/embed", body=body, call=call)
         embeddings = data.get("embeddings") if isinstance(data, dict) else None
         if not isinstance(embeddings, list) or len(embeddings) != len(request.inputs):
             raise self._protocol("answered /api/embed with the wrong number of vectors")

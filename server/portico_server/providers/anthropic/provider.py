@@ -103,7 +103,7 @@ class AnthropicProvider(HttpProvider):
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
         plan = self.plan(request)
         plan.body.pop("stream", None)
-        async with self.send("POST", _MESSAGES, body=plan.body, timeout=call.remaining()) as response:
+        async with self.send("POST", _MESSAGES, body=plan.body, call=call) as response:
             raw = await response.read()
             request_id = response.headers.get("request-id", "")
         return completion(raw, answer_tool=plan.answer_tool, request_id=request_id, provider=self.name)
@@ -113,7 +113,7 @@ class AnthropicProvider(HttpProvider):
         plan.body["stream"] = True
         translator = StreamTranslator(self.name, plan.answer_tool)
         first = True
-        async with self.send("POST", _MESSAGES, body=plan.body, timeout=call.remaining(),
+        async with self.send("POST", _MESSAGES, body=plan.body, call=call,
                              headers={"accept": "text/event-stream"}) as response:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 raise UpstreamProtocol(
@@ -160,7 +160,7 @@ class AnthropicProvider(HttpProvider):
             return await super().count_tokens(request)
         body = self.plan(request).body
         counted: dict[str, Any] = {k: body[k] for k in _COUNTED_FIELDS if k in body}
-        data = await self.request_json("POST", _COUNT_TOKENS, body=counted, timeout=call.remaining())
+        data = await self.request_json("POST", _COUNT_TOKENS, body=counted, call=call)
         tokens = data.get("input_tokens") if isinstance(data, dict) else None
         if not isinstance(tokens, int):
             raise UpstreamProtocol(f"provider {self.name!r} sent a token count without input_tokens",

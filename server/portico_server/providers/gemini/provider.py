@@ -71,7 +71,7 @@ class GeminiProvider(HttpProvider):
 
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
         data = await self.request_json(
-            "POST", self._path(request.model, "generateContent"), body=self._body(request), timeout=call.remaining()
+            "POST", self._path(request.model, "generateContent"), body=self._body(request), call=call
         )
         if not isinstance(data, dict):
             raise self._protocol("answered with JSON that is not an object")
@@ -89,7 +89,7 @@ class GeminiProvider(HttpProvider):
             self._path(request.model, "streamGenerateContent"),
             body=body,
             params={"alt": "sse"},
-            timeout=call.remaining(),
+            call=call,
             headers={"accept": "text/event-stream"},
         ) as response:
             if "text/event-stream" not in response.headers.get("content-type", ""):
@@ -123,7 +123,7 @@ class GeminiProvider(HttpProvider):
             items = [{"model": resource, "content": {"parts": [{"text": text}]}, **dimensions} for text in batch]
             data = await self.request_json(
                 "POST", self._path(request.model, "batchEmbedContents"),
-                body={"requests": items}, timeout=call.remaining(),
+                body={"requests": items}, call=call,
             )
             embeddings = data.get("embeddings") if isinstance(data, dict) else None
             if not isinstance(embeddings, list) or len(embeddings) != len(batch):
@@ -142,7 +142,7 @@ class GeminiProvider(HttpProvider):
         generate["model"] = _resource(request.model)
         data = await self.request_json(
             "POST", self._path(request.model, "countTokens"),
-            body={"generateContentRequest": generate}, timeout=call.remaining(),
+            body={"generateContentRequest": generate}, call=call,
         )
         if not isinstance(data, dict):
             raise self._protocol("answered countTokens with JSON that is not an object")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, ClassVar, Literal
 
@@ -123,7 +122,7 @@ class OpenAICompatProvider(HttpProvider):
             "POST",
             self.operation_path("chat/completions", request.model),
             body=self.chat_body(request, stream=False),
-            timeout=call.remaining(),
+            call=call,
             params=self.query_params(),
         )
         return parse_completion(data, provider=self.name, model=request.model, scrub=self.scrub)
@@ -137,7 +136,7 @@ class OpenAICompatProvider(HttpProvider):
             "POST",
             self.operation_path("chat/completions", request.model),
             body=body,
-            timeout=call.remaining(),
+            call=call,
             params=self.query_params(),
             headers={"accept": "text/event-stream"},
         ) as response:
@@ -188,7 +187,6 @@ class OpenAICompatProvider(HttpProvider):
             return await super().embed(request)
         size = self.options.embedding_batch_size or self.preset.embedding_batch_size
         encoding = self.options.embedding_encoding or ("base64" if self.preset.embedding_base64 else None)
-        deadline = call.deadline
         vectors: list[list[float]] = []
         usage = Usage()
         model = request.model
@@ -198,9 +196,8 @@ class OpenAICompatProvider(HttpProvider):
                 body["dimensions"] = request.dimensions
             if encoding == "base64":
                 body["encoding_format"] = "base64"
-            timeout = None if deadline is None else deadline - time.monotonic()
             data = await self.request_json("POST", self.operation_path("embeddings", request.model),
-                                           body=body, timeout=timeout, params=self.query_params())
+                                           body=body, call=call, params=self.query_params())
             vectors.extend(embedding_vectors(data, len(batch), provider=self.name, scrub=self.scrub))
             part = parse_usage(data.get("usage")) or Usage()
             usage.prompt_tokens += part.prompt_tokens
@@ -215,7 +212,7 @@ class OpenAICompatProvider(HttpProvider):
         try:
             if counter == "openai_responses":
                 data = await self.request_json("POST", "/responses/input_tokens",
-                                               body=responses_input(request), timeout=call.remaining())
+                                               body=responses_input(request), call=call)
                 tokens = data.get("input_tokens") if isinstance(data, dict) else None
             elif counter == "vllm_tokenize":
                 body: JSON = {"model": request.model, "add_generation_prompt": True,
@@ -223,7 +220,7 @@ class OpenAICompatProvider(HttpProvider):
                 if request.tools:
                     body["tools"] = chat_body(request, self.preset, stream=False)["tools"]
                 data = await self.request_json("POST", self._server_root() + "/tokenize",
-                                               body=body, timeout=call.remaining())
+                                               body=body, call=call)
                 tokens = data.get("count") if isinstance(data, dict) else None
             else:
                 return await super().count_tokens(request)

@@ -1,0 +1,196 @@
+"""The upstream transport every HTTP dialect shares, seen from the network edge: pooled
+connections, a bounded wait for one, one deadline for the whole call, and calls cut off
+the moment the caller goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from dialects import BY_NAME, DIALECTS, Dialect
+from harness import collect, rpc_details, running_gateway
+from portico.v1 import llm_service_pb2 as pb
+from portico.v1 import types_pb2 as t
+from portico_server import errors
+from portico_server.call import CallContext
+from portico_server.config import parse_config
+from portico_server.domain import ChatRequest, Message, Role
+from portico_server.providers import registry
+from portico_server.providers.base import Provider
+from upstream import Upstream
+
+IDS = [d.name for d in DIALECTS]
+
+
+def chat_request(dialect: Dialect) -> ChatRequest:
+    return ChatRequest(model=dialect.model, messages=[Message(role=Role.USER, content="hi")])
+
+
+@contextlib.asynccontextmanager
+async def provider(dialect: Dialect, up: Upstream, **settings: Any) -> AsyncIterator[Provider]:
+    config = parse_config({"providers": [dialect.provider_config(up, **settings)]}, "test")
+    registry.load_builtin_providers()
+    p = registry.create(config.providers[0])
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+async def call(p: Provider, dialect: Dialect, stream: bool, context: CallContext | None = None) -> Any:
+    request = chat_request(dialect)
+    if stream:
+        return await collect(p.stream(request, context or CallContext()))
+    return await p.chat(request, context or CallContext())
+
+
+# -- connections go back to the pool ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=IDS)
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_sequential_calls_reuse_one_connection(dialect: Dialect, stream: bool) -> None:
+    async with Upstream() as up, provider(dialect, up) as p:
+        for _ in range(5):
+            up.add("POST", dialect.path(stream), dialect.stream_reply() if stream else dialect.chat_reply())
+            await call(p, dialect, stream)
+        assert len(up.received) == 5
+        assert up.connections == 1
+
+
+@pytest.mark.parametrize("dialect", [BY_NAME["openai"], BY_NAME["anthropic"], BY_NAME["ollama"]],
+                         ids=["openai", "anthropic", "ollama"])
+async def test_what_follows_the_terminator_is_read_so_the_connection_is_reused(dialect: Dialect) -> None:
+    trailer = {"openai": b": trailing comment\n\n", "anthropic": b"event: ping\ndata: {\"type\": \"ping\"}\n\n",
+               "ollama": b"\n\n"}[dialect.name]
+    async with Upstream() as up, provider(dialect, up) as p:
+        for _ in range(3):
+            reply = dialect.stream_reply()
+            reply.body += trailer
+            up.add("POST", dialect.stream_path, reply)
+            await call(p, dialect, True)
+        assert up.connections == 1
+
+
+async def test_a_stream_closed_early_closes_its_connection_at_once() -> None:
+    dialect = BY_NAME["openai"]
+    async with Upstream() as up, provider(dialect, up) as p:
+        up.add("POST", dialect.stream_path, dialect.held_stream_reply())
+        stream = p.stream(chat_request(dialect))
+        await anext(stream)
+        await stream.aclose()
+        await asyncio.wait_for(up.disconnected.wait(), 1)
+
+
+# -- the wait for a free connection is bounded ----------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=IDS)
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_call_waits_for_a_busy_pool_only_pool_timeout_then_fails_unsent(dialect: Dialect,
+                                                                                stream: bool) -> None:
+    async with Upstream() as up, provider(dialect, up, max_connections=1, pool_timeout=0.3) as p:
+        # The one connection is taken by a stream the upstream never finishes.
+        up.add("POST", dialect.stream_path, dialect.held_stream_reply())
+        holder = p.stream(chat_request(dialect))
+        await anext(holder)
+        started = time.monotonic()
+        with pytest.raises(errors.UpstreamPoolExhausted) as info:
+            await call(p, dialect, stream)
+        assert 0.25 < time.monotonic() - started < 2
+        assert info.value.metadata["limit"] == "max_connections=1"
+        assert len(up.received) == 1  # the second request never left the gateway
+        await holder.aclose()
+        # The slot is free again.
+        up.add("POST", dialect.path(stream), dialect.stream_reply() if stream else dialect.chat_reply())
+        await call(p, dialect, stream)
+
+
+async def test_pool_exhaustion_reaches_the_caller_as_unavailable_with_its_own_reason() -> None:
+    dialect = BY_NAME["openai"]
+    async with Upstream() as up:
+        config = {"providers": [dialect.provider_config(up, max_connections=1, pool_timeout=0.2)]}
+        up.add("POST", dialect.stream_path, dialect.held_stream_reply())
+        async with running_gateway(config) as gw:
+            request = pb.ChatRequest(model=dialect.model, messages=[t.Message(role=t.ROLE_USER, content="hi")])
+            holder = gw.stub.StreamChat(request)
+            await anext(aiter(holder))
+            for rpc in (gw.stub.Chat, lambda r: _drain(gw.stub.StreamChat(r))):
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await rpc(request)
+                assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert rpc_details(info.value)["reason"] == "ERROR_REASON_UPSTREAM_POOL_EXHAUSTED"
+            holder.cancel()
+        assert len(up.received) == 1
+
+
+async def test_default_pool_lets_a_thousand_streams_to_one_provider_progress() -> None:
+    dialect = BY_NAME["openai"]
+    async with Upstream() as up, provider(dialect, up) as p:
+        up.always("POST", dialect.stream_path, dialect.held_stream_reply())
+        streams = [p.stream(chat_request(dialect)) for _ in range(1000)]
+        try:
+            firsts = await asyncio.wait_for(asyncio.gather(*(anext(s) for s in streams)), 60)
+            assert len(firsts) == 1000
+            assert up.connections == 1000
+        finally:
+            await asyncio.gather(*(s.aclose() for s in streams))
+
+
+async def _drain(call: Any) -> list[Any]:
+    return [c async for c in call]
+
+
+# -- one deadline for the whole call ----------------------------------------------------------------
+
+TIMEOUT = 1.5
+TRICKLE = {"cut_every": 1, "pace": 0.5}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=IDS)
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_trickling_upstream_is_cut_at_the_configured_timeout(dialect: Dialect, stream: bool) -> None:
+    async with Upstream() as up, provider(dialect, up, timeout=TIMEOUT) as p:
+        reply = dialect.stream_reply(**TRICKLE) if stream else dialect.chat_reply(**TRICKLE)
+        up.add("POST", dialect.path(stream), reply)
+        started = time.monotonic()
+        with pytest.raises(errors.UpstreamTimeout):
+            await call(p, dialect, stream)
+        assert abs(time.monotonic() - started - TIMEOUT) < 0.2
+        await asyncio.wait_for(up.disconnected.wait(), 1)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_sooner_call_deadline_wins_over_the_provider_timeout(stream: bool) -> None:
+    dialect = BY_NAME["anthropic"]
+    async with Upstream() as up, provider(dialect, up, timeout=30) as p:
+        reply = dialect.stream_reply(**TRICKLE) if stream else dialect.chat_reply(**TRICKLE)
+        up.add("POST", dialect.path(stream), reply)
+        started = time.monotonic()
+        with pytest.raises(errors.UpstreamTimeout):
+            await call(p, dialect, stream, CallContext.with_timeout(0.8))
+        assert abs(time.monotonic() - started - 0.8) < 0.2
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_sooner_grpc_deadline_ends_the_call_and_the_upstream_request(stream: bool) -> None:
+    dialect = BY_NAME["gemini"]
+    async with Upstream() as up:
+        reply = dialect.stream_reply(**TRICKLE) if stream else dialect.chat_reply(**TRICKLE)
+        up.add("POST", dialect.path(stream), reply)
+        async with running_gateway({"providers": [dialect.provider_config(up, timeout=30)]}) as gw:
+            request = pb.ChatRequest(model=dialect.model, messages=[t.Message(role=t.ROLE_USER, content="hi")])
+            started = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                if stream:
+                    await _drain(gw.stub.StreamChat(request, timeout=1.0))
+                else:
+                    await gw.stub.Chat(request, timeout=1.0)
+            assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert abs(time.monotonic() - started - 1.0) < 0.2
+            await asyncio.wait_for(up.disconnected.wait(), 1)
