@@ -43,6 +43,8 @@ _DRAIN_SECONDS = 1.0
 #: call is cancelled, closing the upstream response); the upstream bound sits this much
 #: later so that it does not race the deadline with an UNAVAILABLE of its own.
 _DEADLINE_GRACE = 0.05
+#: Bytes read without giving the event loop a turn, at most.
+_YIELD_EVERY = 256 * 1024
 
 
 class HttpProvider(Provider):
@@ -272,13 +274,14 @@ class UpstreamResponse:
     """A successful upstream response whose body is read through the provider's caps
     (after decompression): whole, as SSE events, or as NDJSON lines."""
 
-    __slots__ = ("_eof", "_max_body", "_raw", "_received", "_settings", "headers", "status")
+    __slots__ = ("_eof", "_max_body", "_raw", "_received", "_settings", "_unyielded", "headers", "status")
 
     def __init__(self, raw: aiohttp.ClientResponse, provider: HttpProvider) -> None:
         self._raw = raw
         self._settings = provider.settings
         self._max_body = provider.settings.max_response_bytes
         self._received = 0
+        self._unyielded = 0
         self._eof = False
         self.status = raw.status
         self.headers: Mapping[str, str] = raw.headers
@@ -294,6 +297,12 @@ class UpstreamResponse:
         self._received += len(piece)
         if self._received > self._max_body:
             raise LimitExceeded("max_response_bytes", self._max_body)
+        self._unyielded += len(piece)
+        if self._unyielded >= _YIELD_EVERY:
+            # Buffered (or freshly decompressed) data is returned without suspending, so a
+            # fast or inflating upstream would otherwise hold the event loop until it ends.
+            self._unyielded = 0
+            await asyncio.sleep(0)
         return piece
 
     async def read(self) -> bytes:
