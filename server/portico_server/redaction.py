@@ -48,12 +48,16 @@ class SecretRegistry:
         return pattern.sub(REDACTED, text)
 
 
+#: Authorization schemes whose token is a secret on its own, wherever it is quoted.
+_AUTH_SCHEMES = {"bearer", "basic", "token", "apikey", "api-key", "key", "digest", "dpop", "sharedkey"}
+
+
 def _forms(value: str) -> list[str]:
     """The value, and for `Scheme token` values (Bearer, Basic, ...) the token alone."""
     value = value.strip()
     forms = [value]
     scheme, _, token = value.partition(" ")
-    if token.strip() and scheme.isalpha():
+    if token.strip() and scheme.lower() in _AUTH_SCHEMES:
         forms.append(token.strip())
     return forms
 

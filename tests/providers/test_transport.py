@@ -8,13 +8,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import yaml
 from dialects import BY_NAME, DIALECTS, Dialect
-from harness import collect, rpc_details, running_gateway
+from harness import collect, rpc_details, running_gateway, spawned_gateway
 from portico.v1 import llm_service_pb2 as pb
+from portico.v1 import llm_service_pb2_grpc
 from portico.v1 import types_pb2 as t
 from portico_server import errors
 from portico_server.call import CallContext
@@ -195,3 +198,25 @@ async def test_a_sooner_grpc_deadline_ends_the_call_and_the_upstream_request(str
             assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             assert abs(time.monotonic() - started - 1.0) < 0.2
             await asyncio.wait_for(up.disconnected.wait(), 1)
+
+
+async def test_no_log_line_per_upstream_request_at_the_default_level(tmp_path: Path) -> None:
+    dialect = BY_NAME["openai"]
+    async with Upstream() as up:
+        up.always("POST", dialect.chat_path, dialect.chat_reply())
+        config = yaml.safe_dump({"server": {"health_probe_interval": 0}, "providers": [dialect.provider_config(up)]})
+        with spawned_gateway(config, tmp_path) as (_, address):
+            async with grpc.aio.insecure_channel(address) as channel:
+                stub = llm_service_pb2_grpc.LLMServiceStub(channel)
+                request = pb.ChatRequest(model=dialect.model, messages=[t.Message(role=t.ROLE_USER, content="hi")])
+                for _ in range(5):
+                    await stub.Chat(request)
+            log = gateway_log(tmp_path)
+        assert len(up.received) == 5
+    assert "chat/completions" not in log and up.url not in log
+    assert len(log.splitlines()) <= 3, log  # start-up lines only
+
+
+def gateway_log(tmp_path: Path) -> str:
+    """What the spawned gateways of a test wrote to their log files."""
+    return "".join(p.read_text() for p in tmp_path.glob("gateway-*/serve.log"))
