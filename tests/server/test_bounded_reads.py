@@ -118,7 +118,7 @@ async def test_oversized_upstream_data_is_refused_fast_in_bounded_memory(case: s
     assert limit in info.value.details()
     assert elapsed < 20, f"refused after {elapsed:.1f}s"
     assert (peak - before) * 1024 < growth_allowed, f"memory grew by {(peak - before) // 1024} MiB"
-    assert latencies and max(latencies) < 0.5, f"health took up to {max(latencies):.2f}s"
+    assert latencies and max(latencies) < 1.0, f"health took up to {max(latencies):.2f}s"
 
 
 async def test_a_smaller_configured_cap_applies_to_unary_bodies(tmp_path: Path) -> None:

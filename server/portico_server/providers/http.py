@@ -44,7 +44,7 @@ _DRAIN_SECONDS = 1.0
 #: later so that it does not race the deadline with an UNAVAILABLE of its own.
 _DEADLINE_GRACE = 0.05
 #: Bytes read without giving the event loop a turn, at most.
-_YIELD_EVERY = 256 * 1024
+_YIELD_EVERY = 64 * 1024
 
 
 class HttpProvider(Provider):
