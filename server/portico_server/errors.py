@@ -12,7 +12,8 @@ gRPC statuses with `google.rpc` details. Each class names its `ErrorReason` valu
     │   ├── UpstreamBadRequest, ContextLengthExceeded, UpstreamAuth,
     │   │   UpstreamModelNotFound, UpstreamQuotaExceeded
     │   └── retryable: UpstreamRateLimited, UpstreamUnavailable, UpstreamOverloaded,
-    │       UpstreamConnection, UpstreamProtocol, UpstreamTimeout, UpstreamPoolExhausted
+    │       UpstreamConnection, UpstreamProtocol, UpstreamTimeout (UpstreamDeadlineExceeded:
+    │       the caller's deadline passed first), UpstreamPoolExhausted
     └── RateLimited, CircuitOpen, DeadlineExceeded, ShuttingDown, Cancelled,
         Unauthenticated, PermissionDenied
 """
@@ -148,6 +149,14 @@ class UpstreamProtocol(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     reason = "ERROR_REASON_UPSTREAM_TIMEOUT"
     retryable = True
+
+
+class UpstreamDeadlineExceeded(UpstreamTimeout):
+    """The upstream had not finished when the caller's own deadline passed: the caller's
+    DEADLINE_EXCEEDED, not a provider fault, and no time is left to retry."""
+
+    reason = "ERROR_REASON_DEADLINE_EXCEEDED"
+    retryable = False
 
 
 class UpstreamPoolExhausted(UpstreamError):

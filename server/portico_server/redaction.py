@@ -1,6 +1,6 @@
 """Configured secrets, kept out of everything the gateway says.
 
-Each HTTP provider registers its secret values (the API key, every configured header
+Each provider registers its secret values (the API key, every configured header
 value, and the token part of an `Authorization`-style value such as `Bearer <token>`)
 when it is created. `redact()` replaces any of them in a text; the error table applies it
 to every status message and ErrorInfo metadata value, the providers apply it to text

@@ -176,7 +176,7 @@ async def test_a_sooner_call_deadline_wins_over_the_provider_timeout(stream: boo
         reply = dialect.stream_reply(**TRICKLE) if stream else dialect.chat_reply(**TRICKLE)
         up.add("POST", dialect.path(stream), reply)
         started = time.monotonic()
-        with pytest.raises(errors.UpstreamTimeout):
+        with pytest.raises(errors.UpstreamDeadlineExceeded):
             await call(p, dialect, stream, CallContext.with_timeout(0.8))
         assert abs(time.monotonic() - started - 0.8) < 0.2
 

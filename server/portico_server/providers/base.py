@@ -26,6 +26,7 @@ from ..domain import (
     TokenCount,
 )
 from ..errors import CapabilityUnsupported
+from ..redaction import register_secrets
 
 
 class NoOptions(BaseModel):
@@ -46,6 +47,11 @@ class Provider(abc.ABC):
         self.settings = settings
         self.name = settings.name
         self.options = self.Options.model_validate(settings.options)
+        # From here on, these values are redacted from every error and log line.
+        secrets = list(settings.headers.values())
+        if settings.api_key is not None:
+            secrets.append(settings.api_key.get_secret_value())
+        register_secrets(secrets)
 
     # -- required -------------------------------------------------------------------
 

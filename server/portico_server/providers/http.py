@@ -22,6 +22,7 @@ from ..errors import (
     PorticoError,
     RequestTooLarge,
     UpstreamConnection,
+    UpstreamDeadlineExceeded,
     UpstreamError,
     UpstreamPoolExhausted,
     UpstreamProtocol,
@@ -29,7 +30,7 @@ from ..errors import (
     parse_retry_after,
     upstream_error,
 )
-from ..redaction import redact, register_secrets
+from ..redaction import redact
 from .base import Provider
 from .wire import LimitExceeded, NDJSONParser, SSEEvent, SSEParser
 
@@ -39,10 +40,6 @@ _MAX_ERROR_BODY = 1024 * 1024
 #: After a stream's terminator, how long the rest of the body may take to arrive so the
 #: connection can go back to the pool; a well-behaved server ends it at once.
 _DRAIN_SECONDS = 1.0
-#: gRPC ends a call at its deadline by itself (the caller sees DEADLINE_EXCEEDED and the
-#: call is cancelled, closing the upstream response); the upstream bound sits this much
-#: later so that it does not race the deadline with an UNAVAILABLE of its own.
-_DEADLINE_GRACE = 0.05
 #: Bytes read without giving the event loop a turn, at most.
 _YIELD_EVERY = 64 * 1024
 
@@ -57,10 +54,6 @@ class HttpProvider(Provider):
         super().__init__(settings)
         self.base_url = (settings.base_url or self.default_base_url).rstrip("/")
         self.headers = {**self.auth_headers(), **settings.headers}
-        secrets = list(settings.headers.values())
-        if self.api_key():
-            secrets.append(self.api_key())
-        register_secrets(secrets)
         per_host = settings.max_connections_per_host or settings.max_connections
         # A provider talks to one host, so the smaller bound is the one a call waits on.
         self._slots = asyncio.Semaphore(min(settings.max_connections, per_host))
@@ -103,14 +96,15 @@ class HttpProvider(Provider):
 
     # -- sending ------------------------------------------------------------------------
 
-    def total_timeout(self, seconds: float | None, call: CallContext) -> float:
+    def total_timeout(self, seconds: float | None, call: CallContext) -> tuple[float, bool]:
         """Seconds the whole upstream call may take: the provider's `timeout`, `seconds`
-        (a probe's own bound) or the caller's remaining deadline, whichever is sooner."""
+        (a probe's own bound) or the caller's remaining deadline, whichever is sooner; and
+        whether the caller's deadline is the one that binds."""
         total = self.settings.timeout if seconds is None else min(self.settings.timeout, seconds)
         remaining = call.remaining()
-        if remaining is not None:
-            total = min(total, remaining + _DEADLINE_GRACE)
-        return max(0.001, total)
+        if remaining is not None and remaining < total:
+            return max(0.001, remaining), True
+        return max(0.001, total), False
 
     def encode(self, body: dict[str, Any]) -> bytes:
         """JSON-encode a body, refusing it unsent when it exceeds `max_request_bytes`."""
@@ -149,7 +143,9 @@ class HttpProvider(Provider):
         hdrs = {"content-type": "application/json"} if content is not None else {}
         if headers:
             hdrs.update(headers)
-        total = self.total_timeout(timeout, call)
+        total, caller_bound = self.total_timeout(timeout, call)
+        # Out of time because of the caller's own deadline: their DEADLINE_EXCEEDED.
+        expired = UpstreamDeadlineExceeded if caller_bound else UpstreamTimeout
         session = self.session()
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -172,8 +168,8 @@ class HttpProvider(Provider):
                     ),
                 )
             except TimeoutError:
-                raise UpstreamTimeout(f"provider {self.name!r} did not answer within {total:g}s",
-                                            provider=self.name) from None
+                raise expired(f"provider {self.name!r} did not answer within {total:g}s",
+                              provider=self.name) from None
             except aiohttp.ClientError as exc:
                 raise UpstreamConnection(
                     f"cannot reach provider {self.name!r}: {type(exc).__name__}", provider=self.name
@@ -194,8 +190,8 @@ class HttpProvider(Provider):
                 metadata={"limit": f"{exc.setting}={exc.limit}"},
             ) from None
         except TimeoutError:
-            raise UpstreamTimeout(f"provider {self.name!r} did not finish answering within {total:g}s",
-                                 provider=self.name) from None
+            raise expired(f"provider {self.name!r} did not finish answering within {total:g}s",
+                          provider=self.name) from None
         except aiohttp.ClientError as exc:
             raise UpstreamConnection(
                 f"connection to provider {self.name!r} failed mid-response: {type(exc).__name__}",
@@ -216,7 +212,8 @@ class HttpProvider(Provider):
             return
         wait = min(self.settings.pool_timeout, total)
         try:
-            await asyncio.wait_for(self._slots.acquire(), wait)
+            async with asyncio.timeout(wait):
+                await self._slots.acquire()
         except TimeoutError:
             limit = self._slots_limit()
             raise UpstreamPoolExhausted(
