@@ -168,7 +168,7 @@ class HttpProvider(Provider):
                     ),
                 )
             except TimeoutError:
-                raise expired(f"provider {self.name!r} did not answer within {total:g}s",
+                raise expired(f"provider {self.name!r} did not answer within {total:.3g}s",
                               provider=self.name) from None
             except aiohttp.ClientError as exc:
                 raise UpstreamConnection(
@@ -190,7 +190,7 @@ class HttpProvider(Provider):
                 metadata={"limit": f"{exc.setting}={exc.limit}"},
             ) from None
         except TimeoutError:
-            raise expired(f"provider {self.name!r} did not finish answering within {total:g}s",
+            raise expired(f"provider {self.name!r} did not finish answering within {total:.3g}s",
                           provider=self.name) from None
         except aiohttp.ClientError as exc:
             raise UpstreamConnection(

@@ -52,8 +52,8 @@ class LineSplitter:
                 self._size = 0
             else:
                 line = piece[start:end]
-            if line.endswith(b"\r"):
-                line = line[:-1]
+            if not self._cr_ends_line and line.endswith(b"\r"):
+                line = line[:-1]  # (with `cr_ends_line`, CRs are already line ends)
             if len(line) > self._limit:
                 raise LimitExceeded(self._setting, self._limit)
             lines.append(line)
@@ -115,9 +115,12 @@ class SSEParser:
                 continue
             if line[0] == 0x3A:  # ":" starts a comment (a keep-alive, usually)
                 continue
-            name, colon, value = line.partition(b":")
-            if colon and value[:1] == b" ":
-                value = value[1:]
+            if line.startswith(b"data: "):  # by far the most common line: no partition
+                name, value = b"data", line[6:]
+            else:
+                name, colon, value = line.partition(b":")
+                if colon and value[:1] == b" ":
+                    value = value[1:]
             if name == b"data":
                 self._size += len(value) + 1
                 if self._size > self._event_limit:
