@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import zlib
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -51,6 +53,15 @@ class Received:
 
 def fixture(path: str) -> bytes:
     return (FIXTURES / path).read_bytes()
+
+
+@functools.cache
+def gzip_bomb(unit: bytes, total: int = 300 * 1000 * 1000) -> bytes:
+    """`unit` repeated to `total` bytes, gzip-compressed (300 MB of a repeated line -> a
+    few hundred KB): a body that inflates far beyond its size on the wire."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = unit * (1024 * 1024 // len(unit))
+    return b"".join([packer.compress(block) for _ in range(total // len(block))] + [packer.flush()])
 
 
 def headers_fixture(path: str) -> tuple[int, dict[str, str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from dialects import BY_NAME, DIALECTS, Dialect
+from dialects import BY_NAME, DIALECTS, JSON, Dialect
 from harness import collect, rpc_details, running_gateway, spawned_gateway
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
@@ -25,7 +26,7 @@ from portico_server.config import parse_config
 from portico_server.domain import ChatRequest, Message, Role
 from portico_server.providers import registry
 from portico_server.providers.base import Provider
-from upstream import Upstream
+from upstream import Reply, Upstream, gzip_bomb
 
 IDS = [d.name for d in DIALECTS]
 
@@ -220,3 +221,54 @@ async def test_no_log_line_per_upstream_request_at_the_default_level(tmp_path: P
 def gateway_log(tmp_path: Path) -> str:
     """What the spawned gateways of a test wrote to their log files."""
     return "".join(p.read_text() for p in tmp_path.glob("gateway-*/serve.log"))
+
+
+# -- caps on what comes back, in every dialect ------------------------------------------------------
+
+MiB = 1024 * 1024
+
+
+def filler_line(dialect: Dialect) -> bytes:
+    """A line each dialect's reader skips: an SSE comment, a blank NDJSON line."""
+    return b" " * 1023 + b"\n" if dialect.name == "ollama" else b": " + b"z" * 1021 + b"\n"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=IDS)
+async def test_a_64_mib_stream_line_is_refused_naming_the_limit(dialect: Dialect) -> None:
+    prefix = b'{"message": "' if dialect.name == "ollama" else b"data: "
+    async with Upstream() as up, provider(dialect, up) as p:
+        up.add("POST", dialect.stream_path, Reply(200, dialect.stream_headers, prefix + b"x" * (64 * MiB),
+                                                  cut_every=MiB))
+        started = time.monotonic()
+        with pytest.raises(errors.UpstreamProtocol) as info:
+            await call(p, dialect, True)
+        assert time.monotonic() - started < 10
+        assert info.value.metadata["limit"] == "max_line_bytes=16777216"
+        await asyncio.wait_for(up.disconnected.wait(), 1)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=IDS)
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_gzip_bomb_is_refused_after_max_response_bytes_of_output(dialect: Dialect, stream: bool) -> None:
+    headers = {**(dialect.stream_headers if stream else JSON), "content-encoding": "gzip"}
+    bomb = gzip_bomb(filler_line(dialect) if stream else b" ")
+    async with Upstream() as up, provider(dialect, up) as p:
+        up.add("POST", dialect.path(stream), Reply(200, headers, bomb, cut_every=64 * 1024))
+        started = time.monotonic()
+        with pytest.raises(errors.UpstreamProtocol) as info:
+            await call(p, dialect, stream)
+        assert time.monotonic() - started < 10
+        assert info.value.metadata["limit"] == "max_response_bytes=67108864"
+        assert "max_response_bytes=67108864" in info.value.message
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=IDS)
+async def test_compressed_answers_within_the_caps_are_read_as_usual(dialect: Dialect) -> None:
+    async with Upstream() as up, provider(dialect, up) as p:
+        for stream in (False, True):
+            reply = dialect.stream_reply() if stream else dialect.chat_reply()
+            reply.headers["content-encoding"] = "gzip"
+            reply.body = gzip.compress(reply.body)
+            up.add("POST", dialect.path(stream), reply)
+            await call(p, dialect, stream)
+        assert up.connections == 1
