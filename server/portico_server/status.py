@@ -73,6 +73,7 @@ def to_rpc_status(exc: errors.PorticoError) -> grpc.Status:
         _pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=metadata))
     ]
     delay = exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_DELAY.get(exc.reason)
+    delay = errors.clamp_retry_delay(delay)  # whoever set it: finite, 0 to an hour
     if delay is not None:
         seconds = math.floor(delay)
         details.append(_pack(error_details_pb2.RetryInfo(
