@@ -323,6 +323,11 @@ class UpstreamResponse:
                 size += len(piece)
         return b"".join(pieces)[:limit]
 
+    @property
+    def is_event_stream(self) -> bool:
+        """Whether the body is Server-Sent Events (`text/event-stream`)."""
+        return "text/event-stream" in self.headers.get("content-type", "")
+
     def abandon(self) -> None:
         """Give the connection back when the body was read to its end, else close it now."""
         if self._eof:

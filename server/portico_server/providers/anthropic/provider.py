@@ -115,7 +115,7 @@ class AnthropicProvider(HttpProvider):
         first = True
         async with self.send("POST", _MESSAGES, body=plan.body, call=call,
                              headers={"accept": "text/event-stream"}) as response:
-            if "text/event-stream" not in response.headers.get("content-type", ""):
+            if not response.is_event_stream:
                 raise UpstreamProtocol(
                     f"provider {self.name!r} answered a stream request without text/event-stream",
                     provider=self.name,

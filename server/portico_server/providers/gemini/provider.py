@@ -92,7 +92,7 @@ class GeminiProvider(HttpProvider):
             call=call,
             headers={"accept": "text/event-stream"},
         ) as response:
-            if "text/event-stream" not in response.headers.get("content-type", ""):
+            if not response.is_event_stream:
                 raise self._protocol("answered a stream with a body that is not an event stream")
             async for event in response.events():
                 if not event.data:

@@ -140,7 +140,7 @@ class OpenAICompatProvider(HttpProvider):
             params=self.query_params(),
             headers={"accept": "text/event-stream"},
         ) as response:
-            if "text/event-stream" not in response.headers.get("content-type", ""):
+            if not response.is_event_stream:
                 # The server ignored `stream: true` and sent one JSON answer.
                 whole = parse_completion(self._json(await response.read()), provider=self.name,
                                          model=request.model, scrub=self.scrub)
