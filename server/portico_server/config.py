@@ -56,7 +56,7 @@ class ProviderSettings(_Strict):
     #: The same bound per upstream host; unset: `max_connections`.
     max_connections_per_host: int | None = Field(default=None, gt=0)
     #: Seconds an idle connection is kept open for the next call.
-    keepalive_timeout: float = Field(default=30.0, gt=0)
+    keepalive_timeout: float = Field(default=15.0, gt=0)
     #: Seconds a call may wait for a free connection before it fails with
     #: UPSTREAM_POOL_EXHAUSTED (it never reached the upstream).
     pool_timeout: float = Field(default=5.0, gt=0)
