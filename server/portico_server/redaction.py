@@ -81,7 +81,10 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not SECRETS:
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True  # a malformed call: the handler reports it, as without the filter
         clean = redact(message)
         if clean != message or record.args:
             record.msg, record.args = clean, None
