@@ -115,6 +115,18 @@ async def test_a_call_waits_for_a_busy_pool_only_pool_timeout_then_fails_unsent(
         await call(p, dialect, stream)
 
 
+async def test_the_per_host_limit_bounds_the_pool_too() -> None:
+    dialect = BY_NAME["openai"]
+    async with Upstream() as up, provider(dialect, up, max_connections_per_host=1, pool_timeout=0.2) as p:
+        up.add("POST", dialect.stream_path, dialect.held_stream_reply())
+        holder = p.stream(chat_request(dialect))
+        await anext(holder)
+        with pytest.raises(errors.UpstreamPoolExhausted) as info:
+            await call(p, dialect, False)
+        assert info.value.metadata["limit"] == "max_connections_per_host=1"
+        await holder.aclose()
+
+
 async def test_pool_exhaustion_reaches_the_caller_as_unavailable_with_its_own_reason() -> None:
     dialect = BY_NAME["openai"]
     async with Upstream() as up:

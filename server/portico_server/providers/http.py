@@ -54,9 +54,7 @@ class HttpProvider(Provider):
         super().__init__(settings)
         self.base_url = (settings.base_url or self.default_base_url).rstrip("/")
         self.headers = {**self.auth_headers(), **settings.headers}
-        per_host = settings.max_connections_per_host or settings.max_connections
-        # A provider talks to one host, so the smaller bound is the one a call waits on.
-        self._slots = asyncio.Semaphore(min(settings.max_connections, per_host))
+        self._slots = asyncio.Semaphore(self._pool_limit()[1])
         self._session: aiohttp.ClientSession | None = None
 
     def api_key(self) -> str:
@@ -215,17 +213,21 @@ class HttpProvider(Provider):
             async with asyncio.timeout(wait):
                 await self._slots.acquire()
         except TimeoutError:
-            limit = self._slots_limit()
+            setting, limit = self._pool_limit()
             raise UpstreamPoolExhausted(
-                f"provider {self.name!r}: all {limit} connections stayed busy for {wait:g}s; "
+                f"provider {self.name!r}: all {limit} connections stayed busy for {wait:.3g}s; "
                 "the request was not sent",
                 provider=self.name,
-                metadata={"limit": f"max_connections={limit}", "pool_timeout": f"{wait:g}"},
+                metadata={"limit": f"{setting}={limit}", "pool_timeout": f"{wait:.3g}"},
             ) from None
 
-    def _slots_limit(self) -> int:
-        per_host = self.settings.max_connections_per_host or self.settings.max_connections
-        return min(self.settings.max_connections, per_host)
+    def _pool_limit(self) -> tuple[str, int]:
+        """The setting that bounds the connections a call can get, and its value. A
+        provider talks to one host, so the smaller of the two bounds is the one."""
+        per_host = self.settings.max_connections_per_host
+        if per_host is not None and per_host < self.settings.max_connections:
+            return "max_connections_per_host", per_host
+        return "max_connections", self.settings.max_connections
 
     async def request_json(
         self,
