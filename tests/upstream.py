@@ -147,6 +147,8 @@ class Upstream:
                     return
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            pass  # the test is over (its loop is closing); nobody waits for this handler
         finally:
             self.disconnected.set()
             writer.close()
