@@ -5,6 +5,7 @@ the moment the caller goes away."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gzip
 import time
@@ -284,3 +285,42 @@ async def test_compressed_answers_within_the_caps_are_read_as_usual(dialect: Dia
             up.add("POST", dialect.path(stream), reply)
             await call(p, dialect, stream)
         assert up.connections == 1
+
+
+async def test_the_environment_proxy_carries_the_calls_with_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    dialect = BY_NAME["openai"]
+    async with Upstream() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://user%40corp:pa%3Ass@127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        settings = {**dialect.provider_config(proxy), "base_url": "http://upstream.invalid"}
+        config = parse_config({"providers": [settings]}, "test")
+        p = registry.create(config.providers[0])
+        try:
+            proxy.add("POST", dialect.chat_path, dialect.chat_reply())
+            await call(p, dialect, False)
+        finally:
+            await p.close()
+    sent = proxy.last(dialect.chat_path)
+    assert sent.headers["host"] == "upstream.invalid"
+    assert sent.headers["proxy-authorization"] == "Basic " + base64.b64encode(b"user@corp:pa:ss").decode()
+    # The proxy never sees the upstream's credentials as its own.
+    assert sent.headers["authorization"] == "Bearer test-key-0123456789"
+
+
+async def test_an_https_upstream_through_a_proxy_keeps_the_key_from_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    dialect = BY_NAME["openai"]
+    async with Upstream() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        settings = {**dialect.provider_config(proxy), "base_url": "https://upstream.invalid", "timeout": 5}
+        p = registry.create(parse_config({"providers": [settings]}, "test").providers[0])
+        try:
+            with pytest.raises(errors.UpstreamError):  # this proxy refuses CONNECT
+                await call(p, dialect, False)
+        finally:
+            await p.close()
+    connect = proxy.last()
+    assert connect.method == "CONNECT"
+    assert "test-key-0123456789" not in str(connect.headers)

@@ -6,15 +6,17 @@ transport failures and error bodies turned into domain exceptions with secrets r
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import math
+import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
-from yarl import URL
 
 from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
@@ -56,6 +58,7 @@ class HttpProvider(Provider):
         self.headers = {**self.auth_headers(), **settings.headers}
         self._slots = asyncio.Semaphore(self._pool_limit()[1])
         self._session: aiohttp.ClientSession | None = None
+        self._proxy_headers: dict[str, str] | None = None
 
     def api_key(self) -> str:
         return self.settings.api_key.get_secret_value() if self.settings.api_key else ""
@@ -82,11 +85,17 @@ class HttpProvider(Provider):
             # The environment's proxy is looked up once here: aiohttp's `trust_env` would
             # read the environment (and ~/.netrc) again on every request.
             proxy, proxy_auth = _environment_proxy(self.base_url)
+            if self.base_url.startswith("https:"):
+                self._proxy_headers = proxy_auth  # sent with the CONNECT to the proxy
+            elif proxy_auth:
+                # A plain-HTTP request goes to the proxy itself, which reads it there.
+                self.headers.update(proxy_auth)
+            # The credentials go with each request, not as session defaults: aiohttp
+            # adds session defaults to what it sends a proxy, and would hand the proxy
+            # our `Authorization` as its `Proxy-Authorization`.
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                headers=self.headers,
                 proxy=proxy,
-                proxy_auth=proxy_auth,
                 raise_for_status=False,
                 timeout=aiohttp.ClientTimeout(total=settings.timeout),
             )
@@ -138,13 +147,15 @@ class HttpProvider(Provider):
         a cancelled call stops the provider.
         """
         content = self.encode(body) if body is not None else None
-        hdrs = {"content-type": "application/json"} if content is not None else {}
+        session = self.session()
+        hdrs = dict(self.headers)
+        if content is not None:
+            hdrs["content-type"] = "application/json"
         if headers:
             hdrs.update(headers)
         total, caller_bound = self.total_timeout(timeout, call)
         # Out of time because of the caller's own deadline: their DEADLINE_EXCEEDED.
         expired = UpstreamDeadlineExceeded if caller_bound else UpstreamTimeout
-        session = self.session()
         loop = asyncio.get_running_loop()
         started = loop.time()
         await self._acquire_slot(total)
@@ -158,6 +169,7 @@ class HttpProvider(Provider):
                     data=content,
                     params=params,
                     headers=hdrs,
+                    proxy_headers=self._proxy_headers,
                     timeout=aiohttp.ClientTimeout(
                         total=total,
                         sock_connect=min(total, self.settings.connect_timeout),
@@ -417,15 +429,24 @@ def redact_error(exc: PorticoError) -> None:
         exc.metadata[key] = redact(value)
 
 
-def _environment_proxy(base_url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
-    """The proxy (and its credentials) HTTP(S)_PROXY / NO_PROXY choose for the provider's
-    host; (None, None) for a direct connection."""
-    from aiohttp.helpers import get_env_proxy_for_url
-
-    try:
-        return get_env_proxy_for_url(URL(base_url))
-    except (LookupError, ValueError):
+def _environment_proxy(base_url: str) -> tuple[str | None, dict[str, str] | None]:
+    """The proxy HTTP(S)_PROXY / NO_PROXY choose for the provider's host, and the
+    Proxy-Authorization header for the credentials its URL carries; (None, None) for a
+    direct connection."""
+    target = urlsplit(base_url)
+    proxy = urllib.request.getproxies().get(target.scheme)
+    if not proxy or not target.hostname or urllib.request.proxy_bypass(target.hostname):
         return None, None
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if parts.username is None:
+        return parts.geturl(), None
+    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    header = {"Proxy-Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
+    return parts._replace(netloc=netloc).geturl(), header
 
 
 def extract_error(body: bytes) -> tuple[str, str]:
