@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import zlib
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +35,8 @@ class Reply:
     hang_after: int | None = None
     #: Close the connection abruptly after this many body bytes.
     reset_after: int | None = None
+    #: Seconds to wait before each piece after the first (a trickling upstream).
+    pace: float = 0.0
 
 
 @dataclass
@@ -49,6 +53,15 @@ class Received:
 
 def fixture(path: str) -> bytes:
     return (FIXTURES / path).read_bytes()
+
+
+@functools.cache
+def gzip_bomb(unit: bytes, total: int = 300 * 1000 * 1000) -> bytes:
+    """`unit` repeated to `total` bytes, gzip-compressed (300 MB of a repeated line -> a
+    few hundred KB): a body that inflates far beyond its size on the wire."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = unit * (1024 * 1024 // len(unit))
+    return b"".join([packer.compress(block) for _ in range(total // len(block))] + [packer.flush()])
 
 
 def headers_fixture(path: str) -> tuple[int, dict[str, str]]:
@@ -73,6 +86,8 @@ class Upstream:
         self._defaults: dict[tuple[str, str], Reply] = {}
         self._responders: dict[tuple[str, str], Callable[[Received], Awaitable[Reply]]] = {}
         self.received: list[Received] = []
+        #: TCP connections accepted so far.
+        self.connections = 0
         self.disconnected = asyncio.Event()
         self._server: asyncio.Server | None = None
         self.port = 0
@@ -111,6 +126,7 @@ class Upstream:
             await asyncio.wait_for(self._server.wait_closed(), 2)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -140,6 +156,8 @@ class Upstream:
                     return
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            pass  # the test is over (its loop is closing); nobody waits for this handler
         finally:
             self.disconnected.set()
             writer.close()
@@ -157,6 +175,8 @@ class Upstream:
             stop_at = min(stop_at, reply.reset_after)
         step = reply.cut_every or max(1, stop_at)
         for start in range(0, stop_at, step):
+            if reply.pace and start:
+                await asyncio.sleep(reply.pace)
             piece = body[start : min(start + step, stop_at)]
             writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
             await writer.drain()

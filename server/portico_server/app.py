@@ -22,6 +22,7 @@ from .health import HealthReporter
 from .intake import RequestDecoder
 from .providers import registry
 from .providers.base import Provider
+from .redaction import install_log_redaction
 from .router import Router
 from .servicer import LLMServicer, fail
 
@@ -143,6 +144,9 @@ def serve(config_path: str | None = None, address: str | None = None) -> int:
         level=config.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Before any provider exists: every record, at every level and from every library,
+    # passes the filter that removes configured secrets.
+    install_log_redaction()
     try:
         import uvloop
     except ImportError:

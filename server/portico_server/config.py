@@ -54,6 +54,21 @@ class ProviderSettings(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     #: Largest request body the provider accepts; larger requests are refused unsent.
     max_request_bytes: int | None = Field(default=None, gt=0)
+    #: Connections to the upstream in use at once; calls beyond them wait for a free one.
+    max_connections: int = Field(default=2048, gt=0)
+    #: The same bound per upstream host; unset: `max_connections`.
+    max_connections_per_host: int | None = Field(default=None, gt=0)
+    #: Seconds an idle connection is kept open for the next call.
+    keepalive_timeout: float = Field(default=15.0, gt=0)
+    #: Seconds a call may wait for a free connection before it fails with
+    #: UPSTREAM_POOL_EXHAUSTED (it never reached the upstream).
+    pool_timeout: float = Field(default=5.0, gt=0)
+    #: Caps on what the upstream sends back, counted after decompression: a whole body,
+    #: one line of an SSE or NDJSON stream, one SSE event. Over a cap, the call fails with
+    #: UPSTREAM_PROTOCOL naming the limit.
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    max_line_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    max_event_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     capabilities: dict[str, CapabilityOverride] = Field(default_factory=dict)
     #: When set, the only passthrough keys callers may send to this provider.
     passthrough_allow: list[str] | None = None

@@ -12,7 +12,8 @@ gRPC statuses with `google.rpc` details. Each class names its `ErrorReason` valu
     │   ├── UpstreamBadRequest, ContextLengthExceeded, UpstreamAuth,
     │   │   UpstreamModelNotFound, UpstreamQuotaExceeded
     │   └── retryable: UpstreamRateLimited, UpstreamUnavailable, UpstreamOverloaded,
-    │       UpstreamConnection, UpstreamPoolExhausted, UpstreamProtocol, UpstreamTimeout
+    │       UpstreamConnection, UpstreamProtocol, UpstreamTimeout (UpstreamDeadlineExceeded:
+    │       the caller's deadline passed first), UpstreamPoolExhausted
     └── RateLimited, CircuitOpen, DeadlineExceeded, ShuttingDown, Cancelled,
         Unauthenticated, PermissionDenied
 
@@ -27,7 +28,9 @@ stream already produced output) overrides it on the instance.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 
@@ -55,7 +58,7 @@ class PorticoError(Exception):
         self.metadata: dict[str, str] = dict(metadata or {})
         if provider:
             self.metadata.setdefault("provider", provider)
-        self.retry_after = retry_after
+        self.retry_after = clamp_retry_delay(retry_after)
         if retry_safe is not None:
             self.retry_safe = retry_safe
 
@@ -182,6 +185,14 @@ class UpstreamTimeout(UpstreamError):
     retryable = True
 
 
+class UpstreamDeadlineExceeded(UpstreamTimeout):
+    """The upstream had not finished when the caller's own deadline passed: the caller's
+    DEADLINE_EXCEEDED, not a provider fault, and no time is left to retry."""
+
+    reason = "ERROR_REASON_DEADLINE_EXCEEDED"
+    retryable = False
+
+
 class RateLimited(PorticoError):
     reason = "ERROR_REASON_RATE_LIMITED"
     retry_safe = True
@@ -234,24 +245,50 @@ def looks_like_context_overflow(text: str) -> bool:
     return any(hint in lowered for hint in _CONTEXT_HINTS)
 
 
+#: The longest wait an upstream's hint may ask of a caller; longer hints are cut to this.
+MAX_RETRY_DELAY = 3600.0
+
+
+def clamp_retry_delay(seconds: float | None) -> float | None:
+    """A retry hint made safe: None for nonsense (NaN, negative), at most an hour."""
+    if seconds is None or math.isnan(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_DELAY)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except (ValueError, OverflowError):
+        return None
+
+
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `retry-after` (delta seconds or HTTP date)."""
+    """Seconds to wait from `retry-after-ms` or `retry-after` (delta seconds or HTTP date).
+
+    Whatever an upstream puts there ("inf", "1e20", "soon", "-3") gives a delay between
+    zero and an hour, or None; never an exception.
+    """
     ms = headers.get("retry-after-ms")
     if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
+        millis = _number(ms)
+        if millis is not None:
+            delay = clamp_retry_delay(millis / 1000.0)
+            if delay is not None:
+                return delay
     value = headers.get("retry-after")
     if not value:
         return None
+    seconds = _number(value)
+    if seconds is not None:
+        return clamp_retry_delay(seconds)
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max(0.0, parsed.timestamp() - time.time())
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return clamp_retry_delay(max(0.0, parsed.timestamp() - time.time()))
 
 
 def upstream_error(

@@ -17,6 +17,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from . import errors
+from .redaction import redact
 
 DOMAIN = "portico"
 #: The ErrorInfo metadata key that tells clients whether re-sending the call is safe.
@@ -107,13 +108,15 @@ def _pack(message: object) -> any_pb2.Any:
 def to_rpc_status(exc: errors.PorticoError) -> grpc.Status:
     """The gRPC status (code, message, details trailer) for a domain exception."""
     code = code_for(exc)
+    # Every configured secret is removed here too, whatever path the error took.
     metadata = {
-        clip(k, MAX_METADATA_KEY_BYTES): clip(v, MAX_METADATA_VALUE_BYTES)
+        clip(k, MAX_METADATA_KEY_BYTES): clip(redact(v), MAX_METADATA_VALUE_BYTES)
         for k, v in list(exc.metadata.items())[:MAX_METADATA_ENTRIES]
     }
     metadata[RETRY_SAFE_KEY] = "true" if exc.retry_safe else "false"
     details = [_pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=metadata))]
     delay = exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_DELAY.get(exc.reason)
+    delay = errors.clamp_retry_delay(delay)  # whoever set it: finite, 0 to an hour
     if delay is not None:
         seconds = math.floor(delay)
         details.append(_pack(error_details_pb2.RetryInfo(
@@ -123,7 +126,8 @@ def to_rpc_status(exc: errors.PorticoError) -> grpc.Status:
         details.append(_pack(_violations(exc.violations)))
     elif isinstance(exc, errors.RequestTooLarge) and exc.field:
         details.append(_pack(_violations([(exc.field, exc.message)])))
-    status = status_pb2.Status(code=code.value[0], message=clip(exc.message, MAX_MESSAGE_BYTES), details=details)
+    message = clip(redact(exc.message), MAX_MESSAGE_BYTES)
+    status = status_pb2.Status(code=code.value[0], message=message, details=details)
     return rpc_status.to_status(status)
 
 

@@ -26,6 +26,7 @@ from ..domain import (
     TokenCount,
 )
 from ..errors import CapabilityUnsupported, InvalidRequest
+from ..redaction import register_secrets
 
 #: Keys passthrough may never set, in any dialect: the routed model, the conversation,
 #: streaming and the number of answers, tools (they come through the typed, validated
@@ -61,6 +62,12 @@ class Provider(abc.ABC):
         self.settings = settings
         self.name = settings.name
         self.options = self.Options.model_validate(settings.options)
+        # From here on, these values are redacted from every error and log line.
+        secrets = list(settings.headers.values())
+        if settings.api_key is not None:
+            secrets.append(settings.api_key.get_secret_value())
+        register_secrets(secrets)
+
         allow = settings.passthrough_allow
         if allow is not None:
             clashes = refused_passthrough(

@@ -11,11 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import bounded_json, offload, vectors
@@ -87,7 +86,7 @@ class OllamaProvider(HttpProvider):
 
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
         body = await offload.run(self._body, request, False)
-        data = await self.request_json("POST", "/api/chat", body=body, timeout=call.remaining())
+        data = await self.request_json("POST", "/api/chat", body=body, call=call)
         if not isinstance(data, dict):
             raise self._protocol("answered with JSON that is not an object")
         if "error" in data:
@@ -112,8 +111,8 @@ class OllamaProvider(HttpProvider):
     async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
         body = await offload.run(self._body, request, True)
         turn = _Turn(request.model)
-        async with self.send("POST", "/api/chat", body=body, timeout=call.remaining()) as response:
-            async for line in ndjson_lines(response):
+        async with self.send("POST", "/api/chat", body=body, call=call) as response:
+            async for line in response.lines():
                 try:
                     data = json.loads(line)
                 except ValueError:
@@ -123,10 +122,10 @@ class OllamaProvider(HttpProvider):
                 if "error" in data:
                     # Errors after the 200 status arrive as a bare {"error": "..."} line.
                     raise self._line_error(data)
-                if turn.done:
-                    continue  # nothing follows done; read to the end so the connection is reused
                 for chunk in turn.feed(data):
                     yield chunk
+                if turn.done:
+                    break  # leaving the block reads the rest, so the connection is reused
         if not turn.done:
             raise self._protocol("stream ended before its done: true line")
         yield StreamChunk(
@@ -149,7 +148,7 @@ class OllamaProvider(HttpProvider):
             body["dimensions"] = request.dimensions
         if self.options.keep_alive is not None:
             body["keep_alive"] = self.options.keep_alive
-        data = await self.request_json("POST", "/api/embed", body=body, timeout=call.remaining())
+        data = await self.request_json("POST", "/api/embed", body=body, call=call)
         embeddings = data.get("embeddings") if isinstance(data, dict) else None
         if not isinstance(embeddings, list) or len(embeddings) != len(request.inputs):
             raise self._protocol("answered /api/embed with the wrong number of vectors")
@@ -347,24 +346,6 @@ def _merge_nested(body: Mapping[str, Any], passthrough: Mapping[str, Any]) -> di
 
 
 # -- the response ---------------------------------------------------------------------------
-
-
-async def ndjson_lines(response: httpx.Response) -> AsyncIterator[str]:
-    """The non-empty lines of an NDJSON body, however its bytes were cut in transit.
-
-    Splits on b"\\n" only and decodes whole lines, so a multi-byte UTF-8 character split
-    across reads stays intact and characters such as U+0085 inside a string do not break
-    a line (str.splitlines would).
-    """
-    buffer = b""
-    async for piece in response.aiter_bytes():
-        buffer += piece
-        *lines, buffer = buffer.split(b"\n")
-        for raw in lines:
-            if raw.strip():
-                yield raw.decode("utf-8", errors="replace")
-    if buffer.strip():
-        yield buffer.decode("utf-8", errors="replace")
 
 
 _DONE_REASONS = {

@@ -9,8 +9,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from ...errors import (
     ContextLengthExceeded,
     UpstreamError,
@@ -40,7 +38,7 @@ _CONTEXT_LIMIT = re.compile(r"exceeds? (the )?context limit", re.IGNORECASE)
 _RATE_LIMITS = ("requests", "tokens", "input-tokens", "output-tokens")
 
 
-def error_from_response(provider: HttpProvider, status: int, headers: httpx.Headers, body: bytes) -> UpstreamError:
+def error_from_response(provider: HttpProvider, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
     """The domain exception for an error response."""
     message, kind, request_id = _error_fields(body)
     retry_after = parse_retry_after(headers)

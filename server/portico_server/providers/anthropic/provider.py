@@ -3,15 +3,11 @@ environment variables that add it to the embedded default configuration."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
-import httpx
-from httpx_sse import EventSource, SSEError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ... import offload
@@ -20,6 +16,7 @@ from ...config import ProviderSettings
 from ...domain import Capabilities, ChatRequest, CompletionResponse, Source, StreamChunk, TokenCount
 from ...errors import PorticoError, UpstreamError, UpstreamProtocol
 from ..http import HttpProvider
+from ..wire import SSEEvent
 from . import errors
 from .models import UNKNOWN_MODEL_MAX_OUTPUT, capabilities, model_facts
 from .request import ANTHROPIC_RESERVED_PASSTHROUGH, Plan, build_plan, thinking_enabled
@@ -37,9 +34,6 @@ _MESSAGES = "/v1/messages"
 _COUNT_TOKENS = "/v1/messages/count_tokens"
 #: The parts of a Messages body the count-tokens endpoint takes.
 _COUNTED_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
-#: After `message_stop`, how long to wait for the body's end so the connection can go
-#: back to the pool; a well-behaved server ends it at once.
-_DRAIN_SECONDS = 1.0
 #: Bound on model lookups (discovery, health probe), which no caller's deadline bounds.
 _LOOKUP_SECONDS = 10.0
 
@@ -111,8 +105,8 @@ class AnthropicProvider(HttpProvider):
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
         plan = self.plan(request)
         plan.body.pop("stream", None)
-        async with self.send("POST", _MESSAGES, body=plan.body, timeout=call.remaining()) as response:
-            raw = await response.aread()
+        async with self.send("POST", _MESSAGES, body=plan.body, call=call) as response:
+            raw = await response.read()
             request_id = response.headers.get("request-id", "")
         return completion(raw, answer_tool=plan.answer_tool, request_id=request_id, provider=self.name)
 
@@ -120,47 +114,43 @@ class AnthropicProvider(HttpProvider):
         plan = self.plan(request)
         plan.body["stream"] = True
         translator = StreamTranslator(self.name, plan.answer_tool)
-        async with (
-            self.send("POST", _MESSAGES, body=plan.body, timeout=call.remaining()) as response,
-            contextlib.aclosing(self._events(response)) as events,
-        ):
+        async with self.send("POST", _MESSAGES, body=plan.body, call=call,
+                             headers={"accept": "text/event-stream"}) as response:
+            if not response.is_event_stream:
+                raise UpstreamProtocol(
+                    f"provider {self.name!r} answered a stream request without text/event-stream",
+                    provider=self.name,
+                )
             translator.request_id = response.headers.get("request-id", "")
-            async for kind, data in events:
+            async for event in response.events():
+                if not event.data:
+                    continue
+                kind, data = self._event(event)
                 chunk = translator.feed(kind, data)
                 if translator.finished:
-                    yield translator.final()
-                    await _drain(events)
-                    return
+                    break  # leaving the block reads the rest, so the connection is reused
                 if chunk is not None:
                     yield chunk
-        raise UpstreamProtocol(f"provider {self.name!r} ended the stream before message_stop",
-                               provider=self.name)
+        if not translator.finished:
+            raise UpstreamProtocol(f"provider {self.name!r} ended the stream before message_stop",
+                                   provider=self.name)
+        yield translator.final()
 
-    async def _events(self, response: httpx.Response) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
-        """(type, data) of each event; an `error` event raises its domain exception."""
+    def _event(self, event: SSEEvent) -> tuple[str, dict[str, Any]]:
+        """(type, data) of an event; an `error` event raises its domain exception."""
         try:
-            async with contextlib.aclosing(EventSource(response).aiter_sse()) as events:
-                async for event in events:
-                    if not event.data:
-                        continue
-                    try:
-                        data = json.loads(event.data)
-                    except ValueError:
-                        data = None
-                    if not isinstance(data, dict):
-                        raise UpstreamProtocol(f"provider {self.name!r} sent an event that is not JSON",
-                                               provider=self.name)
-                    kind = str(data.get("type") or event.event)
-                    if kind == "error":
-                        raise errors.error_from_event(self, data)
-                    yield kind, data
-        except SSEError:
-            raise UpstreamProtocol(
-                f"provider {self.name!r} answered a stream request without text/event-stream",
-                provider=self.name,
-            ) from None
+            data = json.loads(event.data)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise UpstreamProtocol(f"provider {self.name!r} sent an event that is not JSON",
+                                   provider=self.name)
+        kind = str(data.get("type") or event.event)
+        if kind == "error":
+            raise errors.error_from_event(self, data)
+        return kind, data
 
-    def error_from_response(self, status: int, headers: httpx.Headers, body: bytes) -> UpstreamError:
+    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return errors.error_from_response(self, status, headers, body)
 
     # -- the rest -------------------------------------------------------------------------
@@ -170,7 +160,7 @@ class AnthropicProvider(HttpProvider):
             return await super().count_tokens(request)
         body = (await offload.run(self.plan, request)).body
         counted: dict[str, Any] = {k: body[k] for k in _COUNTED_FIELDS if k in body}
-        data = await self.request_json("POST", _COUNT_TOKENS, body=counted, timeout=call.remaining())
+        data = await self.request_json("POST", _COUNT_TOKENS, body=counted, call=call)
         tokens = data.get("input_tokens") if isinstance(data, dict) else None
         if not isinstance(tokens, int):
             raise UpstreamProtocol(f"provider {self.name!r} sent a token count without input_tokens",
@@ -206,14 +196,6 @@ class AnthropicProvider(HttpProvider):
         except PorticoError:
             return False
         return True
-
-
-async def _drain(events: AsyncGenerator[tuple[str, dict[str, Any]], None]) -> None:
-    """Read what follows `message_stop` (normally nothing) so the connection is reusable."""
-    with contextlib.suppress(TimeoutError, PorticoError, httpx.HTTPError):
-        async with asyncio.timeout(_DRAIN_SECONDS):
-            async for _ in events:
-                pass
 
 
 #: Models the embedded default configuration lists when ANTHROPIC_API_KEY is set.

@@ -14,8 +14,6 @@ from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import httpx
-from httpx_sse import EventSource, SSEError
 from pydantic import SecretStr
 
 from ... import offload, vectors
@@ -89,7 +87,7 @@ class GeminiProvider(HttpProvider):
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
         body = await offload.run(self._body, request)
         data = await self.request_json(
-            "POST", self._path(request.model, "generateContent"), body=body, timeout=call.remaining()
+            "POST", self._path(request.model, "generateContent"), body=body, call=call
         )
         if not isinstance(data, dict):
             raise self._protocol("answered with JSON that is not an object")
@@ -107,28 +105,24 @@ class GeminiProvider(HttpProvider):
             self._path(request.model, "streamGenerateContent"),
             body=body,
             params={"alt": "sse"},
-            timeout=call.remaining(),
+            call=call,
             headers={"accept": "text/event-stream"},
         ) as response:
-            events = EventSource(response).aiter_sse()
-            try:
-                async for event in events:
-                    if not event.data:
-                        continue
-                    try:
-                        data = json.loads(event.data)
-                    except ValueError:
-                        raise self._protocol("sent a stream event that is not JSON") from None
-                    if not isinstance(data, dict):
-                        raise self._protocol("sent a stream event that is not a JSON object")
-                    if "error" in data:
-                        raise stream_error(data, provider=self.name, scrub=self.scrub)
-                    for chunk in turn.feed(data):
-                        yield chunk
-            except SSEError:
-                raise self._protocol("answered a stream with a body that is not an event stream") from None
-            finally:
-                await events.aclose()
+            if not response.is_event_stream:
+                raise self._protocol("answered a stream with a body that is not an event stream")
+            async for event in response.events():
+                if not event.data:
+                    continue
+                try:
+                    data = json.loads(event.data)
+                except ValueError:
+                    raise self._protocol("sent a stream event that is not JSON") from None
+                if not isinstance(data, dict):
+                    raise self._protocol("sent a stream event that is not a JSON object")
+                if "error" in data:
+                    raise stream_error(data, provider=self.name, scrub=self.scrub)
+                for chunk in turn.feed(data):
+                    yield chunk
         if not turn.finished:
             # Gemini sends no [DONE]: a stream whose last event has no finishReason was cut.
             raise self._protocol("stream ended before its finish reason")
@@ -143,7 +137,7 @@ class GeminiProvider(HttpProvider):
 
         async def one(batch: list[str]) -> list[bytes]:
             items = [{"model": resource, "content": {"parts": [{"text": text}]}, **dimensions} for text in batch]
-            data = await self.request_json("POST", path, body={"requests": items}, timeout=call.remaining())
+            data = await self.request_json("POST", path, body={"requests": items}, call=call)
             embeddings = data.get("embeddings") if isinstance(data, dict) else None
             if not isinstance(embeddings, list) or len(embeddings) != len(batch):
                 raise self._protocol("answered an embedding batch with the wrong number of vectors")
@@ -172,7 +166,7 @@ class GeminiProvider(HttpProvider):
         generate["model"] = _resource(request.model)
         data = await self.request_json(
             "POST", self._path(request.model, "countTokens"),
-            body={"generateContentRequest": generate}, timeout=call.remaining(),
+            body={"generateContentRequest": generate}, call=call,
         )
         if not isinstance(data, dict):
             raise self._protocol("answered countTokens with JSON that is not an object")
@@ -217,7 +211,7 @@ class GeminiProvider(HttpProvider):
     def _protocol(self, what: str) -> UpstreamProtocol:
         return UpstreamProtocol(f"provider {self.name!r} {what}", provider=self.name)
 
-    def error_from_response(self, status: int, headers: httpx.Headers, body: bytes) -> UpstreamError:
+    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return google_error(
             status, error_object(body), parse_retry_after(headers), provider=self.name, scrub=self.scrub
         )

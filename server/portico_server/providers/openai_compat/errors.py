@@ -8,9 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
-
-from ...errors import UpstreamError, parse_retry_after, upstream_error
+from ...errors import UpstreamError, clamp_retry_delay, parse_retry_after, upstream_error
 from ..http import extract_error
 
 #: Cleans text that came from upstream (the key and key-shaped strings removed).
@@ -67,7 +65,7 @@ def error_from_payload(err: Any, provider: str, scrub: Scrub | None = None) -> U
                           code=clean(code_text) if not code_text.isdigit() else "")
 
 
-def error_from_http(status: int, headers: httpx.Headers, body: bytes, *,
+def error_from_http(status: int, headers: Mapping[str, str], body: bytes, *,
                     provider: str, scrub: Scrub) -> UpstreamError:
     """A failed call (HTTP status >= 400) as an exception, with the request id and the
     remaining rate-limit budget from the headers as metadata."""
@@ -98,7 +96,7 @@ def parse_duration(value: str) -> float | None:
     if not parts or "".join(n + u for n, u in parts) != value.strip():
         return None
     scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(n) * scale[u] for n, u in parts)
+    return clamp_retry_delay(sum(float(n) * scale[u] for n, u in parts))
 
 
 def rate_limit_reset(headers: Mapping[str, str]) -> float | None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from functools import partial
 from typing import Any, ClassVar, Literal
 
-import httpx
-from httpx_sse import EventSource
 from pydantic import BaseModel, ConfigDict, Field
 
 from ... import offload
@@ -67,7 +65,7 @@ _PROBE_TIMEOUT = 15.0
 
 
 class OpenAICompatProvider(HttpProvider):
-    """Chat Completions over httpx: chat, SSE streaming, embeddings, discovery, counting."""
+    """Chat Completions over HTTP: chat, SSE streaming, embeddings, discovery, counting."""
 
     kind: ClassVar[str] = "openai_compat"
     Options = OpenAICompatOptions
@@ -130,7 +128,7 @@ class OpenAICompatProvider(HttpProvider):
             "POST",
             self.operation_path("chat/completions", request.model),
             body=await offload.run(self.chat_body, request, stream=False),
-            timeout=call.remaining(),
+            call=call,
             params=self.query_params(),
         )
         return parse_completion(data, provider=self.name, model=request.model, scrub=self.scrub)
@@ -138,41 +136,44 @@ class OpenAICompatProvider(HttpProvider):
     async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
         body = await offload.run(self.chat_body, request, stream=True)
         reader = ChunkReader(self.name, request.model, self.scrub)
+        whole: CompletionResponse | None = None
+        done = False
         async with self.send(
             "POST",
             self.operation_path("chat/completions", request.model),
             body=body,
-            timeout=call.remaining(),
+            call=call,
             params=self.query_params(),
             headers={"accept": "text/event-stream"},
         ) as response:
-            if "text/event-stream" not in response.headers.get("content-type", ""):
+            if not response.is_event_stream:
                 # The server ignored `stream: true` and sent one JSON answer.
-                whole = parse_completion(self._json(await response.aread()), provider=self.name,
+                whole = parse_completion(self._json(await response.read()), provider=self.name,
                                          model=request.model, scrub=self.scrub)
-                for chunk in chunks_from_completion(whole):
-                    yield chunk
-                return
-            done = False
-            async for event in EventSource(response).aiter_sse():
-                data = event.data.strip()
-                if data == "[DONE]":
-                    done = True
-                    break
-                if not data:
-                    continue  # keep-alive events without data
-                payload = self._json(data)
-                if event.event == "error":
-                    raise error_from_payload(payload.get("error", payload) if isinstance(payload, dict)
-                                             else payload, self.name, self.scrub)
-                delta = reader.feed(payload)
-                if delta is not None:
-                    yield delta
-            if not done:
-                raise UpstreamProtocol(
-                    f"provider {self.name!r} ended the stream before [DONE]; the answer is incomplete",
-                    provider=self.name,
-                )
+            else:
+                async for event in response.events():
+                    data = event.data.strip()
+                    if data == "[DONE]":
+                        done = True
+                        break
+                    if not data:
+                        continue  # keep-alive events without data
+                    payload = self._json(data)
+                    if event.event == "error":
+                        raise error_from_payload(payload.get("error", payload) if isinstance(payload, dict)
+                                                 else payload, self.name, self.scrub)
+                    delta = reader.feed(payload)
+                    if delta is not None:
+                        yield delta
+        if whole is not None:
+            for chunk in chunks_from_completion(whole):
+                yield chunk
+            return
+        if not done:
+            raise UpstreamProtocol(
+                f"provider {self.name!r} ended the stream before [DONE]; the answer is incomplete",
+                provider=self.name,
+            )
         yield reader.finish()
 
     def _json(self, raw: str | bytes) -> Any:
@@ -200,7 +201,7 @@ class OpenAICompatProvider(HttpProvider):
                 body["dimensions"] = request.dimensions
             if encoding == "base64":
                 body["encoding_format"] = "base64"
-            data = await self.request_json("POST", path, body=body, timeout=call.remaining(),
+            data = await self.request_json("POST", path, body=body, call=call,
                                            params=self.query_params())
             return embedding_vectors(data, len(batch), provider=self.name, scrub=self.scrub), data
 
@@ -223,7 +224,7 @@ class OpenAICompatProvider(HttpProvider):
         try:
             if counter == "openai_responses":
                 data = await self.request_json("POST", "/responses/input_tokens",
-                                               body=responses_input(request), timeout=call.remaining())
+                                               body=responses_input(request), call=call)
                 tokens = data.get("input_tokens") if isinstance(data, dict) else None
             elif counter == "vllm_tokenize":
                 body: JSON = {"model": request.model, "add_generation_prompt": True,
@@ -231,7 +232,7 @@ class OpenAICompatProvider(HttpProvider):
                 if request.tools:
                     body["tools"] = chat_body(request, self.preset, stream=False)["tools"]
                 data = await self.request_json("POST", self._server_root() + "/tokenize",
-                                               body=body, timeout=call.remaining())
+                                               body=body, call=call)
                 tokens = data.get("count") if isinstance(data, dict) else None
             else:
                 return await super().count_tokens(request)
@@ -284,5 +285,5 @@ class OpenAICompatProvider(HttpProvider):
     def scrub(self, text: str) -> str:
         return super().scrub(redact_key_shapes(text))
 
-    def error_from_response(self, status: int, headers: httpx.Headers, body: bytes) -> UpstreamError:
+    def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return error_from_http(status, headers, body, provider=self.name, scrub=self.scrub)
