@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .domain import Priority
+from .domain import Priority, StreamFailover
 
 
 @dataclass(slots=True, frozen=True)
@@ -21,6 +21,8 @@ class CallContext:
     request_id: str = ""
     priority: Priority = Priority.NORMAL
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: What a stream may do when its provider fails after the first chunk.
+    stream_failover: StreamFailover = StreamFailover.NONE
 
     @classmethod
     def with_timeout(cls, seconds: float | None, **kwargs: object) -> CallContext:

@@ -49,6 +49,14 @@ class Priority(enum.IntEnum):
     HIGH = 3
 
 
+class StreamFailover(enum.Enum):
+    """What a stream may do when its provider fails after the first chunk was sent."""
+
+    NONE = "none"  # end with the error status (the default: honest, never a silent OK)
+    RESTART = "restart"  # a marker chunk discards what was sent; the next target answers whole
+    CONTINUE = "continue"  # the next target continues from the text so far, after a marker
+
+
 class Source(enum.Enum):
     """Where a figure (capabilities, token count) comes from."""
 
@@ -194,6 +202,16 @@ class CompletionResponse:
 
 
 @dataclass(slots=True)
+class FailoverMarker:
+    """Sent alone in a chunk when a stream moves to another target after its first chunk."""
+
+    mode: StreamFailover
+    provider: str  # the target taking over
+    model: str
+    reason: str = ""  # the ErrorReason that ended the previous target
+
+
+@dataclass(slots=True)
 class StreamChunk:
     content: str = ""
     tool_call_deltas: list[ToolCallDelta] = field(default_factory=list)
@@ -209,6 +227,8 @@ class StreamChunk:
     parts: list[ContentPart] = field(default_factory=list)
     #: On the first and the final chunk: provider extras (response id, ...).
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Set (on a chunk of its own) when the stream moved to another target mid-way.
+    failover: FailoverMarker | None = None
 
 
 @dataclass(slots=True)

@@ -8,8 +8,24 @@ naming neither goes to the first configured provider's default model, so
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .errors import InvalidRequest, UnknownModel, UnknownProvider
 from .providers.base import Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One place a call can go: a provider instance and the provider's model name.
+    `group` names the model group or chain that chose it ("" for a direct route)."""
+
+    provider: Provider
+    model: str
+    group: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider.name}/{self.model}"
 
 
 class Router:
@@ -31,6 +47,11 @@ class Router:
                 self._by_model.setdefault(model, name)
             if provider.embedding_model():
                 self._by_embedding_model.setdefault(provider.embedding_model(), name)
+
+    def plan(self, provider: str, model: str, *, embedding: bool = False) -> list[Target]:
+        """The targets to try for a request's `provider` and `model` fields, in order."""
+        chosen, name = self.route(provider, model, embedding=embedding)
+        return [Target(chosen, name)]
 
     def route(self, provider: str, model: str, *, embedding: bool = False) -> tuple[Provider, str]:
         """(provider, model) for a request's `provider` and `model` fields."""
