@@ -65,6 +65,8 @@ class ServerSettings(_Strict):
     #: Seconds between provider health probes; 0 turns probing off.
     health_probe_interval: float = Field(default=30.0, ge=0)
     log_level: str = "INFO"
+    #: Gateway processes sharing the port (SO_REUSEPORT); None: one per core.
+    workers: int | None = Field(default=None, ge=1, le=256)
 
     @field_validator("address")
     @classmethod
