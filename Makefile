@@ -26,5 +26,7 @@ lint: setup
 	.venv/bin/mypy
 	tools/node_modules/.bin/buf lint
 
+# The comparison of issue-sized scenarios, written to bench/RESULTS.md: make bench [ARGS=--quick]
 bench: setup
+	@scripts/install-go-tools.sh || echo "make bench: the Go tools could not be installed; running without ghz"
 	.venv/bin/python bench/run.py $(ARGS)
