@@ -75,10 +75,17 @@ def percentile(values: list[float], q: float) -> float:
 
 async def _drive(one: Callable[[Sample], Awaitable[None]], concurrency: int, duration: float,
                  warmup: int, max_calls: int | None, on_start: Callable[[], None] | None) -> Sample:
+    # Warm-up: `warmup` calls or one second, whichever ends first (a slow target stays bounded).
     scratch = Sample()
-    await asyncio.gather(*(one(scratch) for _ in range(min(warmup, concurrency))))
-    for _ in range(max(0, warmup - concurrency) // max(1, concurrency)):
-        await asyncio.gather(*(one(scratch) for _ in range(concurrency)))
+    warm_until = time.perf_counter() + 1.0
+    left = [warmup]
+
+    async def warm() -> None:
+        while left[0] > 0 and time.perf_counter() < warm_until:
+            left[0] -= 1
+            await one(scratch)
+
+    await asyncio.gather(*(warm() for _ in range(min(warmup, concurrency))))
     if on_start is not None:
         on_start()  # after the warm-up: what the caller samples now excludes it
     sample = Sample()

@@ -155,8 +155,8 @@ def _goals(rows: list[Row], extras: dict[str, Any], generators: list[str]) -> li
         goal(f"chunks relayed/s, {chunks}-chunk streams: ≥ 60% of bare ({gen})", show(r, "{:.0%}"),
              None if r is None else r >= 0.6)
     s = next((x for x in scen if x.startswith("Embed")), "")
-    r = ratio(s, OPENAI, BARE, gen)
-    goal(f"Embed 16 {TIMES} 1,536 via OpenAI-compatible: ≥ 30% of bare ({gen})", show(r, "{:.0%}"),
+    r = ratio(s, OPENAI, BARE, "python")
+    goal(f"Embed 16 {TIMES} 1,536 via OpenAI-compatible: ≥ 30% of bare (python)", show(r, "{:.0%}"),
          None if r is None else r >= 0.3)
     one, two = _find(rows, "workers", OPENAI, gen), _find(rows, "workers", f"{OPENAI}, 2 workers", gen)
     r = None if one is None or two is None else two.calls_per_s / one.calls_per_s
@@ -164,10 +164,13 @@ def _goals(rows: list[Row], extras: dict[str, Any], generators: list[str]) -> li
          None if r is None else r >= 1.5)
     many = extras.get("many_streams")
     if many:
-        late = max(many["first_chunk_after_upstream"], default=math.inf)
+        # The upstream sends the first chunk as soon as a request reaches it, so the time
+        # from the call's start includes any wait for an upstream connection.
+        late = max(many["first_chunk"], default=math.inf)
         every = many["got_first"] == many["streams"]
-        goal(f"{many['streams']:,} concurrent streams: every first chunk within 2 s of the upstream sending it",
-             f"{many['got_first']:,}/{many['streams']:,} got one; latest {_n(late, 2)} s after sending",
+        goal(f"{many['streams']:,} concurrent streams: every first chunk within 2 s of the upstream sending it "
+             "(measured from the call's start)",
+             f"{many['got_first']:,}/{many['streams']:,} got one; the latest {_n(late, 2)} s after the call began",
              every and late <= 2)
         goal(f"{many['streams']:,} concurrent streams: gateway RSS < 300 MiB", f"{many['peak_rss_mib']:.0f} MiB",
              many["peak_rss_mib"] < 300)

@@ -19,8 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 GHZ = REPO / "tools" / "bin" / "ghz"
 GRPC_TARGETS = ["bare grpc.aio", "portico fake", "portico openai", "portico anthropic", "portico gemini"]
 NO_EMBEDDINGS = {"portico anthropic"}
-#: Time to first chunk needs the Python load generator; ghz reports whole calls only.
-PYTHON_ONLY = {"StreamChat 20 chunks, c=1"}
+#: Time to first chunk needs the Python load generator (ghz reports whole calls only), and
+#: ghz itself is the bottleneck on large Embed replies.
+PYTHON_ONLY = {"StreamChat 20 chunks, c=1", "Embed 16 x 1,536, c=4"}
 
 
 def test_every_target_answers_every_scenario_of_the_smoke_run(tmp_path: Path) -> None:
