@@ -42,7 +42,10 @@ START_TIMEOUT = 60.0
 
 
 def default_worker_count() -> int:
-    """One per core this process may run on (cgroup/affinity aware where the OS says)."""
+    """One per core this process may run on; 1 where the kernel does not spread
+    connections over SO_REUSEPORT listeners (everywhere but Linux)."""
+    if not sys.platform.startswith("linux"):
+        return 1
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
@@ -62,6 +65,8 @@ def reserve_port(address: str) -> tuple[socket.socket, str]:
     starts: without this check the workers would silently join another gateway's
     SO_REUSEPORT group on the same port.
     """
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ConfigError("server.workers: several workers need SO_REUSEPORT, which this system lacks; use 1")
     host, port = split_address(address)
     lookup_host = host.strip("[]")
     try:

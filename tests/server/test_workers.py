@@ -86,10 +86,12 @@ def test_a_killed_worker_is_restarted_and_calls_keep_succeeding(tmp_path):
         before = children(proc.pid)
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
-        # The survivor takes every new connection at once.
+        deadline = time.monotonic() + 60
+        while alive(victim) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Once it is gone, the survivor takes every new connection.
         for _ in range(10):
             assert chat_on_fresh_connection(address)[0] == TEXT
-        deadline = time.monotonic() + 60
         while not ((now := children(proc.pid)) - before and len(now) == 2) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert victim not in now and len(now) == 2, "the supervisor started a replacement"
