@@ -33,18 +33,22 @@ def available() -> bool:
 
 
 def run(address: str, call: Call, concurrency: int, duration: float, connections: int,
-        on_start: Callable[[], None] | None = None, warmup: float = 0.3) -> GhzResult:
+        on_start: Callable[[], None] | None = None, warmup: float = 0.3, calls: int | None = None) -> GhzResult:
+    """`duration` seconds of load, or exactly `calls` calls when given (a run that short
+    could otherwise end before ghz has connected)."""
     data = json_format.MessageToJson(call.grpc_request(), indent=None)
     command = [
         str(BINARY), "--insecure", "--proto", str(ROOT / "proto/portico/v1/llm_service.proto"),
         "--import-paths", str(ROOT / "proto"), "--call", f"portico.v1.LLMService.{METHODS[call.kind]}",
         "-d", data, "-c", str(concurrency), "--connections", str(connections),
-        "-z", f"{duration}s", "--duration-stop", "wait", "--timeout", "60s", "-O", "json", address,
+        "--timeout", "60s", "-O", "json", address,
     ]
+    amount = ["-n", str(calls)] if calls else ["-z", f"{duration}s", "--duration-stop", "wait"]
+    command[-1:-1] = amount
     if warmup > 0:
         # A short first run opens the connections and warms the target's code paths.
         warm = [*command]
-        warm[warm.index("-z") + 1] = f"{warmup}s"
+        warm[warm.index(amount[0]) : warm.index(amount[0]) + len(amount)] = ["-z", f"{warmup}s"]
         subprocess.run(warm, capture_output=True, timeout=60, check=False)
     if on_start is not None:
         on_start()

@@ -163,15 +163,35 @@ class HttpConnection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, body: bytes, began: float, sample: Sample | None) -> bytes:
-        if self.writer is None or self.writer.is_closing():
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=1 << 24)
-        assert self.reader is not None
-        self.writer.write(
+        request = (
             b"POST %s HTTP/1.1\r\nhost: %s:%d\r\ncontent-type: application/json\r\n"
             b"authorization: Bearer bench\r\ncontent-length: %d\r\n\r\n%s"
             % (path.encode(), self.host.encode(), self.port, len(body), body)
         )
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        reused = self.writer is not None and not self.writer.is_closing()
+        if not reused:
+            await self._connect()
+        assert self.reader is not None and self.writer is not None
+        self.writer.write(request)
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if not reused:
+                raise
+            # The server closed this idle keep-alive connection (uvicorn does after 5 s):
+            # send again on a new one, as HTTP clients do.
+            await self._connect()
+            assert self.reader is not None and self.writer is not None
+            self.writer.write(request)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        return await self._read_reply(head, began, sample)
+
+    async def _connect(self) -> None:
+        await self.close()
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=1 << 24)
+
+    async def _read_reply(self, head: bytes, began: float, sample: Sample | None) -> bytes:
+        assert self.reader is not None and self.writer is not None
         status = int(head.split(b" ", 2)[1])
         headers = head.lower()
         if b"transfer-encoding: chunked" in headers:
@@ -201,6 +221,7 @@ class HttpConnection:
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
 
 
 async def http_load(address: str, call: Call, concurrency: int, duration: float, warmup: int = 20,

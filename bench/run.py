@@ -53,12 +53,13 @@ class Profile:
     soak_total: int
     soak_budget: float
     ghz_warmup: float
+    ghz_calls: int | None = None  # a fixed count instead of `duration`
 
 
 PROFILES = {
-    "full": Profile(3.0, 100, 64, 4, 1000, 10_000, 100_000, 120.0, 0.3),
+    "full": Profile(3.0, 100, 64, 4, 1000, 10_000, 100_000, 90.0, 0.3),
     "quick": Profile(1.0, 40, 64, 4, 1000, 2_000, 20_000, 15.0, 0.2),
-    "smoke": Profile(0.1, 2, 4, 2, 20, 50, 200, 3.0, 0.0),
+    "smoke": Profile(0.1, 2, 4, 2, 20, 50, 200, 3.0, 0.0, ghz_calls=8),
 }
 
 
@@ -137,7 +138,8 @@ def measure(run: Run, scenario: Scenario, target: Target, generator: str,
         target.server.resume()
     try:
         if generator == "ghz":
-            result = ghz.run(address, call, scenario.concurrency, p.duration, conns, mark, p.ghz_warmup)
+            result = ghz.run(address, call, scenario.concurrency, p.duration, conns, mark, p.ghz_warmup,
+                             p.ghz_calls)
             row.calls, row.errors, row.first_error = result.calls, result.errors, result.first_error
             row.calls_per_s, row.p50_ms, row.p99_ms = result.rps, result.p50_ms, result.p99_ms
             if scenario.kind == "stream":
@@ -263,8 +265,10 @@ def servers(run: Run, log_dir: Path, want_litellm: bool) -> Iterator[dict[str, T
                     run.extras["idle_rss_mib"]["litellm proxy"] = procs.rss_mib(proxy.pid)  # type: ignore[index]
                     idle = idle_cpu_share(proxy)
                     run.notes.append(
-                        f"LiteLLM proxy used {idle:.0%} of a core while idle, so it is stopped (SIGSTOP) "
-                        "except while it is measured, not to slow the other targets down.")
+                        f"LiteLLM proxy used {idle:.0%} of a core in the 2 s after it started. It is stopped "
+                        "(SIGSTOP) except while it is measured, so that no background work of its own "
+                        "(it was seen busy at about 40% of a core between measurements once) slows the "
+                        "other targets down.")
                     print(run.notes[-1], flush=True)
                     proxy.pause()
                     targets["litellm proxy"] = Target("litellm proxy", "http", proxy, "", "bench-chat",

@@ -98,9 +98,10 @@ WORKER_HEALTH_PREFIX = "portico.worker."
 async def run(config: GatewayConfig, worker: int | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     gateway = Gateway(config, reuse_port=worker is not None)
-    await gateway.start()
     if worker is not None:
+        # Before the port opens: the first connection a new worker takes can already ask.
         await gateway.health.servicer.set(f"{WORKER_HEALTH_PREFIX}{worker}", health_pb2.HealthCheckResponse.SERVING)
+    await gateway.start()
     print(f"portico: listening on {gateway.address}", flush=True)
     log.info("providers: %s", ", ".join(gateway.providers) or "none")
     stop = asyncio.Event()

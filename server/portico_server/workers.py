@@ -140,11 +140,14 @@ class Supervisor:
         try:
             line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
         except TimeoutError:
+            _signal(process, signal.SIGKILL)  # hung at start-up
             line = b""
         if not line.startswith(b"portico: listening on "):
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:  # closed its stdout yet lives on
+                _signal(process, signal.SIGKILL)
+                await process.wait()
             return False
         log.info("worker %d listening (pid %d)", worker.index, process.pid)
         worker.pumps = [asyncio.create_task(_forward(process.stdout), name=f"worker-{worker.index}-stdout")]
@@ -170,14 +173,17 @@ class Supervisor:
         watchers = [asyncio.create_task(self._watch(w, ok)) for w, ok in zip(rest, started, strict=True)]
         watchers.append(asyncio.create_task(self._watch(first, True)))
         await self.stopping.wait()
-        log.info("shutting down %d workers (grace %.1fs)", len(self.workers), self.config.server.shutdown_grace)
-        for w in self.workers:
-            if w.process is not None and w.process.returncode is None:
-                w.process.send_signal(signal.SIGTERM)
-        codes = await self._wait_all(self.config.server.shutdown_grace + 10)
+        # Only the workers alive now count: one that died earlier was already reported.
+        alive = [w for w in self.workers if w.process is not None and w.process.returncode is None]
+        log.info("shutting down %d workers (grace %.1fs)", len(alive), self.config.server.shutdown_grace)
+        for w in alive:
+            assert w.process is not None
+            _signal(w.process, signal.SIGTERM)
+        codes = await self._wait_all(alive, self.config.server.shutdown_grace + 10)
         for task in watchers:
             task.cancel()
-        return 0 if all(code == 0 for code in codes) else 1
+        # -SIGTERM: a worker still starting, stopped before it installed its handler.
+        return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
 
     async def _watch(self, worker: Worker, running: bool) -> None:
         """Restart `worker` whenever it dies, with a growing delay while it keeps dying."""
@@ -203,7 +209,7 @@ class Supervisor:
                 return
             running = await self._start(worker)
 
-    async def _wait_all(self, timeout: float) -> list[int]:
+    async def _wait_all(self, workers: list[Worker], timeout: float) -> list[int]:
         async def wait(worker: Worker) -> int:
             if worker.process is None:
                 return 0
@@ -211,11 +217,11 @@ class Supervisor:
                 return await asyncio.wait_for(worker.process.wait(), timeout)
             except TimeoutError:
                 log.error("worker %d did not stop within %.0fs; killing it", worker.index, timeout)
-                worker.process.kill()
+                _signal(worker.process, signal.SIGKILL)
                 await worker.process.wait()
                 return 1
 
-        return await asyncio.gather(*(wait(w) for w in self.workers))
+        return await asyncio.gather(*(wait(w) for w in workers))
 
 
 async def _forward(stream: asyncio.StreamReader) -> None:
@@ -223,6 +229,13 @@ async def _forward(stream: asyncio.StreamReader) -> None:
     while line := await stream.readline():
         sys.stdout.buffer.write(line)
         sys.stdout.flush()
+
+
+def _signal(process: asyncio.subprocess.Process, sig: int) -> None:
+    """Signal a worker without `Process.send_signal`, whose poll() reaps a worker that has
+    just exited behind asyncio's child watcher, which then reports exit code 255."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, sig)
 
 
 def _describe(code: int) -> str:

@@ -53,6 +53,15 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def worker_pid(parent: int, index: int) -> int:
+    """The process of worker `index`, told by the environment its supervisor gave it."""
+    for pid in children(parent):
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        if f"PORTICO_WORKER={index}:{parent}".encode() in environ:
+            return pid
+    raise AssertionError(f"no worker {index}")
+
+
 def alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -83,18 +92,20 @@ def test_workers_from_config_share_one_port_and_each_answers(tmp_path):
 
 def test_a_killed_worker_is_restarted_and_calls_keep_succeeding(tmp_path):
     with spawned_gateway(FAKE, tmp_path, "--workers", "2") as (proc, address):
-        before = children(proc.pid)
-        victim = min(before)
+        log = next(tmp_path.glob("gateway-*/serve.log"))
+        victim = worker_pid(proc.pid, 1)
         os.kill(victim, signal.SIGKILL)
+        # The supervisor reports the death once every thread of the worker is gone, and
+        # with them its listening socket (connections queued on it are reset).
         deadline = time.monotonic() + 60
-        while alive(victim) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        # Once it is gone, the survivor takes every new connection.
+        while f"(pid {victim}) exited with signal SIGKILL" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # From then on the survivor takes every new connection.
         for _ in range(10):
             assert chat_on_fresh_connection(address)[0] == TEXT
-        while not ((now := children(proc.pid)) - before and len(now) == 2) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert victim not in now and len(now) == 2, "the supervisor started a replacement"
+        while log.read_text().count("worker 1 listening") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker_pid(proc.pid, 1) != victim, "the supervisor started a replacement"
         seen: set[int] = set()
         while seen != {1, 2} and time.monotonic() < deadline:
             content, worker = chat_on_fresh_connection(address)
@@ -175,3 +186,16 @@ def test_workers_must_be_a_positive_whole_number(value):
     result = subprocess.run([PORTICO_BIN, "serve", "--workers", value], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "--workers" in result.stderr
+
+
+def test_a_worker_that_keeps_dying_is_restarted_ever_more_slowly(tmp_path):
+    with spawned_gateway(FAKE, tmp_path, "--workers", "2") as (proc, _):
+        log = next(tmp_path.glob("gateway-*/serve.log"))
+        deadline = time.monotonic() + 60
+        for started in range(1, 4):
+            os.kill(worker_pid(proc.pid, 2), signal.SIGKILL)
+            # Wait until the supervisor logs that the replacement listens.
+            while log.read_text().count("worker 2 listening") <= started and time.monotonic() < deadline:
+                time.sleep(0.05)
+    delays = [line.rsplit(" in ", 1)[1] for line in log.read_text().splitlines() if "restarting worker" in line]
+    assert delays[:3] == ["0.5s", "1.0s", "2.0s"], delays
