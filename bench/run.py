@@ -7,8 +7,8 @@ the same upstream) and measures scenario by scenario, every target in turn, so t
 whatever else the machine does falls on all of them alike. Load comes from ghz and from
 the Python load generator. Results go to bench/RESULTS.md (with the machine) and stdout.
 
-    make bench                   # the whole comparison (about 8 minutes on two cores)
-    make bench ARGS=--quick      # shorter runs, smaller counts (about 2 minutes)
+    make bench                   # the whole comparison (7 to 9 minutes on two cores)
+    make bench ARGS=--quick      # shorter runs, smaller counts (about 3 minutes)
     python bench/run.py --smoke  # every target once, tiny; proves the benchmark still runs
     python bench/run.py --no-litellm
 """
