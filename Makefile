@@ -15,6 +15,7 @@ test:
 setup:
 	scripts/setup-python.sh dev
 	npm ci --prefix tools --no-audit --no-fund --loglevel=error
+	scripts/copy-googleapis-protos.sh
 
 generate: setup
 	scripts/install-go-tools.sh
@@ -24,7 +25,6 @@ generate: setup
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/mypy
-	scripts/copy-googleapis-protos.sh
 	tools/node_modules/.bin/buf lint
 	tools/node_modules/.bin/buf breaking proto --against proto/baseline.binpb
 
@@ -32,8 +32,9 @@ lint: setup
 # only as the deliberate act of accepting a breaking change (or of freezing a release,
 # so fields added since the last baseline are protected too), and commit the result.
 proto-baseline: setup
-	scripts/copy-googleapis-protos.sh
 	tools/node_modules/.bin/buf build proto --exclude-source-info -o proto/baseline.binpb
 
+# The comparison of issue-sized scenarios, written to bench/RESULTS.md: make bench [ARGS=--quick]
 bench: setup
+	@scripts/install-go-tools.sh || echo "make bench: the Go tools could not be installed; running without ghz"
 	.venv/bin/python bench/run.py $(ARGS)

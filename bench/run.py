@@ -1,180 +1,355 @@
-"""Throughput and latency of Portico against a bare grpc.aio server and a direct call.
+"""Portico beside the upstream called directly, a bare grpc.aio server and LiteLLM proxy.
 
-One run starts both servers as separate processes on loopback, drives each with the same
-gRPC load from this process, and times the fake provider called directly in-process (no
-gRPC at all). It prints one table side by side and writes bench/results/latest.json.
+One run starts every target (a loopback upstream speaking the OpenAI, Anthropic and
+Gemini wire formats; a bare grpc.aio server; Portico with the fake provider and the three
+dialects pointed at that upstream, with one worker and with two; LiteLLM proxy pointed at
+the same upstream) and measures scenario by scenario, every target in turn, so that
+whatever else the machine does falls on all of them alike. Load comes from ghz and from
+the Python load generator. Results go to bench/RESULTS.md (with the machine) and stdout.
 
-    make bench                          # default sizes (about a minute on two cores)
-    make bench ARGS="--requests 2000"   # quicker
+    make bench                   # the whole comparison (7 to 9 minutes on two cores)
+    make bench ARGS=--quick      # shorter runs, smaller counts (about 3 minutes)
+    python bench/run.py --smoke  # every target once, tiny; proves the benchmark still runs
+    python bench/run.py --no-litellm
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import platform
-import statistics
-import subprocess
+import resource
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import ghz
 import grpc
-from portico.v1 import llm_service_pb2 as pb
-from portico.v1 import llm_service_pb2_grpc
-from portico.v1 import types_pb2 as t
+import litellm_proxy
+import loadgen
+import procs
+import report
+from loadgen import Call
 
 HERE = Path(__file__).resolve().parent
-PROMPT = "Benchmarks measure; they do not assert. " * 5  # 200 characters -> 50 chunks of 4
+ROOT = HERE.parent
+PORTICO = str(Path(sys.executable).parent / "portico")
 
 
-def start(cmd: list[str], marker: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if marker not in line:
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[-1].strip()
+@dataclass(frozen=True)
+class Profile:
+    duration: float
+    warmup: int
+    high: int  # the "concurrency 64" of the scenarios
+    connections: int
+    many_streams: int
+    soak_first: int
+    soak_total: int
+    soak_budget: float
+    ghz_warmup: float
+    ghz_calls: int | None = None  # a fixed count instead of `duration`
 
 
-def request() -> pb.ChatRequest:
-    return pb.ChatRequest(model="fake-chat", messages=[t.Message(role=t.ROLE_USER, content=PROMPT)])
+PROFILES = {
+    "full": Profile(3.0, 100, 64, 4, 1000, 10_000, 100_000, 90.0, 0.3),
+    "quick": Profile(1.0, 40, 64, 4, 1000, 2_000, 20_000, 15.0, 0.2),
+    "smoke": Profile(0.1, 2, 4, 2, 20, 50, 200, 3.0, 0.0, ghz_calls=8),
+}
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+@dataclass
+class Target:
+    name: str
+    protocol: str  # "grpc" or "http" (OpenAI wire format)
+    server: procs.Server | None  # whose CPU and memory count; None: nothing in between
+    provider: str = ""
+    chat_model: str = ""
+    embed_model: str | None = None
+    #: Stopped (SIGSTOP) except while it is measured: for a server that is busy when idle.
+    paused_between: bool = False
 
 
-async def unary_load(address: str, total: int, concurrency: int) -> dict[str, float]:
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = llm_service_pb2_grpc.LLMServiceStub(channel)
-        req = request()
-        for _ in range(50):  # warm up connections and code paths
-            await stub.Chat(req)
-        latencies: list[float] = []
-        remaining = total
-
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                began = time.perf_counter()
-                await stub.Chat(req, timeout=30)
-                latencies.append(time.perf_counter() - began)
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    return {
-        "unary_rps": len(latencies) / elapsed,
-        "unary_p50_ms": statistics.median(latencies) * 1000,
-        "unary_p99_ms": percentile(latencies, 0.99) * 1000,
-    }
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    kind: str
+    concurrency: int
+    tokens: int = loadgen.UNARY_TOKENS
+    ghz: bool = True
 
 
-async def stream_load(address: str, total: int, concurrency: int) -> dict[str, float]:
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = llm_service_pb2_grpc.LLMServiceStub(channel)
-        req = request()
-        first_chunk: list[float] = []
-        chunks = 0
-        remaining = total
-
-        async def worker() -> None:
-            nonlocal remaining, chunks
-            while remaining > 0:
-                remaining -= 1
-                began = time.perf_counter()
-                seen = 0
-                async for _ in stub.StreamChat(req, timeout=30):
-                    if seen == 0:
-                        first_chunk.append(time.perf_counter() - began)
-                    seen += 1
-                chunks += seen
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    return {
-        "streams_per_s": len(first_chunk) / elapsed,
-        "chunks_per_s": chunks / elapsed,
-        "first_chunk_p50_ms": statistics.median(first_chunk) * 1000,
-    }
+@dataclass
+class Run:
+    profile: Profile
+    rows: list[report.Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extras: dict[str, object] = field(default_factory=dict)
 
 
-async def direct_calls(total: int) -> dict[str, float]:
-    """The fake provider called in-process: what Portico's own work costs without gRPC."""
-    from portico_server import convert
-    from portico_server.config import ProviderSettings
-    from portico_server.providers.fake import FakeProvider
-
-    provider = FakeProvider(ProviderSettings(name="fake", kind="fake", models=["fake-chat"]))
-    req = request()
-    began = time.perf_counter()
-    for _ in range(total):
-        chat = convert.chat_request(req, "fake-chat")
-        convert.completion(await provider.chat(chat), "fake")
-    unary = total / (time.perf_counter() - began)
-    began = time.perf_counter()
-    chunks = 0
-    for _ in range(total // 10):
-        async for chunk in provider.stream(convert.chat_request(req, "fake-chat")):
-            convert.chunk(chunk)
-            chunks += 1
-    return {"unary_rps": unary, "chunks_per_s": chunks / (time.perf_counter() - began)}
+def scenarios(p: Profile) -> list[Scenario]:
+    return [
+        Scenario("unary Chat, c=1", "chat", 1),
+        Scenario(f"unary Chat, c={p.high}", "chat", p.high),
+        Scenario("StreamChat 20 chunks, c=1", "stream", 1, tokens=20, ghz=False),
+        Scenario(f"StreamChat 20 chunks, c={p.high}", "stream", p.high, tokens=20),
+        Scenario(f"StreamChat 200 chunks, c={p.high}", "stream", p.high, tokens=200),
+        # ghz decodes replies through dynamic messages: 16 x 1,536 floats make it the
+        # bottleneck (it drove the bare server at a sixth of the Python client's rate).
+        Scenario(f"Embed 16 x 1,536, c={p.high}", "embed", p.high, ghz=False),
+    ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=6000, help="unary calls per server")
-    parser.add_argument("--streams", type=int, default=1500, help="streams per server")
-    parser.add_argument("--concurrency", type=int, default=32)
-    args = parser.parse_args()
+def gateway_config(upstream: str, workers: int) -> str:
+    return f"""\
+server: {{health_probe_interval: 0, log_level: WARNING, workers: {workers}}}
+providers:
+  - {{name: fake, kind: fake, models: [fake-chat, fake-embed], embedding_model: fake-embed,
+     options: {{chunk_size: 4, embedding_dimensions: 1536}}}}
+  - {{name: openai, kind: openai_compat, base_url: "http://{upstream}/v1", api_key: bench,
+     models: [bench-chat, slow-stream], embedding_model: bench-embed}}
+  - {{name: anthropic, kind: anthropic, base_url: "http://{upstream}", api_key: bench, models: [claude-bench]}}
+  - {{name: gemini, kind: gemini, base_url: "http://{upstream}", api_key: bench,
+     models: [gemini-bench], embedding_model: gemini-embedding-001}}
+"""
 
-    bin_dir = Path(sys.executable).parent
-    servers = {
-        "bare grpc.aio": start([sys.executable, str(HERE / "bare_server.py")], "listening on"),
-        "portico": start([str(bin_dir / "portico"), "serve", "--config", str(HERE / "fake.yaml"),
-                          "--address", "127.0.0.1:0"], "listening on"),
-    }
-    results: dict[str, dict[str, float]] = {}
+
+def measure(run: Run, scenario: Scenario, target: Target, generator: str,
+            connections: int | None = None, label: str | None = None) -> report.Row:
+    p = run.profile
+    model = target.embed_model if scenario.kind == "embed" else target.chat_model
+    call = Call(scenario.kind, target.provider, model or "", scenario.tokens)
+    conns = connections or (1 if scenario.concurrency == 1 else p.connections)
+    address = str(target.server.address if target.server else run.extras["upstream_address"])
+    pid = target.server.pid if target.server else None
+    cpu_at_start = [0.0]
+
+    def mark() -> None:
+        if pid is not None:
+            cpu_at_start[0] = procs.cpu_seconds(pid)
+
+    row = report.Row(scenario=label or scenario.name, target=target.name, generator=generator)
+    if target.paused_between and target.server is not None:
+        target.server.resume()
     try:
-        for name, (_, address) in servers.items():
-            row = asyncio.run(unary_load(address, args.requests, args.concurrency))
-            row.update(asyncio.run(stream_load(address, args.streams, args.concurrency // 2)))
-            results[name] = row
-    finally:
-        for proc, _ in servers.values():
-            proc.terminate()
-            proc.wait(10)
-    results["direct call (no gRPC)"] = asyncio.run(direct_calls(args.requests))
+        if generator == "ghz":
+            result = ghz.run(address, call, scenario.concurrency, p.duration, conns, mark, p.ghz_warmup,
+                             p.ghz_calls)
+            row.calls, row.errors, row.first_error = result.calls, result.errors, result.first_error
+            row.calls_per_s, row.p50_ms, row.p99_ms = result.rps, result.p50_ms, result.p99_ms
+            if scenario.kind == "stream":
+                row.chunks_per_s = result.rps * scenario.tokens
+        elif target.protocol == "grpc":
+            row.fill(asyncio.run(loadgen.grpc_load(address, call, scenario.concurrency, p.duration, conns,
+                                                   p.warmup, on_start=mark)))
+        else:
+            row.fill(asyncio.run(loadgen.http_load(address, call, scenario.concurrency, p.duration, p.warmup,
+                                                   on_start=mark)))
+    except Exception as exc:  # one failing target is a row that says so, not a dead run
+        row.first_error = f"{type(exc).__name__}: {exc}"[:200]
+        row.errors = max(row.errors, 1)
+    if pid is not None and row.calls:
+        row.cpu_us_per_call = (procs.cpu_seconds(pid) - cpu_at_start[0]) / row.calls * 1e6
+        row.rss_mib = procs.rss_mib(pid)
+    if target.paused_between and target.server is not None:
+        target.server.pause()
+    run.rows.append(row)
+    report.print_row(row)
+    return row
 
-    bare, ours = results["bare grpc.aio"], results["portico"]
-    print(f"\nPython {platform.python_version()}, grpcio {grpc.__version__}, "
-          f"{args.requests} unary calls and {args.streams} streams of {len(PROMPT) // 4 + 1} chunks, "
-          f"concurrency {args.concurrency}\n")
-    print(f"{'':24}{'unary/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'streams/s':>11}{'chunks/s':>11}{'1st chunk ms':>14}")
-    for name, row in results.items():
-        print(
-            f"{name:24}{row['unary_rps']:>10.0f}{row.get('unary_p50_ms', 0):>9.2f}"
-            f"{row.get('unary_p99_ms', 0):>9.2f}{row.get('streams_per_s', 0):>11.0f}"
-            f"{row['chunks_per_s']:>11.0f}{row.get('first_chunk_p50_ms', 0):>14.2f}"
-        )
-    ratios = {
-        "unary_vs_bare": ours["unary_rps"] / bare["unary_rps"],
-        "chunks_vs_bare": ours["chunks_per_s"] / bare["chunks_per_s"],
-        "unary_vs_direct": ours["unary_rps"] / results["direct call (no gRPC)"]["unary_rps"],
+
+def soak(run: Run, target: Target) -> None:
+    """RSS after `soak_first` unary calls, then after up to `soak_total` (within a time budget)."""
+    assert target.server is not None
+    p = run.profile
+    call = Call("chat", target.provider, target.chat_model)
+    first = asyncio.run(loadgen.grpc_load(target.server.address, call, p.high, 3600, p.connections,
+                                          warmup=0, max_calls=p.soak_first))
+    after_first = procs.rss_mib(target.server.pid)
+    rest = asyncio.run(loadgen.grpc_load(target.server.address, call, p.high, p.soak_budget, p.connections,
+                                         warmup=0, max_calls=p.soak_total - p.soak_first))
+    after_total = procs.rss_mib(target.server.pid)
+    calls = first.calls + rest.calls
+    run.extras["soak"] = {
+        "target": target.name, "first_calls": first.calls, "rss_after_first_mib": after_first,
+        "total_calls": calls, "rss_after_total_mib": after_total,
+        "errors": first.errors + rest.errors, "first_error": first.first_error or rest.first_error,
+        "planned_total": p.soak_total,
     }
-    print(f"\nportico / bare grpc.aio: unary {ratios['unary_vs_bare']:.2f}x, "
-          f"stream chunks {ratios['chunks_vs_bare']:.2f}x   (goal: >= 0.5x)")
-    print(f"portico / direct call:   unary {ratios['unary_vs_direct']:.3f}x")
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "latest.json").write_text(json.dumps({"args": vars(args), "results": results, "ratios": ratios}, indent=2))
+    print(f"  soak: RSS {after_first:.1f} MiB after {first.calls:,} calls, {after_total:.1f} MiB after "
+          f"{calls:,} calls", flush=True)
+
+
+def many_streams(run: Run, target: Target) -> None:
+    assert target.server is not None
+    server = target.server
+    result = asyncio.run(loadgen.many_streams(
+        server.address, target.provider, "slow-stream", run.profile.many_streams, timeout=60,
+        rss=lambda: procs.rss_mib(server.pid),
+    ))
+    run.extras["many_streams"] = {"target": target.name, **asdict(result)}
+    print(f"  {result.streams} streams: {result.got_first} got a first chunk, {result.completed} finished, "
+          f"peak RSS {result.peak_rss_mib:.1f} MiB, in {result.elapsed:.1f} s", flush=True)
+
+
+def idle_cpu_share(server: procs.Server, seconds: float = 2.0) -> float:
+    before = procs.cpu_seconds(server.pid)
+    time.sleep(seconds)
+    return (procs.cpu_seconds(server.pid) - before) / seconds
+
+
+def machine() -> dict[str, str]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cores": f"{os.cpu_count()} ({usable} usable by this process)",
+        "cpu": model or platform.processor() or "unknown",
+        "kernel": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+    }
+
+
+@contextlib.contextmanager
+def servers(run: Run, log_dir: Path, want_litellm: bool) -> Iterator[dict[str, Target]]:
+    started: list[procs.Server] = []
+    try:
+        upstream = procs.start("upstream", [sys.executable, str(HERE / "upstream.py")], "listening on", log_dir)
+        started.append(upstream)
+        run.extras["upstream_address"] = upstream.address
+        bare = procs.start("bare", [sys.executable, str(HERE / "bare_server.py")], "listening on", log_dir)
+        started.append(bare)
+        gateways = {}
+        for workers in (1, 2):
+            config = log_dir / f"portico-{workers}.yaml"
+            config.write_text(gateway_config(upstream.address, workers))
+            gateways[workers] = procs.start(
+                f"portico-{workers}w", [PORTICO, "serve", "--config", str(config), "--address", "127.0.0.1:0"],
+                "listening on", log_dir)
+            started.append(gateways[workers])
+        one = gateways[1]
+        run.extras["idle_rss_mib"] = {
+            "bare grpc.aio": procs.rss_mib(bare.pid), "portico (1 worker)": procs.rss_mib(one.pid),
+            "portico (2 workers, both + supervisor)": procs.rss_mib(gateways[2].pid),
+        }
+        targets = {
+            "direct upstream": Target("direct upstream", "http", None, "", "bench-chat", "bench-embed"),
+            "bare grpc.aio": Target("bare grpc.aio", "grpc", bare, "", "bare", "bare"),
+            "portico fake": Target("portico fake", "grpc", one, "fake", "fake-chat", "fake-embed"),
+            "portico openai": Target("portico openai", "grpc", one, "openai", "bench-chat", "bench-embed"),
+            "portico anthropic": Target("portico anthropic", "grpc", one, "anthropic", "claude-bench", None),
+            "portico gemini": Target("portico gemini", "grpc", one, "gemini", "gemini-bench",
+                                     "gemini-embedding-001"),
+            "portico openai, 2 workers": Target("portico openai, 2 workers", "grpc", gateways[2], "openai",
+                                                "bench-chat", "bench-embed"),
+        }
+        if want_litellm:
+            why = litellm_proxy.ensure_venv(log_dir / "litellm-install.log")
+            if why is None:
+                try:
+                    proxy = litellm_proxy.start(upstream.address, log_dir)
+                except Exception as exc:
+                    why = f"could not start: {exc}"[:300]
+                else:
+                    started.append(proxy)
+                    run.extras["idle_rss_mib"]["litellm proxy"] = procs.rss_mib(proxy.pid)  # type: ignore[index]
+                    idle = idle_cpu_share(proxy)
+                    run.notes.append(
+                        f"LiteLLM proxy used {idle:.0%} of a core in the 2 s after it started. It is stopped "
+                        "(SIGSTOP) except while it is measured, so that no background work of its own "
+                        "(it was seen busy at about 40% of a core between measurements once) slows the "
+                        "other targets down.")
+                    print(run.notes[-1], flush=True)
+                    proxy.pause()
+                    targets["litellm proxy"] = Target("litellm proxy", "http", proxy, "", "bench-chat",
+                                                      "bench-embed", paused_between=True)
+            if why is not None:
+                run.notes.append(f"LiteLLM proxy: unavailable ({why})")
+                print(f"litellm: unavailable: {why}", flush=True)
+        else:
+            run.notes.append("LiteLLM proxy: not part of this run (--no-litellm / --smoke)")
+            print(run.notes[-1], flush=True)
+        yield targets
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="shorter runs and smaller counts")
+    mode.add_argument("--smoke", action="store_true", help="every target once, tiny, no LiteLLM")
+    parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM proxy out")
+    parser.add_argument("--out", type=Path, help="write the Markdown results here and the raw ones beside it "
+                        "as .json (default bench/RESULTS.md and bench/results/latest.json; --smoke writes "
+                        "none unless given)")
+    args = parser.parse_args()
+    profile_name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    run = Run(PROFILES[profile_name])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # 1,000 streams hold 1,000 upstream connections in the gateway and in the upstream.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    generators = ["python"]
+    if ghz.available():
+        generators.append("ghz")
+    else:
+        run.notes.append(f"ghz: unavailable ({ghz.BINARY.relative_to(ROOT)} missing; run scripts/install-go-tools.sh)")
+        print(run.notes[-1], flush=True)
+    began = time.monotonic()
+    info = machine()
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    with tempfile.TemporaryDirectory(prefix="portico-bench-") as tmp, \
+            servers(run, Path(tmp), not (args.no_litellm or args.smoke)) as targets:
+        main_targets = [t for name, t in targets.items() if name != "portico openai, 2 workers"]
+        for scenario in scenarios(run.profile):
+            report.print_heading(scenario.name)
+            for target in main_targets:
+                if scenario.kind == "embed" and target.embed_model is None:
+                    continue
+                for generator in generators:
+                    if generator == "ghz" and (target.protocol != "grpc" or not scenario.ghz):
+                        continue
+                    measure(run, scenario, target, generator)
+        workers = Scenario(f"unary Chat, c={run.profile.high}, 8 connections", "chat", run.profile.high)
+        report.print_heading(f"workers: {workers.name}")
+        for name in ("portico openai", "portico openai, 2 workers"):
+            for generator in generators:
+                measure(run, workers, targets[name], generator, connections=min(8, workers.concurrency),
+                        label="workers")
+        report.print_heading(f"{run.profile.many_streams:,} concurrent streams to one provider")
+        many_streams(run, targets["portico openai"])
+        report.print_heading("memory over many calls")
+        soak(run, targets["portico openai"])
+    run.extras["seconds"] = time.monotonic() - began
+    text = report.markdown(run.rows, run.extras, run.notes, info, profile_name, generators)
+    print()
+    print(text)
+    if args.out is not None:
+        out, raw = args.out, args.out.with_suffix(".json")
+    elif not args.smoke:
+        out, raw = HERE / "RESULTS.md", HERE / "results" / "latest.json"
+    else:
+        out = raw = None
+    if out is not None and raw is not None:
+        out.write_text(text)
+        raw.parent.mkdir(exist_ok=True)
+        raw.write_text(json.dumps(
+            {"machine": info, "profile": profile_name, "rows": [asdict(r) for r in run.rows],
+             "extras": run.extras, "notes": run.notes}, indent=2, default=str))
+        print(f"written to {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

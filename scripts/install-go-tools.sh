@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Go command-line tools the repository uses, at pinned versions, into
 # tools/bin/ (git-ignored): the two Go code generators that buf.gen.yaml runs, and the
-# grpcurl and grpc_health_probe binaries that the tool tests drive.
+# grpcurl and grpc_health_probe binaries that the tool tests drive, and the ghz load
+# generator that `make bench` drives.
 #
 # Idempotent: a binary whose embedded module version already matches its pin is kept,
 # so a second run only reads build info and finishes in well under a second.
@@ -19,6 +20,7 @@ TOOLS=(
   "protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc         v1.6.2"
   "grpcurl            github.com/fullstorydev/grpcurl/cmd/grpcurl          v1.9.4"
   "grpc_health_probe  github.com/grpc-ecosystem/grpc-health-probe          v0.4.40"
+  "ghz                github.com/bojand/ghz/cmd/ghz                         v0.120.0"
 )
 
 bin_dir="$PWD/tools/bin"

@@ -1,5 +1,6 @@
 """Builds and runs the gateway: providers from configuration, the grpc.aio server with
-LLMService, health and reflection, and a graceful stop on SIGTERM/SIGINT."""
+LLMService, health and reflection, and a graceful stop on SIGTERM/SIGINT. With several
+workers, `workers.supervise` runs one such gateway per worker process."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from portico.v1 import llm_service_pb2
 
 from . import intake
 from .capabilities import CapabilityResolver
-from .config import ConfigError, GatewayConfig, load_config
+from .config import ConfigError, GatewayConfig, StartupError, load_config
 from .health import HealthReporter
 from .intake import RequestDecoder
 from .providers import registry
@@ -25,12 +26,9 @@ from .providers.base import Provider
 from .redaction import install_log_redaction
 from .router import Router
 from .servicer import LLMServicer, fail
+from .workers import default_worker_count, supervise
 
 log = logging.getLogger("portico")
-
-
-class StartupError(Exception):
-    """The gateway cannot start for a reason outside its configuration file (e.g. the port)."""
 
 
 def _check_can_listen(address: str) -> None:
@@ -55,8 +53,11 @@ def _check_can_listen(address: str) -> None:
 class Gateway:
     """One gateway process: `await start()`, then `await stop()`."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, reuse_port: bool = False) -> None:
         self.config = config
+        #: Workers share one port (SO_REUSEPORT); a lone gateway must own its port, so
+        #: that a second one started by mistake fails instead of silently sharing it.
+        self.reuse_port = reuse_port
         self.providers: dict[str, Provider] = {
             p.name: registry.create(p, f"providers[{i}]") for i, p in enumerate(config.providers)
         }
@@ -75,7 +76,7 @@ class Gateway:
         server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", transport_limit),
             ("grpc.max_send_message_length", transport_limit),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if self.reuse_port else 0),
             # Let clients keep idle connections alive with pings every 10 s or more
             # instead of answering them with "too many pings".
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
@@ -90,7 +91,9 @@ class Gateway:
                 reflection.SERVICE_NAME,
             ], server)
         host, _, _ = settings.address.rpartition(":")
-        _check_can_listen(settings.address)
+        if not self.reuse_port:
+            # A worker shares its port with its siblings; the supervisor checked it already.
+            _check_can_listen(settings.address)
         try:
             port = server.add_insecure_port(settings.address)
         except RuntimeError:  # grpc's way of saying the bind failed
@@ -116,9 +119,17 @@ class Gateway:
                 await provider.close()
 
 
-async def run(config: GatewayConfig) -> None:
+#: Health entry a worker answers SERVING for (`portico.worker.2`): which worker a
+#: connection landed on, without any other API.
+WORKER_HEALTH_PREFIX = "portico.worker."
+
+
+async def run(config: GatewayConfig, worker: int | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
-    gateway = Gateway(config)
+    gateway = Gateway(config, reuse_port=worker is not None)
+    if worker is not None:
+        # Before the port opens: the first connection a new worker takes can already ask.
+        await gateway.health.servicer.set(f"{WORKER_HEALTH_PREFIX}{worker}", health_pb2.HealthCheckResponse.SERVING)
     await gateway.start()
     print(f"portico: listening on {gateway.address}", flush=True)
     log.info("providers: %s", ", ".join(gateway.providers) or "none")
@@ -131,22 +142,54 @@ async def run(config: GatewayConfig) -> None:
     await gateway.stop()
 
 
-def serve(config_path: str | None = None, address: str | None = None) -> int:
+def serve(config_path: str | None = None, address: str | None = None, workers: int | None = None) -> int:
     """`portico serve`: blocking; returns the process exit code."""
     try:
         config = load_config(config_path)
         if address:
             config.server.address = address
+        if workers is not None:
+            config.server.workers = workers
     except ConfigError as exc:
         print(f"portico: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    _configure_logging(config, "")
+    count = config.server.workers or default_worker_count()
+    if count > 1:
+        try:
+            return supervise(config, config_path, count)
+        except ConfigError as exc:
+            print(f"portico: configuration error:\n{exc}", file=sys.stderr)
+            return 2
+        except StartupError as exc:
+            print(f"portico: {exc}", file=sys.stderr)
+            return 2
+    return _run_gateway(config, None)
+
+
+def serve_worker(config_path: str | None, address: str, worker: int) -> int:
+    """One worker process of `portico serve --workers N` on the address its supervisor chose."""
+    try:
+        config = load_config(config_path)
+        config.server.address = address
+    except ConfigError as exc:
+        print(f"portico: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    _configure_logging(config, f" [worker {worker}]")
+    return _run_gateway(config, worker)
+
+
+def _configure_logging(config: GatewayConfig, tag: str) -> None:
     logging.basicConfig(
         level=config.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s{tag}: %(message)s",
     )
     # Before any provider exists: every record, at every level and from every library,
     # passes the filter that removes configured secrets.
     install_log_redaction()
+
+
+def _run_gateway(config: GatewayConfig, worker: int | None) -> int:
     try:
         import uvloop
     except ImportError:
@@ -154,7 +197,7 @@ def serve(config_path: str | None = None, address: str | None = None) -> int:
     else:
         runner = uvloop.run
     try:
-        runner(run(config))
+        runner(run(config, worker))
     except ConfigError as exc:
         print(f"portico: configuration error:\n{exc}", file=sys.stderr)
         return 2

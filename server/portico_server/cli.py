@@ -1,6 +1,6 @@
 """`portico`: run the gateway, or talk to a running one from a shell.
 
-    portico serve [--config FILE] [--address HOST:PORT]     (--config defaults to $PORTICO_CONFIG)
+    portico serve [--config FILE] [--address HOST:PORT] [--workers N]   (--config defaults to $PORTICO_CONFIG)
     portico chat "prompt" [--provider P] [--model M] [--system S] [--temperature T] [--max-tokens N]
     portico embed TEXT... [--provider P] [--model M] [--dimensions N]
     portico providers [--json]
@@ -49,7 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         from .app import serve
 
-        return serve(args.config, args.address)
+        return serve(args.config, args.address, args.workers)
     except ModuleNotFoundError as exc:
         print(
             f"portico: serve needs the gateway's dependencies, and {exc.name or 'one'} is not installed; "
@@ -189,6 +189,16 @@ def _table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
         out.write("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -210,6 +220,12 @@ def _parser() -> argparse.ArgumentParser:
         help="YAML configuration (default: $PORTICO_CONFIG, else the embedded one)",
     )
     serve.add_argument("--address", metavar="HOST:PORT", help="listen here instead of server.address")
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="gateway processes sharing the port (default: server.workers, else one per core); 1 runs in-process",
+    )
     serve.set_defaults(command=_serve)
 
     # Options every client command shares.

@@ -25,6 +25,10 @@ class ConfigError(Exception):
     """The configuration is wrong; the message names the file and the key."""
 
 
+class StartupError(Exception):
+    """The gateway cannot start for a reason outside its configuration file (e.g. the port)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -124,6 +128,8 @@ class ServerSettings(_Strict):
     #: Seconds between provider health probes; 0 turns probing off.
     health_probe_interval: float = Field(default=30.0, ge=0)
     log_level: str = "INFO"
+    #: Gateway processes sharing the port (SO_REUSEPORT); None: one per core.
+    workers: int | None = Field(default=None, ge=1, le=256)
 
     @field_validator("address")
     @classmethod

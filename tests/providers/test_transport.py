@@ -218,7 +218,8 @@ async def test_no_log_line_per_upstream_request_at_the_default_level(tmp_path: P
     dialect = BY_NAME["openai"]
     async with Upstream() as up:
         up.always("POST", dialect.chat_path, dialect.chat_reply())
-        config = yaml.safe_dump({"server": {"health_probe_interval": 0}, "providers": [dialect.provider_config(up)]})
+        config = yaml.safe_dump({"server": {"health_probe_interval": 0, "workers": 1},
+                                "providers": [dialect.provider_config(up)]})
         with spawned_gateway(config, tmp_path) as (_, address):
             async with grpc.aio.insecure_channel(address) as channel:
                 stub = llm_service_pb2_grpc.LLMServiceStub(channel)
