@@ -171,3 +171,13 @@ async def test_errors_carry_the_attempt_trace() -> None:
     for info in (unary, streamed):
         assert info.value.attempts == expected_attempts()[:1]
         assert info.value.overhead_ms == 0.5
+
+
+async def test_embed_results_read_as_the_message_and_carry_a_trace_field() -> None:
+    async with running_gateway(config([])) as gw, portico.AsyncClient(gw.address) as client:
+        result = await client.embed(["a", "b"], model="fake-chat")
+
+    assert isinstance(result.message, portico.EmbedResponse)
+    assert [e.index for e in result.embeddings] == [0, 1]
+    assert result.HasField("usage") and result.provider == "fake"
+    assert result.attempts == [] and result.overhead_ms is None  # the fake scripts no embed trace

@@ -35,7 +35,7 @@ from ._parts import assistant_message, document, image, media, reasoning_parts
 from ._retry import RetryPolicy
 from ._stream import AsyncChatStream, ChatStream
 from ._tools import tool
-from ._trace import Attempt, ChatResponse
+from ._trace import Attempt, ChatResponse, EmbedResult
 from ._version import __version__
 from .v1.error_reason_pb2 import ErrorReason
 from .v1.llm_service_pb2 import (
@@ -86,6 +86,7 @@ __all__ = [
     "CountTokensResponse",
     "DeadlineExceededError",
     "EmbedResponse",
+    "EmbedResult",
     "ErrorReason",
     "FailedPreconditionError",
     "Failover",

@@ -28,7 +28,7 @@ from ._request import (
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._status import error_from_rpc
 from ._stream import AsyncChatStream, FailoverCallback
-from ._trace import ChatResponse, trace_from_metadata
+from ._trace import ChatResponse, EmbedResult, trace_from_metadata
 from .v1 import llm_service_pb2, llm_service_pb2_grpc
 
 
@@ -112,13 +112,11 @@ class AsyncClient:
 
     async def embed(
         self, inputs: str | Sequence[str], **options: Unpack[EmbedOptions]
-    ) -> llm_service_pb2.EmbedResponse:
-        """One vector per input, in input order."""
+    ) -> EmbedResult:
+        """One vector per input, in input order, with the gateway's attempt trace."""
         check_options(options, EmbedOptions, "embed")
-        response: llm_service_pb2.EmbedResponse = await self._call(
-            self.stub.Embed, embed_request(inputs, options), options
-        )
-        return response
+        response, trailing = await self._call(_with_trailers(self.stub.Embed), embed_request(inputs, options), options)
+        return EmbedResult(response, trace_from_metadata(trailing))
 
     async def count_tokens(
         self, messages: MessagesLike, **options: Unpack[CountTokensOptions]

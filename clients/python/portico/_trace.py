@@ -96,21 +96,49 @@ def _attempt(item: dict[str, Any]) -> Attempt:
     )
 
 
-class ChatResponse:
+class _Traced:
+    """A response message with the gateway's attempt trace beside it; attribute reads the
+    class does not name (HasField, SerializeToString, ...) go to the message."""
+
+    __slots__ = ("attempts", "message", "overhead_ms")
+    message: Any
+
+    def __init__(self, message: Any, trace: Trace = NO_TRACE) -> None:
+        self.message = message
+        #: Each attempt the gateway made for this answer, in order.
+        self.attempts: list[Attempt] = trace.attempts
+        #: The gateway's own milliseconds, or None when it sent none.
+        self.overhead_ms: float | None = trace.overhead_ms
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "message":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.message, name)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Traced):
+            return bool(self.message == other.message)
+        return bool(self.message == other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the message
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.message!r}, attempts={self.attempts!r}, "
+                f"overhead_ms={self.overhead_ms!r})")
+
+
+class ChatResponse(_Traced):
     """A `CompletionResponse` with the gateway's attempt trace beside it.
 
     Fields read as on the message (`response.content`, `response.usage`, ...); `message`
     is the protobuf message itself. Pass the response back in a conversation as is.
     """
 
-    __slots__ = ("attempts", "message", "overhead_ms")
+    __slots__ = ()
+    message: llm_service_pb2.CompletionResponse
 
     def __init__(self, message: llm_service_pb2.CompletionResponse, trace: Trace = NO_TRACE) -> None:
-        self.message = message
-        #: Each attempt the gateway made for this answer, in order.
-        self.attempts: list[Attempt] = trace.attempts
-        #: The gateway's own milliseconds, or None when it sent none.
-        self.overhead_ms: float | None = trace.overhead_ms
+        super().__init__(message, trace)
 
     @property
     def content(self) -> str:
@@ -156,16 +184,29 @@ class ChatResponse:
     def parts(self) -> Any:
         return self.message.parts
 
-    def __getattr__(self, name: str) -> Any:
-        # Everything else a message has (HasField, SerializeToString, ...).
-        return getattr(self.message, name)
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, ChatResponse):
-            return self.message == other.message
-        return self.message == other
+class EmbedResult(_Traced):
+    """An `EmbedResponse` with the gateway's attempt trace beside it; fields read as on
+    the message, `message` is the message itself."""
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, as the message
+    __slots__ = ()
+    message: llm_service_pb2.EmbedResponse
 
-    def __repr__(self) -> str:
-        return f"ChatResponse({self.message!r}, attempts={self.attempts!r}, overhead_ms={self.overhead_ms!r})"
+    def __init__(self, message: llm_service_pb2.EmbedResponse, trace: Trace = NO_TRACE) -> None:
+        super().__init__(message, trace)
+
+    @property
+    def embeddings(self) -> Any:
+        return self.message.embeddings
+
+    @property
+    def usage(self) -> types_pb2.Usage:
+        return self.message.usage
+
+    @property
+    def model(self) -> str:
+        return self.message.model
+
+    @property
+    def provider(self) -> str:
+        return self.message.provider
