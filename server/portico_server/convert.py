@@ -54,6 +54,17 @@ _PRIORITIES = {
     tpb.PRIORITY_NORMAL: d.Priority.NORMAL,
     tpb.PRIORITY_HIGH: d.Priority.HIGH,
 }
+_FAILOVER_IN = {
+    pb.STREAM_FAILOVER_UNSPECIFIED: d.StreamFailover.NONE,
+    pb.STREAM_FAILOVER_NONE: d.StreamFailover.NONE,
+    pb.STREAM_FAILOVER_RESTART: d.StreamFailover.RESTART,
+    pb.STREAM_FAILOVER_CONTINUE: d.StreamFailover.CONTINUE,
+}
+_FAILOVER_OUT = {
+    d.StreamFailover.NONE: pb.STREAM_FAILOVER_NONE,
+    d.StreamFailover.RESTART: pb.STREAM_FAILOVER_RESTART,
+    d.StreamFailover.CONTINUE: pb.STREAM_FAILOVER_CONTINUE,
+}
 _SOURCE_CAPS = {
     d.Source.PROVIDER: pb.CAPABILITY_SOURCE_DISCOVERED,
     d.Source.BUILT_IN: pb.CAPABILITY_SOURCE_BUILT_IN,
@@ -285,6 +296,8 @@ def chat_request(req: pb.ChatRequest, model: str) -> d.ChatRequest:
         passthrough = _json_object(req.passthrough_json, "passthrough_json", v) or {}
     if req.priority not in _PRIORITIES:
         v.add("priority", "is not a known Priority")
+    if req.stream_failover not in _FAILOVER_IN:
+        v.add("stream_failover", "is not a known StreamFailover")
     _check_request_id(req.request_id, v)
     v.raise_if_any()
     return d.ChatRequest(
@@ -305,13 +318,17 @@ def chat_request(req: pb.ChatRequest, model: str) -> d.ChatRequest:
 def call_context(
     req: pb.ChatRequest | pb.EmbedRequest | None, time_remaining: float | None, request_id: str = ""
 ) -> CallContext:
-    """The per-call facts beside a request: its deadline, request id, priority and tags."""
+    """The per-call facts beside a request: its deadline, request id, priority, tags and
+    what a stream may do when its target fails mid-way."""
     if req is None:
         return CallContext.with_timeout(time_remaining, request_id=request_id)
     priority = d.Priority.NORMAL
+    failover = d.StreamFailover.NONE
     if isinstance(req, pb.ChatRequest):
         priority = _PRIORITIES.get(req.priority, d.Priority.NORMAL)
-    return CallContext.with_timeout(time_remaining, request_id=request_id, priority=priority, tags=dict(req.tags))
+        failover = _FAILOVER_IN.get(req.stream_failover, d.StreamFailover.NONE)
+    return CallContext.with_timeout(time_remaining, request_id=request_id, priority=priority, tags=dict(req.tags),
+                                    stream_failover=failover)
 
 
 def count_tokens_request(req: pb.CountTokensRequest, model: str) -> d.ChatRequest:
@@ -414,7 +431,7 @@ def chunk(c: d.StreamChunk) -> pb.StreamChunk | bytes:
     """A stream chunk for the wire. A text or reasoning delta, the bulk of every stream,
     comes back already encoded (a few µs less per chunk than building and serializing a
     message); the server's serializer passes bytes through (intake.py)."""
-    if not c.is_final and not c.tool_call_deltas and not c.model and not c.metadata:
+    if not c.is_final and not c.tool_call_deltas and not c.model and not c.metadata and c.failover is None:
         wire = b""
         if c.content:
             text = c.content.encode()
@@ -441,7 +458,13 @@ def chunk(c: d.StreamChunk) -> pb.StreamChunk | bytes:
     )
     if c.usage is not None:
         msg.usage.CopyFrom(usage(c.usage))
+    if c.failover is not None:
+        msg.failover.CopyFrom(failover_marker(c.failover))
     return msg
+
+
+def failover_marker(m: d.FailoverMarker) -> pb.Failover:
+    return pb.Failover(mode=_FAILOVER_OUT[m.mode], provider=m.provider, model=m.model, reason=m.reason)
 
 
 _EMBEDDINGS_TAG = _length_delimited_tag(pb.EmbedResponse, "embeddings")

@@ -18,7 +18,7 @@ import grpc
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 
-from . import convert, offload, paging
+from . import convert, offload, paging, scripted_trace
 from .capabilities import CapabilityResolver
 from .errors import PorticoError, ShuttingDown
 from .health import HealthReporter
@@ -51,6 +51,12 @@ def _begin(context: Context, request: Any) -> str:
     return request_id
 
 
+def _end(context: Context, request_id: str) -> None:
+    """Trailers of a successful answer: the request id and the attempt trace.
+    (Today only `fake` replies script a trace: scripted_trace.py.)"""
+    context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *scripted_trace.trailers()))
+
+
 def _request_id(context: Context, request: Any) -> str:
     header = next((v for k, v in context.invocation_metadata() or () if k == REQUEST_ID_KEY), "")
     return convert.request_id(request, header if isinstance(header, str) else "")
@@ -71,7 +77,8 @@ async def _fail(context: Context, exc: BaseException, rpc: str, request_id: str)
     await context.abort_with_status(_Status(
         code=status.code,
         details=status.details,
-        trailing_metadata=(*tuple(status.trailing_metadata or ()), (REQUEST_ID_KEY, request_id)),
+        trailing_metadata=(*tuple(status.trailing_metadata or ()), (REQUEST_ID_KEY, request_id),
+                           *scripted_trace.trailers()),
     ))
 
 
@@ -84,7 +91,9 @@ def _unary(
     async def wrapper(self: LLMServicer, request: Req, context: Context) -> Resp:
         request_id = _begin(context, request)
         try:
-            return await handler(self, request, context, request_id)
+            response = await handler(self, request, context, request_id)
+            _end(context, request_id)
+            return response
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
@@ -146,6 +155,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
                         first = False
                     await write(encode(chunk))  # deltas arrive encoded; intake.py passes bytes through
                     written = True
+            _end(context, request_id)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:

@@ -70,12 +70,15 @@ func (c *Client) Close() error {
 func (c *Client) Service() porticov1.LLMServiceClient { return c.rpc }
 
 // Chat generates a complete answer. Like every call of a Client, it is made again
-// (see RetryPolicy) only when the gateway says no generation started.
+// (see RetryPolicy) only when the gateway says no generation started. Pass
+// CaptureTrace to read the gateway's attempt trace; an *Error carries its own.
 func (c *Client) Chat(ctx context.Context, req *porticov1.ChatRequest, opts ...grpc.CallOption) (*porticov1.CompletionResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
 	return retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.CompletionResponse, error) {
-		return c.rpc.Chat(ctx, req, opts...)
+		return unaryWithTrace(opts, func(opts []grpc.CallOption) (*porticov1.CompletionResponse, error) {
+			return c.rpc.Chat(ctx, req, opts...)
+		})
 	})
 }
 
@@ -84,7 +87,9 @@ func (c *Client) Embed(ctx context.Context, req *porticov1.EmbedRequest, opts ..
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
 	return retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.EmbedResponse, error) {
-		return c.rpc.Embed(ctx, req, opts...)
+		return unaryWithTrace(opts, func(opts []grpc.CallOption) (*porticov1.EmbedResponse, error) {
+			return c.rpc.Embed(ctx, req, opts...)
+		})
 	})
 }
 

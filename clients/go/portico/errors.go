@@ -43,6 +43,11 @@ type Error struct {
 	RetryAfter time.Duration
 	// FieldViolations lists the request fields the gateway refused (BadRequest).
 	FieldViolations []FieldViolation
+	// Attempts is the gateway's attempt trace of the failed call (the
+	// portico-attempts trailer), in order; nil when it sent none.
+	Attempts []Attempt
+	// Overhead is the gateway's own time on the call (portico-overhead-ms).
+	Overhead time.Duration
 
 	status *status.Status
 }
@@ -127,6 +132,9 @@ func AsError(err error) (*Error, bool) {
 func decodeError(err error) error {
 	if err == nil {
 		return nil
+	}
+	if perr, ok := err.(*Error); ok { // already decoded, with what the trailers added
+		return perr
 	}
 	st, ok := status.FromError(err)
 	if !ok {

@@ -45,6 +45,21 @@ providers:
         - when_contains: "fail midway"
           content: "abcdefghijklmnop"
           error: {reason: UPSTREAM_UNAVAILABLE, message: "upstream went away", after_chunks: 2}
+        - when_contains: "fail over please"
+          content: "one two three four five six"
+          failover: {after_chunks: 3, provider: backup, model: small, then: {content: "the backup answer"}}
+          attempts:
+            - {provider: primary, model: big, outcome: error, status: UNAVAILABLE, reason: ERROR_REASON_UPSTREAM_UNAVAILABLE, duration_ms: 41.5}
+            - {provider: backup, model: small, duration_ms: 120.25, wait_ms: 500}
+          overhead_ms: 3
+        - when_contains: "trace my failure"
+          error: {reason: UPSTREAM_BAD_REQUEST, message: "refused"}
+          attempts: [{provider: fake, model: fake-chat, outcome: error, status: INVALID_ARGUMENT, reason: ERROR_REASON_UPSTREAM_BAD_REQUEST, duration_ms: 2}]
+          overhead_ms: 0.5
+        - when_contains: "trace me"
+          content: "traced"
+          attempts: [{provider: fake, model: fake-chat, duration_ms: 7.5, wait_ms: 250}]
+          overhead_ms: 1.25
         - when_contains: "think slowly"
           content: "late"
           delay: 30

@@ -23,6 +23,11 @@ var ErrIncompleteStream = errors.New("portico: the stream ended without its fina
 // Close to stop early: closing cancels the call, and the gateway then closes its
 // request to the provider at once instead of generating an answer nobody reads.
 //
+// A request may let the gateway move the stream to another target after its first
+// chunk (ChatRequest.StreamFailover). A chunk whose Failover is set then says so: on
+// STREAM_FAILOVER_RESTART everything received before it belongs to an abandoned answer,
+// on STREAM_FAILOVER_CONTINUE it stays. Response holds only the final answer either way.
+//
 // A ChatStream is read by one goroutine at a time.
 type ChatStream struct {
 	call   grpc.ServerStreamingClient[porticov1.StreamChunk]
@@ -42,6 +47,8 @@ type ChatStream struct {
 	reasoning strings.Builder
 	model     string
 	provider  string
+	failovers []*porticov1.Failover
+	trace     Trace
 }
 
 // Recv returns the next chunk. After the final chunk (Final set) it returns io.EOF;
@@ -60,6 +67,10 @@ func (s *ChatStream) Recv() (*porticov1.StreamChunk, error) {
 		return nil, s.err
 	}
 	s.received = true
+	if marker := chunk.GetFailover(); marker != nil {
+		s.failOver(marker)
+		return chunk, nil
+	}
 	s.content.WriteString(chunk.GetContent())
 	s.reasoning.WriteString(chunk.GetReasoningContent())
 	if chunk.GetModel() != "" {
@@ -74,6 +85,29 @@ func (s *ChatStream) Recv() (*porticov1.StreamChunk, error) {
 	}
 	return chunk, nil
 }
+
+// failOver records a marker; on RESTART it drops the answer assembled so far.
+func (s *ChatStream) failOver(marker *porticov1.Failover) {
+	s.failovers = append(s.failovers, marker)
+	if marker.GetMode() == porticov1.StreamFailover_STREAM_FAILOVER_RESTART {
+		s.content.Reset()
+		s.reasoning.Reset()
+	}
+	if marker.GetProvider() != "" {
+		s.provider = marker.GetProvider()
+	}
+	if marker.GetModel() != "" {
+		s.model = marker.GetModel()
+	}
+}
+
+// Failovers returns the failover markers received so far, in order: each says another
+// target took over the stream.
+func (s *ChatStream) Failovers() []*porticov1.Failover { return s.failovers }
+
+// Trace returns the gateway's attempt trace, read from the stream's trailers once the
+// stream has ended (after Recv returned io.EOF or an error); empty before.
+func (s *ChatStream) Trace() Trace { return s.trace }
 
 // recvFirst receives the next chunk. Until the first one has arrived, a retry-safe
 // failure starts the call again as the retry policy allows; after it, a retry would
@@ -148,8 +182,8 @@ func (s *ChatStream) Chunks() iter.Seq2[*porticov1.StreamChunk, error] {
 }
 
 // Response reads whatever is left of the stream and returns the whole answer as Chat
-// would have: the text and reasoning joined, the final chunk's tool calls, stop
-// reason and usage.
+// would have: the text and reasoning joined (after a RESTART marker, only the new
+// target's), the final chunk's tool calls, stop reason and usage.
 func (s *ChatStream) Response() (*porticov1.CompletionResponse, error) {
 	for s.err == nil {
 		if _, err := s.Recv(); err != nil && !errors.Is(err, io.EOF) {
@@ -181,6 +215,11 @@ func (s *ChatStream) Final() *porticov1.StreamChunk { return s.final }
 func (s *ChatStream) Close() { s.cancel() }
 
 func (s *ChatStream) finish(err error) {
+	// The trailers are there once Recv has returned an error or io.EOF.
+	s.trace = traceFromMetadata(s.call.Trailer())
+	if perr, ok := AsError(err); ok && perr.Attempts == nil {
+		perr.Attempts, perr.Overhead = s.trace.Attempts, s.trace.Overhead
+	}
 	s.err = err
 	s.cancel()
 }

@@ -35,6 +35,7 @@ from ._parts import assistant_message, document, image, media, reasoning_parts
 from ._retry import RetryPolicy
 from ._stream import AsyncChatStream, ChatStream
 from ._tools import tool
+from ._trace import Attempt, ChatResponse, EmbedResult
 from ._version import __version__
 from .v1.error_reason_pb2 import ErrorReason
 from .v1.llm_service_pb2 import (
@@ -43,9 +44,11 @@ from .v1.llm_service_pb2 import (
     CompletionResponse,
     CountTokensResponse,
     EmbedResponse,
+    Failover,
     ProviderHealth,
     ProviderInfo,
     StreamChunk,
+    StreamFailover,
     TokenCountSource,
 )
 from .v1.types_pb2 import (
@@ -70,9 +73,11 @@ __all__ = [
     "TLS",
     "AsyncChatStream",
     "AsyncClient",
+    "Attempt",
     "CallCancelledError",
     "Capabilities",
     "CapabilitySource",
+    "ChatResponse",
     "ChatStream",
     "Client",
     "CompletionResponse",
@@ -81,8 +86,10 @@ __all__ = [
     "CountTokensResponse",
     "DeadlineExceededError",
     "EmbedResponse",
+    "EmbedResult",
     "ErrorReason",
     "FailedPreconditionError",
+    "Failover",
     "FieldViolation",
     "IncompleteStreamError",
     "InternalError",
@@ -105,6 +112,7 @@ __all__ = [
     "StatusError",
     "StopReason",
     "StreamChunk",
+    "StreamFailover",
     "TokenCountSource",
     "ToolCall",
     "ToolCallDelta",

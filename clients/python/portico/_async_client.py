@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Unpack, overload
 
@@ -27,7 +27,8 @@ from ._request import (
 )
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._status import error_from_rpc
-from ._stream import AsyncChatStream
+from ._stream import AsyncChatStream, FailoverCallback
+from ._trace import ChatResponse, EmbedResult, trace_from_metadata
 from .v1 import llm_service_pb2, llm_service_pb2_grpc
 
 
@@ -68,7 +69,7 @@ class AsyncClient:
     @overload
     async def chat(
         self, messages: MessagesLike, *, response_model: None = None, **options: Unpack[ChatOptions]
-    ) -> llm_service_pb2.CompletionResponse: ...
+    ) -> ChatResponse: ...
 
     @overload
     async def chat(
@@ -81,34 +82,41 @@ class AsyncClient:
         *,
         response_model: type[ModelT] | None = None,
         **options: Unpack[ChatOptions],
-    ) -> llm_service_pb2.CompletionResponse | ModelT:
-        """The complete answer. With `response_model` (a pydantic class) the model is asked
-        for JSON matching its schema, and the parsed instance is returned."""
+    ) -> ChatResponse | ModelT:
+        """The complete answer, with the gateway's attempt trace (`attempts`,
+        `overhead_ms`). With `response_model` (a pydantic class) the model is asked for
+        JSON matching its schema, and the parsed instance is returned."""
         check_options(options, ChatOptions, "chat")
         request = chat_request(messages, options, response_model=response_model)
-        response: llm_service_pb2.CompletionResponse = await self._call(
-            self.stub.Chat, request, options
-        )
-        return response if response_model is None else parse_structured(response, response_model)
+        response, trailing = await self._call(_with_trailers(self.stub.Chat), request, options)
+        if response_model is not None:
+            return parse_structured(response, response_model)
+        return ChatResponse(response, trace_from_metadata(trailing))
 
-    def stream(self, messages: MessagesLike, **options: Unpack[ChatOptions]) -> AsyncChatStream:
-        """The answer as a stream of chunks; use as `async with client.stream(...) as stream:`."""
+    def stream(
+        self,
+        messages: MessagesLike,
+        *,
+        on_failover: FailoverCallback | None = None,
+        **options: Unpack[ChatOptions],
+    ) -> AsyncChatStream:
+        """The answer as a stream of chunks; use as `async with client.stream(...) as stream:`.
+        `on_failover` is called with each failover marker (see `stream_failover`)."""
         check_options(options, ChatOptions, "stream")
         request = chat_request(messages, options)
         attempts = self._core.attempts(options)
         return AsyncChatStream(
-            lambda: self.stub.StreamChat(request, **self._core.call_kwargs(options, attempts)), attempts
+            lambda: self.stub.StreamChat(request, **self._core.call_kwargs(options, attempts)), attempts,
+            on_failover,
         )
 
     async def embed(
         self, inputs: str | Sequence[str], **options: Unpack[EmbedOptions]
-    ) -> llm_service_pb2.EmbedResponse:
-        """One vector per input, in input order."""
+    ) -> EmbedResult:
+        """One vector per input, in input order, with the gateway's attempt trace."""
         check_options(options, EmbedOptions, "embed")
-        response: llm_service_pb2.EmbedResponse = await self._call(
-            self.stub.Embed, embed_request(inputs, options), options
-        )
-        return response
+        response, trailing = await self._call(_with_trailers(self.stub.Embed), embed_request(inputs, options), options)
+        return EmbedResult(response, trace_from_metadata(trailing))
 
     async def count_tokens(
         self, messages: MessagesLike, **options: Unpack[CountTokensOptions]
@@ -170,3 +178,14 @@ class AsyncClient:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _with_trailers(method: Any) -> Callable[..., Awaitable[tuple[Any, Any]]]:
+    """`method` as a call that returns its response and its trailing metadata."""
+
+    async def call(request: Any, **kwargs: Any) -> tuple[Any, Any]:
+        pending = method(request, **kwargs)
+        response = await pending
+        return response, await pending.trailing_metadata()
+
+    return call

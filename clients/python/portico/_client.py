@@ -27,7 +27,8 @@ from ._request import (
 )
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._status import error_from_rpc
-from ._stream import ChatStream
+from ._stream import ChatStream, FailoverCallback
+from ._trace import ChatResponse, EmbedResult, trace_from_metadata
 from .v1 import llm_service_pb2, llm_service_pb2_grpc
 
 
@@ -72,7 +73,7 @@ class Client:
     @overload
     def chat(
         self, messages: MessagesLike, *, response_model: None = None, **options: Unpack[ChatOptions]
-    ) -> llm_service_pb2.CompletionResponse: ...
+    ) -> ChatResponse: ...
 
     @overload
     def chat(
@@ -85,30 +86,39 @@ class Client:
         *,
         response_model: type[ModelT] | None = None,
         **options: Unpack[ChatOptions],
-    ) -> llm_service_pb2.CompletionResponse | ModelT:
-        """The complete answer. With `response_model` (a pydantic class) the model is asked
-        for JSON matching its schema, and the parsed instance is returned."""
+    ) -> ChatResponse | ModelT:
+        """The complete answer, with the gateway's attempt trace (`attempts`,
+        `overhead_ms`). With `response_model` (a pydantic class) the model is asked for
+        JSON matching its schema, and the parsed instance is returned."""
         check_options(options, ChatOptions, "chat")
         request = chat_request(messages, options, response_model=response_model)
-        response: llm_service_pb2.CompletionResponse = self._call(self.stub.Chat, request, options)
-        return response if response_model is None else parse_structured(response, response_model)
+        response, call = self._call(self.stub.Chat.with_call, request, options)
+        if response_model is not None:
+            return parse_structured(response, response_model)
+        return ChatResponse(response, trace_from_metadata(call.trailing_metadata()))
 
-    def stream(self, messages: MessagesLike, **options: Unpack[ChatOptions]) -> ChatStream:
-        """The answer as a stream of chunks; use as `with client.stream(...) as stream:`."""
+    def stream(
+        self,
+        messages: MessagesLike,
+        *,
+        on_failover: FailoverCallback | None = None,
+        **options: Unpack[ChatOptions],
+    ) -> ChatStream:
+        """The answer as a stream of chunks; use as `with client.stream(...) as stream:`.
+        `on_failover` is called with each failover marker (see `stream_failover`)."""
         check_options(options, ChatOptions, "stream")
         request = chat_request(messages, options)
         attempts = self._core.attempts(options)
-        return ChatStream(lambda: self.stub.StreamChat(request, **self._core.call_kwargs(options, attempts)), attempts)
+        return ChatStream(lambda: self.stub.StreamChat(request, **self._core.call_kwargs(options, attempts)),
+                          attempts, on_failover)
 
     def embed(
         self, inputs: str | Sequence[str], **options: Unpack[EmbedOptions]
-    ) -> llm_service_pb2.EmbedResponse:
-        """One vector per input, in input order."""
+    ) -> EmbedResult:
+        """One vector per input, in input order, with the gateway's attempt trace."""
         check_options(options, EmbedOptions, "embed")
-        response: llm_service_pb2.EmbedResponse = self._call(
-            self.stub.Embed, embed_request(inputs, options), options
-        )
-        return response
+        response, call = self._call(self.stub.Embed.with_call, embed_request(inputs, options), options)
+        return EmbedResult(response, trace_from_metadata(call.trailing_metadata()))
 
     def count_tokens(
         self, messages: MessagesLike, **options: Unpack[CountTokensOptions]

@@ -20,7 +20,8 @@ Every `StatusError` carries what the gateway put in its `google.rpc.Status` deta
 `reason` (an `ErrorReason` value name such as "ERROR_REASON_UPSTREAM_RATE_LIMITED"),
 `domain`, `metadata`, `retry_after` (seconds, from RetryInfo) and `field_violations`
 (from BadRequest); `retry_safe` says whether sending the call again cannot start a
-second generation; and `request_id`, the id the gateway logged the call under.
+second generation; `request_id`, the id the gateway logged the call under; and
+`attempts` and `overhead_ms`, the gateway's attempt trace.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+
+from ._trace import Attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,8 @@ class StatusError(PorticoError):
         retry_after: float | None = None,
         field_violations: Sequence[FieldViolation] = (),
         request_id: str = "",
+        attempts: Sequence[Attempt] = (),
+        overhead_ms: float | None = None,
     ) -> None:
         super().__init__(f"{code.name}: {message}" if message else code.name)
         self.code = code
@@ -72,6 +77,10 @@ class StatusError(PorticoError):
         #: The call's request id (the `x-request-id` trailer): yours, or the one the
         #: gateway made; "" when the call did not reach the gateway.
         self.request_id = request_id
+        #: Each attempt the gateway made before giving up (the `portico-attempts` trailer).
+        self.attempts: list[Attempt] = list(attempts)
+        #: The gateway's own milliseconds (`portico-overhead-ms`), or None.
+        self.overhead_ms = overhead_ms
 
     @property
     def retry_safe(self) -> bool:

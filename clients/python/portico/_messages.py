@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from ._parts import assistant_message
+from ._trace import ChatResponse
 from .v1 import llm_service_pb2, types_pb2
 
 #: A message, a dict like {"role": "user", "content": "hi"}, or an earlier answer (which
 #: stands for the assistant message `assistant_message` makes of it).
-MessageLike = types_pb2.Message | llm_service_pb2.CompletionResponse | Mapping[str, Any]
+MessageLike = types_pb2.Message | llm_service_pb2.CompletionResponse | ChatResponse | Mapping[str, Any]
 #: A conversation, or a single string meaning one user message.
 MessagesLike = str | Sequence[MessageLike]
 
@@ -28,7 +29,7 @@ def to_messages(messages: MessagesLike) -> list[types_pb2.Message]:
     """The conversation as protobuf. A str is one user message."""
     if isinstance(messages, str):
         return [types_pb2.Message(role=types_pb2.ROLE_USER, content=messages)]
-    if isinstance(messages, Mapping | types_pb2.Message | llm_service_pb2.CompletionResponse):
+    if isinstance(messages, Mapping | types_pb2.Message | llm_service_pb2.CompletionResponse | ChatResponse):
         raise TypeError("messages: expected a list of messages (or a str), got a single message")
     return [_message(m, f"messages[{i}]") for i, m in enumerate(messages)]
 
@@ -36,7 +37,7 @@ def to_messages(messages: MessagesLike) -> list[types_pb2.Message]:
 def _message(value: MessageLike, where: str) -> types_pb2.Message:
     if isinstance(value, types_pb2.Message):
         return value
-    if isinstance(value, llm_service_pb2.CompletionResponse):
+    if isinstance(value, llm_service_pb2.CompletionResponse | ChatResponse):
         return assistant_message(value)
     if not isinstance(value, Mapping):
         raise TypeError(f"{where}: expected a Message or a dict, got {type(value).__name__}")

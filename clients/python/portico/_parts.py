@@ -7,6 +7,7 @@ import mimetypes
 import os
 from collections.abc import Iterable
 
+from ._trace import ChatResponse
 from .v1 import llm_service_pb2, types_pb2
 
 #: What a provider fetches itself; anything else given as a str is a local file path.
@@ -51,10 +52,12 @@ def _guess(name: str) -> str:
     return mimetypes.guess_type(name)[0] or ""
 
 
-def assistant_message(response: llm_service_pb2.CompletionResponse) -> types_pb2.Message:
+def assistant_message(response: llm_service_pb2.CompletionResponse | ChatResponse) -> types_pb2.Message:
     """The answer as the assistant message to put in the next turn's conversation: its
     parts (text and reasoning, signatures included, unchanged) and its tool calls. A
     provider that signs its reasoning refuses a next turn that lost or changed them."""
+    if isinstance(response, ChatResponse):
+        response = response.message
     message = types_pb2.Message(role=types_pb2.ROLE_ASSISTANT, tool_calls=response.tool_calls)
     if response.parts:
         message.parts.extend(response.parts)

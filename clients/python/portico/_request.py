@@ -20,6 +20,8 @@ ToolChoiceLike = types_pb2.ToolChoice | str
 ResponseFormatLike = types_pb2.ResponseFormat | SchemaLike
 #: "low", "normal", "high", or a `Priority` value.
 PriorityLike = types_pb2.Priority | str
+#: "none", "restart", "continue", or a `StreamFailover` value.
+StreamFailoverLike = llm_service_pb2.StreamFailover | str
 
 
 class CallOptions(TypedDict, total=False):
@@ -52,6 +54,9 @@ class ChatOptions(CallOptions, total=False):
     #: Your id for this call (at most 64 printable ASCII characters), in the gateway's logs
     #: and errors' `request_id`; the gateway makes one up when you pass none.
     request_id: str
+    #: What a stream may do when its provider fails after the first chunk: "none" (the
+    #: default: the stream fails), "restart" or "continue". See `ChatStream`.
+    stream_failover: StreamFailoverLike
 
 
 class EmbedOptions(CallOptions, total=False):
@@ -77,6 +82,11 @@ _TOOL_MODES = {
     "auto": types_pb2.TOOL_CHOICE_MODE_AUTO,
     "none": types_pb2.TOOL_CHOICE_MODE_NONE,
     "required": types_pb2.TOOL_CHOICE_MODE_REQUIRED,
+}
+_FAILOVERS = {
+    "none": llm_service_pb2.STREAM_FAILOVER_NONE,
+    "restart": llm_service_pb2.STREAM_FAILOVER_RESTART,
+    "continue": llm_service_pb2.STREAM_FAILOVER_CONTINUE,
 }
 _PRIORITIES = {
     "low": types_pb2.PRIORITY_LOW,
@@ -120,6 +130,8 @@ def chat_request(
         request.response_format.CopyFrom(response_format(options["response_format"]))
     if "priority" in options:
         request.priority = priority(options["priority"])
+    if "stream_failover" in options:
+        request.stream_failover = stream_failover(options["stream_failover"])
     passthrough = options.get("passthrough")
     if passthrough:
         request.passthrough_json = (
@@ -182,6 +194,14 @@ def response_format(value: ResponseFormatLike) -> types_pb2.ResponseFormat:
         name=name,
         json_schema=schema_text(value, what="response_format"),
     )
+
+
+def stream_failover(value: StreamFailoverLike) -> llm_service_pb2.StreamFailover:
+    if isinstance(value, str):
+        if value.lower() in _FAILOVERS:
+            return _FAILOVERS[value.lower()]
+        raise ValueError(f"stream_failover: expected one of {sorted(_FAILOVERS)}, got {value!r}")
+    return value
 
 
 def priority(value: PriorityLike) -> types_pb2.Priority:

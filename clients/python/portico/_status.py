@@ -10,6 +10,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from ._errors import STATUS_ERRORS, ConnectionFailedError, FieldViolation, StatusError
+from ._trace import trace_from_metadata
 
 _DETAILS_KEY = "grpc-status-details-bin"
 _REQUEST_ID_KEY = "x-request-id"
@@ -28,6 +29,7 @@ def error_from_rpc(error: grpc.RpcError) -> StatusError:
     trailing = list(error.trailing_metadata() or ())
     details = _status_details(trailing)
     request_id = next((str(v) for k, v in trailing if k == _REQUEST_ID_KEY), "")
+    trace = trace_from_metadata(trailing)
 
     reason = domain = ""
     metadata: dict[str, str] = {}
@@ -61,6 +63,8 @@ def error_from_rpc(error: grpc.RpcError) -> StatusError:
         retry_after=retry_after,
         field_violations=violations,
         request_id=request_id,
+        attempts=trace.attempts,
+        overhead_ms=trace.overhead_ms,
     )
 
 

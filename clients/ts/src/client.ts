@@ -13,9 +13,10 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 
 import { PorticoError } from "./errors.js";
 import { Attempts, type RetryPolicy, resolveRetryPolicy, waitBeforeRetry } from "./retry.js";
+import { type ChatResponse, ChatStream } from "./stream.js";
+import { type Trace, traceFromHeaders } from "./trace.js";
 import {
   type ChatRequestSchema,
-  type CompletionResponse,
   type CountTokensRequestSchema,
   type CountTokensResponse,
   type EmbedRequestSchema,
@@ -99,24 +100,33 @@ export class PorticoClient {
     this.retry = resolveRetryPolicy(options.retry);
   }
 
-  /** Generates a complete answer. */
-  async chat(request: ChatRequestInit, options: CallOptions = {}): Promise<CompletionResponse> {
-    return this.unary(options, (call) => this.raw.chat(request, call));
+  /** Generates a complete answer; `attempts` and `overheadMs` are the gateway's attempt trace. */
+  async chat(request: ChatRequestInit, options: CallOptions = {}): Promise<ChatResponse> {
+    let trailers: Headers | undefined;
+    const response = await this.unary(options, (call) =>
+      this.raw.chat(request, { ...call, onTrailer: (t) => (trailers = t) }),
+    );
+    return Object.assign(response, traceFromHeaders(trailers));
   }
 
   /**
    * Generates an answer as chunks, for `for await`. The last chunk has `final` set and
    * carries the stop reason, usage and assembled tool calls. The call starts when the
    * loop does; leaving the loop early (`break`, `return`, a throw) cancels it, and a
-   * failure, even after some chunks, throws a `PorticoError`.
+   * failure, even after some chunks, throws a `PorticoError`. `finalResponse()` gives the
+   * assembled answer (only the final one after a failover marker; see `ChatStream`).
    */
-  stream(request: ChatRequestInit, options: CallOptions = {}): AsyncIterable<StreamChunk> {
-    return this.streamChunks(request, options);
+  stream(request: ChatRequestInit, options: CallOptions = {}): ChatStream {
+    return new ChatStream((onTrailer) => this.streamChunks(request, options, onTrailer));
   }
 
-  /** Embeds a batch of texts; vectors come back in input order. */
-  async embed(request: EmbedRequestInit, options: CallOptions = {}): Promise<EmbedResponse> {
-    return this.unary(options, (call) => this.raw.embed(request, call));
+  /** Embeds a batch of texts; vectors come back in input order, with the attempt trace. */
+  async embed(request: EmbedRequestInit, options: CallOptions = {}): Promise<EmbedResponse & Trace> {
+    let trailers: Headers | undefined;
+    const response = await this.unary(options, (call) =>
+      this.raw.embed(request, { ...call, onTrailer: (t) => (trailers = t) }),
+    );
+    return Object.assign(response, traceFromHeaders(trailers));
   }
 
   /** Counts the tokens a chat request would use. */
@@ -172,6 +182,7 @@ export class PorticoClient {
   private async *streamChunks(
     request: ChatRequestInit,
     options: CallOptions,
+    onTrailer: (trailers: Headers) => void,
   ): AsyncGenerator<StreamChunk, void, undefined> {
     // A failure before the first chunk may be retried like a unary call; after it, a
     // retry would repeat text the caller already has, so the failure is final.
@@ -179,7 +190,7 @@ export class PorticoClient {
     let received = false;
     for (;;) {
       try {
-        for await (const chunk of this.streamAttempt(request, options, attempts)) {
+        for await (const chunk of this.streamAttempt(request, options, attempts, onTrailer)) {
           received = true;
           yield chunk;
         }
@@ -199,6 +210,7 @@ export class PorticoClient {
     request: ChatRequestInit,
     options: CallOptions,
     attempts: Attempts,
+    onTrailer: (trailers: Headers) => void,
   ): AsyncGenerator<StreamChunk, void, undefined> {
     // Connect's stream iterable has no return(): a consumer that stops iterating would
     // leave the HTTP/2 stream (and the upstream request behind it) open until the
@@ -210,7 +222,7 @@ export class PorticoClient {
     }
     options.signal?.addEventListener("abort", forward, { once: true });
     const chunks = this.raw
-      .streamChat(request, { ...this.callOptions(options, attempts), signal: call.signal })
+      .streamChat(request, { ...this.callOptions(options, attempts), signal: call.signal, onTrailer })
       [Symbol.asyncIterator]();
     let settled = false;
     try {

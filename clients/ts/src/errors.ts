@@ -16,6 +16,7 @@ import {
   ErrorInfoSchema,
   RetryInfoSchema,
 } from "./gen-googleapis/google/rpc/error_details_pb.js";
+import { type Attempt, traceFromHeaders } from "./trace.js";
 
 export { Code };
 
@@ -49,6 +50,10 @@ export class PorticoError extends Error {
   readonly fieldViolations: readonly FieldViolation[];
   /** The status message as the gateway sent it, without the code prefix. */
   readonly rawMessage: string;
+  /** The gateway's attempt trace of the failed call (the `portico-attempts` trailer). */
+  readonly attempts: readonly Attempt[];
+  /** The gateway's own milliseconds on the call (`portico-overhead-ms`); undefined when not sent. */
+  readonly overheadMs: number | undefined;
 
   constructor(cause: ConnectError) {
     const codeName = grpcCodeName(cause.code);
@@ -56,6 +61,9 @@ export class PorticoError extends Error {
     this.code = cause.code;
     this.codeName = codeName;
     this.rawMessage = cause.rawMessage;
+    const trace = traceFromHeaders(cause.metadata);
+    this.attempts = trace.attempts;
+    this.overheadMs = trace.overheadMs;
 
     const info = cause.findDetails(ErrorInfoSchema)[0];
     this.reason = info?.reason ?? "";

@@ -17,6 +17,8 @@ export {
   type TlsOptions,
 } from "./client.js";
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry.js";
+export { type ChatResponse, ChatStream } from "./stream.js";
+export type { Attempt, Trace } from "./trace.js";
 export { Code, type FieldViolation, grpcCodeName, PORTICO_ERROR_DOMAIN, PorticoError } from "./errors.js";
 export * from "./gen/portico/v1/error_reason_pb.js";
 export * from "./gen/portico/v1/llm_service_pb.js";

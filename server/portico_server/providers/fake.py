@@ -4,7 +4,9 @@ Answers come from configuration: `replies` are consumed in order, then the first
 `rules` whose `when_contains` is in the last user message, then the default — an echo of
 the last user message. A reply can carry tool calls, reasoning (plain text, or parts with
 signatures and redacted payloads, returned in `parts` as a signing provider returns them),
-metadata, a stop reason, a delay, or an error of any reason in the error table. The last
+metadata, a stop reason, a delay, or an error of any reason in the error table. A streamed
+reply can act out a mid-stream failover (`failover`), and any reply can script the
+attempt trace the gateway returns in its trailers (`attempts`). The last
 request is kept, so a test can see what a second turn sent back. Embeddings are unit vectors derived from a
 SHA-256 of the text, so they are the same in every process and on every machine.
 """
@@ -22,7 +24,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import errors, vectors
+from .. import errors, scripted_trace, vectors
 from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..domain import (
@@ -32,11 +34,13 @@ from ..domain import (
     ContentPart,
     EmbedRequest,
     EmbedResponse,
+    FailoverMarker,
     ReasoningPart,
     Role,
     Source,
     StopReason,
     StreamChunk,
+    StreamFailover,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -76,6 +80,37 @@ class ScriptedError(_Strict):
     retry_safe: bool | None = None
 
 
+class ScriptedAttempt(_Strict):
+    """One entry of the attempt trace, in the trailers' format."""
+
+    provider: str
+    model: str = ""
+    outcome: Literal["ok", "error", "skipped"] = "ok"
+    status: str = "OK"  # a gRPC code name
+    reason: str = ""  # an ErrorReason name, or ""
+    duration_ms: float = Field(default=0.0, ge=0)
+    wait_ms: float = Field(default=0.0, ge=0)
+
+
+class ScriptedContinuation(_Strict):
+    """What the target taking over streams after a failover."""
+
+    content: str
+
+
+class ScriptedFailover(_Strict):
+    """A stream whose target fails after `after_chunks` content chunks. With the request's
+    `stream_failover` unset (NONE) the stream ends with the failure, as the gateway's
+    honest default; with RESTART or CONTINUE a marker chunk names the target taking over
+    and `then` streams: the whole new answer (restart) or the rest of it (continue)."""
+
+    after_chunks: int = Field(gt=0)
+    provider: str
+    model: str = ""
+    reason: str = "UPSTREAM_UNAVAILABLE"
+    then: ScriptedContinuation
+
+
 class ScriptedReply(_Strict):
     content: str | None = None  # None with no tool calls: echo the last user message
     tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
@@ -89,6 +124,10 @@ class ScriptedReply(_Strict):
     #: Seconds to wait before answering (before the first chunk when streaming).
     delay: float = Field(default=0.0, ge=0)
     error: ScriptedError | None = None
+    failover: ScriptedFailover | None = None
+    #: The attempt trace to return in the trailers (`portico-attempts`), and the overhead.
+    attempts: list[ScriptedAttempt] = Field(default_factory=list)
+    overhead_ms: float = Field(default=0.0, ge=0)
 
 
 class FakeRule(ScriptedReply):
@@ -145,6 +184,12 @@ class FakeProvider(Provider):
     def _pick(self, request: ChatRequest, call: CallContext) -> ScriptedReply:
         self.last_request = request
         self.last_call = call
+        reply = self._choose(request)
+        if reply.attempts:
+            scripted_trace.script([a.model_dump() for a in reply.attempts], reply.overhead_ms)
+        return reply
+
+    def _choose(self, request: ChatRequest) -> ScriptedReply:
         if self._replies:
             return self._replies.popleft()
         prompt = _last_user_text(request)
@@ -241,6 +286,16 @@ class FakeProvider(Provider):
                 yield first(StreamChunk(content=answer.content[start : start + size]))
                 if reply.error is not None and sent == reply.error.after_chunks:
                     self._raise(reply.error)
+                if reply.failover is not None and sent == reply.failover.after_chunks:
+                    answer = self._fail_over(reply.failover, answer, start + size, call)
+                    yield StreamChunk(failover=FailoverMarker(
+                        mode=call.stream_failover, provider=reply.failover.provider,
+                        model=reply.failover.model or answer.model, reason=_reason_name(reply.failover.reason),
+                    ))
+                    for at in range(0, len(reply.failover.then.content), size):
+                        yield StreamChunk(content=reply.failover.then.content[at : at + size])
+                        await self._pause()
+                    break
                 await self._pause()
             for index, tool_call in enumerate(answer.tool_calls):
                 # Arguments arrive in pieces, as real providers send them.
@@ -268,6 +323,20 @@ class FakeProvider(Provider):
             if not finished:
                 self.streams_closed_early += 1
             self.stream_closed.set()
+
+    def _fail_over(
+        self, script: ScriptedFailover, answer: CompletionResponse, sent_chars: int, call: CallContext
+    ) -> CompletionResponse:
+        """The answer the final chunk describes once `script.provider` took over."""
+        if call.stream_failover is StreamFailover.NONE:
+            self._raise(ScriptedError(reason=script.reason, message="the upstream dropped the stream"))
+        text = script.then.content
+        if call.stream_failover is StreamFailover.CONTINUE:
+            text = answer.content[:sent_chars] + text
+        answer.content = text
+        answer.parts = [p for p in answer.parts if p.reasoning is not None] + [ContentPart(text=text)]
+        answer.model = script.model or answer.model
+        return answer
 
     async def _pause(self) -> None:
         if self.options.chunk_delay:
@@ -307,6 +376,11 @@ class FakeProvider(Provider):
 
 
 _ECHO = ScriptedReply()
+
+
+def _reason_name(reason: str) -> str:
+    name = reason.upper()
+    return name if name.startswith("ERROR_REASON_") else "ERROR_REASON_" + name
 
 
 def _last_user_text(request: ChatRequest) -> str:

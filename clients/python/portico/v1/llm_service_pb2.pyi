@@ -9,6 +9,13 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class StreamFailover(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STREAM_FAILOVER_UNSPECIFIED: _ClassVar[StreamFailover]
+    STREAM_FAILOVER_NONE: _ClassVar[StreamFailover]
+    STREAM_FAILOVER_RESTART: _ClassVar[StreamFailover]
+    STREAM_FAILOVER_CONTINUE: _ClassVar[StreamFailover]
+
 class TokenCountSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TOKEN_COUNT_SOURCE_UNSPECIFIED: _ClassVar[TokenCountSource]
@@ -27,6 +34,10 @@ class ProviderHealth(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROVIDER_HEALTH_UNSPECIFIED: _ClassVar[ProviderHealth]
     PROVIDER_HEALTH_SERVING: _ClassVar[ProviderHealth]
     PROVIDER_HEALTH_NOT_SERVING: _ClassVar[ProviderHealth]
+STREAM_FAILOVER_UNSPECIFIED: StreamFailover
+STREAM_FAILOVER_NONE: StreamFailover
+STREAM_FAILOVER_RESTART: StreamFailover
+STREAM_FAILOVER_CONTINUE: StreamFailover
 TOKEN_COUNT_SOURCE_UNSPECIFIED: TokenCountSource
 TOKEN_COUNT_SOURCE_PROVIDER: TokenCountSource
 TOKEN_COUNT_SOURCE_ESTIMATE: TokenCountSource
@@ -39,7 +50,7 @@ PROVIDER_HEALTH_SERVING: ProviderHealth
 PROVIDER_HEALTH_NOT_SERVING: ProviderHealth
 
 class ChatRequest(_message.Message):
-    __slots__ = ("provider", "model", "messages", "temperature", "top_p", "max_tokens", "stop_sequences", "seed", "tools", "tool_choice", "response_format", "priority", "tags", "passthrough_json", "request_id")
+    __slots__ = ("provider", "model", "messages", "temperature", "top_p", "max_tokens", "stop_sequences", "seed", "tools", "tool_choice", "response_format", "priority", "tags", "passthrough_json", "request_id", "stream_failover")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +73,7 @@ class ChatRequest(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     PASSTHROUGH_JSON_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FAILOVER_FIELD_NUMBER: _ClassVar[int]
     provider: str
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[_types_pb2.Message]
@@ -77,7 +89,20 @@ class ChatRequest(_message.Message):
     tags: _containers.ScalarMap[str, str]
     passthrough_json: str
     request_id: str
-    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_types_pb2.Message, _Mapping]]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_tokens: _Optional[int] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[_types_pb2.ToolDefinition, _Mapping]]] = ..., tool_choice: _Optional[_Union[_types_pb2.ToolChoice, _Mapping]] = ..., response_format: _Optional[_Union[_types_pb2.ResponseFormat, _Mapping]] = ..., priority: _Optional[_Union[_types_pb2.Priority, str]] = ..., tags: _Optional[_Mapping[str, str]] = ..., passthrough_json: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    stream_failover: StreamFailover
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_types_pb2.Message, _Mapping]]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_tokens: _Optional[int] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[_types_pb2.ToolDefinition, _Mapping]]] = ..., tool_choice: _Optional[_Union[_types_pb2.ToolChoice, _Mapping]] = ..., response_format: _Optional[_Union[_types_pb2.ResponseFormat, _Mapping]] = ..., priority: _Optional[_Union[_types_pb2.Priority, str]] = ..., tags: _Optional[_Mapping[str, str]] = ..., passthrough_json: _Optional[str] = ..., request_id: _Optional[str] = ..., stream_failover: _Optional[_Union[StreamFailover, str]] = ...) -> None: ...
+
+class Failover(_message.Message):
+    __slots__ = ("mode", "provider", "model", "reason")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    mode: StreamFailover
+    provider: str
+    model: str
+    reason: str
+    def __init__(self, mode: _Optional[_Union[StreamFailover, str]] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CompletionResponse(_message.Message):
     __slots__ = ("content", "role", "tool_calls", "stop_reason", "raw_stop_reason", "usage", "model", "provider", "reasoning_content", "metadata", "parts")
@@ -113,7 +138,7 @@ class CompletionResponse(_message.Message):
     def __init__(self, content: _Optional[str] = ..., role: _Optional[_Union[_types_pb2.Role, str]] = ..., tool_calls: _Optional[_Iterable[_Union[_types_pb2.ToolCall, _Mapping]]] = ..., stop_reason: _Optional[_Union[_types_pb2.StopReason, str]] = ..., raw_stop_reason: _Optional[str] = ..., usage: _Optional[_Union[_types_pb2.Usage, _Mapping]] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., reasoning_content: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., parts: _Optional[_Iterable[_Union[_types_pb2.ContentPart, _Mapping]]] = ...) -> None: ...
 
 class StreamChunk(_message.Message):
-    __slots__ = ("content", "tool_call_deltas", "tool_calls", "stop_reason", "raw_stop_reason", "final", "usage", "reasoning_content", "model", "provider", "metadata", "parts")
+    __slots__ = ("content", "tool_call_deltas", "tool_calls", "stop_reason", "raw_stop_reason", "final", "usage", "reasoning_content", "model", "provider", "metadata", "parts", "failover")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +158,7 @@ class StreamChunk(_message.Message):
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
+    FAILOVER_FIELD_NUMBER: _ClassVar[int]
     content: str
     tool_call_deltas: _containers.RepeatedCompositeFieldContainer[_types_pb2.ToolCallDelta]
     tool_calls: _containers.RepeatedCompositeFieldContainer[_types_pb2.ToolCall]
@@ -145,7 +171,8 @@ class StreamChunk(_message.Message):
     provider: str
     metadata: _containers.ScalarMap[str, str]
     parts: _containers.RepeatedCompositeFieldContainer[_types_pb2.ContentPart]
-    def __init__(self, content: _Optional[str] = ..., tool_call_deltas: _Optional[_Iterable[_Union[_types_pb2.ToolCallDelta, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[_types_pb2.ToolCall, _Mapping]]] = ..., stop_reason: _Optional[_Union[_types_pb2.StopReason, str]] = ..., raw_stop_reason: _Optional[str] = ..., final: _Optional[bool] = ..., usage: _Optional[_Union[_types_pb2.Usage, _Mapping]] = ..., reasoning_content: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., parts: _Optional[_Iterable[_Union[_types_pb2.ContentPart, _Mapping]]] = ...) -> None: ...
+    failover: Failover
+    def __init__(self, content: _Optional[str] = ..., tool_call_deltas: _Optional[_Iterable[_Union[_types_pb2.ToolCallDelta, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[_types_pb2.ToolCall, _Mapping]]] = ..., stop_reason: _Optional[_Union[_types_pb2.StopReason, str]] = ..., raw_stop_reason: _Optional[str] = ..., final: _Optional[bool] = ..., usage: _Optional[_Union[_types_pb2.Usage, _Mapping]] = ..., reasoning_content: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., parts: _Optional[_Iterable[_Union[_types_pb2.ContentPart, _Mapping]]] = ..., failover: _Optional[_Union[Failover, _Mapping]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("provider", "model", "inputs", "dimensions", "tags", "request_id")

@@ -31,6 +31,18 @@ class LLMServiceStub:
     Errors are `google.rpc.Status` with one `google.rpc.ErrorInfo` (domain
     "portico", reason from `ErrorReason`), plus `google.rpc.RetryInfo` where waiting
     helps and `google.rpc.BadRequest` for invalid fields.
+
+    Attempt trace: every Chat and Embed answer, every error and the end of every
+    stream carry two trailing metadata entries.
+    - `portico-attempts`: a JSON array with one object per attempt, in order:
+    `{"provider": str, "model": str, "outcome": "ok" | "error" | "skipped",
+    "status": "OK" or a gRPC code name such as "UNAVAILABLE", "reason": an
+    `ErrorReason` name or "", "duration_ms": number, "wait_ms": number}`, where
+    `wait_ms` is the retry backoff or queue wait spent before that attempt. The
+    list is capped so the entry stays under about 4 KB; the oldest attempts are
+    kept.
+    - `portico-overhead-ms`: the gateway's own time in milliseconds (the call's
+    total minus the time spent waiting on upstreams), as a decimal string.
     """
 
     def __init__(self, channel):
@@ -77,6 +89,18 @@ class LLMServiceServicer:
     Errors are `google.rpc.Status` with one `google.rpc.ErrorInfo` (domain
     "portico", reason from `ErrorReason`), plus `google.rpc.RetryInfo` where waiting
     helps and `google.rpc.BadRequest` for invalid fields.
+
+    Attempt trace: every Chat and Embed answer, every error and the end of every
+    stream carry two trailing metadata entries.
+    - `portico-attempts`: a JSON array with one object per attempt, in order:
+    `{"provider": str, "model": str, "outcome": "ok" | "error" | "skipped",
+    "status": "OK" or a gRPC code name such as "UNAVAILABLE", "reason": an
+    `ErrorReason` name or "", "duration_ms": number, "wait_ms": number}`, where
+    `wait_ms` is the retry backoff or queue wait spent before that attempt. The
+    list is capped so the entry stays under about 4 KB; the oldest attempts are
+    kept.
+    - `portico-overhead-ms`: the gateway's own time in milliseconds (the call's
+    total minus the time spent waiting on upstreams), as a decimal string.
     """
 
     def Chat(self, request, context):
@@ -90,7 +114,8 @@ class LLMServiceServicer:
         """Generates an answer as a stream of chunks. The last chunk has `final` set
         and carries the stop reason, usage and the assembled tool calls. A failure
         after the first chunk ends the stream with an error status, never a silent
-        truncation.
+        truncation, unless the request opts in to `stream_failover`: then a chunk
+        with `failover` set says another target took over.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -171,6 +196,18 @@ class LLMService:
     Errors are `google.rpc.Status` with one `google.rpc.ErrorInfo` (domain
     "portico", reason from `ErrorReason`), plus `google.rpc.RetryInfo` where waiting
     helps and `google.rpc.BadRequest` for invalid fields.
+
+    Attempt trace: every Chat and Embed answer, every error and the end of every
+    stream carry two trailing metadata entries.
+    - `portico-attempts`: a JSON array with one object per attempt, in order:
+    `{"provider": str, "model": str, "outcome": "ok" | "error" | "skipped",
+    "status": "OK" or a gRPC code name such as "UNAVAILABLE", "reason": an
+    `ErrorReason` name or "", "duration_ms": number, "wait_ms": number}`, where
+    `wait_ms` is the retry backoff or queue wait spent before that attempt. The
+    list is capped so the entry stays under about 4 KB; the oldest attempts are
+    kept.
+    - `portico-overhead-ms`: the gateway's own time in milliseconds (the call's
+    total minus the time spent waiting on upstreams), as a decimal string.
     """
 
     @staticmethod

@@ -32,6 +32,18 @@ class LLMServiceStub:
     Errors are `google.rpc.Status` with one `google.rpc.ErrorInfo` (domain
     "portico", reason from `ErrorReason`), plus `google.rpc.RetryInfo` where waiting
     helps and `google.rpc.BadRequest` for invalid fields.
+
+    Attempt trace: every Chat and Embed answer, every error and the end of every
+    stream carry two trailing metadata entries.
+    - `portico-attempts`: a JSON array with one object per attempt, in order:
+      `{"provider": str, "model": str, "outcome": "ok" | "error" | "skipped",
+      "status": "OK" or a gRPC code name such as "UNAVAILABLE", "reason": an
+      `ErrorReason` name or "", "duration_ms": number, "wait_ms": number}`, where
+      `wait_ms` is the retry backoff or queue wait spent before that attempt. The
+      list is capped so the entry stays under about 4 KB; the oldest attempts are
+      kept.
+    - `portico-overhead-ms`: the gateway's own time in milliseconds (the call's
+      total minus the time spent waiting on upstreams), as a decimal string.
     """
 
     @_typing.overload
@@ -44,7 +56,8 @@ class LLMServiceStub:
     """Generates an answer as a stream of chunks. The last chunk has `final` set
     and carries the stop reason, usage and the assembled tool calls. A failure
     after the first chunk ends the stream with an error status, never a silent
-    truncation.
+    truncation, unless the request opts in to `stream_failover`: then a chunk
+    with `failover` set says another target took over.
     """
     Embed: _grpc.UnaryUnaryMultiCallable[_llm_service_pb2.EmbedRequest, _llm_service_pb2.EmbedResponse]
     """Embeds a batch of texts; vectors come back in input order."""
@@ -62,6 +75,18 @@ class LLMServiceAsyncStub(LLMServiceStub):
     Errors are `google.rpc.Status` with one `google.rpc.ErrorInfo` (domain
     "portico", reason from `ErrorReason`), plus `google.rpc.RetryInfo` where waiting
     helps and `google.rpc.BadRequest` for invalid fields.
+
+    Attempt trace: every Chat and Embed answer, every error and the end of every
+    stream carry two trailing metadata entries.
+    - `portico-attempts`: a JSON array with one object per attempt, in order:
+      `{"provider": str, "model": str, "outcome": "ok" | "error" | "skipped",
+      "status": "OK" or a gRPC code name such as "UNAVAILABLE", "reason": an
+      `ErrorReason` name or "", "duration_ms": number, "wait_ms": number}`, where
+      `wait_ms` is the retry backoff or queue wait spent before that attempt. The
+      list is capped so the entry stays under about 4 KB; the oldest attempts are
+      kept.
+    - `portico-overhead-ms`: the gateway's own time in milliseconds (the call's
+      total minus the time spent waiting on upstreams), as a decimal string.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -71,7 +96,8 @@ class LLMServiceAsyncStub(LLMServiceStub):
     """Generates an answer as a stream of chunks. The last chunk has `final` set
     and carries the stop reason, usage and the assembled tool calls. A failure
     after the first chunk ends the stream with an error status, never a silent
-    truncation.
+    truncation, unless the request opts in to `stream_failover`: then a chunk
+    with `failover` set says another target took over.
     """
     Embed: _aio.UnaryUnaryMultiCallable[_llm_service_pb2.EmbedRequest, _llm_service_pb2.EmbedResponse]  # type: ignore[assignment]
     """Embeds a batch of texts; vectors come back in input order."""
@@ -88,6 +114,18 @@ class LLMServiceServicer(metaclass=_abc_1.ABCMeta):
     Errors are `google.rpc.Status` with one `google.rpc.ErrorInfo` (domain
     "portico", reason from `ErrorReason`), plus `google.rpc.RetryInfo` where waiting
     helps and `google.rpc.BadRequest` for invalid fields.
+
+    Attempt trace: every Chat and Embed answer, every error and the end of every
+    stream carry two trailing metadata entries.
+    - `portico-attempts`: a JSON array with one object per attempt, in order:
+      `{"provider": str, "model": str, "outcome": "ok" | "error" | "skipped",
+      "status": "OK" or a gRPC code name such as "UNAVAILABLE", "reason": an
+      `ErrorReason` name or "", "duration_ms": number, "wait_ms": number}`, where
+      `wait_ms` is the retry backoff or queue wait spent before that attempt. The
+      list is capped so the entry stays under about 4 KB; the oldest attempts are
+      kept.
+    - `portico-overhead-ms`: the gateway's own time in milliseconds (the call's
+      total minus the time spent waiting on upstreams), as a decimal string.
     """
 
     @_abc_1.abstractmethod
@@ -107,7 +145,8 @@ class LLMServiceServicer(metaclass=_abc_1.ABCMeta):
         """Generates an answer as a stream of chunks. The last chunk has `final` set
         and carries the stop reason, usage and the assembled tool calls. A failure
         after the first chunk ends the stream with an error status, never a silent
-        truncation.
+        truncation, unless the request opts in to `stream_failover`: then a chunk
+        with `failover` set says another target took over.
         """
 
     @_abc_1.abstractmethod

@@ -22,6 +22,69 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// What a stream may do when its target fails after the first chunk was sent.
+type StreamFailover int32
+
+const (
+	// The default: as STREAM_FAILOVER_NONE.
+	StreamFailover_STREAM_FAILOVER_UNSPECIFIED StreamFailover = 0
+	// No failover: the stream ends with the error status (UNAVAILABLE, the reason
+	// naming the upstream failure), never a silent OK.
+	StreamFailover_STREAM_FAILOVER_NONE StreamFailover = 1
+	// Start over on the next target: a chunk with `failover` set says that
+	// everything received so far is discarded and which target takes over; then
+	// the next target's whole answer follows.
+	StreamFailover_STREAM_FAILOVER_RESTART StreamFailover = 2
+	// Carry on with the next target: the text received so far is handed to it as
+	// the start of the assistant turn and the stream goes on where it stopped; a
+	// chunk with `failover` set still says the target changed. Keep what was
+	// received.
+	StreamFailover_STREAM_FAILOVER_CONTINUE StreamFailover = 3
+)
+
+// Enum value maps for StreamFailover.
+var (
+	StreamFailover_name = map[int32]string{
+		0: "STREAM_FAILOVER_UNSPECIFIED",
+		1: "STREAM_FAILOVER_NONE",
+		2: "STREAM_FAILOVER_RESTART",
+		3: "STREAM_FAILOVER_CONTINUE",
+	}
+	StreamFailover_value = map[string]int32{
+		"STREAM_FAILOVER_UNSPECIFIED": 0,
+		"STREAM_FAILOVER_NONE":        1,
+		"STREAM_FAILOVER_RESTART":     2,
+		"STREAM_FAILOVER_CONTINUE":    3,
+	}
+)
+
+func (x StreamFailover) Enum() *StreamFailover {
+	p := new(StreamFailover)
+	*p = x
+	return p
+}
+
+func (x StreamFailover) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StreamFailover) Descriptor() protoreflect.EnumDescriptor {
+	return file_portico_v1_llm_service_proto_enumTypes[0].Descriptor()
+}
+
+func (StreamFailover) Type() protoreflect.EnumType {
+	return &file_portico_v1_llm_service_proto_enumTypes[0]
+}
+
+func (x StreamFailover) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StreamFailover.Descriptor instead.
+func (StreamFailover) EnumDescriptor() ([]byte, []int) {
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{0}
+}
+
 // Where a token count comes from.
 type TokenCountSource int32
 
@@ -59,11 +122,11 @@ func (x TokenCountSource) String() string {
 }
 
 func (TokenCountSource) Descriptor() protoreflect.EnumDescriptor {
-	return file_portico_v1_llm_service_proto_enumTypes[0].Descriptor()
+	return file_portico_v1_llm_service_proto_enumTypes[1].Descriptor()
 }
 
 func (TokenCountSource) Type() protoreflect.EnumType {
-	return &file_portico_v1_llm_service_proto_enumTypes[0]
+	return &file_portico_v1_llm_service_proto_enumTypes[1]
 }
 
 func (x TokenCountSource) Number() protoreflect.EnumNumber {
@@ -72,7 +135,7 @@ func (x TokenCountSource) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TokenCountSource.Descriptor instead.
 func (TokenCountSource) EnumDescriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{0}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{1}
 }
 
 // Where capability figures come from.
@@ -116,11 +179,11 @@ func (x CapabilitySource) String() string {
 }
 
 func (CapabilitySource) Descriptor() protoreflect.EnumDescriptor {
-	return file_portico_v1_llm_service_proto_enumTypes[1].Descriptor()
+	return file_portico_v1_llm_service_proto_enumTypes[2].Descriptor()
 }
 
 func (CapabilitySource) Type() protoreflect.EnumType {
-	return &file_portico_v1_llm_service_proto_enumTypes[1]
+	return &file_portico_v1_llm_service_proto_enumTypes[2]
 }
 
 func (x CapabilitySource) Number() protoreflect.EnumNumber {
@@ -129,7 +192,7 @@ func (x CapabilitySource) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CapabilitySource.Descriptor instead.
 func (CapabilitySource) EnumDescriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{1}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{2}
 }
 
 // A provider's health as the gateway sees it.
@@ -169,11 +232,11 @@ func (x ProviderHealth) String() string {
 }
 
 func (ProviderHealth) Descriptor() protoreflect.EnumDescriptor {
-	return file_portico_v1_llm_service_proto_enumTypes[2].Descriptor()
+	return file_portico_v1_llm_service_proto_enumTypes[3].Descriptor()
 }
 
 func (ProviderHealth) Type() protoreflect.EnumType {
-	return &file_portico_v1_llm_service_proto_enumTypes[2]
+	return &file_portico_v1_llm_service_proto_enumTypes[3]
 }
 
 func (x ProviderHealth) Number() protoreflect.EnumNumber {
@@ -182,7 +245,7 @@ func (x ProviderHealth) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ProviderHealth.Descriptor instead.
 func (ProviderHealth) EnumDescriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{2}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{3}
 }
 
 // A chat request; the same message serves Chat and StreamChat.
@@ -221,9 +284,13 @@ type ChatRequest struct {
 	// characters; a UUID4 is a good choice. The gateway makes one up when it is
 	// empty, logs it, and returns it in the `x-request-id` trailing metadata of
 	// every answer and error.
-	RequestId     string `protobuf:"bytes,15,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RequestId string `protobuf:"bytes,15,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Optional. StreamChat only: what the stream may do when its target fails after
+	// the first chunk was sent. Unset (STREAM_FAILOVER_UNSPECIFIED) means
+	// STREAM_FAILOVER_NONE: the stream ends with the error status.
+	StreamFailover StreamFailover `protobuf:"varint,16,opt,name=stream_failover,json=streamFailover,proto3,enum=portico.v1.StreamFailover" json:"stream_failover,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ChatRequest) Reset() {
@@ -361,6 +428,86 @@ func (x *ChatRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *ChatRequest) GetStreamFailover() StreamFailover {
+	if x != nil {
+		return x.StreamFailover
+	}
+	return StreamFailover_STREAM_FAILOVER_UNSPECIFIED
+}
+
+// A stream moved to another target after its first chunk.
+type Failover struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// RESTART (discard what was received so far) or CONTINUE (keep it).
+	Mode StreamFailover `protobuf:"varint,1,opt,name=mode,proto3,enum=portico.v1.StreamFailover" json:"mode,omitempty"`
+	// The provider taking over.
+	Provider string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The model taking over.
+	Model string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// The `ErrorReason` name that ended the previous target, or empty.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Failover) Reset() {
+	*x = Failover{}
+	mi := &file_portico_v1_llm_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Failover) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Failover) ProtoMessage() {}
+
+func (x *Failover) ProtoReflect() protoreflect.Message {
+	mi := &file_portico_v1_llm_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Failover.ProtoReflect.Descriptor instead.
+func (*Failover) Descriptor() ([]byte, []int) {
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Failover) GetMode() StreamFailover {
+	if x != nil {
+		return x.Mode
+	}
+	return StreamFailover_STREAM_FAILOVER_UNSPECIFIED
+}
+
+func (x *Failover) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *Failover) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Failover) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // A complete answer.
 type CompletionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -394,7 +541,7 @@ type CompletionResponse struct {
 
 func (x *CompletionResponse) Reset() {
 	*x = CompletionResponse{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[1]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +553,7 @@ func (x *CompletionResponse) String() string {
 func (*CompletionResponse) ProtoMessage() {}
 
 func (x *CompletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[1]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +566,7 @@ func (x *CompletionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompletionResponse.ProtoReflect.Descriptor instead.
 func (*CompletionResponse) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{1}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CompletionResponse) GetContent() string {
@@ -526,14 +673,17 @@ type StreamChunk struct {
 	// as `CompletionResponse.metadata`.
 	Metadata map[string]string `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// On the final chunk: the assistant turn's parts, as `CompletionResponse.parts`.
-	Parts         []*ContentPart `protobuf:"bytes,12,rep,name=parts,proto3" json:"parts,omitempty"`
+	Parts []*ContentPart `protobuf:"bytes,12,rep,name=parts,proto3" json:"parts,omitempty"`
+	// Set on a chunk of its own (no other field set) when the stream moved to
+	// another target mid-way; see `ChatRequest.stream_failover`.
+	Failover      *Failover `protobuf:"bytes,13,opt,name=failover,proto3" json:"failover,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamChunk) Reset() {
 	*x = StreamChunk{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[2]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +695,7 @@ func (x *StreamChunk) String() string {
 func (*StreamChunk) ProtoMessage() {}
 
 func (x *StreamChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[2]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +708,7 @@ func (x *StreamChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamChunk.ProtoReflect.Descriptor instead.
 func (*StreamChunk) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{2}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StreamChunk) GetContent() string {
@@ -645,6 +795,13 @@ func (x *StreamChunk) GetParts() []*ContentPart {
 	return nil
 }
 
+func (x *StreamChunk) GetFailover() *Failover {
+	if x != nil {
+		return x.Failover
+	}
+	return nil
+}
+
 // Texts to embed.
 type EmbedRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -666,7 +823,7 @@ type EmbedRequest struct {
 
 func (x *EmbedRequest) Reset() {
 	*x = EmbedRequest{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[3]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +835,7 @@ func (x *EmbedRequest) String() string {
 func (*EmbedRequest) ProtoMessage() {}
 
 func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[3]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +848,7 @@ func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
 func (*EmbedRequest) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{3}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EmbedRequest) GetProvider() string {
@@ -749,7 +906,7 @@ type Embedding struct {
 
 func (x *Embedding) Reset() {
 	*x = Embedding{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[4]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +918,7 @@ func (x *Embedding) String() string {
 func (*Embedding) ProtoMessage() {}
 
 func (x *Embedding) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[4]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +931,7 @@ func (x *Embedding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
 func (*Embedding) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{4}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Embedding) GetIndex() int32 {
@@ -808,7 +965,7 @@ type EmbedResponse struct {
 
 func (x *EmbedResponse) Reset() {
 	*x = EmbedResponse{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[5]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +977,7 @@ func (x *EmbedResponse) String() string {
 func (*EmbedResponse) ProtoMessage() {}
 
 func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[5]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +990,7 @@ func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
 func (*EmbedResponse) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{5}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EmbedResponse) GetEmbeddings() []*Embedding {
@@ -881,7 +1038,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[6]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1050,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[6]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1063,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{6}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CountTokensRequest) GetProvider() string {
@@ -954,7 +1111,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[7]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1123,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[7]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1136,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{7}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CountTokensResponse) GetTokenCount() int32 {
@@ -1023,7 +1180,7 @@ type GetCapabilitiesRequest struct {
 
 func (x *GetCapabilitiesRequest) Reset() {
 	*x = GetCapabilitiesRequest{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[8]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1192,7 @@ func (x *GetCapabilitiesRequest) String() string {
 func (*GetCapabilitiesRequest) ProtoMessage() {}
 
 func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[8]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1205,7 @@ func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesRequest.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesRequest) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{8}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetCapabilitiesRequest) GetProvider() string {
@@ -1094,7 +1251,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[9]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1263,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[9]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1276,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{9}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Capabilities) GetProvider() string {
@@ -1203,7 +1360,7 @@ type GetCapabilitiesResponse struct {
 
 func (x *GetCapabilitiesResponse) Reset() {
 	*x = GetCapabilitiesResponse{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[10]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1372,7 @@ func (x *GetCapabilitiesResponse) String() string {
 func (*GetCapabilitiesResponse) ProtoMessage() {}
 
 func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[10]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1385,7 @@ func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesResponse.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesResponse) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{10}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetCapabilitiesResponse) GetCapabilities() *Capabilities {
@@ -1252,7 +1409,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[11]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1421,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[11]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1434,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{11}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListProvidersRequest) GetPageSize() int32 {
@@ -1313,7 +1470,7 @@ type ProviderInfo struct {
 
 func (x *ProviderInfo) Reset() {
 	*x = ProviderInfo{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[12]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1325,7 +1482,7 @@ func (x *ProviderInfo) String() string {
 func (*ProviderInfo) ProtoMessage() {}
 
 func (x *ProviderInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[12]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1338,7 +1495,7 @@ func (x *ProviderInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderInfo.ProtoReflect.Descriptor instead.
 func (*ProviderInfo) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{12}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ProviderInfo) GetName() string {
@@ -1389,7 +1546,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_portico_v1_llm_service_proto_msgTypes[13]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1558,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_llm_service_proto_msgTypes[13]
+	mi := &file_portico_v1_llm_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1571,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{13}
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*ProviderInfo {
@@ -1436,7 +1593,7 @@ var File_portico_v1_llm_service_proto protoreflect.FileDescriptor
 const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1cportico/v1/llm_service.proto\x12\n" +
-	"portico.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x16portico/v1/types.proto\"\xbd\x06\n" +
+	"portico.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x16portico/v1/types.proto\"\x88\a\n" +
 	"\vChatRequest\x12 \n" +
 	"\bprovider\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\bprovider\x12\x1a\n" +
 	"\x05model\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x05model\x125\n" +
@@ -1456,14 +1613,20 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\x04tags\x18\r \x03(\v2!.portico.v1.ChatRequest.TagsEntryB\x04\xe2A\x01\x01R\x04tags\x12/\n" +
 	"\x10passthrough_json\x18\x0e \x01(\tB\x04\xe2A\x01\x01R\x0fpassthroughJson\x12#\n" +
 	"\n" +
-	"request_id\x18\x0f \x01(\tB\x04\xe2A\x01\x01R\trequestId\x1a7\n" +
+	"request_id\x18\x0f \x01(\tB\x04\xe2A\x01\x01R\trequestId\x12I\n" +
+	"\x0fstream_failover\x18\x10 \x01(\x0e2\x1a.portico.v1.StreamFailoverB\x04\xe2A\x01\x01R\x0estreamFailover\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\r\n" +
 	"\v_max_tokensB\a\n" +
-	"\x05_seed\"\xa8\x04\n" +
+	"\x05_seed\"\x84\x01\n" +
+	"\bFailover\x12.\n" +
+	"\x04mode\x18\x01 \x01(\x0e2\x1a.portico.v1.StreamFailoverR\x04mode\x12\x1a\n" +
+	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xa8\x04\n" +
 	"\x12CompletionResponse\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12$\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x10.portico.v1.RoleR\x04role\x123\n" +
@@ -1481,7 +1644,7 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\x05parts\x18\v \x03(\v2\x17.portico.v1.ContentPartR\x05parts\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x81\x05\n" +
 	"\vStreamChunk\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12C\n" +
 	"\x10tool_call_deltas\x18\x02 \x03(\v2\x19.portico.v1.ToolCallDeltaR\x0etoolCallDeltas\x123\n" +
@@ -1497,7 +1660,8 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\bprovider\x18\n" +
 	" \x01(\tR\bprovider\x12A\n" +
 	"\bmetadata\x18\v \x03(\v2%.portico.v1.StreamChunk.MetadataEntryR\bmetadata\x12-\n" +
-	"\x05parts\x18\f \x03(\v2\x17.portico.v1.ContentPartR\x05parts\x1a;\n" +
+	"\x05parts\x18\f \x03(\v2\x17.portico.v1.ContentPartR\x05parts\x120\n" +
+	"\bfailover\x18\r \x01(\v2\x14.portico.v1.FailoverR\bfailover\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc0\x02\n" +
@@ -1565,7 +1729,12 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\rdefault_model\x18\x05 \x01(\tR\fdefaultModel\"w\n" +
 	"\x15ListProvidersResponse\x126\n" +
 	"\tproviders\x18\x01 \x03(\v2\x18.portico.v1.ProviderInfoR\tproviders\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*x\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x86\x01\n" +
+	"\x0eStreamFailover\x12\x1f\n" +
+	"\x1bSTREAM_FAILOVER_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14STREAM_FAILOVER_NONE\x10\x01\x12\x1b\n" +
+	"\x17STREAM_FAILOVER_RESTART\x10\x02\x12\x1c\n" +
+	"\x18STREAM_FAILOVER_CONTINUE\x10\x03*x\n" +
 	"\x10TokenCountSource\x12\"\n" +
 	"\x1eTOKEN_COUNT_SOURCE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTOKEN_COUNT_SOURCE_PROVIDER\x10\x01\x12\x1f\n" +
@@ -1604,88 +1773,93 @@ func file_portico_v1_llm_service_proto_rawDescGZIP() []byte {
 	return file_portico_v1_llm_service_proto_rawDescData
 }
 
-var file_portico_v1_llm_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_portico_v1_llm_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_portico_v1_llm_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_portico_v1_llm_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_portico_v1_llm_service_proto_goTypes = []any{
-	(TokenCountSource)(0),           // 0: portico.v1.TokenCountSource
-	(CapabilitySource)(0),           // 1: portico.v1.CapabilitySource
-	(ProviderHealth)(0),             // 2: portico.v1.ProviderHealth
-	(*ChatRequest)(nil),             // 3: portico.v1.ChatRequest
-	(*CompletionResponse)(nil),      // 4: portico.v1.CompletionResponse
-	(*StreamChunk)(nil),             // 5: portico.v1.StreamChunk
-	(*EmbedRequest)(nil),            // 6: portico.v1.EmbedRequest
-	(*Embedding)(nil),               // 7: portico.v1.Embedding
-	(*EmbedResponse)(nil),           // 8: portico.v1.EmbedResponse
-	(*CountTokensRequest)(nil),      // 9: portico.v1.CountTokensRequest
-	(*CountTokensResponse)(nil),     // 10: portico.v1.CountTokensResponse
-	(*GetCapabilitiesRequest)(nil),  // 11: portico.v1.GetCapabilitiesRequest
-	(*Capabilities)(nil),            // 12: portico.v1.Capabilities
-	(*GetCapabilitiesResponse)(nil), // 13: portico.v1.GetCapabilitiesResponse
-	(*ListProvidersRequest)(nil),    // 14: portico.v1.ListProvidersRequest
-	(*ProviderInfo)(nil),            // 15: portico.v1.ProviderInfo
-	(*ListProvidersResponse)(nil),   // 16: portico.v1.ListProvidersResponse
-	nil,                             // 17: portico.v1.ChatRequest.TagsEntry
-	nil,                             // 18: portico.v1.CompletionResponse.MetadataEntry
-	nil,                             // 19: portico.v1.StreamChunk.MetadataEntry
-	nil,                             // 20: portico.v1.EmbedRequest.TagsEntry
-	(*Message)(nil),                 // 21: portico.v1.Message
-	(*ToolDefinition)(nil),          // 22: portico.v1.ToolDefinition
-	(*ToolChoice)(nil),              // 23: portico.v1.ToolChoice
-	(*ResponseFormat)(nil),          // 24: portico.v1.ResponseFormat
-	(Priority)(0),                   // 25: portico.v1.Priority
-	(Role)(0),                       // 26: portico.v1.Role
-	(*ToolCall)(nil),                // 27: portico.v1.ToolCall
-	(StopReason)(0),                 // 28: portico.v1.StopReason
-	(*Usage)(nil),                   // 29: portico.v1.Usage
-	(*ContentPart)(nil),             // 30: portico.v1.ContentPart
-	(*ToolCallDelta)(nil),           // 31: portico.v1.ToolCallDelta
+	(StreamFailover)(0),             // 0: portico.v1.StreamFailover
+	(TokenCountSource)(0),           // 1: portico.v1.TokenCountSource
+	(CapabilitySource)(0),           // 2: portico.v1.CapabilitySource
+	(ProviderHealth)(0),             // 3: portico.v1.ProviderHealth
+	(*ChatRequest)(nil),             // 4: portico.v1.ChatRequest
+	(*Failover)(nil),                // 5: portico.v1.Failover
+	(*CompletionResponse)(nil),      // 6: portico.v1.CompletionResponse
+	(*StreamChunk)(nil),             // 7: portico.v1.StreamChunk
+	(*EmbedRequest)(nil),            // 8: portico.v1.EmbedRequest
+	(*Embedding)(nil),               // 9: portico.v1.Embedding
+	(*EmbedResponse)(nil),           // 10: portico.v1.EmbedResponse
+	(*CountTokensRequest)(nil),      // 11: portico.v1.CountTokensRequest
+	(*CountTokensResponse)(nil),     // 12: portico.v1.CountTokensResponse
+	(*GetCapabilitiesRequest)(nil),  // 13: portico.v1.GetCapabilitiesRequest
+	(*Capabilities)(nil),            // 14: portico.v1.Capabilities
+	(*GetCapabilitiesResponse)(nil), // 15: portico.v1.GetCapabilitiesResponse
+	(*ListProvidersRequest)(nil),    // 16: portico.v1.ListProvidersRequest
+	(*ProviderInfo)(nil),            // 17: portico.v1.ProviderInfo
+	(*ListProvidersResponse)(nil),   // 18: portico.v1.ListProvidersResponse
+	nil,                             // 19: portico.v1.ChatRequest.TagsEntry
+	nil,                             // 20: portico.v1.CompletionResponse.MetadataEntry
+	nil,                             // 21: portico.v1.StreamChunk.MetadataEntry
+	nil,                             // 22: portico.v1.EmbedRequest.TagsEntry
+	(*Message)(nil),                 // 23: portico.v1.Message
+	(*ToolDefinition)(nil),          // 24: portico.v1.ToolDefinition
+	(*ToolChoice)(nil),              // 25: portico.v1.ToolChoice
+	(*ResponseFormat)(nil),          // 26: portico.v1.ResponseFormat
+	(Priority)(0),                   // 27: portico.v1.Priority
+	(Role)(0),                       // 28: portico.v1.Role
+	(*ToolCall)(nil),                // 29: portico.v1.ToolCall
+	(StopReason)(0),                 // 30: portico.v1.StopReason
+	(*Usage)(nil),                   // 31: portico.v1.Usage
+	(*ContentPart)(nil),             // 32: portico.v1.ContentPart
+	(*ToolCallDelta)(nil),           // 33: portico.v1.ToolCallDelta
 }
 var file_portico_v1_llm_service_proto_depIdxs = []int32{
-	21, // 0: portico.v1.ChatRequest.messages:type_name -> portico.v1.Message
-	22, // 1: portico.v1.ChatRequest.tools:type_name -> portico.v1.ToolDefinition
-	23, // 2: portico.v1.ChatRequest.tool_choice:type_name -> portico.v1.ToolChoice
-	24, // 3: portico.v1.ChatRequest.response_format:type_name -> portico.v1.ResponseFormat
-	25, // 4: portico.v1.ChatRequest.priority:type_name -> portico.v1.Priority
-	17, // 5: portico.v1.ChatRequest.tags:type_name -> portico.v1.ChatRequest.TagsEntry
-	26, // 6: portico.v1.CompletionResponse.role:type_name -> portico.v1.Role
-	27, // 7: portico.v1.CompletionResponse.tool_calls:type_name -> portico.v1.ToolCall
-	28, // 8: portico.v1.CompletionResponse.stop_reason:type_name -> portico.v1.StopReason
-	29, // 9: portico.v1.CompletionResponse.usage:type_name -> portico.v1.Usage
-	18, // 10: portico.v1.CompletionResponse.metadata:type_name -> portico.v1.CompletionResponse.MetadataEntry
-	30, // 11: portico.v1.CompletionResponse.parts:type_name -> portico.v1.ContentPart
-	31, // 12: portico.v1.StreamChunk.tool_call_deltas:type_name -> portico.v1.ToolCallDelta
-	27, // 13: portico.v1.StreamChunk.tool_calls:type_name -> portico.v1.ToolCall
-	28, // 14: portico.v1.StreamChunk.stop_reason:type_name -> portico.v1.StopReason
-	29, // 15: portico.v1.StreamChunk.usage:type_name -> portico.v1.Usage
-	19, // 16: portico.v1.StreamChunk.metadata:type_name -> portico.v1.StreamChunk.MetadataEntry
-	30, // 17: portico.v1.StreamChunk.parts:type_name -> portico.v1.ContentPart
-	20, // 18: portico.v1.EmbedRequest.tags:type_name -> portico.v1.EmbedRequest.TagsEntry
-	7,  // 19: portico.v1.EmbedResponse.embeddings:type_name -> portico.v1.Embedding
-	29, // 20: portico.v1.EmbedResponse.usage:type_name -> portico.v1.Usage
-	21, // 21: portico.v1.CountTokensRequest.messages:type_name -> portico.v1.Message
-	22, // 22: portico.v1.CountTokensRequest.tools:type_name -> portico.v1.ToolDefinition
-	0,  // 23: portico.v1.CountTokensResponse.source:type_name -> portico.v1.TokenCountSource
-	1,  // 24: portico.v1.Capabilities.source:type_name -> portico.v1.CapabilitySource
-	12, // 25: portico.v1.GetCapabilitiesResponse.capabilities:type_name -> portico.v1.Capabilities
-	2,  // 26: portico.v1.ProviderInfo.health:type_name -> portico.v1.ProviderHealth
-	15, // 27: portico.v1.ListProvidersResponse.providers:type_name -> portico.v1.ProviderInfo
-	3,  // 28: portico.v1.LLMService.Chat:input_type -> portico.v1.ChatRequest
-	3,  // 29: portico.v1.LLMService.StreamChat:input_type -> portico.v1.ChatRequest
-	6,  // 30: portico.v1.LLMService.Embed:input_type -> portico.v1.EmbedRequest
-	9,  // 31: portico.v1.LLMService.CountTokens:input_type -> portico.v1.CountTokensRequest
-	11, // 32: portico.v1.LLMService.GetCapabilities:input_type -> portico.v1.GetCapabilitiesRequest
-	14, // 33: portico.v1.LLMService.ListProviders:input_type -> portico.v1.ListProvidersRequest
-	4,  // 34: portico.v1.LLMService.Chat:output_type -> portico.v1.CompletionResponse
-	5,  // 35: portico.v1.LLMService.StreamChat:output_type -> portico.v1.StreamChunk
-	8,  // 36: portico.v1.LLMService.Embed:output_type -> portico.v1.EmbedResponse
-	10, // 37: portico.v1.LLMService.CountTokens:output_type -> portico.v1.CountTokensResponse
-	13, // 38: portico.v1.LLMService.GetCapabilities:output_type -> portico.v1.GetCapabilitiesResponse
-	16, // 39: portico.v1.LLMService.ListProviders:output_type -> portico.v1.ListProvidersResponse
-	34, // [34:40] is the sub-list for method output_type
-	28, // [28:34] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	23, // 0: portico.v1.ChatRequest.messages:type_name -> portico.v1.Message
+	24, // 1: portico.v1.ChatRequest.tools:type_name -> portico.v1.ToolDefinition
+	25, // 2: portico.v1.ChatRequest.tool_choice:type_name -> portico.v1.ToolChoice
+	26, // 3: portico.v1.ChatRequest.response_format:type_name -> portico.v1.ResponseFormat
+	27, // 4: portico.v1.ChatRequest.priority:type_name -> portico.v1.Priority
+	19, // 5: portico.v1.ChatRequest.tags:type_name -> portico.v1.ChatRequest.TagsEntry
+	0,  // 6: portico.v1.ChatRequest.stream_failover:type_name -> portico.v1.StreamFailover
+	0,  // 7: portico.v1.Failover.mode:type_name -> portico.v1.StreamFailover
+	28, // 8: portico.v1.CompletionResponse.role:type_name -> portico.v1.Role
+	29, // 9: portico.v1.CompletionResponse.tool_calls:type_name -> portico.v1.ToolCall
+	30, // 10: portico.v1.CompletionResponse.stop_reason:type_name -> portico.v1.StopReason
+	31, // 11: portico.v1.CompletionResponse.usage:type_name -> portico.v1.Usage
+	20, // 12: portico.v1.CompletionResponse.metadata:type_name -> portico.v1.CompletionResponse.MetadataEntry
+	32, // 13: portico.v1.CompletionResponse.parts:type_name -> portico.v1.ContentPart
+	33, // 14: portico.v1.StreamChunk.tool_call_deltas:type_name -> portico.v1.ToolCallDelta
+	29, // 15: portico.v1.StreamChunk.tool_calls:type_name -> portico.v1.ToolCall
+	30, // 16: portico.v1.StreamChunk.stop_reason:type_name -> portico.v1.StopReason
+	31, // 17: portico.v1.StreamChunk.usage:type_name -> portico.v1.Usage
+	21, // 18: portico.v1.StreamChunk.metadata:type_name -> portico.v1.StreamChunk.MetadataEntry
+	32, // 19: portico.v1.StreamChunk.parts:type_name -> portico.v1.ContentPart
+	5,  // 20: portico.v1.StreamChunk.failover:type_name -> portico.v1.Failover
+	22, // 21: portico.v1.EmbedRequest.tags:type_name -> portico.v1.EmbedRequest.TagsEntry
+	9,  // 22: portico.v1.EmbedResponse.embeddings:type_name -> portico.v1.Embedding
+	31, // 23: portico.v1.EmbedResponse.usage:type_name -> portico.v1.Usage
+	23, // 24: portico.v1.CountTokensRequest.messages:type_name -> portico.v1.Message
+	24, // 25: portico.v1.CountTokensRequest.tools:type_name -> portico.v1.ToolDefinition
+	1,  // 26: portico.v1.CountTokensResponse.source:type_name -> portico.v1.TokenCountSource
+	2,  // 27: portico.v1.Capabilities.source:type_name -> portico.v1.CapabilitySource
+	14, // 28: portico.v1.GetCapabilitiesResponse.capabilities:type_name -> portico.v1.Capabilities
+	3,  // 29: portico.v1.ProviderInfo.health:type_name -> portico.v1.ProviderHealth
+	17, // 30: portico.v1.ListProvidersResponse.providers:type_name -> portico.v1.ProviderInfo
+	4,  // 31: portico.v1.LLMService.Chat:input_type -> portico.v1.ChatRequest
+	4,  // 32: portico.v1.LLMService.StreamChat:input_type -> portico.v1.ChatRequest
+	8,  // 33: portico.v1.LLMService.Embed:input_type -> portico.v1.EmbedRequest
+	11, // 34: portico.v1.LLMService.CountTokens:input_type -> portico.v1.CountTokensRequest
+	13, // 35: portico.v1.LLMService.GetCapabilities:input_type -> portico.v1.GetCapabilitiesRequest
+	16, // 36: portico.v1.LLMService.ListProviders:input_type -> portico.v1.ListProvidersRequest
+	6,  // 37: portico.v1.LLMService.Chat:output_type -> portico.v1.CompletionResponse
+	7,  // 38: portico.v1.LLMService.StreamChat:output_type -> portico.v1.StreamChunk
+	10, // 39: portico.v1.LLMService.Embed:output_type -> portico.v1.EmbedResponse
+	12, // 40: portico.v1.LLMService.CountTokens:output_type -> portico.v1.CountTokensResponse
+	15, // 41: portico.v1.LLMService.GetCapabilities:output_type -> portico.v1.GetCapabilitiesResponse
+	18, // 42: portico.v1.LLMService.ListProviders:output_type -> portico.v1.ListProvidersResponse
+	37, // [37:43] is the sub-list for method output_type
+	31, // [31:37] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_portico_v1_llm_service_proto_init() }
@@ -1695,14 +1869,14 @@ func file_portico_v1_llm_service_proto_init() {
 	}
 	file_portico_v1_types_proto_init()
 	file_portico_v1_llm_service_proto_msgTypes[0].OneofWrappers = []any{}
-	file_portico_v1_llm_service_proto_msgTypes[3].OneofWrappers = []any{}
+	file_portico_v1_llm_service_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portico_v1_llm_service_proto_rawDesc), len(file_portico_v1_llm_service_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   18,
+			NumEnums:      4,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

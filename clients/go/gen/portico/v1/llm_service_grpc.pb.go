@@ -36,13 +36,26 @@ const (
 // Errors are `google.rpc.Status` with one `google.rpc.ErrorInfo` (domain
 // "portico", reason from `ErrorReason`), plus `google.rpc.RetryInfo` where waiting
 // helps and `google.rpc.BadRequest` for invalid fields.
+//
+// Attempt trace: every Chat and Embed answer, every error and the end of every
+// stream carry two trailing metadata entries.
+//   - `portico-attempts`: a JSON array with one object per attempt, in order:
+//     `{"provider": str, "model": str, "outcome": "ok" | "error" | "skipped",
+//     "status": "OK" or a gRPC code name such as "UNAVAILABLE", "reason": an
+//     `ErrorReason` name or "", "duration_ms": number, "wait_ms": number}`, where
+//     `wait_ms` is the retry backoff or queue wait spent before that attempt. The
+//     list is capped so the entry stays under about 4 KB; the oldest attempts are
+//     kept.
+//   - `portico-overhead-ms`: the gateway's own time in milliseconds (the call's
+//     total minus the time spent waiting on upstreams), as a decimal string.
 type LLMServiceClient interface {
 	// Generates a complete answer.
 	Chat(ctx context.Context, in *ChatRequest, opts ...grpc.CallOption) (*CompletionResponse, error)
 	// Generates an answer as a stream of chunks. The last chunk has `final` set
 	// and carries the stop reason, usage and the assembled tool calls. A failure
 	// after the first chunk ends the stream with an error status, never a silent
-	// truncation.
+	// truncation, unless the request opts in to `stream_failover`: then a chunk
+	// with `failover` set says another target took over.
 	StreamChat(ctx context.Context, in *ChatRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamChunk], error)
 	// Embeds a batch of texts; vectors come back in input order.
 	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
@@ -140,13 +153,26 @@ func (c *lLMServiceClient) ListProviders(ctx context.Context, in *ListProvidersR
 // Errors are `google.rpc.Status` with one `google.rpc.ErrorInfo` (domain
 // "portico", reason from `ErrorReason`), plus `google.rpc.RetryInfo` where waiting
 // helps and `google.rpc.BadRequest` for invalid fields.
+//
+// Attempt trace: every Chat and Embed answer, every error and the end of every
+// stream carry two trailing metadata entries.
+//   - `portico-attempts`: a JSON array with one object per attempt, in order:
+//     `{"provider": str, "model": str, "outcome": "ok" | "error" | "skipped",
+//     "status": "OK" or a gRPC code name such as "UNAVAILABLE", "reason": an
+//     `ErrorReason` name or "", "duration_ms": number, "wait_ms": number}`, where
+//     `wait_ms` is the retry backoff or queue wait spent before that attempt. The
+//     list is capped so the entry stays under about 4 KB; the oldest attempts are
+//     kept.
+//   - `portico-overhead-ms`: the gateway's own time in milliseconds (the call's
+//     total minus the time spent waiting on upstreams), as a decimal string.
 type LLMServiceServer interface {
 	// Generates a complete answer.
 	Chat(context.Context, *ChatRequest) (*CompletionResponse, error)
 	// Generates an answer as a stream of chunks. The last chunk has `final` set
 	// and carries the stop reason, usage and the assembled tool calls. A failure
 	// after the first chunk ends the stream with an error status, never a silent
-	// truncation.
+	// truncation, unless the request opts in to `stream_failover`: then a chunk
+	// with `failover` set says another target took over.
 	StreamChat(*ChatRequest, grpc.ServerStreamingServer[StreamChunk]) error
 	// Embeds a batch of texts; vectors come back in input order.
 	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portico/v1/llm_service.proto.
  */
 export const file_portico_v1_llm_service: GenFile = /*@__PURE__*/
-  fileDesc("Chxwb3J0aWNvL3YxL2xsbV9zZXJ2aWNlLnByb3RvEgpwb3J0aWNvLnYxIpQFCgtDaGF0UmVxdWVzdBIWCghwcm92aWRlchgBIAEoCUIE4kEBARITCgVtb2RlbBgCIAEoCUIE4kEBARIrCghtZXNzYWdlcxgDIAMoCzITLnBvcnRpY28udjEuTWVzc2FnZUIE4kEBAhIeCgt0ZW1wZXJhdHVyZRgEIAEoAUIE4kEBAUgAiAEBEhgKBXRvcF9wGAUgASgBQgTiQQEBSAGIAQESHQoKbWF4X3Rva2VucxgGIAEoBUIE4kEBAUgCiAEBEhwKDnN0b3Bfc2VxdWVuY2VzGAcgAygJQgTiQQEBEhcKBHNlZWQYCCABKANCBOJBAQFIA4gBARIvCgV0b29scxgJIAMoCzIaLnBvcnRpY28udjEuVG9vbERlZmluaXRpb25CBOJBAQESMQoLdG9vbF9jaG9pY2UYCiABKAsyFi5wb3J0aWNvLnYxLlRvb2xDaG9pY2VCBOJBAQESOQoPcmVzcG9uc2VfZm9ybWF0GAsgASgLMhoucG9ydGljby52MS5SZXNwb25zZUZvcm1hdEIE4kEBARIsCghwcmlvcml0eRgMIAEoDjIULnBvcnRpY28udjEuUHJpb3JpdHlCBOJBAQESNQoEdGFncxgNIAMoCzIhLnBvcnRpY28udjEuQ2hhdFJlcXVlc3QuVGFnc0VudHJ5QgTiQQEBEh4KEHBhc3N0aHJvdWdoX2pzb24YDiABKAlCBOJBAQESGAoKcmVxdWVzdF9pZBgPIAEoCUIE4kEBARorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQg0KC19tYXhfdG9rZW5zQgcKBV9zZWVkIqwDChJDb21wbGV0aW9uUmVzcG9uc2USDwoHY29udGVudBgBIAEoCRIeCgRyb2xlGAIgASgOMhAucG9ydGljby52MS5Sb2xlEigKCnRvb2xfY2FsbHMYAyADKAsyFC5wb3J0aWNvLnYxLlRvb2xDYWxsEisKC3N0b3BfcmVhc29uGAQgASgOMhYucG9ydGljby52MS5TdG9wUmVhc29uEhcKD3Jhd19zdG9wX3JlYXNvbhgFIAEoCRIgCgV1c2FnZRgGIAEoCzIRLnBvcnRpY28udjEuVXNhZ2USDQoFbW9kZWwYByABKAkSEAoIcHJvdmlkZXIYCCABKAkSGQoRcmVhc29uaW5nX2NvbnRlbnQYCSABKAkSPgoIbWV0YWRhdGEYCiADKAsyLC5wb3J0aWNvLnYxLkNvbXBsZXRpb25SZXNwb25zZS5NZXRhZGF0YUVudHJ5EiYKBXBhcnRzGAsgAygLMhcucG9ydGljby52MS5Db250ZW50UGFydBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgMKC1N0cmVhbUNodW5rEg8KB2NvbnRlbnQYASABKAkSMwoQdG9vbF9jYWxsX2RlbHRhcxgCIAMoCzIZLnBvcnRpY28udjEuVG9vbENhbGxEZWx0YRIoCgp0b29sX2NhbGxzGAMgAygLMhQucG9ydGljby52MS5Ub29sQ2FsbBIrCgtzdG9wX3JlYXNvbhgEIAEoDjIWLnBvcnRpY28udjEuU3RvcFJlYXNvbhIXCg9yYXdfc3RvcF9yZWFzb24YBSABKAkSDQoFZmluYWwYBiABKAgSIAoFdXNhZ2UYByABKAsyES5wb3J0aWNvLnYxLlVzYWdlEhkKEXJlYXNvbmluZ19jb250ZW50GAggASgJEg0KBW1vZGVsGAkgASgJEhAKCHByb3ZpZGVyGAogASgJEjcKCG1ldGFkYXRhGAsgAygLMiUucG9ydGljby52MS5TdHJlYW1DaHVuay5NZXRhZGF0YUVudHJ5EiYKBXBhcnRzGAwgAygLMhcucG9ydGljby52MS5Db250ZW50UGFydBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi/gEKDEVtYmVkUmVxdWVzdBIWCghwcm92aWRlchgBIAEoCUIE4kEBARITCgVtb2RlbBgCIAEoCUIE4kEBARIUCgZpbnB1dHMYAyADKAlCBOJBAQISHQoKZGltZW5zaW9ucxgEIAEoBUIE4kEBAUgAiAEBEjYKBHRhZ3MYBSADKAsyIi5wb3J0aWNvLnYxLkVtYmVkUmVxdWVzdC5UYWdzRW50cnlCBOJBAQESGAoKcmVxdWVzdF9pZBgGIAEoCUIE4kEBARorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfZGltZW5zaW9ucyIqCglFbWJlZGRpbmcSDQoFaW5kZXgYASABKAUSDgoGdmFsdWVzGAIgAygCIn0KDUVtYmVkUmVzcG9uc2USKQoKZW1iZWRkaW5ncxgBIAMoCzIVLnBvcnRpY28udjEuRW1iZWRkaW5nEiAKBXVzYWdlGAIgASgLMhEucG9ydGljby52MS5Vc2FnZRINCgVtb2RlbBgDIAEoCRIQCghwcm92aWRlchgEIAEoCSKfAQoSQ291bnRUb2tlbnNSZXF1ZXN0EhYKCHByb3ZpZGVyGAEgASgJQgTiQQEBEhMKBW1vZGVsGAIgASgJQgTiQQEBEisKCG1lc3NhZ2VzGAMgAygLMhMucG9ydGljby52MS5NZXNzYWdlQgTiQQECEi8KBXRvb2xzGAQgAygLMhoucG9ydGljby52MS5Ub29sRGVmaW5pdGlvbkIE4kEBASJ5ChNDb3VudFRva2Vuc1Jlc3BvbnNlEhMKC3Rva2VuX2NvdW50GAEgASgFEiwKBnNvdXJjZRgCIAEoDjIcLnBvcnRpY28udjEuVG9rZW5Db3VudFNvdXJjZRIQCghwcm92aWRlchgDIAEoCRINCgVtb2RlbBgEIAEoCSJFChZHZXRDYXBhYmlsaXRpZXNSZXF1ZXN0EhYKCHByb3ZpZGVyGAEgASgJQgTiQQEBEhMKBW1vZGVsGAIgASgJQgTiQQEBIqMCCgxDYXBhYmlsaXRpZXMSEAoIcHJvdmlkZXIYASABKAkSDQoFbW9kZWwYAiABKAkSHQoVY29udGV4dF93aW5kb3dfdG9rZW5zGAMgASgFEhkKEW1heF9vdXRwdXRfdG9rZW5zGAQgASgFEhYKDnN1cHBvcnRzX3Rvb2xzGAUgASgIEhoKEnN1cHBvcnRzX3N0cmVhbWluZxgGIAEoCBIbChNzdXBwb3J0c19lbWJlZGRpbmdzGAcgASgIEhcKD3N1cHBvcnRzX3Zpc2lvbhgIIAEoCBIgChhzdXBwb3J0c19yZXNwb25zZV9mb3JtYXQYCSABKAgSLAoGc291cmNlGAogASgOMhwucG9ydGljby52MS5DYXBhYmlsaXR5U291cmNlIkkKF0dldENhcGFiaWxpdGllc1Jlc3BvbnNlEi4KDGNhcGFiaWxpdGllcxgBIAEoCzIYLnBvcnRpY28udjEuQ2FwYWJpbGl0aWVzIkkKFExpc3RQcm92aWRlcnNSZXF1ZXN0EhcKCXBhZ2Vfc2l6ZRgBIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAIgASgJQgTiQQEBIn0KDFByb3ZpZGVySW5mbxIMCgRuYW1lGAEgASgJEgwKBGtpbmQYAiABKAkSDgoGbW9kZWxzGAMgAygJEioKBmhlYWx0aBgEIAEoDjIaLnBvcnRpY28udjEuUHJvdmlkZXJIZWFsdGgSFQoNZGVmYXVsdF9tb2RlbBgFIAEoCSJdChVMaXN0UHJvdmlkZXJzUmVzcG9uc2USKwoJcHJvdmlkZXJzGAEgAygLMhgucG9ydGljby52MS5Qcm92aWRlckluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKngKEFRva2VuQ291bnRTb3VyY2USIgoeVE9LRU5fQ09VTlRfU09VUkNFX1VOU1BFQ0lGSUVEEAASHwobVE9LRU5fQ09VTlRfU09VUkNFX1BST1ZJREVSEAESHwobVE9LRU5fQ09VTlRfU09VUkNFX0VTVElNQVRFEAIqmQEKEENhcGFiaWxpdHlTb3VyY2USIQodQ0FQQUJJTElUWV9TT1VSQ0VfVU5TUEVDSUZJRUQQABIgChxDQVBBQklMSVRZX1NPVVJDRV9ESVNDT1ZFUkVEEAESHgoaQ0FQQUJJTElUWV9TT1VSQ0VfQlVJTFRfSU4QAhIgChxDQVBBQklMSVRZX1NPVVJDRV9DT05GSUdVUkVEEAMqbwoOUHJvdmlkZXJIZWFsdGgSHwobUFJPVklERVJfSEVBTFRIX1VOU1BFQ0lGSUVEEAASGwoXUFJPVklERVJfSEVBTFRIX1NFUlZJTkcQARIfChtQUk9WSURFUl9IRUFMVEhfTk9UX1NFUlZJTkcQAjLPAwoKTExNU2VydmljZRI/CgRDaGF0EhcucG9ydGljby52MS5DaGF0UmVxdWVzdBoeLnBvcnRpY28udjEuQ29tcGxldGlvblJlc3BvbnNlEkAKClN0cmVhbUNoYXQSFy5wb3J0aWNvLnYxLkNoYXRSZXF1ZXN0GhcucG9ydGljby52MS5TdHJlYW1DaHVuazABEjwKBUVtYmVkEhgucG9ydGljby52MS5FbWJlZFJlcXVlc3QaGS5wb3J0aWNvLnYxLkVtYmVkUmVzcG9uc2USTgoLQ291bnRUb2tlbnMSHi5wb3J0aWNvLnYxLkNvdW50VG9rZW5zUmVxdWVzdBofLnBvcnRpY28udjEuQ291bnRUb2tlbnNSZXNwb25zZRJaCg9HZXRDYXBhYmlsaXRpZXMSIi5wb3J0aWNvLnYxLkdldENhcGFiaWxpdGllc1JlcXVlc3QaIy5wb3J0aWNvLnYxLkdldENhcGFiaWxpdGllc1Jlc3BvbnNlElQKDUxpc3RQcm92aWRlcnMSIC5wb3J0aWNvLnYxLkxpc3RQcm92aWRlcnNSZXF1ZXN0GiEucG9ydGljby52MS5MaXN0UHJvdmlkZXJzUmVzcG9uc2VCggEKDmRldi5wb3J0aWNvLnYxQg9MbG1TZXJ2aWNlUHJvdG9QAVovcG9ydGljby5kZXYvY2xpZW50cy9nby9nZW4vcG9ydGljby92MTtwb3J0aWNvdjGiAgNQVEOqAgpQb3J0aWNvLlYxygIKUG9ydGljb1xWMeoCC1BvcnRpY286OlYxYgZwcm90bzM", [file_google_api_field_behavior, file_portico_v1_types]);
+  fileDesc("Chxwb3J0aWNvL3YxL2xsbV9zZXJ2aWNlLnByb3RvEgpwb3J0aWNvLnYxIs8FCgtDaGF0UmVxdWVzdBIWCghwcm92aWRlchgBIAEoCUIE4kEBARITCgVtb2RlbBgCIAEoCUIE4kEBARIrCghtZXNzYWdlcxgDIAMoCzITLnBvcnRpY28udjEuTWVzc2FnZUIE4kEBAhIeCgt0ZW1wZXJhdHVyZRgEIAEoAUIE4kEBAUgAiAEBEhgKBXRvcF9wGAUgASgBQgTiQQEBSAGIAQESHQoKbWF4X3Rva2VucxgGIAEoBUIE4kEBAUgCiAEBEhwKDnN0b3Bfc2VxdWVuY2VzGAcgAygJQgTiQQEBEhcKBHNlZWQYCCABKANCBOJBAQFIA4gBARIvCgV0b29scxgJIAMoCzIaLnBvcnRpY28udjEuVG9vbERlZmluaXRpb25CBOJBAQESMQoLdG9vbF9jaG9pY2UYCiABKAsyFi5wb3J0aWNvLnYxLlRvb2xDaG9pY2VCBOJBAQESOQoPcmVzcG9uc2VfZm9ybWF0GAsgASgLMhoucG9ydGljby52MS5SZXNwb25zZUZvcm1hdEIE4kEBARIsCghwcmlvcml0eRgMIAEoDjIULnBvcnRpY28udjEuUHJpb3JpdHlCBOJBAQESNQoEdGFncxgNIAMoCzIhLnBvcnRpY28udjEuQ2hhdFJlcXVlc3QuVGFnc0VudHJ5QgTiQQEBEh4KEHBhc3N0aHJvdWdoX2pzb24YDiABKAlCBOJBAQESGAoKcmVxdWVzdF9pZBgPIAEoCUIE4kEBARI5Cg9zdHJlYW1fZmFpbG92ZXIYECABKA4yGi5wb3J0aWNvLnYxLlN0cmVhbUZhaWxvdmVyQgTiQQEBGisKCVRhZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCDQoLX21heF90b2tlbnNCBwoFX3NlZWQiZQoIRmFpbG92ZXISKAoEbW9kZRgBIAEoDjIaLnBvcnRpY28udjEuU3RyZWFtRmFpbG92ZXISEAoIcHJvdmlkZXIYAiABKAkSDQoFbW9kZWwYAyABKAkSDgoGcmVhc29uGAQgASgJIqwDChJDb21wbGV0aW9uUmVzcG9uc2USDwoHY29udGVudBgBIAEoCRIeCgRyb2xlGAIgASgOMhAucG9ydGljby52MS5Sb2xlEigKCnRvb2xfY2FsbHMYAyADKAsyFC5wb3J0aWNvLnYxLlRvb2xDYWxsEisKC3N0b3BfcmVhc29uGAQgASgOMhYucG9ydGljby52MS5TdG9wUmVhc29uEhcKD3Jhd19zdG9wX3JlYXNvbhgFIAEoCRIgCgV1c2FnZRgGIAEoCzIRLnBvcnRpY28udjEuVXNhZ2USDQoFbW9kZWwYByABKAkSEAoIcHJvdmlkZXIYCCABKAkSGQoRcmVhc29uaW5nX2NvbnRlbnQYCSABKAkSPgoIbWV0YWRhdGEYCiADKAsyLC5wb3J0aWNvLnYxLkNvbXBsZXRpb25SZXNwb25zZS5NZXRhZGF0YUVudHJ5EiYKBXBhcnRzGAsgAygLMhcucG9ydGljby52MS5Db250ZW50UGFydBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi6gMKC1N0cmVhbUNodW5rEg8KB2NvbnRlbnQYASABKAkSMwoQdG9vbF9jYWxsX2RlbHRhcxgCIAMoCzIZLnBvcnRpY28udjEuVG9vbENhbGxEZWx0YRIoCgp0b29sX2NhbGxzGAMgAygLMhQucG9ydGljby52MS5Ub29sQ2FsbBIrCgtzdG9wX3JlYXNvbhgEIAEoDjIWLnBvcnRpY28udjEuU3RvcFJlYXNvbhIXCg9yYXdfc3RvcF9yZWFzb24YBSABKAkSDQoFZmluYWwYBiABKAgSIAoFdXNhZ2UYByABKAsyES5wb3J0aWNvLnYxLlVzYWdlEhkKEXJlYXNvbmluZ19jb250ZW50GAggASgJEg0KBW1vZGVsGAkgASgJEhAKCHByb3ZpZGVyGAogASgJEjcKCG1ldGFkYXRhGAsgAygLMiUucG9ydGljby52MS5TdHJlYW1DaHVuay5NZXRhZGF0YUVudHJ5EiYKBXBhcnRzGAwgAygLMhcucG9ydGljby52MS5Db250ZW50UGFydBImCghmYWlsb3ZlchgNIAEoCzIULnBvcnRpY28udjEuRmFpbG92ZXIaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIv4BCgxFbWJlZFJlcXVlc3QSFgoIcHJvdmlkZXIYASABKAlCBOJBAQESEwoFbW9kZWwYAiABKAlCBOJBAQESFAoGaW5wdXRzGAMgAygJQgTiQQECEh0KCmRpbWVuc2lvbnMYBCABKAVCBOJBAQFIAIgBARI2CgR0YWdzGAUgAygLMiIucG9ydGljby52MS5FbWJlZFJlcXVlc3QuVGFnc0VudHJ5QgTiQQEBEhgKCnJlcXVlc3RfaWQYBiABKAlCBOJBAQEaKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX2RpbWVuc2lvbnMiKgoJRW1iZWRkaW5nEg0KBWluZGV4GAEgASgFEg4KBnZhbHVlcxgCIAMoAiJ9Cg1FbWJlZFJlc3BvbnNlEikKCmVtYmVkZGluZ3MYASADKAsyFS5wb3J0aWNvLnYxLkVtYmVkZGluZxIgCgV1c2FnZRgCIAEoCzIRLnBvcnRpY28udjEuVXNhZ2USDQoFbW9kZWwYAyABKAkSEAoIcHJvdmlkZXIYBCABKAkinwEKEkNvdW50VG9rZW5zUmVxdWVzdBIWCghwcm92aWRlchgBIAEoCUIE4kEBARITCgVtb2RlbBgCIAEoCUIE4kEBARIrCghtZXNzYWdlcxgDIAMoCzITLnBvcnRpY28udjEuTWVzc2FnZUIE4kEBAhIvCgV0b29scxgEIAMoCzIaLnBvcnRpY28udjEuVG9vbERlZmluaXRpb25CBOJBAQEieQoTQ291bnRUb2tlbnNSZXNwb25zZRITCgt0b2tlbl9jb3VudBgBIAEoBRIsCgZzb3VyY2UYAiABKA4yHC5wb3J0aWNvLnYxLlRva2VuQ291bnRTb3VyY2USEAoIcHJvdmlkZXIYAyABKAkSDQoFbW9kZWwYBCABKAkiRQoWR2V0Q2FwYWJpbGl0aWVzUmVxdWVzdBIWCghwcm92aWRlchgBIAEoCUIE4kEBARITCgVtb2RlbBgCIAEoCUIE4kEBASKjAgoMQ2FwYWJpbGl0aWVzEhAKCHByb3ZpZGVyGAEgASgJEg0KBW1vZGVsGAIgASgJEh0KFWNvbnRleHRfd2luZG93X3Rva2VucxgDIAEoBRIZChFtYXhfb3V0cHV0X3Rva2VucxgEIAEoBRIWCg5zdXBwb3J0c190b29scxgFIAEoCBIaChJzdXBwb3J0c19zdHJlYW1pbmcYBiABKAgSGwoTc3VwcG9ydHNfZW1iZWRkaW5ncxgHIAEoCBIXCg9zdXBwb3J0c192aXNpb24YCCABKAgSIAoYc3VwcG9ydHNfcmVzcG9uc2VfZm9ybWF0GAkgASgIEiwKBnNvdXJjZRgKIAEoDjIcLnBvcnRpY28udjEuQ2FwYWJpbGl0eVNvdXJjZSJJChdHZXRDYXBhYmlsaXRpZXNSZXNwb25zZRIuCgxjYXBhYmlsaXRpZXMYASABKAsyGC5wb3J0aWNvLnYxLkNhcGFiaWxpdGllcyJJChRMaXN0UHJvdmlkZXJzUmVxdWVzdBIXCglwYWdlX3NpemUYASABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgCIAEoCUIE4kEBASJ9CgxQcm92aWRlckluZm8SDAoEbmFtZRgBIAEoCRIMCgRraW5kGAIgASgJEg4KBm1vZGVscxgDIAMoCRIqCgZoZWFsdGgYBCABKA4yGi5wb3J0aWNvLnYxLlByb3ZpZGVySGVhbHRoEhUKDWRlZmF1bHRfbW9kZWwYBSABKAkiXQoVTGlzdFByb3ZpZGVyc1Jlc3BvbnNlEisKCXByb3ZpZGVycxgBIAMoCzIYLnBvcnRpY28udjEuUHJvdmlkZXJJbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqGAQoOU3RyZWFtRmFpbG92ZXISHwobU1RSRUFNX0ZBSUxPVkVSX1VOU1BFQ0lGSUVEEAASGAoUU1RSRUFNX0ZBSUxPVkVSX05PTkUQARIbChdTVFJFQU1fRkFJTE9WRVJfUkVTVEFSVBACEhwKGFNUUkVBTV9GQUlMT1ZFUl9DT05USU5VRRADKngKEFRva2VuQ291bnRTb3VyY2USIgoeVE9LRU5fQ09VTlRfU09VUkNFX1VOU1BFQ0lGSUVEEAASHwobVE9LRU5fQ09VTlRfU09VUkNFX1BST1ZJREVSEAESHwobVE9LRU5fQ09VTlRfU09VUkNFX0VTVElNQVRFEAIqmQEKEENhcGFiaWxpdHlTb3VyY2USIQodQ0FQQUJJTElUWV9TT1VSQ0VfVU5TUEVDSUZJRUQQABIgChxDQVBBQklMSVRZX1NPVVJDRV9ESVNDT1ZFUkVEEAESHgoaQ0FQQUJJTElUWV9TT1VSQ0VfQlVJTFRfSU4QAhIgChxDQVBBQklMSVRZX1NPVVJDRV9DT05GSUdVUkVEEAMqbwoOUHJvdmlkZXJIZWFsdGgSHwobUFJPVklERVJfSEVBTFRIX1VOU1BFQ0lGSUVEEAASGwoXUFJPVklERVJfSEVBTFRIX1NFUlZJTkcQARIfChtQUk9WSURFUl9IRUFMVEhfTk9UX1NFUlZJTkcQAjLPAwoKTExNU2VydmljZRI/CgRDaGF0EhcucG9ydGljby52MS5DaGF0UmVxdWVzdBoeLnBvcnRpY28udjEuQ29tcGxldGlvblJlc3BvbnNlEkAKClN0cmVhbUNoYXQSFy5wb3J0aWNvLnYxLkNoYXRSZXF1ZXN0GhcucG9ydGljby52MS5TdHJlYW1DaHVuazABEjwKBUVtYmVkEhgucG9ydGljby52MS5FbWJlZFJlcXVlc3QaGS5wb3J0aWNvLnYxLkVtYmVkUmVzcG9uc2USTgoLQ291bnRUb2tlbnMSHi5wb3J0aWNvLnYxLkNvdW50VG9rZW5zUmVxdWVzdBofLnBvcnRpY28udjEuQ291bnRUb2tlbnNSZXNwb25zZRJaCg9HZXRDYXBhYmlsaXRpZXMSIi5wb3J0aWNvLnYxLkdldENhcGFiaWxpdGllc1JlcXVlc3QaIy5wb3J0aWNvLnYxLkdldENhcGFiaWxpdGllc1Jlc3BvbnNlElQKDUxpc3RQcm92aWRlcnMSIC5wb3J0aWNvLnYxLkxpc3RQcm92aWRlcnNSZXF1ZXN0GiEucG9ydGljby52MS5MaXN0UHJvdmlkZXJzUmVzcG9uc2VCggEKDmRldi5wb3J0aWNvLnYxQg9MbG1TZXJ2aWNlUHJvdG9QAVovcG9ydGljby5kZXYvY2xpZW50cy9nby9nZW4vcG9ydGljby92MTtwb3J0aWNvdjGiAgNQVEOqAgpQb3J0aWNvLlYxygIKUG9ydGljb1xWMeoCC1BvcnRpY286OlYxYgZwcm90bzM", [file_google_api_field_behavior, file_portico_v1_types]);
 
 /**
  * A chat request; the same message serves Chat and StreamChat.
@@ -129,6 +129,15 @@ export type ChatRequest = Message<"portico.v1.ChatRequest"> & {
    * @generated from field: string request_id = 15;
    */
   requestId: string;
+
+  /**
+   * Optional. StreamChat only: what the stream may do when its target fails after
+   * the first chunk was sent. Unset (STREAM_FAILOVER_UNSPECIFIED) means
+   * STREAM_FAILOVER_NONE: the stream ends with the error status.
+   *
+   * @generated from field: portico.v1.StreamFailover stream_failover = 16;
+   */
+  streamFailover: StreamFailover;
 };
 
 /**
@@ -137,6 +146,48 @@ export type ChatRequest = Message<"portico.v1.ChatRequest"> & {
  */
 export const ChatRequestSchema: GenMessage<ChatRequest> = /*@__PURE__*/
   messageDesc(file_portico_v1_llm_service, 0);
+
+/**
+ * A stream moved to another target after its first chunk.
+ *
+ * @generated from message portico.v1.Failover
+ */
+export type Failover = Message<"portico.v1.Failover"> & {
+  /**
+   * RESTART (discard what was received so far) or CONTINUE (keep it).
+   *
+   * @generated from field: portico.v1.StreamFailover mode = 1;
+   */
+  mode: StreamFailover;
+
+  /**
+   * The provider taking over.
+   *
+   * @generated from field: string provider = 2;
+   */
+  provider: string;
+
+  /**
+   * The model taking over.
+   *
+   * @generated from field: string model = 3;
+   */
+  model: string;
+
+  /**
+   * The `ErrorReason` name that ended the previous target, or empty.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message portico.v1.Failover.
+ * Use `create(FailoverSchema)` to create a new message.
+ */
+export const FailoverSchema: GenMessage<Failover> = /*@__PURE__*/
+  messageDesc(file_portico_v1_llm_service, 1);
 
 /**
  * A complete answer.
@@ -229,7 +280,7 @@ export type CompletionResponse = Message<"portico.v1.CompletionResponse"> & {
  * Use `create(CompletionResponseSchema)` to create a new message.
  */
 export const CompletionResponseSchema: GenMessage<CompletionResponse> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 1);
+  messageDesc(file_portico_v1_llm_service, 2);
 
 /**
  * One piece of a streamed answer.
@@ -321,6 +372,14 @@ export type StreamChunk = Message<"portico.v1.StreamChunk"> & {
    * @generated from field: repeated portico.v1.ContentPart parts = 12;
    */
   parts: ContentPart[];
+
+  /**
+   * Set on a chunk of its own (no other field set) when the stream moved to
+   * another target mid-way; see `ChatRequest.stream_failover`.
+   *
+   * @generated from field: portico.v1.Failover failover = 13;
+   */
+  failover?: Failover | undefined;
 };
 
 /**
@@ -328,7 +387,7 @@ export type StreamChunk = Message<"portico.v1.StreamChunk"> & {
  * Use `create(StreamChunkSchema)` to create a new message.
  */
 export const StreamChunkSchema: GenMessage<StreamChunk> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 2);
+  messageDesc(file_portico_v1_llm_service, 3);
 
 /**
  * Texts to embed.
@@ -384,7 +443,7 @@ export type EmbedRequest = Message<"portico.v1.EmbedRequest"> & {
  * Use `create(EmbedRequestSchema)` to create a new message.
  */
 export const EmbedRequestSchema: GenMessage<EmbedRequest> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 3);
+  messageDesc(file_portico_v1_llm_service, 4);
 
 /**
  * One vector.
@@ -412,7 +471,7 @@ export type Embedding = Message<"portico.v1.Embedding"> & {
  * Use `create(EmbeddingSchema)` to create a new message.
  */
 export const EmbeddingSchema: GenMessage<Embedding> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 4);
+  messageDesc(file_portico_v1_llm_service, 5);
 
 /**
  * The vectors of an EmbedRequest.
@@ -454,7 +513,7 @@ export type EmbedResponse = Message<"portico.v1.EmbedResponse"> & {
  * Use `create(EmbedResponseSchema)` to create a new message.
  */
 export const EmbedResponseSchema: GenMessage<EmbedResponse> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 5);
+  messageDesc(file_portico_v1_llm_service, 6);
 
 /**
  * A request whose tokens to count.
@@ -496,7 +555,7 @@ export type CountTokensRequest = Message<"portico.v1.CountTokensRequest"> & {
  * Use `create(CountTokensRequestSchema)` to create a new message.
  */
 export const CountTokensRequestSchema: GenMessage<CountTokensRequest> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 6);
+  messageDesc(file_portico_v1_llm_service, 7);
 
 /**
  * A token count.
@@ -538,7 +597,7 @@ export type CountTokensResponse = Message<"portico.v1.CountTokensResponse"> & {
  * Use `create(CountTokensResponseSchema)` to create a new message.
  */
 export const CountTokensResponseSchema: GenMessage<CountTokensResponse> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 7);
+  messageDesc(file_portico_v1_llm_service, 8);
 
 /**
  * Which provider and model to describe.
@@ -566,7 +625,7 @@ export type GetCapabilitiesRequest = Message<"portico.v1.GetCapabilitiesRequest"
  * Use `create(GetCapabilitiesRequestSchema)` to create a new message.
  */
 export const GetCapabilitiesRequestSchema: GenMessage<GetCapabilitiesRequest> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 8);
+  messageDesc(file_portico_v1_llm_service, 9);
 
 /**
  * What a provider and model can do.
@@ -650,7 +709,7 @@ export type Capabilities = Message<"portico.v1.Capabilities"> & {
  * Use `create(CapabilitiesSchema)` to create a new message.
  */
 export const CapabilitiesSchema: GenMessage<Capabilities> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 9);
+  messageDesc(file_portico_v1_llm_service, 10);
 
 /**
  * The capabilities asked for.
@@ -671,7 +730,7 @@ export type GetCapabilitiesResponse = Message<"portico.v1.GetCapabilitiesRespons
  * Use `create(GetCapabilitiesResponseSchema)` to create a new message.
  */
 export const GetCapabilitiesResponseSchema: GenMessage<GetCapabilitiesResponse> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 10);
+  messageDesc(file_portico_v1_llm_service, 11);
 
 /**
  * Lists the configured providers, a page at a time (AIP-158).
@@ -700,7 +759,7 @@ export type ListProvidersRequest = Message<"portico.v1.ListProvidersRequest"> & 
  * Use `create(ListProvidersRequestSchema)` to create a new message.
  */
 export const ListProvidersRequestSchema: GenMessage<ListProvidersRequest> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 11);
+  messageDesc(file_portico_v1_llm_service, 12);
 
 /**
  * One configured provider.
@@ -749,7 +808,7 @@ export type ProviderInfo = Message<"portico.v1.ProviderInfo"> & {
  * Use `create(ProviderInfoSchema)` to create a new message.
  */
 export const ProviderInfoSchema: GenMessage<ProviderInfo> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 12);
+  messageDesc(file_portico_v1_llm_service, 13);
 
 /**
  * The configured providers.
@@ -777,7 +836,54 @@ export type ListProvidersResponse = Message<"portico.v1.ListProvidersResponse"> 
  * Use `create(ListProvidersResponseSchema)` to create a new message.
  */
 export const ListProvidersResponseSchema: GenMessage<ListProvidersResponse> = /*@__PURE__*/
-  messageDesc(file_portico_v1_llm_service, 13);
+  messageDesc(file_portico_v1_llm_service, 14);
+
+/**
+ * What a stream may do when its target fails after the first chunk was sent.
+ *
+ * @generated from enum portico.v1.StreamFailover
+ */
+export enum StreamFailover {
+  /**
+   * The default: as STREAM_FAILOVER_NONE.
+   *
+   * @generated from enum value: STREAM_FAILOVER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No failover: the stream ends with the error status (UNAVAILABLE, the reason
+   * naming the upstream failure), never a silent OK.
+   *
+   * @generated from enum value: STREAM_FAILOVER_NONE = 1;
+   */
+  NONE = 1,
+
+  /**
+   * Start over on the next target: a chunk with `failover` set says that
+   * everything received so far is discarded and which target takes over; then
+   * the next target's whole answer follows.
+   *
+   * @generated from enum value: STREAM_FAILOVER_RESTART = 2;
+   */
+  RESTART = 2,
+
+  /**
+   * Carry on with the next target: the text received so far is handed to it as
+   * the start of the assistant turn and the stream goes on where it stopped; a
+   * chunk with `failover` set still says the target changed. Keep what was
+   * received.
+   *
+   * @generated from enum value: STREAM_FAILOVER_CONTINUE = 3;
+   */
+  CONTINUE = 3,
+}
+
+/**
+ * Describes the enum portico.v1.StreamFailover.
+ */
+export const StreamFailoverSchema: GenEnum<StreamFailover> = /*@__PURE__*/
+  enumDesc(file_portico_v1_llm_service, 0);
 
 /**
  * Where a token count comes from.
@@ -811,7 +917,7 @@ export enum TokenCountSource {
  * Describes the enum portico.v1.TokenCountSource.
  */
 export const TokenCountSourceSchema: GenEnum<TokenCountSource> = /*@__PURE__*/
-  enumDesc(file_portico_v1_llm_service, 0);
+  enumDesc(file_portico_v1_llm_service, 1);
 
 /**
  * Where capability figures come from.
@@ -852,7 +958,7 @@ export enum CapabilitySource {
  * Describes the enum portico.v1.CapabilitySource.
  */
 export const CapabilitySourceSchema: GenEnum<CapabilitySource> = /*@__PURE__*/
-  enumDesc(file_portico_v1_llm_service, 1);
+  enumDesc(file_portico_v1_llm_service, 2);
 
 /**
  * A provider's health as the gateway sees it.
@@ -886,7 +992,7 @@ export enum ProviderHealth {
  * Describes the enum portico.v1.ProviderHealth.
  */
 export const ProviderHealthSchema: GenEnum<ProviderHealth> = /*@__PURE__*/
-  enumDesc(file_portico_v1_llm_service, 2);
+  enumDesc(file_portico_v1_llm_service, 3);
 
 /**
  * One API in front of many large-language-model providers.
@@ -894,6 +1000,18 @@ export const ProviderHealthSchema: GenEnum<ProviderHealth> = /*@__PURE__*/
  * Errors are `google.rpc.Status` with one `google.rpc.ErrorInfo` (domain
  * "portico", reason from `ErrorReason`), plus `google.rpc.RetryInfo` where waiting
  * helps and `google.rpc.BadRequest` for invalid fields.
+ *
+ * Attempt trace: every Chat and Embed answer, every error and the end of every
+ * stream carry two trailing metadata entries.
+ * - `portico-attempts`: a JSON array with one object per attempt, in order:
+ *   `{"provider": str, "model": str, "outcome": "ok" | "error" | "skipped",
+ *   "status": "OK" or a gRPC code name such as "UNAVAILABLE", "reason": an
+ *   `ErrorReason` name or "", "duration_ms": number, "wait_ms": number}`, where
+ *   `wait_ms` is the retry backoff or queue wait spent before that attempt. The
+ *   list is capped so the entry stays under about 4 KB; the oldest attempts are
+ *   kept.
+ * - `portico-overhead-ms`: the gateway's own time in milliseconds (the call's
+ *   total minus the time spent waiting on upstreams), as a decimal string.
  *
  * @generated from service portico.v1.LLMService
  */
@@ -912,7 +1030,8 @@ export const LLMService: GenService<{
    * Generates an answer as a stream of chunks. The last chunk has `final` set
    * and carries the stop reason, usage and the assembled tool calls. A failure
    * after the first chunk ends the stream with an error status, never a silent
-   * truncation.
+   * truncation, unless the request opts in to `stream_failover`: then a chunk
+   * with `failover` set says another target took over.
    *
    * @generated from rpc portico.v1.LLMService.StreamChat
    */

@@ -1,14 +1,24 @@
 package dev.portico.client;
 
+import dev.portico.v1.CompletionResponse;
+import dev.portico.v1.Failover;
+import dev.portico.v1.Role;
 import dev.portico.v1.StreamChunk;
+import dev.portico.v1.StreamFailover;
 import io.grpc.Context;
+import io.grpc.Metadata;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
 import java.util.NoSuchElementException;
 import java.util.Optional;
 import java.util.Spliterator;
 import java.util.Spliterators;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 import java.util.stream.StreamSupport;
@@ -25,6 +35,13 @@ import java.util.stream.StreamSupport;
  * <p>{@link #close()} cancels the call, so the gateway stops generating (use
  * try-with-resources). It may be called from any thread, also while another thread waits
  * in {@link #hasNext()}; that thread then sees the end of the stream.
+ *
+ * <p>With {@code stream_failover} set on the request, the gateway may move the stream to
+ * another target after its first chunk; a chunk with {@code failover} set then says so. After
+ * a {@code STREAM_FAILOVER_RESTART} marker everything received before it belonged to an
+ * abandoned answer; after {@code STREAM_FAILOVER_CONTINUE} it stays. {@link #text()} and
+ * {@link #response()} hold only the final answer; {@link #failovers()} lists the markers.
+ * Once the stream has ended, {@link #trace()} is the gateway's attempt trace.
  */
 public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamChunk>, AutoCloseable {
   private final Context.CancellableContext call;
@@ -34,12 +51,23 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
   private boolean received;
   private volatile boolean closed;
   private volatile StreamChunk finalChunk;
+  private final AtomicReference<Metadata> trailers;
+  private final List<Failover> failovers = new ArrayList<>();
+  private final StringBuilder content = new StringBuilder();
+  private final StringBuilder reasoning = new StringBuilder();
+  private final Map<String, String> metadata = new HashMap<>();
+  private String model = "";
+  private String provider = "";
 
   private ChatStream(
-      Context.CancellableContext call, Supplier<Iterator<StreamChunk>> startCall, Attempts attempts) {
+      Context.CancellableContext call,
+      Supplier<Iterator<StreamChunk>> startCall,
+      Attempts attempts,
+      AtomicReference<Metadata> trailers) {
     this.call = call;
     this.startCall = startCall;
     this.attempts = attempts;
+    this.trailers = trailers;
   }
 
   /**
@@ -47,8 +75,10 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
    * cancel method of its own, but a call cancels when the context it started in does. A
    * retry starts in the same context, so {@link #close()} reaches it too.
    */
-  static ChatStream start(Supplier<Iterator<StreamChunk>> startCall, Attempts attempts) {
-    ChatStream stream = new ChatStream(Context.current().withCancellation(), startCall, attempts);
+  static ChatStream start(
+      Supplier<Iterator<StreamChunk>> startCall, Attempts attempts, AtomicReference<Metadata> trailers) {
+    ChatStream stream =
+        new ChatStream(Context.current().withCancellation(), startCall, attempts, trailers);
     stream.startAttempt();
     return stream;
   }
@@ -105,10 +135,31 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
     }
     StreamChunk chunk = responses.next();
     received = true;
+    if (chunk.hasFailover()) {
+      failOver(chunk.getFailover());
+      return chunk;
+    }
+    content.append(chunk.getContent());
+    reasoning.append(chunk.getReasoningContent());
+    model = chunk.getModel().isEmpty() ? model : chunk.getModel();
+    provider = chunk.getProvider().isEmpty() ? provider : chunk.getProvider();
+    metadata.putAll(chunk.getMetadataMap());
     if (chunk.getFinal()) {
       finalChunk = chunk;
     }
     return chunk;
+  }
+
+  private void failOver(Failover marker) {
+    failovers.add(marker);
+    if (marker.getMode() == StreamFailover.STREAM_FAILOVER_RESTART) {
+      // Everything so far belonged to an answer the gateway abandoned.
+      content.setLength(0);
+      reasoning.setLength(0);
+      metadata.clear();
+    }
+    provider = marker.getProvider().isEmpty() ? provider : marker.getProvider();
+    model = marker.getModel().isEmpty() ? model : marker.getModel();
   }
 
   /** This stream itself: it can be iterated once. */
@@ -124,13 +175,57 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
     return StreamSupport.stream(split, false).onClose(this::close);
   }
 
-  /** Reads the rest of the stream and returns its content, concatenated. */
+  /**
+   * Reads the rest of the stream and returns the answer's text: every chunk's content
+   * concatenated, but after a {@code STREAM_FAILOVER_RESTART} marker only what followed it.
+   */
   public String text() {
-    StringBuilder text = new StringBuilder();
-    while (hasNext()) {
-      text.append(next().getContent());
+    readToEnd();
+    return content.toString();
+  }
+
+  /**
+   * Reads the rest of the stream and returns the whole answer as {@code chat} would have:
+   * the text and reasoning (only the final answer's, after a failover), the final chunk's
+   * tool calls, stop reason, usage and parts.
+   *
+   * @throws IllegalStateException if the stream was closed before its final chunk
+   */
+  public CompletionResponse response() {
+    readToEnd();
+    StreamChunk last = finalChunk;
+    if (last == null) {
+      throw new IllegalStateException("the stream ended without its final chunk");
     }
-    return text.toString();
+    return CompletionResponse.newBuilder()
+        .setContent(content.toString())
+        .setRole(Role.ROLE_ASSISTANT)
+        .addAllToolCalls(last.getToolCallsList())
+        .setStopReason(last.getStopReason())
+        .setRawStopReason(last.getRawStopReason())
+        .setUsage(last.getUsage())
+        .setModel(model)
+        .setProvider(provider)
+        .setReasoningContent(reasoning.toString())
+        .putAllMetadata(metadata)
+        .addAllParts(last.getPartsList())
+        .build();
+  }
+
+  /** The failover markers read so far, in order: each says another target took over. */
+  public List<Failover> failovers() {
+    return List.copyOf(failovers);
+  }
+
+  /** The gateway's attempt trace, from the stream's trailers; empty until the stream ended. */
+  public Trace trace() {
+    return Trace.from(trailers.get());
+  }
+
+  private void readToEnd() {
+    while (hasNext()) {
+      next();
+    }
   }
 
   /** The final chunk once it has been read; empty before that or if the stream was closed early. */

@@ -51,6 +51,7 @@ final class ErrorDecoder {
       }
     }
     return new PorticoException(
-        status.getCode(), message, reason, domain, metadata, retryAfter, violations, error);
+        status.getCode(), message, reason, domain, metadata, retryAfter, violations,
+        Trace.from(error.getTrailers()), error);
   }
 }

@@ -14,6 +14,7 @@ import dev.portico.v1.ListProvidersRequest;
 import dev.portico.v1.ListProvidersResponse;
 import io.grpc.Channel;
 import io.grpc.ChannelCredentials;
+import io.grpc.ClientInterceptor;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
@@ -30,6 +31,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
 
 /**
@@ -78,21 +80,39 @@ public final class PorticoClient implements AutoCloseable {
 
   /** Generates a complete answer. */
   public CompletionResponse chat(ChatRequest request) {
-    return call(stub -> stub.chat(request));
+    return chatWithTrace(request).response();
+  }
+
+  /** Generates a complete answer, with the gateway's attempt trace. */
+  public Traced<CompletionResponse> chatWithTrace(ChatRequest request) {
+    return callTraced(stub -> stub.chat(request));
   }
 
   /**
    * Starts a streamed answer. The returned stream must be closed (try-with-resources);
-   * closing it before the end cancels the call.
+   * closing it before the end cancels the call. With {@code stream_failover} set on the
+   * request, see {@link ChatStream} for the failover markers.
    */
   public ChatStream stream(ChatRequest request) {
     Attempts attempts = new Attempts(retryPolicy, deadline);
-    return ChatStream.start(() -> stubFor(attempts).streamChat(request), attempts);
+    AtomicReference<Metadata> trailers = new AtomicReference<>();
+    return ChatStream.start(
+        () -> {
+          trailers.set(null);
+          return stubFor(attempts).withInterceptors(captureTrailers(trailers)).streamChat(request);
+        },
+        attempts,
+        trailers);
   }
 
   /** Embeds a batch of texts; the vectors come back in input order. */
   public EmbedResponse embed(EmbedRequest request) {
-    return call(stub -> stub.embed(request));
+    return embedWithTrace(request).response();
+  }
+
+  /** Embeds a batch of texts, with the gateway's attempt trace. */
+  public Traced<EmbedResponse> embedWithTrace(EmbedRequest request) {
+    return callTraced(stub -> stub.embed(request));
   }
 
   /** Embeds {@code inputs} with {@code model} (empty: the provider's default embedding model). */
@@ -194,6 +214,19 @@ public final class PorticoClient implements AutoCloseable {
         Attempts.waitBeforeRetry(delay, failure);
       }
     }
+  }
+
+  private <T> Traced<T> callTraced(Function<LLMServiceBlockingStub, T> rpc) {
+    AtomicReference<Metadata> trailers = new AtomicReference<>();
+    T response = call(stub -> {
+      trailers.set(null);
+      return rpc.apply(stub.withInterceptors(captureTrailers(trailers)));
+    });
+    return new Traced<>(response, Trace.from(trailers.get()));
+  }
+
+  private static ClientInterceptor captureTrailers(AtomicReference<Metadata> trailers) {
+    return MetadataUtils.newCaptureMetadataInterceptor(new AtomicReference<>(), trailers);
   }
 
   private static Duration requirePositive(Duration value, String name) {

@@ -27,6 +27,7 @@ public final class PorticoException extends RuntimeException {
   private final Map<String, String> metadata;
   private final Duration retryAfter;
   private final List<FieldViolation> fieldViolations;
+  private final Trace trace;
 
   PorticoException(
       Status.Code code,
@@ -36,6 +37,7 @@ public final class PorticoException extends RuntimeException {
       Map<String, String> metadata,
       Duration retryAfter,
       List<FieldViolation> fieldViolations,
+      Trace trace,
       Throwable cause) {
     super(describe(code, statusMessage, reason), cause);
     this.code = code;
@@ -45,6 +47,7 @@ public final class PorticoException extends RuntimeException {
     this.metadata = Map.copyOf(metadata);
     this.retryAfter = retryAfter;
     this.fieldViolations = List.copyOf(fieldViolations);
+    this.trace = trace;
   }
 
   private static String describe(Status.Code code, String statusMessage, String reason) {
@@ -118,5 +121,15 @@ public final class PorticoException extends RuntimeException {
   /** The invalid fields, from {@code BadRequest}; empty unless the request was rejected. */
   public List<FieldViolation> fieldViolations() {
     return fieldViolations;
+  }
+
+  /** The gateway's attempt trace of the failed call ({@code portico-attempts}); may be empty. */
+  public Trace trace() {
+    return trace;
+  }
+
+  /** Each attempt the gateway made before giving up, in order. */
+  public List<Attempt> attempts() {
+    return trace.attempts();
   }
 }
