@@ -351,6 +351,7 @@ class Router:
                 f"no target can answer within the {remaining:.3g}s left; "
                 f"observed time to first token: {observed}",
                 metadata={"remaining_seconds": f"{remaining:.3f}"},
+                retry_safe=True,  # nothing was sent
             )
 
 
