@@ -193,7 +193,8 @@ class Router:
             name, _, model = alias_settings.target.partition("/")
             self._check_provider(name, f"aliases.{alias}", alias_settings.target)
             self.aliases[alias] = (name, model)
-            self._routes[alias] = _Route(alias, [(name, model, 1.0)], self._even, alias_settings)
+            # An alias naming only a provider sends the alias itself as the model name.
+            self._routes[alias] = _Route(alias, [(name, model or alias, 1.0)], self._even, alias_settings)
         for route in self._routes.values():
             for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
                 for i, target in enumerate(getattr(route.settings, kind)):
