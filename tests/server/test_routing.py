@@ -291,3 +291,32 @@ def test_api_keys_are_checked_without_showing_them() -> None:
     with pytest.raises(ConfigError, match="exactly one of after_ms and after"):
         parse_config({"providers": [fake("a")],
                       "aliases": {"x": {"target": "a/fake-chat", "hedge": {"after_ms": 1, "after": "p95"}}}})
+
+
+async def test_a_target_whose_breaker_is_open_moves_to_the_back() -> None:
+    config = {
+        "providers": [fake("a"), fake("b")],
+        "groups": {"chat": {"deployments": ["a/fake-chat", "b/fake-chat"]}},
+    }
+    async with running_gateway(config) as gw:
+        stats = gw.gateway.router.stats
+        assert isinstance(stats, MemoryStats)
+        stats.unavailable.add("a/fake-chat")
+        replies = [await gw.stub.Chat(pb.ChatRequest(model="chat", messages=[USER])) for _ in range(20)]
+    assert {reply.provider for reply in replies} == {"b"}
+
+
+async def test_streams_and_other_calls_reach_a_groups_first_target() -> None:
+    config = {
+        "providers": [fake("a"), fake("b")],
+        "groups": {"chat": {"deployments": ["a/fake-chat"], "fallbacks": ["b"]}},
+        "aliases": {"fake-chat-latest": "b"},
+    }
+    async with running_gateway(config) as gw:
+        chunks = [chunk async for chunk in gw.stub.StreamChat(pb.ChatRequest(model="chat", messages=[USER]))]
+        caps = await gw.stub.GetCapabilities(pb.GetCapabilitiesRequest(model="chat"))
+        aliased = await gw.stub.Chat(pb.ChatRequest(model="fake-chat-latest", messages=[USER]))
+    assert chunks[0].provider == "a" and "".join(c.content for c in chunks) == "hi"
+    assert caps.capabilities.provider == "a"
+    # An alias naming only a provider sends its own name as the model.
+    assert (aliased.provider, aliased.model) == ("b", "fake-chat-latest")
