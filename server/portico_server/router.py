@@ -214,6 +214,23 @@ class Router:
                 self._by_model.setdefault(model, public)
             if provider.embedding_model():
                 self._by_embedding_model.setdefault(provider.embedding_model(), public)
+        self._check_routes()
+
+    def _check_routes(self) -> None:
+        """Resolve every route once, so a model a provider does not serve stops start-up
+        instead of failing each call."""
+        for route in self._routes.values():
+            section = "aliases" if route.name in self.aliases else "groups"
+            try:
+                self._deployments(route)
+            except PorticoError as exc:
+                raise ConfigError(f"{section}.{route.name}: {exc.message}") from None
+            for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+                for i, target in enumerate(getattr(route.settings, kind)):
+                    try:
+                        self._resolve(target)
+                    except PorticoError as exc:
+                        raise ConfigError(f"{section}.{route.name}.{kind}[{i}]: {exc.message}") from None
 
     def _names_provider(self, text: str) -> bool:
         name = text.partition("/")[0]
@@ -286,6 +303,9 @@ class Router:
             resolved = model or chosen.default_model()
             if not resolved:
                 raise InvalidRequest([("model", f"is required: provider {name!r} has no default model")])
+            if not chosen.accepts_model(resolved):
+                raise UnknownModel(f"provider {name!r} does not serve model {resolved!r}",
+                                   metadata={"field": "model", "model": resolved, "provider": name})
             out.append(_Candidate(Target(chosen, resolved, group or (name if name in self.key_groups else "")),
                                   weight / len(members)))
         return out

@@ -266,6 +266,10 @@ async def test_a_hedged_target_that_answers_in_time_is_the_only_one_asked() -> N
      "aliases.x.fallbacks[0]: 'ghost' names no group, alias or configured provider"),
     ({"providers": [fake("a")], "groups": {"x": {"deployments": ["a"]}}, "aliases": {"x": "a/fake-chat"}},
      "aliases.x: the name is a model group too"),
+    ({"providers": [fake("a")], "groups": {"g": {"deployments": ["a/fake-chat"], "fallbacks": ["a/gpt-9"]}}},
+     "groups.g.fallbacks[0]: provider 'a' does not serve model 'gpt-9'"),
+    ({"providers": [fake("a")], "groups": {"g": {"deployments": ["a/other"]}}},
+     "groups.g: provider 'a' does not serve model 'other'"),
 ])
 async def test_routing_configuration_mistakes_are_named(tree: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -308,7 +312,7 @@ async def test_a_target_whose_breaker_is_open_moves_to_the_back() -> None:
 
 async def test_streams_and_other_calls_reach_a_groups_first_target() -> None:
     config = {
-        "providers": [fake("a"), fake("b")],
+        "providers": [fake("a"), {**fake("b"), "models": ["fake-chat", "fake-chat-latest"]}],
         "groups": {"chat": {"deployments": ["a/fake-chat"], "fallbacks": ["b"]}},
         "aliases": {"fake-chat-latest": "b"},
     }
