@@ -18,7 +18,7 @@ from portico.v1 import llm_service_pb2
 
 from . import intake
 from .capabilities import CapabilityResolver
-from .config import ConfigError, GatewayConfig, StartupError, load_config
+from .config import ConfigError, GatewayConfig, StartupError, expand_api_keys, load_config
 from .health import HealthReporter
 from .intake import RequestDecoder
 from .providers import registry
@@ -58,10 +58,16 @@ class Gateway:
         #: Workers share one port (SO_REUSEPORT); a lone gateway must own its port, so
         #: that a second one started by mistake fails instead of silently sharing it.
         self.reuse_port = reuse_port
-        self.providers: dict[str, Provider] = {
-            p.name: registry.create(p, f"providers[{i}]") for i, p in enumerate(config.providers)
-        }
-        self.router = Router(self.providers, config.aliases)
+        # A provider with several `api_keys` becomes one instance per key, grouped under its name.
+        self.providers: dict[str, Provider] = {}
+        key_groups: dict[str, list[str]] = {}
+        for i, settings in enumerate(config.providers):
+            instances = expand_api_keys(settings)
+            for instance in instances:
+                self.providers[instance.name] = registry.create(instance, f"providers[{i}]")
+            if settings.api_keys:
+                key_groups[settings.name] = [instance.name for instance in instances]
+        self.router = Router(self.providers, config.aliases, config.groups, key_groups)
         self.health = HealthReporter(self.providers)
         self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)

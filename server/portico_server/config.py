@@ -10,10 +10,10 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NOT_KEY_CHARACTER = re.compile(r"[^\x21-\x7e]")
@@ -48,6 +48,9 @@ class ProviderSettings(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     kind: str = Field(min_length=1)
     api_key: SecretStr | None = None
+    #: Several keys of one account or of several: one deployment per key (named
+    #: `<name>#1`, `<name>#2`, ...), grouped under `name`, so a throttled key is skipped.
+    api_keys: list[SecretStr] = Field(default_factory=list)
     base_url: str | None = None
     models: list[str] = Field(default_factory=list)
     default_model: str | None = None
@@ -84,10 +87,25 @@ class ProviderSettings(_Strict):
     def _key_is_one_token(cls, value: SecretStr | None) -> SecretStr | None:
         # A key pasted with its trailing newline would otherwise fail every call as an
         # invalid HTTP header, far from its cause. The message never shows the key.
-        if value is not None and _NOT_KEY_CHARACTER.search(value.get_secret_value()):
-            raise ValueError(
-                "contains whitespace, a control character or a non-ASCII character (a trailing newline?)")
+        if value is not None:
+            _check_key(value)
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for i, key in enumerate(value):
+            try:
+                _check_key(key)
+            except ValueError as exc:
+                raise ValueError(f"key {i + 1}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_give_keys(self) -> ProviderSettings:
+        if self.api_key is not None and self.api_keys:
+            raise ValueError("set api_key or api_keys, not both")
+        return self
 
     @field_validator("headers")
     @classmethod
@@ -99,6 +117,80 @@ class ProviderSettings(_Strict):
                 raise ValueError(f"the value of {name!r} has leading or trailing whitespace, "
                                  "a control character or a non-ASCII character")
         return value
+
+
+def _check_key(key: SecretStr) -> None:
+    if _NOT_KEY_CHARACTER.search(key.get_secret_value()):
+        raise ValueError("contains whitespace, a control character or a non-ASCII character (a trailing newline?)")
+
+
+def expand_api_keys(settings: ProviderSettings) -> list[ProviderSettings]:
+    """One provider per key of `api_keys` (`<name>#1`, ...); the settings alone otherwise.
+    The names number the keys; they never show a key."""
+    if not settings.api_keys:
+        return [settings]
+    return [
+        settings.model_copy(update={"name": f"{settings.name}#{i}", "api_key": key, "api_keys": []})
+        for i, key in enumerate(settings.api_keys, start=1)
+    ]
+
+
+class HedgeSettings(_Strict):
+    """Send a unary call to the next target too when the first has not answered in time."""
+
+    #: A fixed delay in milliseconds ...
+    after_ms: float | None = Field(default=None, gt=0)
+    #: ... or the target's observed latency quantile.
+    after: Literal["p95"] | None = None
+    #: Most targets asked at once (the first included).
+    copies: int = Field(default=2, ge=2)
+
+    @model_validator(mode="after")
+    def _one_delay(self) -> HedgeSettings:
+        if (self.after_ms is None) == (self.after is None):
+            raise ValueError("set exactly one of after_ms and after")
+        return self
+
+
+class Deployment(_Strict):
+    """One place a group's model is served: a provider (or a provider of several keys)
+    and that provider's model name (empty: its default model)."""
+
+    provider: str = Field(min_length=1)
+    model: str = ""
+    weight: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        # "provider/model" is shorthand for {provider, model}.
+        if isinstance(value, str):
+            provider, _, model = value.partition("/")
+            return {"provider": provider, "model": model}
+        return value
+
+
+class RouteSettings(_Strict):
+    """What an alias and a group share: where to go when the first choice fails."""
+
+    #: Targets tried in turn after the first choice: group names, aliases,
+    #: "provider/model", or provider names (their default model).
+    fallbacks: list[str] = Field(default_factory=list)
+    #: For a request too long for the model's context window.
+    context_window_fallbacks: list[str] = Field(default_factory=list)
+    #: For a content-policy refusal.
+    content_policy_fallbacks: list[str] = Field(default_factory=list)
+    hedge: HedgeSettings | None = None
+
+
+class AliasSettings(RouteSettings):
+    #: "provider/model" (or "provider" for its default model).
+    target: str = Field(min_length=1)
+
+
+class GroupSettings(RouteSettings):
+    deployments: list[Deployment] = Field(min_length=1)
+    strategy: Literal["weighted", "least_in_flight", "lowest_latency"] = "weighted"
 
 
 class RequestLimits(_Strict):
@@ -142,8 +234,12 @@ class ServerSettings(_Strict):
 class GatewayConfig(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     providers: list[ProviderSettings] = Field(default_factory=list)
-    #: alias -> "provider/model": a name callers may use in `model`.
-    aliases: dict[str, str] = Field(default_factory=dict)
+    #: alias -> "provider/model" (or a mapping with `target` and fallbacks): a name
+    #: callers may use in `model`.
+    aliases: dict[str, str | AliasSettings] = Field(default_factory=dict)
+    #: model group name -> its deployments, strategy and fallbacks: a name callers may
+    #: use in `model`.
+    groups: dict[str, GroupSettings] = Field(default_factory=dict)
 
     @field_validator("providers")
     @classmethod

@@ -9,6 +9,8 @@ Request size and item counts are checked before decoding, in intake.py.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,10 +21,15 @@ from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 
 from . import convert, offload, paging, scripted_trace
+from .call import CallContext
 from .capabilities import CapabilityResolver
+from .domain import ChatRequest, CompletionResponse, StopReason
 from .errors import PorticoError, ShuttingDown
 from .health import HealthReporter
-from .router import Router
+from .providers.base import estimate_tokens
+from .resilience.balance import Stats
+from .resilience.hedge import hedge_delays, hedged
+from .router import Plan, Router, Target
 from .status import internal_status, to_rpc_status
 
 log = logging.getLogger("portico.servicer")
@@ -124,12 +131,12 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     @_unary
     async def Chat(self, request: pb.ChatRequest, context: Context, request_id: str) -> pb.CompletionResponse:
         self._admit(request)
-        provider, model = self.router.route(request.provider, request.model)
-        chat = await offload.run(convert.chat_request, request, model)
-        provider.check_passthrough(chat.passthrough)
         call = convert.call_context(request, context.time_remaining(), request_id)
-        result = await provider.chat(chat, call)
-        return convert.completion(result, provider.name)
+        chat = await offload.run(convert.chat_request, request, "")
+        plan = self.router.plan(request.provider, request.model, call=call,
+                                estimated_tokens=estimate_tokens(chat) + (chat.max_tokens or 0))
+        result, target = await _run_plan(plan, chat, call, self.router.stats)
+        return convert.completion(result, target.provider.name)
 
     async def StreamChat(  # type: ignore[override]  # writes through context, returns nothing
         self, request: pb.ChatRequest, context: Context
@@ -214,3 +221,40 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             ],
             next_page_token=paging.encode_token(start + size) if more else "",
         )
+
+
+# --- Minimal plan runner: plain fallback over the plan (and hedging when the route asks
+# for it), until the resilience dispatcher (retries, breakers, limits, attempt trace)
+# takes its place. Keep everything of it here. ---
+_REFUSALS = (StopReason.CONTENT_FILTER, StopReason.REFUSAL)
+
+
+async def _run_plan(
+    plan: Plan, chat: ChatRequest, call: CallContext, stats: Stats
+) -> tuple[CompletionResponse, Target]:
+    async def attempt(target: Target) -> CompletionResponse:
+        request = dataclasses.replace(chat, model=target.model)
+        target.provider.check_passthrough(request.passthrough)
+        return await target.provider.chat(request, call)
+
+    if plan.hedge is not None and len(plan) > 1:
+        calls = [functools.partial(attempt, t) for t in plan]
+        delay_for = hedge_delays(plan.hedge, [t.name for t in plan], stats)
+        result, index = await hedged(calls, delay_for, give_up=lambda exc: plan.fallback_for(exc) is None)
+        return result, plan[index]
+    target, tried = plan[0], list[Target]()
+    while True:
+        try:
+            result = await attempt(target)
+        except PorticoError as exc:
+            tried.append(target)
+            following = plan.fallback_for(exc, tried)
+            if following is None:
+                raise
+            target = following
+            continue
+        tried.append(target)
+        following = plan.fallback_for_refusal(tried) if result.stop_reason in _REFUSALS else None
+        if following is None:
+            return result, target
+        target = following

@@ -1,0 +1,2 @@
+"""The managed provider layer: balancing, hedging, retries, breakers and limits around
+providers, which stay pure translators."""
