@@ -134,7 +134,7 @@ def test_sigterm_drains_the_streams_of_every_worker_then_all_exit_0(tmp_path):
         for first, rest in streams:
             chunks = list(rest)
             assert first + "".join(c.content for c in chunks) == TEXT
-            assert chunks[-1].is_final
+            assert chunks[-1].final
         for channel in channels:
             channel.close()
         assert proc.wait(20) == 0

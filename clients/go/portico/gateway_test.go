@@ -138,7 +138,7 @@ func startGateway(config string) (*gatewayProcess, error) {
 		return nil, err
 	}
 	gw := &gatewayProcess{logs: &lockedBuffer{}, exited: make(chan struct{})}
-	gw.cmd = exec.Command(bin, "serve", "--config", path, "--address", "127.0.0.1:0")
+	gw.cmd = exec.Command(bin, "serve", "--config", path, "--address", "127.0.0.1:0", "--workers", "1")
 	gw.cmd.Stderr = gw.logs
 	stdout, err := gw.cmd.StdoutPipe()
 	if err != nil {

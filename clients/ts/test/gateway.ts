@@ -63,7 +63,7 @@ export async function startGateway(config: Record<string, unknown>): Promise<Run
   const file = join(dir, "portico.yaml");
   await writeFile(file, JSON.stringify(config, null, 2));
 
-  const child = spawn(porticoBin(), ["serve", "--config", file, "--address", "127.0.0.1:0"], {
+  const child = spawn(porticoBin(), ["serve", "--config", file, "--address", "127.0.0.1:0", "--workers", "1"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   running.add(child);

@@ -49,7 +49,8 @@ final class GatewayProcess implements AutoCloseable {
     Path config = Files.writeString(workDir.resolve("portico.yaml"), configYaml);
     Path log = workDir.resolve("gateway.log");
     Process process = new ProcessBuilder(List.of(
-            executable.toString(), "serve", "--config", config.toString(), "--address", "127.0.0.1:0"))
+            executable.toString(), "serve", "--config", config.toString(), "--address", "127.0.0.1:0",
+            "--workers", "1"))
         .redirectErrorStream(false)
         .redirectError(log.toFile())
         .start();
