@@ -1,8 +1,10 @@
-"""The LLMService servicer: converts, asks the router, calls the provider, converts back.
+"""The LLMService servicer: converts, asks the router for a plan, hands it to the
+dispatcher (retries, breakers, fallback: resilience/), converts back.
 
 It holds no provider logic. Failures leave through `fail`, which uses the one error
 table in status.py; anything unexpected becomes INTERNAL without leaking details. Every
-answer and every error carries the call's request id in the `x-request-id` trailer.
+answer and every error carries the call's request id in the `x-request-id` trailer, and
+calls that reach a provider carry the attempt trace (resilience/trace.py).
 Request size and item counts are checked before decoding, in intake.py.
 """
 
@@ -22,6 +24,10 @@ from . import convert, offload, paging
 from .capabilities import CapabilityResolver
 from .errors import PorticoError, ShuttingDown
 from .health import HealthReporter
+from .providers.base import Provider
+from .resilience.breaker import BreakerState
+from .resilience.dispatcher import Dispatcher
+from .resilience.trace import Trace
 from .router import Router
 from .status import internal_status, to_rpc_status
 
@@ -61,7 +67,9 @@ async def fail(context: Context, exc: BaseException) -> None:
     await _fail(context, exc, "decoding", _request_id(context, None))
 
 
-async def _fail(context: Context, exc: BaseException, rpc: str, request_id: str) -> None:
+async def _fail(
+    context: Context, exc: BaseException, rpc: str, request_id: str, trace: Trace | None = None
+) -> None:
     if isinstance(exc, PorticoError):
         status = to_rpc_status(exc)
     else:
@@ -71,25 +79,32 @@ async def _fail(context: Context, exc: BaseException, rpc: str, request_id: str)
     await context.abort_with_status(_Status(
         code=status.code,
         details=status.details,
-        trailing_metadata=(*tuple(status.trailing_metadata or ()), (REQUEST_ID_KEY, request_id)),
+        trailing_metadata=(
+            *tuple(status.trailing_metadata or ()), (REQUEST_ID_KEY, request_id),
+            *(trace.metadata() if trace is not None else ()),
+        ),
     ))
 
 
 def _unary(
-    handler: Callable[[LLMServicer, Req, Context, str], Awaitable[Resp]],
+    handler: Callable[[LLMServicer, Req, Context, str, Trace], Awaitable[Resp]],
 ) -> Callable[[LLMServicer, Req, Context], Awaitable[Resp]]:
-    """Run a unary handler with the call's request id, turning any exception into a status
-    with details."""
+    """Run a unary handler with the call's request id and attempt trace, turning any
+    exception into a status with details."""
 
     async def wrapper(self: LLMServicer, request: Req, context: Context) -> Resp:
         request_id = _begin(context, request)
+        trace = Trace()
         try:
-            return await handler(self, request, context, request_id)
+            response = await handler(self, request, context, request_id, trace)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _fail(context, exc, handler.__name__, request_id)
+            await _fail(context, exc, handler.__name__, request_id, trace)
             raise  # not reached: abort raises
+        if trace.active:
+            context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *trace.metadata()))
+        return response
 
     wrapper.__name__ = handler.__name__
     return wrapper
@@ -101,10 +116,12 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         router: Router,
         capabilities: CapabilityResolver,
         health: HealthReporter,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.router = router
         self.capabilities = capabilities
         self.health = health
+        self.dispatcher = dispatcher or Dispatcher(health)
         self.shutting_down = False
 
     def _admit(self, request: Any) -> None:
@@ -113,14 +130,15 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         convert.check_names(request)
 
     @_unary
-    async def Chat(self, request: pb.ChatRequest, context: Context, request_id: str) -> pb.CompletionResponse:
+    async def Chat(
+        self, request: pb.ChatRequest, context: Context, request_id: str, trace: Trace
+    ) -> pb.CompletionResponse:
         self._admit(request)
-        provider, model = self.router.route(request.provider, request.model)
-        chat = await offload.run(convert.chat_request, request, model)
-        provider.check_passthrough(chat.passthrough)
+        targets = self.router.plan(request.provider, request.model)
+        chat = await offload.run(convert.chat_request, request, targets[0].model)
         call = convert.call_context(request, context.time_remaining(), request_id)
-        result = await provider.chat(chat, call)
-        return convert.completion(result, provider.name)
+        result = await self.dispatcher.chat(targets, chat, call, trace)
+        return convert.completion(result, result.provider)
 
     async def StreamChat(  # type: ignore[override]  # writes through context, returns nothing
         self, request: pb.ChatRequest, context: Context
@@ -129,21 +147,16 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         # or its deadline passes, this coroutine is cancelled and `aclosing` closes the
         # provider's stream (and its upstream HTTP response) right away.
         request_id = _begin(context, request)
+        trace = Trace()
         written = False
         try:
             self._admit(request)
-            provider, model = self.router.route(request.provider, request.model)
-            chat = await offload.run(convert.chat_request, request, model)
-            provider.check_passthrough(chat.passthrough)
+            targets = self.router.plan(request.provider, request.model)
+            chat = await offload.run(convert.chat_request, request, targets[0].model)
             call = convert.call_context(request, context.time_remaining(), request_id)
-            first = True
             write, encode = context.write, convert.chunk
-            async with contextlib.aclosing(provider.stream(chat, call)) as chunks:
+            async with contextlib.aclosing(self.dispatcher.stream(targets, chat, call, trace)) as chunks:
                 async for chunk in chunks:
-                    if first or chunk.is_final:
-                        chunk.model = chunk.model or model
-                        chunk.provider = provider.name
-                        first = False
                     await write(encode(chunk))  # deltas arrive encoded; intake.py passes bytes through
                     written = True
         except grpc.aio.AbortError:
@@ -151,29 +164,35 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         except Exception as exc:
             if written and isinstance(exc, PorticoError):
                 exc.retry_safe = False  # the caller already has part of an answer
-            await _fail(context, exc, "StreamChat", request_id)
+            await _fail(context, exc, "StreamChat", request_id, trace)
+        else:
+            context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *trace.metadata()))
 
     @_unary
-    async def Embed(self, request: pb.EmbedRequest, context: Context, request_id: str) -> pb.EmbedResponse:
+    async def Embed(
+        self, request: pb.EmbedRequest, context: Context, request_id: str, trace: Trace
+    ) -> pb.EmbedResponse:
         self._admit(request)
-        provider, model = self.router.route(request.provider, request.model, embedding=True)
-        embed = convert.embed_request(request, model)
-        result = await provider.embed(embed, convert.call_context(request, context.time_remaining(), request_id))
-        return convert.embed_response(result, provider.name)
+        targets = self.router.plan(request.provider, request.model, embedding=True)
+        embed = convert.embed_request(request, targets[0].model)
+        call = convert.call_context(request, context.time_remaining(), request_id)
+        result = await self.dispatcher.embed(targets, embed, call, trace)
+        return convert.embed_response(result, result.provider)
 
     @_unary
     async def CountTokens(
-        self, request: pb.CountTokensRequest, context: Context, request_id: str
+        self, request: pb.CountTokensRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CountTokensResponse:
         self._admit(request)
-        provider, model = self.router.route(request.provider, request.model)
-        chat = await offload.run(convert.count_tokens_request, request, model)
+        targets = self.router.plan(request.provider, request.model)
+        chat = await offload.run(convert.count_tokens_request, request, targets[0].model)
         call = convert.call_context(None, context.time_remaining(), request_id)
-        return convert.token_count(await provider.count_tokens(chat, call), provider.name)
+        count, target = await self.dispatcher.count_tokens(targets, chat, call, trace)
+        return convert.token_count(count, target.provider.name)
 
     @_unary
     async def GetCapabilities(
-        self, request: pb.GetCapabilitiesRequest, context: Context, request_id: str
+        self, request: pb.GetCapabilitiesRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.GetCapabilitiesResponse:
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model)
@@ -182,7 +201,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
 
     @_unary
     async def ListProviders(
-        self, request: pb.ListProvidersRequest, context: Context, request_id: str
+        self, request: pb.ListProvidersRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.ListProvidersResponse:
         self._admit(request)
         size = paging.page_size(request.page_size)
@@ -191,16 +210,33 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         page = providers[start : start + size]
         more = start + size < len(providers)
         return pb.ListProvidersResponse(
-            providers=[
-                pb.ProviderInfo(
-                    name=provider.name,
-                    kind=provider.configured_kind(),
-                    models=provider.models(),
-                    health=pb.PROVIDER_HEALTH_SERVING if self.health.provider_ok.get(provider.name)
-                    else pb.PROVIDER_HEALTH_NOT_SERVING,
-                    default_model=provider.default_model(),
-                )
-                for provider in page
-            ],
+            providers=[self._provider_info(provider) for provider in page],
             next_page_token=paging.encode_token(start + size) if more else "",
         )
+
+    def _provider_info(self, provider: Provider) -> pb.ProviderInfo:
+        live = self.dispatcher.view(provider.name)
+        return pb.ProviderInfo(
+            name=provider.name,
+            kind=provider.configured_kind(),
+            models=provider.models(),
+            health=pb.PROVIDER_HEALTH_SERVING if self.health.provider_ok.get(provider.name)
+            else pb.PROVIDER_HEALTH_NOT_SERVING,
+            default_model=provider.default_model(),
+            breaker_state=_BREAKER_STATES[live.breaker] if provider.settings.breaker.enabled
+            else pb.BREAKER_STATE_UNSPECIFIED,
+            breaker_open_seconds=live.breaker_open_seconds,
+            cooldown_seconds=live.cooldown_seconds,
+            latency_ms=(live.latency or 0.0) * 1000,
+            ttft_ms=(live.ttft or 0.0) * 1000,
+            error_rate=live.error_rate,
+            in_flight=live.in_flight,
+            queue_depth=live.queue_depth,
+        )
+
+
+_BREAKER_STATES = {
+    BreakerState.CLOSED: pb.BREAKER_STATE_CLOSED,
+    BreakerState.OPEN: pb.BREAKER_STATE_OPEN,
+    BreakerState.HALF_OPEN: pb.BREAKER_STATE_HALF_OPEN,
+}

@@ -1,6 +1,7 @@
 """Tries a call to one target again when the upstream failed in a way that waiting may
 cure: connection errors, 408, 429, 500, 502, 503, 504, 529 and overloaded errors (the
-exceptions whose `retryable` is set; see `errors.upstream_error`).
+exceptions whose `retryable` is set; see `errors.upstream_error`), but not an answer that
+came back garbled (UPSTREAM_PROTOCOL): that one goes to the next target, if any.
 
 The wait before each retry is drawn uniformly between zero and an exponentially growing
 bound (full jitter), unless the upstream said how long to wait (`Retry-After`, the reset
@@ -26,8 +27,8 @@ T = TypeVar("T")
 
 def is_retryable(exc: BaseException) -> bool:
     """Whether trying the same target again may help."""
-    if isinstance(exc, errors.CircuitOpen):
-        return False  # the breaker just opened: the next target, not this one
+    if isinstance(exc, errors.UpstreamProtocol):
+        return False  # the upstream answered, garbled: asking again would bill a second answer
     return isinstance(exc, errors.UpstreamError) and exc.retryable
 
 

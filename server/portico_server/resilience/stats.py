@@ -24,7 +24,7 @@ def _ewma(current: float | None, sample: float) -> float:
 class Figures:
     latency: float | None = None  # seconds, whole successful calls
     ttft: float | None = None  # seconds to the first chunk of a stream
-    error_rate: float = 0.0  # share of recent upstream calls that failed, 0..1
+    error_rate: float | None = None  # share of recent upstream calls that failed, 0..1
     in_flight: int = 0
     calls: int = 0
 
@@ -58,7 +58,7 @@ class LiveStats:
 
     def error_rate(self, target_name: str) -> float:
         found = self._figures.get(target_name)
-        return 0.0 if found is None else found.error_rate
+        return 0.0 if found is None or found.error_rate is None else found.error_rate
 
     # -- fed by the dispatcher ----------------------------------------------------------
 
