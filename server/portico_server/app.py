@@ -111,6 +111,7 @@ class Gateway:
             grace = self.config.server.shutdown_grace
         self.servicer.shutting_down = True
         await self.health.shutdown()
+        self.dispatcher.close()
         if self.server is not None:
             await self.server.stop(grace)
         for provider in self.providers.values():

@@ -74,10 +74,14 @@ class CircuitBreaker:
         if self.state is BreakerState.HALF_OPEN and self._trials < self.settings.trial_calls:
             self._trials += 1
             return True
-        left = self.time_left_open() or self.settings.recovery
+        if self.state is BreakerState.OPEN:
+            left = self.time_left_open()
+            why = f"its circuit breaker ({self.key}) is open; trial calls pass in {left:.1f} s"
+        else:
+            left = self.settings.recovery
+            why = f"its circuit breaker ({self.key}) is half-open and its trial calls are under way"
         raise errors.CircuitOpen(
-            f"provider {self.provider!r} is failing; its circuit breaker ({self.key}) is {self.state.value}, "
-            f"next trial in {left:.1f} s",
+            f"provider {self.provider!r} is failing: {why}",
             provider=self.provider,
             retry_after=left,
             metadata={"breaker": self.key},
@@ -109,6 +113,12 @@ class CircuitBreaker:
     def reset(self) -> None:
         self.consecutive_failures = 0
         self._move(BreakerState.CLOSED)
+
+    def close(self) -> None:
+        """Cancel the pending half-open timer (the gateway is stopping)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _end_trial(self, trial: bool) -> None:
         if trial:
@@ -181,6 +191,10 @@ class Breakers:
         if ok:
             for breaker in self.of_provider(provider):
                 breaker.probe_succeeded()
+
+    def close(self) -> None:
+        for breaker in self._breakers.values():
+            breaker.close()
 
     def _changed(self, breaker: CircuitBreaker) -> None:
         self._on_change(breaker.provider, self.state(breaker.provider) is not BreakerState.CLOSED)

@@ -180,6 +180,13 @@ class Dispatcher:
         self._cooldown_until: dict[str, float] = {}
         self._cooldown_timers: dict[str, asyncio.TimerHandle] = {}
 
+    def close(self) -> None:
+        """Cancel pending timers (breaker recovery, cooldown ends): the gateway is stopping."""
+        self.breakers.close()
+        for timer in self._cooldown_timers.values():
+            timer.cancel()
+        self._cooldown_timers.clear()
+
     # -- quota cooldowns ----------------------------------------------------------------
 
     def cooldown_left(self, provider: str) -> float:

@@ -9,6 +9,7 @@ all, so the list keeps its first entries within `MAX_TRACE_BYTES` and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -59,8 +60,10 @@ class Trace:
         """An attempt that failed (`skipped`: refused before reaching the upstream)."""
         if isinstance(exc, errors.PorticoError):
             status, reason = code_for(exc).name, exc.reason
+        elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            status, reason = grpc.StatusCode.CANCELLED.name, ""  # the caller went away
         else:
-            status, reason = grpc.StatusCode.CANCELLED.name, ""
+            status, reason = grpc.StatusCode.INTERNAL.name, ""
         self.attempts.append(Attempt(provider, model, "skipped" if skipped else "error", status, reason,
                                      duration * 1000, wait * 1000))
 
