@@ -27,7 +27,7 @@ from .health import HealthReporter
 from .providers.base import Provider
 from .resilience.breaker import BreakerState
 from .resilience.dispatcher import Dispatcher
-from .resilience.trace import Trace
+from .resilience.trace import TRAILER_BUDGET, Trace
 from .router import Router
 from .status import internal_status, to_rpc_status
 
@@ -76,14 +76,13 @@ async def _fail(
         log.error("unexpected error in %s (request %s): %s", rpc, request_id, type(exc).__name__, exc_info=exc)
         status = internal_status()
     # Aborting replaces the trailers set so far, so the request id goes in again.
+    trailers = (*tuple(status.trailing_metadata or ()), (REQUEST_ID_KEY, request_id))
+    if trace is not None:
+        # Binary trailers travel base64-encoded: a third larger than their bytes.
+        used = sum(len(k) + len(v) * 4 // 3 + 8 for k, v in trailers)
+        trailers = (*trailers, *trace.metadata(TRAILER_BUDGET - used - len(status.details)))
     await context.abort_with_status(_Status(
-        code=status.code,
-        details=status.details,
-        trailing_metadata=(
-            *tuple(status.trailing_metadata or ()), (REQUEST_ID_KEY, request_id),
-            *(trace.metadata() if trace is not None else ()),
-        ),
-    ))
+        code=status.code, details=status.details, trailing_metadata=trailers))
 
 
 def _unary(
@@ -133,6 +132,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     async def Chat(
         self, request: pb.ChatRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CompletionResponse:
+        trace.active = True
         self._admit(request)
         targets = self.router.plan(request.provider, request.model)
         chat = await offload.run(convert.chat_request, request, targets[0].model)
@@ -149,6 +149,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         request_id = _begin(context, request)
         trace = Trace()
         written = False
+        trace.active = True
         try:
             self._admit(request)
             targets = self.router.plan(request.provider, request.model)
@@ -172,6 +173,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     async def Embed(
         self, request: pb.EmbedRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.EmbedResponse:
+        trace.active = True
         self._admit(request)
         targets = self.router.plan(request.provider, request.model, embedding=True)
         embed = convert.embed_request(request, targets[0].model)
@@ -183,6 +185,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     async def CountTokens(
         self, request: pb.CountTokensRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CountTokensResponse:
+        trace.active = True
         self._admit(request)
         targets = self.router.plan(request.provider, request.model)
         chat = await offload.run(convert.count_tokens_request, request, targets[0].model)

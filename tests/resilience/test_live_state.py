@@ -8,7 +8,7 @@ import json
 
 import grpc
 import pytest
-from faults import CHAT_PATH, USER, completion, error, openai_provider, sse_events
+from faults import CHAT_PATH, USER, attempts_of, completion, error, openai_provider, overhead_of, sse_events
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from harness import running_gateway
 from portico.v1 import llm_service_pb2 as pb
@@ -102,3 +102,14 @@ def test_a_long_trace_is_cut_below_the_trailer_limit_and_says_so() -> None:
     shown = json.loads(trailers["portico-attempts"])
     assert int(trailers["portico-attempts-omitted"]) == 200 - len(shown) > 0
     assert float(trailers["portico-overhead-ms"]) >= 0
+
+
+async def test_a_call_refused_before_any_attempt_still_carries_an_empty_trace() -> None:
+    async with Upstream() as up, running_gateway({"providers": [openai_provider("openai", up)]}) as gw:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await gw.stub.Chat(pb.ChatRequest(provider="openai", model="gpt-4o", messages=[]))
+    trailers = info.value.trailing_metadata()
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert attempts_of(trailers) == []
+    assert overhead_of(trailers) >= 0
+    assert up.received == []

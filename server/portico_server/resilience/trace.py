@@ -3,8 +3,8 @@
 `portico-attempts` is a JSON array with one object per attempt, in order; the gateway's
 own overhead (the call's total time minus the time spent on upstream attempts and the
 waits before them) goes in `portico-overhead-ms`. gRPC refuses trailers past 8 KiB in
-all, so the list keeps its first entries within `MAX_TRACE_BYTES` and
-`portico-attempts-omitted` says how many were left out.
+all, so the list keeps its first entries within `MAX_TRACE_BYTES` (less beside a large
+error status) and `portico-attempts-omitted` says how many were left out.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ ATTEMPTS_KEY = "portico-attempts"
 OVERHEAD_KEY = "portico-overhead-ms"
 OMITTED_KEY = "portico-attempts-omitted"
 MAX_TRACE_BYTES = 4000
+#: What all trailers of one call may take; gRPC refuses more than 8 KiB.
+TRAILER_BUDGET = 7000
 
 
 @dataclass(slots=True)
@@ -72,15 +74,17 @@ class Trace:
         upstream = sum(a.duration_ms + a.wait_ms for a in self.attempts)
         return max(0.0, total - upstream)
 
-    def metadata(self) -> tuple[tuple[str, str], ...]:
+    def metadata(self, budget: int = MAX_TRACE_BYTES) -> tuple[tuple[str, str], ...]:
+        """The trailers; the attempt list stays within `budget` bytes (and MAX_TRACE_BYTES)."""
         if not self.active:
             return ()
+        limit = max(0, min(budget, MAX_TRACE_BYTES))
         shown: list[dict[str, object]] = []
         size = 2
         for attempt in self.attempts:
             entry = attempt.as_json()
-            size += len(json.dumps(entry)) + 1
-            if size > MAX_TRACE_BYTES:
+            size += len(json.dumps(entry, separators=(",", ":"))) + 1
+            if size > limit:
                 break
             shown.append(entry)
         pairs = [(ATTEMPTS_KEY, json.dumps(shown, separators=(",", ":"))),
