@@ -198,3 +198,19 @@ async def test_through_the_gateway_a_stream_carries_the_trace_at_its_end() -> No
     assert chunks[0].provider == "openai" and chunks[0].model == "gpt-4o"
     assert [a["status"] for a in attempts_of(trailers)] == ["UNAVAILABLE", "OK"]
     assert any(k == "x-request-id" for k, _ in trailers)
+
+
+async def test_a_target_failing_its_health_probe_is_passed_over() -> None:
+    async with Upstream() as first, Upstream() as second:
+        first.always("GET", "/v1/models", error(500))
+        second.always("GET", "/v1/models", completion("ok"))
+        second.add("POST", CHAT_PATH, completion("from the second"))
+        async with two_targets(first, second) as (dispatcher, targets):
+            await dispatcher.health.probe_once()
+            trace = Trace()
+            result = await dispatcher.chat(targets, REQUEST, CallContext(), trace)
+
+    assert result.provider == "second"
+    assert [r.path for r in first.received] == ["/v1/models"]  # the probe, no call
+    assert [(a["provider"], a["outcome"]) for a in attempts_of(trace.metadata())] == [
+        ("first", "skipped"), ("second", "ok")]
