@@ -303,7 +303,7 @@ class Dispatcher:
         last: bool,
     ) -> T:
         self._skip_if_down(target, trace, last)
-        async with self._admitted(target, call, tokens) as (tickets, queued):
+        async with self._admitted(target, call, tokens, trace) as (tickets, queued):
             waits = [queued]  # the queue wait goes with the first attempt
 
             async def attempt(wait: float) -> T:
@@ -336,16 +336,19 @@ class Dispatcher:
 
     @contextlib.asynccontextmanager
     async def _admitted(
-        self, target: Target, call: CallContext, tokens: int
+        self, target: Target, call: CallContext, tokens: int, trace: Trace
     ) -> AsyncIterator[tuple[list[Ticket], float]]:
         """Pass every rate limit of the target, in order; yields the tickets and the
-        seconds spent queueing."""
+        seconds spent queueing. A refusal is a skipped attempt in the trace."""
         started = time.monotonic()
         async with contextlib.AsyncExitStack() as stack:
-            tickets = [
-                await stack.enter_async_context(self.limits.admit(key, call, tokens))
-                for key in self.limits.keys_for(target)
-            ]
+            tickets = []
+            try:
+                for key in self.limits.keys_for(target):
+                    tickets.append(await stack.enter_async_context(self.limits.admit(key, call, tokens)))
+            except errors.PorticoError as exc:
+                trace.failed(target.provider.name, target.model, exc, 0.0, time.monotonic() - started, skipped=True)
+                raise
             yield tickets, time.monotonic() - started
 
     # -- streams --------------------------------------------------------------------------
@@ -362,7 +365,7 @@ class Dispatcher:
             last = index == len(targets) - 1
             try:
                 self._skip_if_down(target, trace, last)
-                async with self._admitted(target, call, tokens) as (tickets, queued):
+                async with self._admitted(target, call, tokens, trace) as (tickets, queued):
                     upstream, chunks, first = await self._open_stream(target, current, call, trace, queued)
                     async with contextlib.aclosing(chunks):
                         try:
