@@ -46,9 +46,10 @@ class Dialect:
         return self.stream_path if stream else self.chat_path
 
     def provider_config(self, up: Upstream, **settings: Any) -> dict[str, Any]:
-        """A provider entry of a config tree (name "p") pointing at `up`."""
+        """A provider entry of a config tree (name "p") pointing at `up`. Retries are off:
+        these tests script one upstream exchange per call (tests/resilience retries)."""
         return {"name": "p", "kind": self.kind, "base_url": up.url, "api_key": "test-key-0123456789",
-                "models": [self.model], "default_model": self.model, **settings}
+                "models": [self.model], "default_model": self.model, "retry": {"enabled": False}, **settings}
 
 
 DIALECTS = [

@@ -34,6 +34,8 @@ def config(**options: Any) -> dict[str, Any]:
                 "models": ["fake-chat", "fake-embed"],
                 "default_model": "fake-chat",
                 "embedding_model": "fake-embed",
+                # The client's handling of each failure is under test: the gateway's retries are off.
+                "retry": {"enabled": False},
                 "options": {
                     "chunk_size": 4,
                     "rules": [

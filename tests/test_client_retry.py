@@ -31,7 +31,8 @@ QUICK = portico.RetryPolicy(initial_backoff=0.01, max_backoff=0.05)
 
 
 def fake_config(replies: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"providers": [{"name": "fake", "kind": "fake", "models": ["fake-chat"],
+    # The client's own retries are under test: the gateway's are off.
+    return {"providers": [{"name": "fake", "kind": "fake", "models": ["fake-chat"], "retry": {"enabled": False},
                            "options": {"replies": replies, "chunk_size": 4}}]}
 
 
@@ -152,7 +153,8 @@ SSE = {"content-type": "text/event-stream"}
 
 
 def openai_config(url: str) -> dict[str, Any]:
-    return {"providers": [{"name": "openai", "kind": "openai", "api_key": KEY,
+    # What the client re-sends is under test: the gateway's own retries are off.
+    return {"providers": [{"name": "openai", "kind": "openai", "api_key": KEY, "retry": {"enabled": False},
                            "base_url": f"{url}/v1", "models": ["gpt-4o"]}]}
 
 

@@ -24,6 +24,7 @@ from .intake import RequestDecoder
 from .providers import registry
 from .providers.base import Provider
 from .redaction import install_log_redaction
+from .resilience.dispatcher import Dispatcher
 from .router import Router
 from .servicer import LLMServicer, fail
 from .workers import default_worker_count, supervise
@@ -69,7 +70,8 @@ class Gateway:
                 key_groups[settings.name] = [instance.name for instance in instances]
         self.router = Router(self.providers, config.aliases, config.groups, key_groups)
         self.health = HealthReporter(self.providers)
-        self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health)
+        self.dispatcher = Dispatcher(self.health)
+        self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health, self.dispatcher)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.server: grpc.aio.Server | None = None
         self.address = ""
@@ -118,6 +120,7 @@ class Gateway:
             grace = self.config.server.shutdown_grace
         self.servicer.shutting_down = True
         await self.health.shutdown()
+        self.dispatcher.close()
         if self.server is not None:
             await self.server.stop(grace)
         for provider in self.providers.values():

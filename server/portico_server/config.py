@@ -44,6 +44,32 @@ class CapabilityOverride(_Strict):
     supports_embeddings: bool | None = None
 
 
+class RetrySettings(_Strict):
+    """How a failed upstream call to one target is tried again (see README, Resilience)."""
+
+    enabled: bool = True
+    #: Tries after the first one (3: at most four calls to the target).
+    attempts: int = Field(default=3, ge=0, le=20)
+    #: Seconds: the first backoff's upper bound; each later one doubles, up to `backoff_max`.
+    #: The wait itself is drawn uniformly below that bound (full jitter).
+    backoff_initial: float = Field(default=0.5, gt=0)
+    backoff_max: float = Field(default=8.0, gt=0)
+
+
+class BreakerSettings(_Strict):
+    """The circuit breaker in front of a provider (or each of its models)."""
+
+    enabled: bool = True
+    #: Consecutive upstream failures that open the breaker.
+    failures: int = Field(default=5, gt=0)
+    #: Seconds the breaker stays open before trial calls may pass.
+    recovery: float = Field(default=30.0, gt=0)
+    #: Calls let through at once while half-open.
+    trial_calls: int = Field(default=1, gt=0)
+    #: One breaker per model of the provider instead of one for the provider.
+    per_model: bool = False
+
+
 class ProviderSettings(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     kind: str = Field(min_length=1)
@@ -81,6 +107,10 @@ class ProviderSettings(_Strict):
     passthrough_allow: list[str] | None = None
     #: Kind-specific options, validated by the provider class's own `Options` model.
     options: dict[str, Any] = Field(default_factory=dict)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    #: Seconds a provider is skipped after it said its quota or billing is exhausted.
+    quota_cooldown: float = Field(default=3600.0, ge=0)
 
     @field_validator("api_key")
     @classmethod

@@ -3,9 +3,9 @@
 `""` and `portico.v1.LLMService` follow the process: SERVING from start-up until
 shutdown, whatever the providers do, so one provider's outage does not pull every
 replica out of its load balancer. `portico.provider.<name>` follows each provider's
-periodic probe. At shutdown every entry turns NOT_SERVING and every `Watch` stream ends
-right after saying so: an idle watcher must not hold the process for the whole grace
-period the real calls get.
+periodic probe, its circuit breaker and its quota cooldown. At shutdown every entry
+turns NOT_SERVING and every `Watch` stream ends right after saying so: an idle watcher
+must not hold the process for the whole grace period the real calls get.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -34,7 +35,8 @@ class HealthServicer:
 
     def __init__(self) -> None:
         self._status: dict[str, int] = {}
-        self._changed = asyncio.Condition()
+        # Replaced by a fresh event at every change: each Watch waits on the one it saw.
+        self._changed = asyncio.Event()
         self._closed = False
 
     async def Check(
@@ -58,52 +60,87 @@ class HealthServicer:
     ) -> None:
         last: int | None = None
         while True:
-            async with self._changed:
-                while not self._closed and self._status.get(request.service, _UNKNOWN) == last:
-                    await self._changed.wait()
-                status, closed = self._status.get(request.service, _UNKNOWN), self._closed
+            status, closed = self._status.get(request.service, _UNKNOWN), self._closed
             if status != last:
                 await context.write(health_pb2.HealthCheckResponse(status=status))
                 last = status
+                continue  # it may have changed again while we wrote
             if closed:
                 return
+            await self._changed.wait()
+
+    def put(self, service: str, status: int) -> None:
+        """Set an entry; every Watch of it sees the change."""
+        if not self._closed and self._status.get(service) != status:
+            self._status[service] = status
+            self._wake()
 
     async def set(self, service: str, status: int) -> None:
-        async with self._changed:
-            if not self._closed:
-                self._status[service] = status
-                self._changed.notify_all()
+        self.put(service, status)
+
+    def _wake(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
 
     async def close(self) -> None:
         """Every entry NOT_SERVING for good; each Watch sends that, then ends."""
-        async with self._changed:
-            self._closed = True
-            self._status = dict.fromkeys(self._status, _NOT_SERVING)
-            self._changed.notify_all()
+        self._closed = True
+        self._status = dict.fromkeys(self._status, _NOT_SERVING)
+        self._wake()
 
 
 class HealthReporter:
+    """Each provider's entry is SERVING while nothing holds it down: its probe failing
+    ("probe"), its circuit breaker open ("breaker"), a quota cooldown ("cooldown")."""
+
     def __init__(self, providers: dict[str, Provider], probe_timeout: float = 5.0) -> None:
         self.servicer = HealthServicer()
         self.providers = providers
         self.probe_timeout = probe_timeout
         # Providers start out trusted; the first probe runs right after start-up.
         self.provider_ok: dict[str, bool] = dict.fromkeys(providers, True)
+        self._problems: dict[str, set[str]] = {name: set() for name in providers}
+        #: Called with (provider name, probe succeeded) after every probe.
+        self.probe_listeners: list[Callable[[str, bool], None]] = []
+        self._started = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, probe_interval: float) -> None:
         for service in ("", SERVICE_NAME):
-            await self.servicer.set(service, _SERVING)
+            self.servicer.put(service, _SERVING)
+        self._started = True
         for name in self.providers:
-            await self.servicer.set(PROVIDER_PREFIX + name, _SERVING)
+            self._publish(name)
         if probe_interval > 0:
             self._task = asyncio.create_task(self._probe_forever(probe_interval), name="health-probe")
 
-    async def set_provider(self, name: str, ok: bool) -> None:
+    def problems(self, name: str) -> set[str]:
+        """What holds the provider down now (empty: SERVING)."""
+        return set(self._problems.get(name, ()))
+
+    def mark(self, name: str, problem: str, present: bool) -> None:
+        """Record that `problem` ("probe", "breaker", "cooldown") holds `name` down or not."""
+        problems = self._problems.setdefault(name, set())
+        if present:
+            problems.add(problem)
+        else:
+            problems.discard(problem)
+        ok = not problems
         if self.provider_ok.get(name) != ok:
-            log.warning("provider %s is now %s", name, "SERVING" if ok else "NOT_SERVING")
+            log.warning("provider %s is now %s%s", name, "SERVING" if ok else "NOT_SERVING",
+                        "" if ok else f" ({', '.join(sorted(problems))})")
         self.provider_ok[name] = ok
-        await self.servicer.set(PROVIDER_PREFIX + name, _SERVING if ok else _NOT_SERVING)
+        if self._started:
+            self._publish(name)
+
+    def _publish(self, name: str) -> None:
+        self.servicer.put(PROVIDER_PREFIX + name, _SERVING if self.provider_ok.get(name, True) else _NOT_SERVING)
+
+    async def set_provider(self, name: str, ok: bool) -> None:
+        """The outcome of a probe."""
+        self.mark(name, "probe", not ok)
+        for listener in self.probe_listeners:
+            listener(name, ok)
 
     async def probe_once(self) -> None:
         names = list(self.providers)

@@ -1,16 +1,16 @@
-"""The LLMService servicer: converts, asks the router, calls the provider, converts back.
+"""The LLMService servicer: converts, asks the router for a plan, hands it to the
+dispatcher (retries, breakers, fallback: resilience/), converts back.
 
 It holds no provider logic. Failures leave through `fail`, which uses the one error
 table in status.py; anything unexpected becomes INTERNAL without leaking details. Every
-answer and every error carries the call's request id in the `x-request-id` trailer.
+answer and every error carries the call's request id in the `x-request-id` trailer, and
+calls that reach a provider carry the attempt trace (resilience/trace.py).
 Request size and item counts are checked before decoding, in intake.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,16 +20,16 @@ import grpc
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 
-from . import convert, offload, paging, scripted_trace
-from .call import CallContext
+from . import convert, offload, paging
 from .capabilities import CapabilityResolver
-from .domain import ChatRequest, CompletionResponse, StopReason
 from .errors import PorticoError, ShuttingDown
 from .health import HealthReporter
-from .providers.base import estimate_tokens
-from .resilience.balance import Stats
-from .resilience.hedge import hedge_delays, hedged
-from .router import Plan, Router, Target
+from .providers.base import Provider
+from .resilience.breaker import BreakerState
+from .resilience.dispatcher import Dispatcher
+from .resilience.limits import estimate_call_tokens
+from .resilience.trace import TRAILER_BUDGET, Trace
+from .router import Router
 from .status import internal_status, to_rpc_status
 
 log = logging.getLogger("portico.servicer")
@@ -58,12 +58,6 @@ def _begin(context: Context, request: Any) -> str:
     return request_id
 
 
-def _end(context: Context, request_id: str) -> None:
-    """Trailers of a successful answer: the request id and the attempt trace.
-    (Today only `fake` replies script a trace: scripted_trace.py.)"""
-    context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *scripted_trace.trailers()))
-
-
 def _request_id(context: Context, request: Any) -> str:
     header = next((v for k, v in context.invocation_metadata() or () if k == REQUEST_ID_KEY), "")
     return convert.request_id(request, header if isinstance(header, str) else "")
@@ -74,38 +68,43 @@ async def fail(context: Context, exc: BaseException) -> None:
     await _fail(context, exc, "decoding", _request_id(context, None))
 
 
-async def _fail(context: Context, exc: BaseException, rpc: str, request_id: str) -> None:
+async def _fail(
+    context: Context, exc: BaseException, rpc: str, request_id: str, trace: Trace | None = None
+) -> None:
     if isinstance(exc, PorticoError):
         status = to_rpc_status(exc)
     else:
         log.error("unexpected error in %s (request %s): %s", rpc, request_id, type(exc).__name__, exc_info=exc)
         status = internal_status()
     # Aborting replaces the trailers set so far, so the request id goes in again.
+    trailers = (*tuple(status.trailing_metadata or ()), (REQUEST_ID_KEY, request_id))
+    if trace is not None:
+        # Binary trailers travel base64-encoded: a third larger than their bytes.
+        used = sum(len(k) + len(v) * 4 // 3 + 8 for k, v in trailers)
+        trailers = (*trailers, *trace.metadata(TRAILER_BUDGET - used - len(status.details)))
     await context.abort_with_status(_Status(
-        code=status.code,
-        details=status.details,
-        trailing_metadata=(*tuple(status.trailing_metadata or ()), (REQUEST_ID_KEY, request_id),
-                           *scripted_trace.trailers()),
-    ))
+        code=status.code, details=status.details, trailing_metadata=trailers))
 
 
 def _unary(
-    handler: Callable[[LLMServicer, Req, Context, str], Awaitable[Resp]],
+    handler: Callable[[LLMServicer, Req, Context, str, Trace], Awaitable[Resp]],
 ) -> Callable[[LLMServicer, Req, Context], Awaitable[Resp]]:
-    """Run a unary handler with the call's request id, turning any exception into a status
-    with details."""
+    """Run a unary handler with the call's request id and attempt trace, turning any
+    exception into a status with details."""
 
     async def wrapper(self: LLMServicer, request: Req, context: Context) -> Resp:
         request_id = _begin(context, request)
+        trace = Trace()
         try:
-            response = await handler(self, request, context, request_id)
-            _end(context, request_id)
-            return response
+            response = await handler(self, request, context, request_id, trace)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _fail(context, exc, handler.__name__, request_id)
+            await _fail(context, exc, handler.__name__, request_id, trace)
             raise  # not reached: abort raises
+        if trace.active:
+            context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *trace.metadata()))
+        return response
 
     wrapper.__name__ = handler.__name__
     return wrapper
@@ -117,10 +116,12 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         router: Router,
         capabilities: CapabilityResolver,
         health: HealthReporter,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.router = router
         self.capabilities = capabilities
         self.health = health
+        self.dispatcher = dispatcher or Dispatcher(health)
         self.shutting_down = False
 
     def _admit(self, request: Any) -> None:
@@ -129,14 +130,17 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         convert.check_names(request)
 
     @_unary
-    async def Chat(self, request: pb.ChatRequest, context: Context, request_id: str) -> pb.CompletionResponse:
+    async def Chat(
+        self, request: pb.ChatRequest, context: Context, request_id: str, trace: Trace
+    ) -> pb.CompletionResponse:
+        trace.active = True
         self._admit(request)
         call = convert.call_context(request, context.time_remaining(), request_id)
         chat = await offload.run(convert.chat_request, request, "")
         plan = self.router.plan(request.provider, request.model, call=call,
-                                estimated_tokens=estimate_tokens(chat) + (chat.max_tokens or 0))
-        result, target = await _run_plan(plan, chat, call, self.router.stats)
-        return convert.completion(result, target.provider.name)
+                                estimated_tokens=estimate_call_tokens(chat))
+        result = await self.dispatcher.chat(plan, chat, call, trace)
+        return convert.completion(result, result.provider)
 
     async def StreamChat(  # type: ignore[override]  # writes through context, returns nothing
         self, request: pb.ChatRequest, context: Context
@@ -145,52 +149,56 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         # or its deadline passes, this coroutine is cancelled and `aclosing` closes the
         # provider's stream (and its upstream HTTP response) right away.
         request_id = _begin(context, request)
+        trace = Trace()
         written = False
+        trace.active = True
         try:
             self._admit(request)
-            provider, model = self.router.route(request.provider, request.model)
-            chat = await offload.run(convert.chat_request, request, model)
-            provider.check_passthrough(chat.passthrough)
             call = convert.call_context(request, context.time_remaining(), request_id)
-            first = True
+            chat = await offload.run(convert.chat_request, request, "")
+            plan = self.router.plan(request.provider, request.model, call=call,
+                                    estimated_tokens=estimate_call_tokens(chat))
             write, encode = context.write, convert.chunk
-            async with contextlib.aclosing(provider.stream(chat, call)) as chunks:
+            async with contextlib.aclosing(self.dispatcher.stream(plan, chat, call, trace)) as chunks:
                 async for chunk in chunks:
-                    if first or chunk.is_final:
-                        chunk.model = chunk.model or model
-                        chunk.provider = provider.name
-                        first = False
                     await write(encode(chunk))  # deltas arrive encoded; intake.py passes bytes through
                     written = True
-            _end(context, request_id)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
             if written and isinstance(exc, PorticoError):
                 exc.retry_safe = False  # the caller already has part of an answer
-            await _fail(context, exc, "StreamChat", request_id)
+            await _fail(context, exc, "StreamChat", request_id, trace)
+        else:
+            context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *trace.metadata()))
 
     @_unary
-    async def Embed(self, request: pb.EmbedRequest, context: Context, request_id: str) -> pb.EmbedResponse:
+    async def Embed(
+        self, request: pb.EmbedRequest, context: Context, request_id: str, trace: Trace
+    ) -> pb.EmbedResponse:
+        trace.active = True
         self._admit(request)
-        provider, model = self.router.route(request.provider, request.model, embedding=True)
-        embed = convert.embed_request(request, model)
-        result = await provider.embed(embed, convert.call_context(request, context.time_remaining(), request_id))
-        return convert.embed_response(result, provider.name)
+        call = convert.call_context(request, context.time_remaining(), request_id)
+        embed = convert.embed_request(request, "")
+        plan = self.router.plan(request.provider, request.model, embedding=True, call=call)
+        result = await self.dispatcher.embed(plan, embed, call, trace)
+        return convert.embed_response(result, result.provider)
 
     @_unary
     async def CountTokens(
-        self, request: pb.CountTokensRequest, context: Context, request_id: str
+        self, request: pb.CountTokensRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CountTokensResponse:
+        trace.active = True
         self._admit(request)
-        provider, model = self.router.route(request.provider, request.model)
-        chat = await offload.run(convert.count_tokens_request, request, model)
         call = convert.call_context(None, context.time_remaining(), request_id)
-        return convert.token_count(await provider.count_tokens(chat, call), provider.name)
+        chat = await offload.run(convert.count_tokens_request, request, "")
+        plan = self.router.plan(request.provider, request.model, call=call)
+        count, target = await self.dispatcher.count_tokens(plan, chat, call, trace)
+        return convert.token_count(count, target.provider.name)
 
     @_unary
     async def GetCapabilities(
-        self, request: pb.GetCapabilitiesRequest, context: Context, request_id: str
+        self, request: pb.GetCapabilitiesRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.GetCapabilitiesResponse:
         self._admit(request)
         provider, model = self.router.route(request.provider, request.model)
@@ -199,7 +207,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
 
     @_unary
     async def ListProviders(
-        self, request: pb.ListProvidersRequest, context: Context, request_id: str
+        self, request: pb.ListProvidersRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.ListProvidersResponse:
         self._admit(request)
         size = paging.page_size(request.page_size)
@@ -208,53 +216,33 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         page = providers[start : start + size]
         more = start + size < len(providers)
         return pb.ListProvidersResponse(
-            providers=[
-                pb.ProviderInfo(
-                    name=provider.name,
-                    kind=provider.configured_kind(),
-                    models=provider.models(),
-                    health=pb.PROVIDER_HEALTH_SERVING if self.health.provider_ok.get(provider.name)
-                    else pb.PROVIDER_HEALTH_NOT_SERVING,
-                    default_model=provider.default_model(),
-                )
-                for provider in page
-            ],
+            providers=[self._provider_info(provider) for provider in page],
             next_page_token=paging.encode_token(start + size) if more else "",
         )
 
+    def _provider_info(self, provider: Provider) -> pb.ProviderInfo:
+        live = self.dispatcher.view(provider.name)
+        return pb.ProviderInfo(
+            name=provider.name,
+            kind=provider.configured_kind(),
+            models=provider.models(),
+            health=pb.PROVIDER_HEALTH_SERVING if self.health.provider_ok.get(provider.name)
+            else pb.PROVIDER_HEALTH_NOT_SERVING,
+            default_model=provider.default_model(),
+            breaker_state=_BREAKER_STATES[live.breaker] if provider.settings.breaker.enabled
+            else pb.BREAKER_STATE_UNSPECIFIED,
+            breaker_open_seconds=live.breaker_open_seconds,
+            cooldown_seconds=live.cooldown_seconds,
+            latency_ms=(live.latency or 0.0) * 1000,
+            ttft_ms=(live.ttft or 0.0) * 1000,
+            error_rate=live.error_rate,
+            in_flight=live.in_flight,
+            queue_depth=live.queue_depth,
+        )
 
-# --- Minimal plan runner: plain fallback over the plan (and hedging when the route asks
-# for it), until the resilience dispatcher (retries, breakers, limits, attempt trace)
-# takes its place. Keep everything of it here. ---
-_REFUSALS = (StopReason.CONTENT_FILTER, StopReason.REFUSAL)
 
-
-async def _run_plan(
-    plan: Plan, chat: ChatRequest, call: CallContext, stats: Stats
-) -> tuple[CompletionResponse, Target]:
-    async def attempt(target: Target) -> CompletionResponse:
-        request = dataclasses.replace(chat, model=target.model)
-        target.provider.check_passthrough(request.passthrough)
-        return await target.provider.chat(request, call)
-
-    if plan.hedge is not None and len(plan) > 1:
-        calls = [functools.partial(attempt, t) for t in plan]
-        delay_for = hedge_delays(plan.hedge, [t.name for t in plan], stats)
-        result, index = await hedged(calls, delay_for, give_up=lambda exc: plan.fallback_for(exc) is None)
-        return result, plan[index]
-    target, tried = plan[0], list[Target]()
-    while True:
-        try:
-            result = await attempt(target)
-        except PorticoError as exc:
-            tried.append(target)
-            following = plan.fallback_for(exc, tried)
-            if following is None:
-                raise
-            target = following
-            continue
-        tried.append(target)
-        following = plan.fallback_for_refusal(tried) if result.stop_reason in _REFUSALS else None
-        if following is None:
-            return result, target
-        target = following
+_BREAKER_STATES = {
+    BreakerState.CLOSED: pb.BREAKER_STATE_CLOSED,
+    BreakerState.OPEN: pb.BREAKER_STATE_OPEN,
+    BreakerState.HALF_OPEN: pb.BREAKER_STATE_HALF_OPEN,
+}

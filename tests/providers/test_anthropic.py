@@ -789,8 +789,9 @@ def test_unknown_options_are_a_configuration_error():
 
 
 def gateway_config(up: Upstream) -> dict[str, Any]:
+    # One scripted exchange per call: the gateway's retries are off (tests/resilience).
     return {"providers": [{"name": "claude", "kind": "anthropic", "api_key": KEY, "base_url": up.url,
-                           "models": [MODEL], "default_model": MODEL}]}
+                           "models": [MODEL], "default_model": MODEL, "retry": {"enabled": False}}]}
 
 
 @pytest.fixture

@@ -623,8 +623,10 @@ def test_environment_hook():
 
 
 def gateway_config(up: Upstream) -> dict[str, Any]:
+    # One scripted exchange per call: the gateway's retries are off (tests/resilience).
     return {"providers": [{"name": "gemini", "kind": "gemini", "api_key": KEY, "base_url": up.url,
-                           "models": [MODEL], "default_model": MODEL, "embedding_model": "gemini-embedding-001"}]}
+                           "models": [MODEL], "default_model": MODEL, "embedding_model": "gemini-embedding-001",
+                           "retry": {"enabled": False}}]}
 
 
 @pytest.fixture

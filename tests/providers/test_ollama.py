@@ -473,8 +473,9 @@ def test_ollama_host_is_read_as_the_ollama_cli_reads_it(host, url):
 
 @pytest.fixture
 async def gw(up):
+    # One scripted exchange per call: the gateway's retries are off (tests/resilience).
     config = {"providers": [{"name": "ollama", "kind": "ollama", "base_url": up.url, "models": [MODEL, "all-minilm"],
-                             "default_model": MODEL, "embedding_model": "all-minilm"}]}
+                             "default_model": MODEL, "embedding_model": "all-minilm", "retry": {"enabled": False}}]}
     async with running_gateway(config) as gateway:
         yield gateway
 

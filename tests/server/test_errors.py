@@ -16,8 +16,9 @@ USER = t.Message(role=t.ROLE_USER, content="hi")
 def fake_config(**options):
     return {
         "server": {"max_message_bytes": 4096},
+        # One scripted failure per call: the gateway's own retries are off here.
         "providers": [{"name": "fake", "kind": "fake", "models": ["fake-chat", "fake-embed"],
-                       "default_model": "fake-chat", "options": options}],
+                       "default_model": "fake-chat", "options": options, "retry": {"enabled": False}}],
     }
 
 

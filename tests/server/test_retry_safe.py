@@ -16,7 +16,8 @@ JSON = {"content-type": "application/json"}
 
 
 def fake_config(replies: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"providers": [{"name": "fake", "kind": "fake", "models": ["fake-chat"],
+    # The status each failure maps to, as the caller sees it: the gateway's retries are off.
+    return {"providers": [{"name": "fake", "kind": "fake", "models": ["fake-chat"], "retry": {"enabled": False},
                            "options": {"replies": replies, "chunk_size": 2}}]}
 
 
@@ -87,7 +88,7 @@ async def test_any_failure_after_the_first_chunk_is_not_retry_safe() -> None:
 async def test_upstream_http_status_decides_retry_safety(status: int, safe: str) -> None:
     body = b'{"error": {"message": "upstream trouble", "type": "server_error"}}'
     config = {"providers": [{"name": "openai", "kind": "openai", "api_key": "sk-test-0123456789",
-                             "models": ["gpt-4o"]}]}
+                             "models": ["gpt-4o"], "retry": {"enabled": False}}]}
     async with Upstream() as up:
         config["providers"][0]["base_url"] = f"{up.url}/v1"
         up.add("POST", "/v1/chat/completions", Reply(status, JSON, body))

@@ -34,6 +34,13 @@ class ProviderHealth(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROVIDER_HEALTH_UNSPECIFIED: _ClassVar[ProviderHealth]
     PROVIDER_HEALTH_SERVING: _ClassVar[ProviderHealth]
     PROVIDER_HEALTH_NOT_SERVING: _ClassVar[ProviderHealth]
+
+class BreakerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BREAKER_STATE_UNSPECIFIED: _ClassVar[BreakerState]
+    BREAKER_STATE_CLOSED: _ClassVar[BreakerState]
+    BREAKER_STATE_OPEN: _ClassVar[BreakerState]
+    BREAKER_STATE_HALF_OPEN: _ClassVar[BreakerState]
 STREAM_FAILOVER_UNSPECIFIED: StreamFailover
 STREAM_FAILOVER_NONE: StreamFailover
 STREAM_FAILOVER_RESTART: StreamFailover
@@ -48,6 +55,10 @@ CAPABILITY_SOURCE_CONFIGURED: CapabilitySource
 PROVIDER_HEALTH_UNSPECIFIED: ProviderHealth
 PROVIDER_HEALTH_SERVING: ProviderHealth
 PROVIDER_HEALTH_NOT_SERVING: ProviderHealth
+BREAKER_STATE_UNSPECIFIED: BreakerState
+BREAKER_STATE_CLOSED: BreakerState
+BREAKER_STATE_OPEN: BreakerState
+BREAKER_STATE_HALF_OPEN: BreakerState
 
 class ChatRequest(_message.Message):
     __slots__ = ("provider", "model", "messages", "temperature", "top_p", "max_tokens", "stop_sequences", "seed", "tools", "tool_choice", "response_format", "priority", "tags", "passthrough_json", "request_id", "stream_failover")
@@ -288,18 +299,34 @@ class ListProvidersRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ProviderInfo(_message.Message):
-    __slots__ = ("name", "kind", "models", "health", "default_model")
+    __slots__ = ("name", "kind", "models", "health", "default_model", "breaker_state", "breaker_open_seconds", "cooldown_seconds", "latency_ms", "ttft_ms", "error_rate", "in_flight", "queue_depth")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    BREAKER_STATE_FIELD_NUMBER: _ClassVar[int]
+    BREAKER_OPEN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    COOLDOWN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     models: _containers.RepeatedScalarFieldContainer[str]
     health: ProviderHealth
     default_model: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., health: _Optional[_Union[ProviderHealth, str]] = ..., default_model: _Optional[str] = ...) -> None: ...
+    breaker_state: BreakerState
+    breaker_open_seconds: float
+    cooldown_seconds: float
+    latency_ms: float
+    ttft_ms: float
+    error_rate: float
+    in_flight: int
+    queue_depth: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., health: _Optional[_Union[ProviderHealth, str]] = ..., default_model: _Optional[str] = ..., breaker_state: _Optional[_Union[BreakerState, str]] = ..., breaker_open_seconds: _Optional[float] = ..., cooldown_seconds: _Optional[float] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., error_rate: _Optional[float] = ..., in_flight: _Optional[int] = ..., queue_depth: _Optional[int] = ...) -> None: ...
 
 class ListProvidersResponse(_message.Message):
     __slots__ = ("providers", "next_page_token")

@@ -248,6 +248,63 @@ func (ProviderHealth) EnumDescriptor() ([]byte, []int) {
 	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{3}
 }
 
+// The state of a provider's circuit breaker.
+type BreakerState int32
+
+const (
+	// Not reported (no breaker is configured).
+	BreakerState_BREAKER_STATE_UNSPECIFIED BreakerState = 0
+	// Calls pass.
+	BreakerState_BREAKER_STATE_CLOSED BreakerState = 1
+	// Calls fail fast (or go to the next target) until the recovery time has passed.
+	BreakerState_BREAKER_STATE_OPEN BreakerState = 2
+	// A bounded number of trial calls pass; one success closes it, one failure opens it.
+	BreakerState_BREAKER_STATE_HALF_OPEN BreakerState = 3
+)
+
+// Enum value maps for BreakerState.
+var (
+	BreakerState_name = map[int32]string{
+		0: "BREAKER_STATE_UNSPECIFIED",
+		1: "BREAKER_STATE_CLOSED",
+		2: "BREAKER_STATE_OPEN",
+		3: "BREAKER_STATE_HALF_OPEN",
+	}
+	BreakerState_value = map[string]int32{
+		"BREAKER_STATE_UNSPECIFIED": 0,
+		"BREAKER_STATE_CLOSED":      1,
+		"BREAKER_STATE_OPEN":        2,
+		"BREAKER_STATE_HALF_OPEN":   3,
+	}
+)
+
+func (x BreakerState) Enum() *BreakerState {
+	p := new(BreakerState)
+	*p = x
+	return p
+}
+
+func (x BreakerState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BreakerState) Descriptor() protoreflect.EnumDescriptor {
+	return file_portico_v1_llm_service_proto_enumTypes[4].Descriptor()
+}
+
+func (BreakerState) Type() protoreflect.EnumType {
+	return &file_portico_v1_llm_service_proto_enumTypes[4]
+}
+
+func (x BreakerState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BreakerState.Descriptor instead.
+func (BreakerState) EnumDescriptor() ([]byte, []int) {
+	return file_portico_v1_llm_service_proto_rawDescGZIP(), []int{4}
+}
+
 // A chat request; the same message serves Chat and StreamChat.
 type ChatRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1463,7 +1520,24 @@ type ProviderInfo struct {
 	// Its health.
 	Health ProviderHealth `protobuf:"varint,4,opt,name=health,proto3,enum=portico.v1.ProviderHealth" json:"health,omitempty"`
 	// Its default chat model, if any.
-	DefaultModel  string `protobuf:"bytes,5,opt,name=default_model,json=defaultModel,proto3" json:"default_model,omitempty"`
+	DefaultModel string `protobuf:"bytes,5,opt,name=default_model,json=defaultModel,proto3" json:"default_model,omitempty"`
+	// Its circuit breaker (the worst one, when it has one per model).
+	BreakerState BreakerState `protobuf:"varint,6,opt,name=breaker_state,json=breakerState,proto3,enum=portico.v1.BreakerState" json:"breaker_state,omitempty"`
+	// Seconds until an open breaker lets trial calls through; 0 unless open.
+	BreakerOpenSeconds float64 `protobuf:"fixed64,7,opt,name=breaker_open_seconds,json=breakerOpenSeconds,proto3" json:"breaker_open_seconds,omitempty"`
+	// Seconds left of a quota cooldown (the provider said its quota or billing is
+	// exhausted, so calls skip it); 0 when none.
+	CooldownSeconds float64 `protobuf:"fixed64,8,opt,name=cooldown_seconds,json=cooldownSeconds,proto3" json:"cooldown_seconds,omitempty"`
+	// Moving average of whole successful calls, in milliseconds; 0 before the first.
+	LatencyMs float64 `protobuf:"fixed64,9,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	// Moving average of the time to a stream's first chunk, in milliseconds; 0 before the first.
+	TtftMs float64 `protobuf:"fixed64,10,opt,name=ttft_ms,json=ttftMs,proto3" json:"ttft_ms,omitempty"`
+	// Moving average share of upstream calls that failed, 0 to 1.
+	ErrorRate float64 `protobuf:"fixed64,11,opt,name=error_rate,json=errorRate,proto3" json:"error_rate,omitempty"`
+	// Calls to it in progress now.
+	InFlight int32 `protobuf:"varint,12,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// Calls waiting in its rate-limit queue now.
+	QueueDepth    int32 `protobuf:"varint,13,opt,name=queue_depth,json=queueDepth,proto3" json:"queue_depth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1531,6 +1605,62 @@ func (x *ProviderInfo) GetDefaultModel() string {
 		return x.DefaultModel
 	}
 	return ""
+}
+
+func (x *ProviderInfo) GetBreakerState() BreakerState {
+	if x != nil {
+		return x.BreakerState
+	}
+	return BreakerState_BREAKER_STATE_UNSPECIFIED
+}
+
+func (x *ProviderInfo) GetBreakerOpenSeconds() float64 {
+	if x != nil {
+		return x.BreakerOpenSeconds
+	}
+	return 0
+}
+
+func (x *ProviderInfo) GetCooldownSeconds() float64 {
+	if x != nil {
+		return x.CooldownSeconds
+	}
+	return 0
+}
+
+func (x *ProviderInfo) GetLatencyMs() float64 {
+	if x != nil {
+		return x.LatencyMs
+	}
+	return 0
+}
+
+func (x *ProviderInfo) GetTtftMs() float64 {
+	if x != nil {
+		return x.TtftMs
+	}
+	return 0
+}
+
+func (x *ProviderInfo) GetErrorRate() float64 {
+	if x != nil {
+		return x.ErrorRate
+	}
+	return 0
+}
+
+func (x *ProviderInfo) GetInFlight() int32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *ProviderInfo) GetQueueDepth() int32 {
+	if x != nil {
+		return x.QueueDepth
+	}
+	return 0
 }
 
 // The configured providers.
@@ -1720,13 +1850,25 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\x14ListProvidersRequest\x12!\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\x04\xe2A\x01\x01R\bpageSize\x12#\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\"\xa7\x01\n" +
+	"page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\"\xd8\x03\n" +
 	"\fProviderInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06models\x18\x03 \x03(\tR\x06models\x122\n" +
 	"\x06health\x18\x04 \x01(\x0e2\x1a.portico.v1.ProviderHealthR\x06health\x12#\n" +
-	"\rdefault_model\x18\x05 \x01(\tR\fdefaultModel\"w\n" +
+	"\rdefault_model\x18\x05 \x01(\tR\fdefaultModel\x12=\n" +
+	"\rbreaker_state\x18\x06 \x01(\x0e2\x18.portico.v1.BreakerStateR\fbreakerState\x120\n" +
+	"\x14breaker_open_seconds\x18\a \x01(\x01R\x12breakerOpenSeconds\x12)\n" +
+	"\x10cooldown_seconds\x18\b \x01(\x01R\x0fcooldownSeconds\x12\x1d\n" +
+	"\n" +
+	"latency_ms\x18\t \x01(\x01R\tlatencyMs\x12\x17\n" +
+	"\attft_ms\x18\n" +
+	" \x01(\x01R\x06ttftMs\x12\x1d\n" +
+	"\n" +
+	"error_rate\x18\v \x01(\x01R\terrorRate\x12\x1b\n" +
+	"\tin_flight\x18\f \x01(\x05R\binFlight\x12\x1f\n" +
+	"\vqueue_depth\x18\r \x01(\x05R\n" +
+	"queueDepth\"w\n" +
 	"\x15ListProvidersResponse\x126\n" +
 	"\tproviders\x18\x01 \x03(\v2\x18.portico.v1.ProviderInfoR\tproviders\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x86\x01\n" +
@@ -1747,7 +1889,12 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\x0eProviderHealth\x12\x1f\n" +
 	"\x1bPROVIDER_HEALTH_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17PROVIDER_HEALTH_SERVING\x10\x01\x12\x1f\n" +
-	"\x1bPROVIDER_HEALTH_NOT_SERVING\x10\x022\xcf\x03\n" +
+	"\x1bPROVIDER_HEALTH_NOT_SERVING\x10\x02*|\n" +
+	"\fBreakerState\x12\x1d\n" +
+	"\x19BREAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14BREAKER_STATE_CLOSED\x10\x01\x12\x16\n" +
+	"\x12BREAKER_STATE_OPEN\x10\x02\x12\x1b\n" +
+	"\x17BREAKER_STATE_HALF_OPEN\x10\x032\xcf\x03\n" +
 	"\n" +
 	"LLMService\x12?\n" +
 	"\x04Chat\x12\x17.portico.v1.ChatRequest\x1a\x1e.portico.v1.CompletionResponse\x12@\n" +
@@ -1773,93 +1920,95 @@ func file_portico_v1_llm_service_proto_rawDescGZIP() []byte {
 	return file_portico_v1_llm_service_proto_rawDescData
 }
 
-var file_portico_v1_llm_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_portico_v1_llm_service_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_portico_v1_llm_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_portico_v1_llm_service_proto_goTypes = []any{
 	(StreamFailover)(0),             // 0: portico.v1.StreamFailover
 	(TokenCountSource)(0),           // 1: portico.v1.TokenCountSource
 	(CapabilitySource)(0),           // 2: portico.v1.CapabilitySource
 	(ProviderHealth)(0),             // 3: portico.v1.ProviderHealth
-	(*ChatRequest)(nil),             // 4: portico.v1.ChatRequest
-	(*Failover)(nil),                // 5: portico.v1.Failover
-	(*CompletionResponse)(nil),      // 6: portico.v1.CompletionResponse
-	(*StreamChunk)(nil),             // 7: portico.v1.StreamChunk
-	(*EmbedRequest)(nil),            // 8: portico.v1.EmbedRequest
-	(*Embedding)(nil),               // 9: portico.v1.Embedding
-	(*EmbedResponse)(nil),           // 10: portico.v1.EmbedResponse
-	(*CountTokensRequest)(nil),      // 11: portico.v1.CountTokensRequest
-	(*CountTokensResponse)(nil),     // 12: portico.v1.CountTokensResponse
-	(*GetCapabilitiesRequest)(nil),  // 13: portico.v1.GetCapabilitiesRequest
-	(*Capabilities)(nil),            // 14: portico.v1.Capabilities
-	(*GetCapabilitiesResponse)(nil), // 15: portico.v1.GetCapabilitiesResponse
-	(*ListProvidersRequest)(nil),    // 16: portico.v1.ListProvidersRequest
-	(*ProviderInfo)(nil),            // 17: portico.v1.ProviderInfo
-	(*ListProvidersResponse)(nil),   // 18: portico.v1.ListProvidersResponse
-	nil,                             // 19: portico.v1.ChatRequest.TagsEntry
-	nil,                             // 20: portico.v1.CompletionResponse.MetadataEntry
-	nil,                             // 21: portico.v1.StreamChunk.MetadataEntry
-	nil,                             // 22: portico.v1.EmbedRequest.TagsEntry
-	(*Message)(nil),                 // 23: portico.v1.Message
-	(*ToolDefinition)(nil),          // 24: portico.v1.ToolDefinition
-	(*ToolChoice)(nil),              // 25: portico.v1.ToolChoice
-	(*ResponseFormat)(nil),          // 26: portico.v1.ResponseFormat
-	(Priority)(0),                   // 27: portico.v1.Priority
-	(Role)(0),                       // 28: portico.v1.Role
-	(*ToolCall)(nil),                // 29: portico.v1.ToolCall
-	(StopReason)(0),                 // 30: portico.v1.StopReason
-	(*Usage)(nil),                   // 31: portico.v1.Usage
-	(*ContentPart)(nil),             // 32: portico.v1.ContentPart
-	(*ToolCallDelta)(nil),           // 33: portico.v1.ToolCallDelta
+	(BreakerState)(0),               // 4: portico.v1.BreakerState
+	(*ChatRequest)(nil),             // 5: portico.v1.ChatRequest
+	(*Failover)(nil),                // 6: portico.v1.Failover
+	(*CompletionResponse)(nil),      // 7: portico.v1.CompletionResponse
+	(*StreamChunk)(nil),             // 8: portico.v1.StreamChunk
+	(*EmbedRequest)(nil),            // 9: portico.v1.EmbedRequest
+	(*Embedding)(nil),               // 10: portico.v1.Embedding
+	(*EmbedResponse)(nil),           // 11: portico.v1.EmbedResponse
+	(*CountTokensRequest)(nil),      // 12: portico.v1.CountTokensRequest
+	(*CountTokensResponse)(nil),     // 13: portico.v1.CountTokensResponse
+	(*GetCapabilitiesRequest)(nil),  // 14: portico.v1.GetCapabilitiesRequest
+	(*Capabilities)(nil),            // 15: portico.v1.Capabilities
+	(*GetCapabilitiesResponse)(nil), // 16: portico.v1.GetCapabilitiesResponse
+	(*ListProvidersRequest)(nil),    // 17: portico.v1.ListProvidersRequest
+	(*ProviderInfo)(nil),            // 18: portico.v1.ProviderInfo
+	(*ListProvidersResponse)(nil),   // 19: portico.v1.ListProvidersResponse
+	nil,                             // 20: portico.v1.ChatRequest.TagsEntry
+	nil,                             // 21: portico.v1.CompletionResponse.MetadataEntry
+	nil,                             // 22: portico.v1.StreamChunk.MetadataEntry
+	nil,                             // 23: portico.v1.EmbedRequest.TagsEntry
+	(*Message)(nil),                 // 24: portico.v1.Message
+	(*ToolDefinition)(nil),          // 25: portico.v1.ToolDefinition
+	(*ToolChoice)(nil),              // 26: portico.v1.ToolChoice
+	(*ResponseFormat)(nil),          // 27: portico.v1.ResponseFormat
+	(Priority)(0),                   // 28: portico.v1.Priority
+	(Role)(0),                       // 29: portico.v1.Role
+	(*ToolCall)(nil),                // 30: portico.v1.ToolCall
+	(StopReason)(0),                 // 31: portico.v1.StopReason
+	(*Usage)(nil),                   // 32: portico.v1.Usage
+	(*ContentPart)(nil),             // 33: portico.v1.ContentPart
+	(*ToolCallDelta)(nil),           // 34: portico.v1.ToolCallDelta
 }
 var file_portico_v1_llm_service_proto_depIdxs = []int32{
-	23, // 0: portico.v1.ChatRequest.messages:type_name -> portico.v1.Message
-	24, // 1: portico.v1.ChatRequest.tools:type_name -> portico.v1.ToolDefinition
-	25, // 2: portico.v1.ChatRequest.tool_choice:type_name -> portico.v1.ToolChoice
-	26, // 3: portico.v1.ChatRequest.response_format:type_name -> portico.v1.ResponseFormat
-	27, // 4: portico.v1.ChatRequest.priority:type_name -> portico.v1.Priority
-	19, // 5: portico.v1.ChatRequest.tags:type_name -> portico.v1.ChatRequest.TagsEntry
+	24, // 0: portico.v1.ChatRequest.messages:type_name -> portico.v1.Message
+	25, // 1: portico.v1.ChatRequest.tools:type_name -> portico.v1.ToolDefinition
+	26, // 2: portico.v1.ChatRequest.tool_choice:type_name -> portico.v1.ToolChoice
+	27, // 3: portico.v1.ChatRequest.response_format:type_name -> portico.v1.ResponseFormat
+	28, // 4: portico.v1.ChatRequest.priority:type_name -> portico.v1.Priority
+	20, // 5: portico.v1.ChatRequest.tags:type_name -> portico.v1.ChatRequest.TagsEntry
 	0,  // 6: portico.v1.ChatRequest.stream_failover:type_name -> portico.v1.StreamFailover
 	0,  // 7: portico.v1.Failover.mode:type_name -> portico.v1.StreamFailover
-	28, // 8: portico.v1.CompletionResponse.role:type_name -> portico.v1.Role
-	29, // 9: portico.v1.CompletionResponse.tool_calls:type_name -> portico.v1.ToolCall
-	30, // 10: portico.v1.CompletionResponse.stop_reason:type_name -> portico.v1.StopReason
-	31, // 11: portico.v1.CompletionResponse.usage:type_name -> portico.v1.Usage
-	20, // 12: portico.v1.CompletionResponse.metadata:type_name -> portico.v1.CompletionResponse.MetadataEntry
-	32, // 13: portico.v1.CompletionResponse.parts:type_name -> portico.v1.ContentPart
-	33, // 14: portico.v1.StreamChunk.tool_call_deltas:type_name -> portico.v1.ToolCallDelta
-	29, // 15: portico.v1.StreamChunk.tool_calls:type_name -> portico.v1.ToolCall
-	30, // 16: portico.v1.StreamChunk.stop_reason:type_name -> portico.v1.StopReason
-	31, // 17: portico.v1.StreamChunk.usage:type_name -> portico.v1.Usage
-	21, // 18: portico.v1.StreamChunk.metadata:type_name -> portico.v1.StreamChunk.MetadataEntry
-	32, // 19: portico.v1.StreamChunk.parts:type_name -> portico.v1.ContentPart
-	5,  // 20: portico.v1.StreamChunk.failover:type_name -> portico.v1.Failover
-	22, // 21: portico.v1.EmbedRequest.tags:type_name -> portico.v1.EmbedRequest.TagsEntry
-	9,  // 22: portico.v1.EmbedResponse.embeddings:type_name -> portico.v1.Embedding
-	31, // 23: portico.v1.EmbedResponse.usage:type_name -> portico.v1.Usage
-	23, // 24: portico.v1.CountTokensRequest.messages:type_name -> portico.v1.Message
-	24, // 25: portico.v1.CountTokensRequest.tools:type_name -> portico.v1.ToolDefinition
+	29, // 8: portico.v1.CompletionResponse.role:type_name -> portico.v1.Role
+	30, // 9: portico.v1.CompletionResponse.tool_calls:type_name -> portico.v1.ToolCall
+	31, // 10: portico.v1.CompletionResponse.stop_reason:type_name -> portico.v1.StopReason
+	32, // 11: portico.v1.CompletionResponse.usage:type_name -> portico.v1.Usage
+	21, // 12: portico.v1.CompletionResponse.metadata:type_name -> portico.v1.CompletionResponse.MetadataEntry
+	33, // 13: portico.v1.CompletionResponse.parts:type_name -> portico.v1.ContentPart
+	34, // 14: portico.v1.StreamChunk.tool_call_deltas:type_name -> portico.v1.ToolCallDelta
+	30, // 15: portico.v1.StreamChunk.tool_calls:type_name -> portico.v1.ToolCall
+	31, // 16: portico.v1.StreamChunk.stop_reason:type_name -> portico.v1.StopReason
+	32, // 17: portico.v1.StreamChunk.usage:type_name -> portico.v1.Usage
+	22, // 18: portico.v1.StreamChunk.metadata:type_name -> portico.v1.StreamChunk.MetadataEntry
+	33, // 19: portico.v1.StreamChunk.parts:type_name -> portico.v1.ContentPart
+	6,  // 20: portico.v1.StreamChunk.failover:type_name -> portico.v1.Failover
+	23, // 21: portico.v1.EmbedRequest.tags:type_name -> portico.v1.EmbedRequest.TagsEntry
+	10, // 22: portico.v1.EmbedResponse.embeddings:type_name -> portico.v1.Embedding
+	32, // 23: portico.v1.EmbedResponse.usage:type_name -> portico.v1.Usage
+	24, // 24: portico.v1.CountTokensRequest.messages:type_name -> portico.v1.Message
+	25, // 25: portico.v1.CountTokensRequest.tools:type_name -> portico.v1.ToolDefinition
 	1,  // 26: portico.v1.CountTokensResponse.source:type_name -> portico.v1.TokenCountSource
 	2,  // 27: portico.v1.Capabilities.source:type_name -> portico.v1.CapabilitySource
-	14, // 28: portico.v1.GetCapabilitiesResponse.capabilities:type_name -> portico.v1.Capabilities
+	15, // 28: portico.v1.GetCapabilitiesResponse.capabilities:type_name -> portico.v1.Capabilities
 	3,  // 29: portico.v1.ProviderInfo.health:type_name -> portico.v1.ProviderHealth
-	17, // 30: portico.v1.ListProvidersResponse.providers:type_name -> portico.v1.ProviderInfo
-	4,  // 31: portico.v1.LLMService.Chat:input_type -> portico.v1.ChatRequest
-	4,  // 32: portico.v1.LLMService.StreamChat:input_type -> portico.v1.ChatRequest
-	8,  // 33: portico.v1.LLMService.Embed:input_type -> portico.v1.EmbedRequest
-	11, // 34: portico.v1.LLMService.CountTokens:input_type -> portico.v1.CountTokensRequest
-	13, // 35: portico.v1.LLMService.GetCapabilities:input_type -> portico.v1.GetCapabilitiesRequest
-	16, // 36: portico.v1.LLMService.ListProviders:input_type -> portico.v1.ListProvidersRequest
-	6,  // 37: portico.v1.LLMService.Chat:output_type -> portico.v1.CompletionResponse
-	7,  // 38: portico.v1.LLMService.StreamChat:output_type -> portico.v1.StreamChunk
-	10, // 39: portico.v1.LLMService.Embed:output_type -> portico.v1.EmbedResponse
-	12, // 40: portico.v1.LLMService.CountTokens:output_type -> portico.v1.CountTokensResponse
-	15, // 41: portico.v1.LLMService.GetCapabilities:output_type -> portico.v1.GetCapabilitiesResponse
-	18, // 42: portico.v1.LLMService.ListProviders:output_type -> portico.v1.ListProvidersResponse
-	37, // [37:43] is the sub-list for method output_type
-	31, // [31:37] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	4,  // 30: portico.v1.ProviderInfo.breaker_state:type_name -> portico.v1.BreakerState
+	18, // 31: portico.v1.ListProvidersResponse.providers:type_name -> portico.v1.ProviderInfo
+	5,  // 32: portico.v1.LLMService.Chat:input_type -> portico.v1.ChatRequest
+	5,  // 33: portico.v1.LLMService.StreamChat:input_type -> portico.v1.ChatRequest
+	9,  // 34: portico.v1.LLMService.Embed:input_type -> portico.v1.EmbedRequest
+	12, // 35: portico.v1.LLMService.CountTokens:input_type -> portico.v1.CountTokensRequest
+	14, // 36: portico.v1.LLMService.GetCapabilities:input_type -> portico.v1.GetCapabilitiesRequest
+	17, // 37: portico.v1.LLMService.ListProviders:input_type -> portico.v1.ListProvidersRequest
+	7,  // 38: portico.v1.LLMService.Chat:output_type -> portico.v1.CompletionResponse
+	8,  // 39: portico.v1.LLMService.StreamChat:output_type -> portico.v1.StreamChunk
+	11, // 40: portico.v1.LLMService.Embed:output_type -> portico.v1.EmbedResponse
+	13, // 41: portico.v1.LLMService.CountTokens:output_type -> portico.v1.CountTokensResponse
+	16, // 42: portico.v1.LLMService.GetCapabilities:output_type -> portico.v1.GetCapabilitiesResponse
+	19, // 43: portico.v1.LLMService.ListProviders:output_type -> portico.v1.ListProvidersResponse
+	38, // [38:44] is the sub-list for method output_type
+	32, // [32:38] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_portico_v1_llm_service_proto_init() }
@@ -1875,7 +2024,7 @@ func file_portico_v1_llm_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portico_v1_llm_service_proto_rawDesc), len(file_portico_v1_llm_service_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,

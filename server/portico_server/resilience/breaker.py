@@ -1,0 +1,208 @@
+"""Circuit breakers: stop sending calls to a provider that keeps failing, and let it
+prove itself again with a few trial calls.
+
+closed → open after `failures` consecutive upstream failures → half-open when
+`recovery` seconds have passed (or a health probe succeeds) → closed after a trial call
+succeeds, open again when one fails. Only failures of the upstream count: an invalid
+request, an authentication error, an exhausted quota (it has a cooldown of its own), the
+caller's deadline or cancellation neither count nor reset the tally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable
+
+from .. import errors
+from ..config import BreakerSettings
+
+log = logging.getLogger("portico.breaker")
+
+
+class BreakerState(enum.Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+def is_upstream_failure(exc: BaseException) -> bool:
+    """Whether a failed call counts against the breaker."""
+    if isinstance(exc, errors.UpstreamDeadlineExceeded):
+        return False  # the caller's deadline, not the provider's fault
+    return isinstance(exc, errors.UpstreamError) and exc.retryable
+
+
+class CircuitBreaker:
+    """One breaker. `allow()` before a call (raises CircuitOpen when it may not go), then
+    exactly one of `succeeded`, `failed` or `released` with what `allow()` returned."""
+
+    def __init__(
+        self,
+        key: str,
+        provider: str,
+        settings: BreakerSettings,
+        on_change: Callable[[CircuitBreaker], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.key = key
+        self.provider = provider
+        self.settings = settings
+        self._on_change = on_change
+        self._clock = clock
+        self.state = BreakerState.CLOSED
+        self.consecutive_failures = 0
+        self.opened_at = 0.0
+        self.times_opened = 0
+        self._trials = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def time_left_open(self) -> float:
+        """Seconds until trial calls may pass (0 unless open)."""
+        if self.state is not BreakerState.OPEN:
+            return 0.0
+        return max(0.0, self.opened_at + self.settings.recovery - self._clock())
+
+    def allow(self) -> bool:
+        """Let a call through, or raise CircuitOpen. True when the call is a trial."""
+        if self.state is BreakerState.OPEN and self.time_left_open() <= 0:
+            self._move(BreakerState.HALF_OPEN)
+        if self.state is BreakerState.CLOSED:
+            return False
+        if self.state is BreakerState.HALF_OPEN and self._trials < self.settings.trial_calls:
+            self._trials += 1
+            return True
+        if self.state is BreakerState.OPEN:
+            left = self.time_left_open()
+            why = f"its circuit breaker ({self.key}) is open; trial calls pass in {left:.1f} s"
+        else:
+            left = self.settings.recovery
+            why = f"its circuit breaker ({self.key}) is half-open and its trial calls are under way"
+        raise errors.CircuitOpen(
+            f"provider {self.provider!r} is failing: {why}",
+            provider=self.provider,
+            retry_after=left,
+            metadata={"breaker": self.key},
+        )
+
+    def succeeded(self, trial: bool) -> None:
+        self._end_trial(trial)
+        self.consecutive_failures = 0
+        if self.state is not BreakerState.CLOSED:
+            self._move(BreakerState.CLOSED)
+
+    def failed(self, trial: bool) -> None:
+        self._end_trial(trial)
+        self.consecutive_failures += 1
+        if self.state is BreakerState.HALF_OPEN or (
+            self.state is BreakerState.CLOSED and self.consecutive_failures >= self.settings.failures
+        ):
+            self._move(BreakerState.OPEN)
+
+    def released(self, trial: bool) -> None:
+        """The call ended in a way that says nothing of the provider's health."""
+        self._end_trial(trial)
+
+    def probe_succeeded(self) -> None:
+        """A health probe reached the provider: trial calls may go now."""
+        if self.state is BreakerState.OPEN:
+            self._move(BreakerState.HALF_OPEN)
+
+    def reset(self) -> None:
+        self.consecutive_failures = 0
+        self._move(BreakerState.CLOSED)
+
+    def close(self) -> None:
+        """Cancel the pending half-open timer (the gateway is stopping)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _end_trial(self, trial: bool) -> None:
+        if trial:
+            self._trials = max(0, self._trials - 1)
+
+    def _move(self, state: BreakerState) -> None:
+        if state is self.state:
+            return
+        log.warning("circuit breaker %s: %s -> %s", self.key, self.state.value, state.value)
+        self.state = state
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if state is BreakerState.OPEN:
+            self.opened_at = self._clock()
+            self.times_opened += 1
+            self._trials = 0
+            # Half-open on time even when no call comes, so health watchers see it.
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                self._timer = loop.call_later(self.settings.recovery, self._recovered)
+        elif state is BreakerState.CLOSED:
+            self._trials = 0
+        self._on_change(self)
+
+    def _recovered(self) -> None:
+        self._timer = None
+        if self.state is BreakerState.OPEN:
+            self._move(BreakerState.HALF_OPEN)
+
+
+class Breakers:
+    """The breakers of every provider (one per provider, or per model with `per_model`).
+    `on_change(provider, any_open)` is called at each transition."""
+
+    def __init__(
+        self,
+        on_change: Callable[[str, bool], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._on_change = on_change
+        self._clock = clock
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    def get(self, provider: str, model: str, settings: BreakerSettings) -> CircuitBreaker | None:
+        """The breaker a call to `provider`/`model` passes, or None when turned off."""
+        if not settings.enabled:
+            return None
+        key = f"{provider}/{model}" if settings.per_model else provider
+        breaker = self._breakers.get(key)
+        if breaker is None:
+            breaker = self._breakers[key] = CircuitBreaker(key, provider, settings, self._changed, self._clock)
+        return breaker
+
+    def admits(self, provider: str, model: str) -> bool:
+        """False while the breaker a call to `provider`/`model` passes is open."""
+        for key in (f"{provider}/{model}", provider):
+            breaker = self._breakers.get(key)
+            if breaker is not None and breaker.provider == provider:
+                return breaker.time_left_open() <= 0
+        return True
+
+    def of_provider(self, provider: str) -> list[CircuitBreaker]:
+        return [b for b in self._breakers.values() if b.provider == provider]
+
+    def state(self, provider: str) -> BreakerState:
+        """The worst state among the provider's breakers."""
+        states = {b.state for b in self.of_provider(provider)}
+        for state in (BreakerState.OPEN, BreakerState.HALF_OPEN):
+            if state in states:
+                return state
+        return BreakerState.CLOSED
+
+    def probe_result(self, provider: str, ok: bool) -> None:
+        if ok:
+            for breaker in self.of_provider(provider):
+                breaker.probe_succeeded()
+
+    def close(self) -> None:
+        for breaker in self._breakers.values():
+            breaker.close()
+
+    def _changed(self, breaker: CircuitBreaker) -> None:
+        self._on_change(breaker.provider, self.state(breaker.provider) is not BreakerState.CLOSED)

@@ -1,0 +1,89 @@
+"""Tries a call to one target again when the upstream failed in a way that waiting may
+cure: connection errors, 408, 429, 500, 502, 503, 504, 529 and overloaded errors (the
+exceptions whose `retryable` is set; see `errors.upstream_error`), but not an answer that
+came back garbled (UPSTREAM_PROTOCOL): that one goes to the next target, if any.
+
+The wait before each retry is drawn uniformly between zero and an exponentially growing
+bound (full jitter), unless the upstream said how long to wait (`Retry-After`, the reset
+headers), which is then honoured. A wait that would pass the call's deadline, or one
+longer than `backoff_max` that the upstream asks for, is not taken: the call fails at
+once with the status it would have ended with, and its message says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import tenacity
+from tenacity import AsyncRetrying, RetryCallState
+
+from .. import errors
+from ..call import CallContext
+from ..config import RetrySettings
+
+T = TypeVar("T")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether trying the same target again may help."""
+    if isinstance(exc, errors.UpstreamProtocol):
+        return False  # the upstream answered, garbled: asking again would bill a second answer
+    return isinstance(exc, errors.UpstreamError) and exc.retryable
+
+
+class _Wait:
+    """The upstream's own hint when it gave one, else full-jitter exponential backoff."""
+
+    def __init__(self, settings: RetrySettings) -> None:
+        self._jitter = tenacity.wait_random_exponential(multiplier=settings.backoff_initial, max=settings.backoff_max)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        hint = getattr(exc, "retry_after", None)
+        if isinstance(hint, float | int):
+            return float(hint)
+        return float(self._jitter(state))
+
+
+class _Stop:
+    """Stops after `attempts` retries, and before a wait that cannot be afforded; it notes
+    the reason on the exception so the caller's message says it."""
+
+    def __init__(self, settings: RetrySettings, call: CallContext) -> None:
+        self._settings = settings
+        self._call = call
+
+    def __call__(self, state: RetryCallState) -> bool:
+        if state.attempt_number > self._settings.attempts:
+            return True
+        wait = state.upcoming_sleep
+        exc = state.outcome.exception() if state.outcome is not None else None
+        remaining = self._call.remaining()
+        why = ""
+        if remaining is not None and wait >= remaining:
+            why = f"not retried: waiting {wait:.2f} s would pass the call's deadline ({remaining:.2f} s left)"
+        elif wait > self._settings.backoff_max:
+            why = f"not retried: the provider asks for a wait of {wait:.1f} s, more than backoff_max"
+        if why and isinstance(exc, errors.PorticoError):
+            exc.message = f"{exc.message} ({why})"
+        return bool(why)
+
+
+async def with_retries(
+    attempt: Callable[[float], Awaitable[T]], settings: RetrySettings, call: CallContext
+) -> T:
+    """Run `attempt(wait)` until it succeeds or may not be retried; `wait` is the seconds
+    slept before that attempt (0 for the first). The last failure is raised as it is."""
+    if not settings.enabled or settings.attempts == 0:
+        return await attempt(0.0)
+    retrying = AsyncRetrying(
+        stop=_Stop(settings, call),
+        wait=_Wait(settings),
+        retry=tenacity.retry_if_exception(is_retryable),
+        reraise=True,
+    )
+    async for trial in retrying:
+        with trial:
+            return await attempt(trial.retry_state.upcoming_sleep)
+    raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
