@@ -23,6 +23,7 @@ from .intake import RequestDecoder
 from .providers import registry
 from .providers.base import Provider
 from .redaction import install_log_redaction
+from .resilience.limits import Limits
 from .router import Router
 from .servicer import LLMServicer, fail
 
@@ -62,7 +63,8 @@ class Gateway:
         }
         self.router = Router(self.providers, config.aliases)
         self.health = HealthReporter(self.providers)
-        self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health)
+        self.limits = Limits(config)
+        self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health, self.limits)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.server: grpc.aio.Server | None = None
         self.address = ""

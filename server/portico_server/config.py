@@ -40,6 +40,28 @@ class CapabilityOverride(_Strict):
     supports_embeddings: bool | None = None
 
 
+class LimitSettings(_Strict):
+    """Rate limits of one provider, deployment (provider and model) or model group.
+
+    Each limit left unset does not apply; with none set nothing is counted or queued.
+    Calls over a limit wait in a priority queue of at most `queue` calls.
+    """
+
+    #: Calls in progress at once (a stream counts until it ends).
+    concurrency: int | None = Field(default=None, gt=0)
+    #: Requests started per minute.
+    rpm: int | None = Field(default=None, gt=0)
+    #: Tokens per minute: prompt estimate plus `max_tokens` at admission, corrected by
+    #: the usage the provider reports.
+    tpm: int | None = Field(default=None, gt=0)
+    #: Calls that may wait for a slot; 0 refuses at once when over a limit.
+    queue: int = Field(default=100, ge=0)
+
+    @property
+    def limited(self) -> bool:
+        return self.concurrency is not None or self.rpm is not None or self.tpm is not None
+
+
 class ProviderSettings(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     kind: str = Field(min_length=1)
@@ -74,6 +96,11 @@ class ProviderSettings(_Strict):
     passthrough_allow: list[str] | None = None
     #: Kind-specific options, validated by the provider class's own `Options` model.
     options: dict[str, Any] = Field(default_factory=dict)
+    #: Rate limits of the whole provider (all its models together).
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    #: Rate limits of one deployment: this provider serving one model (by the provider's
+    #: own model name), on top of `limits`.
+    model_limits: dict[str, LimitSettings] = Field(default_factory=dict)
 
     @field_validator("api_key")
     @classmethod
@@ -138,6 +165,8 @@ class GatewayConfig(_Strict):
     providers: list[ProviderSettings] = Field(default_factory=list)
     #: alias -> "provider/model": a name callers may use in `model`.
     aliases: dict[str, str] = Field(default_factory=dict)
+    #: model group name -> rate limits shared by all the group's deployments.
+    group_limits: dict[str, LimitSettings] = Field(default_factory=dict)
 
     @field_validator("providers")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
@@ -19,10 +20,14 @@ from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 
 from . import convert, offload, paging
+from .call import CallContext
 from .capabilities import CapabilityResolver
+from .domain import ChatRequest
 from .errors import PorticoError, ShuttingDown
 from .health import HealthReporter
-from .router import Router
+from .providers.base import Provider
+from .resilience.limits import Limits, Ticket, estimate_call_tokens, used_tokens
+from .router import Router, Target
 from .status import internal_status, to_rpc_status
 
 log = logging.getLogger("portico.servicer")
@@ -101,11 +106,22 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         router: Router,
         capabilities: CapabilityResolver,
         health: HealthReporter,
+        limits: Limits | None = None,
     ) -> None:
         self.router = router
         self.capabilities = capabilities
         self.health = health
+        self.limits = limits or Limits()
         self.shutting_down = False
+
+    def _rate_limit_slot(
+        self, provider: Provider, model: str, chat: ChatRequest, call: CallContext
+    ) -> AbstractAsyncContextManager[Ticket]:
+        """The call's rate-limit slot, held around the provider call (a whole stream).
+        Stands here until the resilience dispatcher takes the provider call over."""
+        keys = self.limits.keys_for(Target(provider, model))
+        # Estimated only when something is limited: no cost on an unlimited gateway.
+        return self.limits.admit_all(keys, call, estimate_call_tokens(chat) if keys else 0)
 
     def _admit(self, request: Any) -> None:
         if self.shutting_down:
@@ -119,7 +135,9 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         chat = await offload.run(convert.chat_request, request, model)
         provider.check_passthrough(chat.passthrough)
         call = convert.call_context(request, context.time_remaining(), request_id)
-        result = await provider.chat(chat, call)
+        async with self._rate_limit_slot(provider, model, chat, call) as ticket:
+            result = await provider.chat(chat, call)
+            ticket.settle(used_tokens(result.usage))
         return convert.completion(result, provider.name)
 
     async def StreamChat(  # type: ignore[override]  # writes through context, returns nothing
@@ -138,12 +156,17 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             call = convert.call_context(request, context.time_remaining(), request_id)
             first = True
             write, encode = context.write, convert.chunk
-            async with contextlib.aclosing(provider.stream(chat, call)) as chunks:
+            async with (
+                self._rate_limit_slot(provider, model, chat, call) as ticket,
+                contextlib.aclosing(provider.stream(chat, call)) as chunks,
+            ):
                 async for chunk in chunks:
                     if first or chunk.is_final:
                         chunk.model = chunk.model or model
                         chunk.provider = provider.name
                         first = False
+                        if chunk.is_final:
+                            ticket.settle(used_tokens(chunk.usage))
                     await write(encode(chunk))  # deltas arrive encoded; intake.py passes bytes through
                     written = True
         except grpc.aio.AbortError:

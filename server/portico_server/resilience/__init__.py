@@ -1,0 +1,1 @@
+"""The managed provider layer: rate limits, breakers, retries and fallbacks around providers."""
