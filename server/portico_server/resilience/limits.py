@@ -237,6 +237,10 @@ class KeyLimiter:
         now = self.clock.now()
         while self.queued:
             head = self._head()
+            if head.future.done():
+                # Cancelled: its task has not yet run to take itself out.
+                self._dequeue(head)
+                continue
             wait = self._wait(head.cost, now)
             if wait == 0.0:
                 self._dequeue(head)
@@ -283,6 +287,8 @@ class KeyLimiter:
             if self._queues[lower]:
                 victim = self._queues[lower][-1]
                 self._dequeue(victim)
+                if victim.future.done():
+                    return True  # cancelled already; its place is free
                 victim.future.set_exception(self._refusal(
                     "the queue is full and a call of higher priority took this call's place",
                     self._expected_wait(lower, victim.cost, self.clock.now())))
