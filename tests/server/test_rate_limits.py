@@ -170,7 +170,7 @@ async def test_a_full_queue_refuses_with_the_expected_wait():
         await hold(lim)
     err = info.value
     assert err.retry_safe and err.metadata["limit_key"] == KEY
-    assert "queue of 2 is full" in err.message
+    assert "the concurrency limit of provider:up is reached and its queue of 2 is full" in err.message
     # Two calls ahead, one at a time, about 4 s each: the newcomer's turn is in about 12 s.
     assert err.retry_after == pytest.approx(12.0)
     for task in waiting:
@@ -240,6 +240,7 @@ async def test_requests_per_minute_refill_one_request_per_share_of_the_minute():
     assert not third.done()
     await clock.advance(0.1)  # 60 s / 2 requests
     assert third.done()
+    assert third.result()[0].waited == pytest.approx(30.0)
     held.append(third.result())
     for _, admission in held:
         await leave(admission)
@@ -320,9 +321,21 @@ async def test_a_refusal_by_a_later_key_hands_back_the_earlier_keys_allowance():
         async with lim.admit_all([KEY, group], call(), 0):
             pytest.fail("admitted past a full group")
     # The provider's one request a minute was given back: it is still there.
-    async with lim.admit(KEY, call(), 0):
-        pass
+    await admitted_at_once(lim)
+    await clock.advance(60.0)
+    # The same with one block per key, nested, as a pipeline composes them.
+    with pytest.raises(RateLimited):
+        async with lim.admit(KEY, call(), 0), lim.admit(group, call(), 0):
+            pytest.fail("admitted past a full group")
+    await admitted_at_once(lim)
     await leave(holder)
+
+
+async def admitted_at_once(lim: Limits) -> None:
+    attempt = asyncio.create_task(hold(lim))
+    await _run_ready()
+    assert attempt.done(), "had to wait: the allowance was not given back"
+    attempt.cancel()
 
 
 async def test_keys_come_from_the_configuration_and_only_limited_ones_count():

@@ -32,7 +32,7 @@ from typing import Protocol
 from ..call import CallContext
 from ..config import GatewayConfig, LimitSettings
 from ..domain import ChatRequest, Priority, Usage
-from ..errors import DeadlineExceeded, RateLimited
+from ..errors import CircuitOpen, DeadlineExceeded, RateLimited
 from ..providers.base import estimate_tokens
 from ..router import Target
 
@@ -185,13 +185,13 @@ class KeyLimiter:
             expected = self._bucket_wait_behind(call.priority, cost, now)
             if expected > remaining:
                 raise self._refusal(
-                    f"{self._limit_named(cost, now)} limit: a slot is expected in {expected:.1f} s, "
-                    f"after the call's deadline", expected)
+                    f"the {self._blocking_limit(cost, now)} limit of {self.key} frees a slot for this "
+                    f"call in {expected:.1f} s, after the call's deadline", expected)
         if self.queued >= self.settings.queue and not self._displace_for(call.priority):
             delay = self._expected_wait(call.priority, cost, now)
             raise self._refusal(
-                f"{self._limit_named(cost, now)} limit reached and its queue of "
-                f"{self.settings.queue} is full", delay)
+                f"the {self._blocking_limit(cost, now)} limit of {self.key} is reached and its queue "
+                f"of {self.settings.queue} is full", delay)
         waiter = _Waiter(call.priority, cost, asyncio.get_running_loop().create_future())
         self._queues[call.priority].append(waiter)
         self.queued += 1
@@ -363,16 +363,19 @@ class KeyLimiter:
             wait = max(wait, hold * (ahead // limit + 1))
         return wait if wait > 0 else _DEFAULT_RETRY
 
-    def _limit_named(self, cost: int, now: float) -> str:
-        """The limit that holds calls back: "concurrency", "rpm" or "tpm" of this key."""
+    def _blocking_limit(self, cost: int, now: float) -> str:
+        """Which limit holds calls back: the one the head of the queue waits for, or the
+        one a call of `cost` tokens would wait for when nobody queues."""
+        if self.queued:
+            cost = self._head().cost
         limit = self.settings.concurrency
         if limit is not None and self.in_flight >= limit:
-            return f"{self.key} concurrency"
+            return "concurrency"
         if self._rpm is not None and self._rpm.wait(1, now) > 0:
-            return f"{self.key} rpm"
+            return "rpm"
         if self._tpm is not None and self._tpm.wait(cost, now) > 0:
-            return f"{self.key} tpm"
-        return f"{self.key} queued"
+            return "tpm"
+        return "concurrency"
 
     def _refusal(self, message: str, delay: float) -> RateLimited:
         return RateLimited(
@@ -388,6 +391,8 @@ class Ticket:
     """A call's hold on its keys, released when the `admit` block ends."""
 
     grants: list[_Grant] = field(default_factory=list)
+    #: Seconds the call waited in queues before it was admitted.
+    waited: float = 0.0
 
     def settle(self, used_tokens: int | None) -> None:
         """Correct the tokens-per-minute charge with what the provider reported (None:
@@ -488,6 +493,8 @@ class _Admission:
 
     async def __aenter__(self) -> Ticket:
         ticket = self._ticket
+        clock = self._limiters[0].clock
+        started = clock.now()
         try:
             for limiter in self._limiters:
                 ticket.grants.append(await limiter.acquire(self._call, self._tokens))
@@ -495,14 +502,19 @@ class _Admission:
             for grant in ticket.grants:
                 grant.limiter.release(grant, refund=True)
             raise
+        ticket.waited = clock.now() - started
         return ticket
 
     async def __aexit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        # A refusal by a key admitted inside this block (the dispatcher nests one block per
-        # key) means the call never left: this key's request and tokens go back.
-        refund = isinstance(exc, (RateLimited, QueueDeadlineExceeded))
+        # A refusal inside this block (by a key admitted in a nested block, or an open
+        # breaker) means the call never left: this key's request and tokens go back.
+        refund = isinstance(exc, _NEVER_SENT)
         for grant in self._ticket.grants:
             grant.limiter.release(grant, refund=refund)
+
+
+#: Failures that say the call never left the gateway.
+_NEVER_SENT = (RateLimited, QueueDeadlineExceeded, CircuitOpen)
 
 
 class _Unlimited(_Admission):
@@ -512,11 +524,12 @@ class _Unlimited(_Admission):
         super().__init__([], CallContext(), 0)
 
     async def __aenter__(self) -> Ticket:
-        return Ticket()
+        return _NO_TICKET
 
     async def __aexit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         return None
 
 
+_NO_TICKET = Ticket()
 _UNLIMITED = _Unlimited()
 
