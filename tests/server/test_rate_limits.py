@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from portico_server.call import CallContext
-from portico_server.config import LimitSettings, parse_config
+from portico_server.config import ConfigError, LimitSettings, parse_config
 from portico_server.domain import Priority
 from portico_server.errors import RateLimited
 from portico_server.providers.fake import FakeProvider
@@ -254,7 +254,7 @@ async def test_a_request_that_cannot_start_before_its_deadline_is_refused_at_onc
     with pytest.raises(RateLimited) as info:
         await hold(lim, ctx=call(timeout=10.0))
     assert info.value.retry_after == pytest.approx(60.0)
-    assert "after the call's deadline" in info.value.message
+    assert "admit this call in 60.0 s, after its deadline" in info.value.message
     assert lim.queue_depth(KEY) == 0
 
 
@@ -372,3 +372,16 @@ async def test_reloaded_limits_apply_to_the_queue_and_a_removed_limit_lets_it_go
     assert lim.keys_for(Target(FakeProvider(parse_config(
         {"providers": [{"name": "up", "kind": "fake"}]}).providers[0]), "m")) == []
     await leave(first)
+
+
+@pytest.mark.parametrize(("limits", "complaint"), [
+    ({"concurrency": 0}, "providers[0].limits.concurrency: Input should be greater than 0"),
+    ({"queue": -1}, "providers[0].limits.queue: Input should be greater than or equal to 0"),
+    ({"rps": 5}, "providers[0].limits.rps: Extra inputs are not permitted"),
+])
+def test_a_wrong_limit_names_its_key(limits: dict[str, int], complaint: str):
+    with pytest.raises(ConfigError) as info:
+        parse_config({"providers": [{"name": "up", "kind": "fake", "limits": limits}]}, "portico.yaml")
+    assert f"portico.yaml: {complaint}" in str(info.value)
+    with pytest.raises(ConfigError, match=r"group_limits\.chat\.tpm"):
+        parse_config({"group_limits": {"chat": {"tpm": 0}}}, "portico.yaml")

@@ -185,8 +185,8 @@ class KeyLimiter:
             expected = self._bucket_wait_behind(call.priority, cost, now)
             if expected > remaining:
                 raise self._refusal(
-                    f"the {self._blocking_limit(cost, now)} limit of {self.key} frees a slot for this "
-                    f"call in {expected:.1f} s, after the call's deadline", expected)
+                    f"the requests and tokens per minute of {self.key} admit this call in "
+                    f"{expected:.1f} s, after its deadline", expected)
         if self.queued >= self.settings.queue and not self._displace_for(call.priority):
             delay = self._expected_wait(call.priority, cost, now)
             raise self._refusal(
