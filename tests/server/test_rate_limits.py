@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import random
 from collections.abc import Callable
 
 import pytest
@@ -385,3 +386,34 @@ def test_a_wrong_limit_names_its_key(limits: dict[str, int], complaint: str):
     assert f"portico.yaml: {complaint}" in str(info.value)
     with pytest.raises(ConfigError, match=r"group_limits\.chat\.tpm"):
         parse_config({"group_limits": {"chat": {"tpm": 0}}}, "portico.yaml")
+
+
+async def test_under_contention_every_waiter_is_served_once_in_order_and_the_limit_holds():
+    clock = ManualClock()
+    lim = limits(clock, concurrency=3, queue=1000)
+    holders = [await hold(lim) for _ in range(3)]
+    rng = random.Random(9)
+    served: list[int] = []
+    peak = 0
+
+    async def one(seq: int, priority: Priority) -> None:
+        nonlocal peak
+        async with lim.admit(KEY, call(priority), 0):
+            peak = max(peak, lim.in_flight(KEY))
+            served.append(seq)
+            for _ in range(rng.randrange(3)):
+                await asyncio.sleep(0)  # hold the slot across a few turns of the loop
+
+    arrivals = [(seq, rng.choice(list(Priority))) for seq in range(300)]
+    tasks = [asyncio.create_task(one(seq, priority)) for seq, priority in arrivals]
+    await _run_ready()
+    assert lim.queue_depth(KEY) == 300
+    cancelled = set(rng.sample(range(300), 50))
+    for seq in cancelled:
+        tasks[seq].cancel()
+    for _, admission in holders:
+        await leave(admission)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    expected = sorted((seq for seq, _ in arrivals if seq not in cancelled), key=lambda s: (-arrivals[s][1], s))
+    assert served == expected
+    assert peak <= 3 and lim.in_flight(KEY) == 0 and lim.queue_depth(KEY) == 0
