@@ -37,6 +37,9 @@ class Reply:
     reset_after: int | None = None
     #: Seconds to wait before each piece after the first (a trickling upstream).
     pace: float = 0.0
+    #: With `hang_after`: once the event is set, send the rest of the body and finish
+    #: (an upstream that holds a response open until the test lets it go).
+    release: asyncio.Event | None = None
 
 
 @dataclass
@@ -184,6 +187,12 @@ class Upstream:
             transport = writer.transport
             transport.abort()
             return False
+        if reply.release is not None and stop_at < len(body):
+            await reply.release.wait()
+            rest = body[stop_at:]
+            writer.write(f"{len(rest):x}\r\n".encode() + rest + b"\r\n0\r\n\r\n")
+            await writer.drain()
+            return True
         if reply.hang or reply.hang_after is not None:
             # Keep the response open until the client closes its side.
             await reader.read()

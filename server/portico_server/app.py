@@ -25,6 +25,7 @@ from .providers import registry
 from .providers.base import Provider
 from .redaction import install_log_redaction
 from .resilience.dispatcher import Dispatcher
+from .resilience.limits import Limits
 from .router import Router
 from .servicer import LLMServicer, fail
 from .workers import default_worker_count, supervise
@@ -68,9 +69,10 @@ class Gateway:
                 self.providers[instance.name] = registry.create(instance, f"providers[{i}]")
             if settings.api_keys:
                 key_groups[settings.name] = [instance.name for instance in instances]
-        self.router = Router(self.providers, config.aliases, config.groups, key_groups)
         self.health = HealthReporter(self.providers)
-        self.dispatcher = Dispatcher(self.health)
+        self.dispatcher = Dispatcher(self.health, limits=Limits(config))
+        # Routing orders targets by the dispatcher's live figures (latency, breakers, cooldowns).
+        self.router = Router(self.providers, config.aliases, config.groups, key_groups, stats=self.dispatcher.stats)
         self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health, self.dispatcher)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.server: grpc.aio.Server | None = None

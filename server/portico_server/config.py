@@ -69,6 +69,27 @@ class BreakerSettings(_Strict):
     #: One breaker per model of the provider instead of one for the provider.
     per_model: bool = False
 
+class LimitSettings(_Strict):
+    """Rate limits of one provider, deployment (provider and model) or model group.
+
+    Each limit left unset does not apply; with none set nothing is counted or queued.
+    Calls over a limit wait in a priority queue of at most `queue` calls.
+    """
+
+    #: Calls in progress at once (a stream counts until it ends).
+    concurrency: int | None = Field(default=None, gt=0)
+    #: Requests started per minute.
+    rpm: int | None = Field(default=None, gt=0)
+    #: Tokens per minute: prompt estimate plus `max_tokens` at admission, corrected by
+    #: the usage the provider reports.
+    tpm: int | None = Field(default=None, gt=0)
+    #: Calls that may wait for a slot; 0 refuses at once when over a limit.
+    queue: int = Field(default=100, ge=0)
+
+    @property
+    def limited(self) -> bool:
+        return self.concurrency is not None or self.rpm is not None or self.tpm is not None
+
 
 class ProviderSettings(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -111,6 +132,12 @@ class ProviderSettings(_Strict):
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     #: Seconds a provider is skipped after it said its quota or billing is exhausted.
     quota_cooldown: float = Field(default=3600.0, ge=0)
+
+    #: Rate limits of the whole provider (all its models together).
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    #: Rate limits of one deployment: this provider serving one model (by the provider's
+    #: own model name), on top of `limits`.
+    model_limits: dict[str, LimitSettings] = Field(default_factory=dict)
 
     @field_validator("api_key")
     @classmethod
@@ -270,6 +297,9 @@ class GatewayConfig(_Strict):
     #: model group name -> its deployments, strategy and fallbacks: a name callers may
     #: use in `model`.
     groups: dict[str, GroupSettings] = Field(default_factory=dict)
+    #: group, alias or several-key provider name -> rate limits shared by all its
+    #: deployments.
+    group_limits: dict[str, LimitSettings] = Field(default_factory=dict)
 
     @field_validator("providers")
     @classmethod
@@ -280,6 +310,14 @@ class GatewayConfig(_Strict):
                 raise ValueError(f"provider name {p.name!r} is used twice")
             seen.add(p.name)
         return value
+
+    @model_validator(mode="after")
+    def _group_limits_name_groups(self) -> GatewayConfig:
+        known = {*self.groups, *self.aliases, *(p.name for p in self.providers if p.api_keys)}
+        for name in self.group_limits:
+            if name not in known:
+                raise ValueError(f"group_limits.{name}: names no group, alias or provider with api_keys")
+        return self
 
 
 def substitute_env(value: Any, environ: Mapping[str, str], path: str = "") -> Any:

@@ -94,7 +94,7 @@ def _unary(
 
     async def wrapper(self: LLMServicer, request: Req, context: Context) -> Resp:
         request_id = _begin(context, request)
-        trace = Trace()
+        trace = Trace.begin()
         try:
             response = await handler(self, request, context, request_id, trace)
         except grpc.aio.AbortError:
@@ -149,7 +149,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         # or its deadline passes, this coroutine is cancelled and `aclosing` closes the
         # provider's stream (and its upstream HTTP response) right away.
         request_id = _begin(context, request)
-        trace = Trace()
+        trace = Trace.begin()
         written = False
         trace.active = True
         try:

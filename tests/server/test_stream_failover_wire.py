@@ -58,13 +58,16 @@ async def test_scripted_attempts_come_back_in_the_trailers() -> None:
 
 
 def test_a_long_trace_is_capped_keeping_the_first_attempts() -> None:
-    from portico_server.scripted_trace import MAX_ATTEMPTS_BYTES, encode_attempts
+    from portico_server.resilience.trace import MAX_TRACE_BYTES, OMITTED_KEY, Attempt, Trace
 
     attempts = [{"provider": f"p{i}", "model": "m" * 50, "outcome": "error", "status": "UNAVAILABLE",
                  "reason": "ERROR_REASON_UPSTREAM_UNAVAILABLE", "duration_ms": 1.0, "wait_ms": 0.5}
                 for i in range(200)]
-    encoded = encode_attempts(attempts)
+    trace = Trace(attempts=[Attempt(**a) for a in attempts], active=True)  # type: ignore[arg-type]
+    trailers = dict(trace.metadata())
+    encoded = trailers["portico-attempts"]
     kept = json.loads(encoded)
 
-    assert len(encoded) <= MAX_ATTEMPTS_BYTES
+    assert len(encoded) <= MAX_TRACE_BYTES
     assert 0 < len(kept) < 200 and kept == attempts[: len(kept)]
+    assert trailers[OMITTED_KEY] == str(200 - len(kept))

@@ -24,7 +24,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import errors, scripted_trace, vectors
+from .. import errors, vectors
 from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..domain import (
@@ -45,6 +45,7 @@ from ..domain import (
     ToolCallDelta,
     Usage,
 )
+from ..resilience import trace as attempt_trace
 from . import registry
 from .base import Provider, estimate_tokens
 
@@ -186,7 +187,7 @@ class FakeProvider(Provider):
         self.last_call = call
         reply = self._choose(request)
         if reply.attempts:
-            scripted_trace.script([a.model_dump() for a in reply.attempts], reply.overhead_ms)
+            attempt_trace.script([attempt_trace.Attempt(**a.model_dump()) for a in reply.attempts], reply.overhead_ms)
         return reply
 
     def _choose(self, request: ChatRequest) -> ScriptedReply:

@@ -1,2 +1,1 @@
-"""The managed provider layer: balancing, hedging, retries, breakers and limits around
-providers, which stay pure translators."""
+"""The managed provider layer: rate limits, breakers, retries and fallbacks around providers."""

@@ -5,6 +5,10 @@ own overhead (the call's total time minus the time spent on upstream attempts an
 waits before them) goes in `portico-overhead-ms`. gRPC refuses trailers past 8 KiB in
 all, so the list keeps its first entries within `MAX_TRACE_BYTES` (less beside a large
 error status) and `portico-attempts-omitted` says how many were left out.
+
+A test aid: the `fake` provider may script the trace its reply carries (`script`), so
+clients can be tested against exact figures; the scripted attempts then stand in for
+the measured ones of that call. Nothing else replaces a measured trace.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import grpc
@@ -53,6 +58,15 @@ class Trace:
     attempts: list[Attempt] = field(default_factory=list)
     #: Set once the call reaches the dispatcher: only such calls carry a trace.
     active: bool = False
+    #: (attempts, overhead in ms) scripted by the fake provider for this call.
+    scripted: tuple[list[Attempt], float] | None = None
+
+    @classmethod
+    def begin(cls) -> Trace:
+        """The trace of the call now starting, where `script` finds it."""
+        trace = cls()
+        _current.set(trace)
+        return trace
 
     def ok(self, provider: str, model: str, duration: float, wait: float) -> None:
         self.attempts.append(Attempt(provider, model, "ok", "OK", "", duration * 1000, wait * 1000))
@@ -70,6 +84,8 @@ class Trace:
                                      duration * 1000, wait * 1000))
 
     def overhead_ms(self) -> float:
+        if self.scripted is not None:
+            return self.scripted[1]
         total = (time.monotonic() - self.started) * 1000
         upstream = sum(a.duration_ms + a.wait_ms for a in self.attempts)
         return max(0.0, total - upstream)
@@ -81,7 +97,8 @@ class Trace:
         limit = max(0, min(budget, MAX_TRACE_BYTES))
         shown: list[dict[str, object]] = []
         size = 2
-        for attempt in self.attempts:
+        attempts = self.attempts if self.scripted is None else self.scripted[0]
+        for attempt in attempts:
             entry = attempt.as_json()
             size += len(json.dumps(entry, separators=(",", ":"))) + 1
             if size > limit:
@@ -89,6 +106,16 @@ class Trace:
             shown.append(entry)
         pairs = [(ATTEMPTS_KEY, json.dumps(shown, separators=(",", ":"))),
                  (OVERHEAD_KEY, f"{self.overhead_ms():.3f}")]
-        if len(shown) < len(self.attempts):
-            pairs.append((OMITTED_KEY, str(len(self.attempts) - len(shown))))
+        if len(shown) < len(attempts):
+            pairs.append((OMITTED_KEY, str(len(attempts) - len(shown))))
         return tuple(pairs)
+
+
+_current: ContextVar[Trace | None] = ContextVar("portico_trace", default=None)
+
+
+def script(attempts: list[Attempt], overhead_ms: float) -> None:
+    """The fake provider's scripted trace for the current call (see the module's note)."""
+    trace = _current.get()
+    if trace is not None:
+        trace.scripted = (attempts, overhead_ms)
