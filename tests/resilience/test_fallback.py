@@ -19,28 +19,28 @@ from portico_server.health import HealthReporter
 from portico_server.providers import registry
 from portico_server.resilience.dispatcher import Dispatcher
 from portico_server.resilience.trace import Trace
-from portico_server.router import Target
+from portico_server.router import Plan, Target
 from upstream import Upstream
 
 REQUEST = ChatRequest(model="gpt-4o", messages=[Message(role=Role.USER, content="hello")])
 
 
 @contextlib.asynccontextmanager
-async def two_targets(first: Upstream, second: Upstream) -> AsyncIterator[tuple[Dispatcher, list[Target]]]:
+async def two_targets(first: Upstream, second: Upstream) -> AsyncIterator[tuple[Dispatcher, Plan]]:
     config = parse_config({"providers": [openai_provider("first", first, retry=QUICK_RETRY),
                                          openai_provider("second", second, retry=QUICK_RETRY)]})
     providers = {p.name: registry.create(p, f"providers[{i}]") for i, p in enumerate(config.providers)}
     health = HealthReporter(providers)
     await health.start(0)
     try:
-        yield Dispatcher(health), [Target(providers["first"], "gpt-4o"), Target(providers["second"], "gpt-4o")]
+        yield Dispatcher(health), Plan([Target(providers["first"], "gpt-4o"), Target(providers["second"], "gpt-4o")])
     finally:
         await health.shutdown()
         for provider in providers.values():
             await provider.close()
 
 
-async def collect(dispatcher: Dispatcher, targets: list[Target], call: CallContext, trace: Trace,
+async def collect(dispatcher: Dispatcher, targets: Plan, call: CallContext, trace: Trace,
                   chunks: list[StreamChunk]) -> None:
     async with contextlib.aclosing(dispatcher.stream(targets, REQUEST, call, trace)) as stream:
         async for chunk in stream:

@@ -346,6 +346,7 @@ async def test_keys_come_from_the_configuration_and_only_limited_ones_count():
              "model_limits": {"m": {"rpm": 10}, "other": {"queue": 5}}},
             {"name": "free", "kind": "fake", "models": ["m"]},
         ],
+        "groups": {"chat": {"deployments": ["up/m"]}},
         "group_limits": {"chat": {"tpm": 1000}},
     })
     lim = Limits(config)

@@ -54,7 +54,7 @@ async def eventually(predicate: Callable[[], bool], what: str) -> None:
 
 
 def depth(gw: RunningGateway) -> int:
-    return gw.gateway.limits.queue_depth(KEY)
+    return gw.gateway.dispatcher.limits.queue_depth(KEY)
 
 
 async def test_queued_calls_reach_the_upstream_by_priority_and_a_cancelled_one_never_does():
@@ -77,7 +77,7 @@ async def test_queued_calls_reach_the_upstream_by_priority_and_a_cancelled_one_n
             answers = await asyncio.gather(holder, *(c for name, c in calls.items() if name != "cancelled"))
             assert all(a.content == "Oi!" for a in answers)
             assert sent_names(up) == ["holder", "high-1", "high-2", "normal-1", "normal-2", "low-1", "low-2"]
-            assert depth(gw) == 0 and gw.gateway.limits.in_flight(KEY) == 0
+            assert depth(gw) == 0 and gw.gateway.dispatcher.limits.in_flight(KEY) == 0
 
 
 async def test_a_full_queue_is_resource_exhausted_with_retry_info():
@@ -178,5 +178,5 @@ async def test_without_limits_nothing_is_counted():
         up.always("POST", CHAT, Reply(200, JSON, fixture("openai/chat_text.json")))
         async with running_gateway(config(up)) as gw:
             await asyncio.gather(*(gw.stub.Chat(request(f"c{i}")) for i in range(5)))
-            assert gw.gateway.limits.keys_for(gw.gateway.router.plan("openai", "gpt-4o")[0]) == []
+            assert gw.gateway.dispatcher.limits.keys_for(gw.gateway.router.plan("openai", "gpt-4o")[0]) == []
     assert len(up.received) == 5

@@ -14,7 +14,6 @@ from harness import rpc_details, running_gateway
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
 from portico_server.config import ConfigError, expand_api_keys, parse_config
-from portico_server.resilience.balance import MemoryStats
 from upstream import Received, Reply, Upstream, fixture
 
 JSON = {"content-type": "application/json"}
@@ -99,7 +98,8 @@ async def test_a_chain_answers_from_its_second_target_and_says_so() -> None:
         first.always("POST", "/chat/completions", error(503, "server_error", "down"))
         second.always("POST", "/chat/completions", ok())
         config = {
-            "providers": [openai("primary", first), openai("backup", second)],
+            # No retries on the primary: the chain, not the retry, is under test.
+            "providers": [openai("primary", first, retry={"enabled": False}), openai("backup", second)],
             "aliases": {"smart": {"target": "primary/gpt-4o", "fallbacks": ["backup/gpt-4o"]}},
         }
         async with running_gateway(config) as gw:
@@ -186,9 +186,10 @@ async def test_an_answer_filtered_on_content_goes_to_its_configured_target() -> 
 
 
 def observed(gw: Any, name: str, seconds: float) -> None:
-    stats = gw.gateway.router.stats
-    assert isinstance(stats, MemoryStats)
-    stats.observe(name, latency=seconds, ttft=seconds)
+    """Give the gateway's live statistics a call to `name` that took `seconds`."""
+    stats = gw.gateway.dispatcher.stats
+    stats.first_token((name,), seconds)
+    stats.succeeded((name,), seconds)
 
 
 async def test_deadline_aware_routing_picks_the_target_that_can_make_it() -> None:
@@ -298,14 +299,15 @@ def test_api_keys_are_checked_without_showing_them() -> None:
 
 
 async def test_a_target_whose_breaker_is_open_moves_to_the_back() -> None:
+    down = {"error": {"reason": "UPSTREAM_UNAVAILABLE", "message": "down"}}
     config = {
-        "providers": [fake("a"), fake("b")],
+        "providers": [{**fake("a", replies=[down]), "retry": {"enabled": False}, "breaker": {"failures": 1}},
+                      fake("b")],
         "groups": {"chat": {"deployments": ["a/fake-chat", "b/fake-chat"]}},
     }
     async with running_gateway(config) as gw:
-        stats = gw.gateway.router.stats
-        assert isinstance(stats, MemoryStats)
-        stats.unavailable.add("a/fake-chat")
+        with pytest.raises(grpc.aio.AioRpcError):  # one failure opens a's breaker
+            await gw.stub.Chat(pb.ChatRequest(provider="a", messages=[USER]))
         replies = [await gw.stub.Chat(pb.ChatRequest(model="chat", messages=[USER])) for _ in range(20)]
     assert {reply.provider for reply in replies} == {"b"}
 
