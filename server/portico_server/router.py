@@ -64,7 +64,8 @@ from .errors import (
     UpstreamQuotaExceeded,
 )
 from .providers.base import Provider
-from .resilience.balance import MemoryStats, Stats, Strategy, WeightedRandom, strategy
+from .resilience.balance import Stats, Strategy, WeightedRandom, strategy
+from .resilience.stats import LiveStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +175,7 @@ class Router:
         self.providers = providers
         #: provider name -> the instances of its keys (`openai` -> [`openai#1`, ...]).
         self.key_groups = {name: list(members) for name, members in (key_groups or {}).items()}
-        self.stats: Stats = stats if stats is not None else MemoryStats()
+        self.stats: Stats = stats if stats is not None else LiveStats()
         self._rng = rng or random.Random()
         self._even = WeightedRandom(self._rng)
         self._routes: dict[str, _Route] = {}

@@ -6,13 +6,34 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from portico_server.config import HedgeSettings
 from portico_server.errors import InvalidRequest, UpstreamUnavailable
-from portico_server.resilience.balance import LeastInFlight, LowestLatency, MemoryStats, WeightedRandom
+from portico_server.resilience.balance import LeastInFlight, LowestLatency, WeightedRandom
 from portico_server.resilience.hedge import hedge_delays, hedged
+from portico_server.resilience.stats import LiveStats
+
+
+@dataclass
+class FixedStats:
+    """Figures set by the test, for ordering strategies alone."""
+
+    running: dict[str, int] = field(default_factory=dict)
+    latency: dict[str, float] = field(default_factory=dict)
+
+    def ttft_ewma(self, name: str) -> float | None:
+        return None
+
+    def latency_ewma(self, name: str) -> float | None:
+        return self.latency.get(name)
+
+    def in_flight(self, name: str) -> int:
+        return self.running.get(name, 0)
+
+    def available(self, name: str) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
@@ -24,7 +45,7 @@ class Item:
 ABC = [Item("a"), Item("b"), Item("c")]
 
 
-def firsts(strategy: object, items: list[Item], stats: MemoryStats, rounds: int) -> Counter[str]:
+def firsts(strategy: object, items: list[Item], stats: FixedStats, rounds: int) -> Counter[str]:
     counts: Counter[str] = Counter()
     for _ in range(rounds):
         order = strategy.order(items, stats)  # type: ignore[attr-defined]
@@ -35,7 +56,7 @@ def firsts(strategy: object, items: list[Item], stats: MemoryStats, rounds: int)
 
 def test_weighted_random_chooses_in_proportion_to_weight() -> None:
     items = [Item("a", 6), Item("b", 3), Item("c", 1)]
-    counts = firsts(WeightedRandom(random.Random(7)), items, MemoryStats(), 10_000)
+    counts = firsts(WeightedRandom(random.Random(7)), items, FixedStats(), 10_000)
     # Expected 6000/3000/1000; each bound is more than six standard deviations wide.
     assert 5700 < counts["a"] < 6300
     assert 2730 < counts["b"] < 3270
@@ -43,21 +64,21 @@ def test_weighted_random_chooses_in_proportion_to_weight() -> None:
 
 
 def test_least_in_flight_puts_the_idlest_first_per_unit_of_weight() -> None:
-    stats = MemoryStats(running={"a": 5, "b": 1, "c": 3})
+    stats = FixedStats(running={"a": 5, "b": 1, "c": 3})
     for _ in range(20):
         assert LeastInFlight().order(ABC, stats) == [1, 2, 0]
     # Four calls on a deployment of weight 4 weigh less than two on one of weight 1.
     weighted = [Item("a", 4), Item("b", 1)]
-    assert LeastInFlight().order(weighted, MemoryStats(running={"a": 4, "b": 2})) == [0, 1]
+    assert LeastInFlight().order(weighted, FixedStats(running={"a": 4, "b": 2})) == [0, 1]
 
 
 def test_least_in_flight_spreads_ties() -> None:
-    counts = firsts(LeastInFlight(random.Random(3)), ABC, MemoryStats(), 3000)
+    counts = firsts(LeastInFlight(random.Random(3)), ABC, FixedStats(), 3000)
     assert all(800 < counts[name] < 1200 for name in "abc")
 
 
 def test_lowest_latency_never_chooses_the_slowest_and_orders_the_rest_by_latency() -> None:
-    stats = MemoryStats(latency={"a": 0.9, "b": 0.1, "c": 0.5})
+    stats = FixedStats(latency={"a": 0.9, "b": 0.1, "c": 0.5})
     strategy = LowestLatency(random.Random(11))
     counts = firsts(strategy, ABC, stats, 3000)
     assert counts["a"] == 0  # of any two drawn, the slowest always loses
@@ -69,31 +90,32 @@ def test_lowest_latency_never_chooses_the_slowest_and_orders_the_rest_by_latency
 
 
 def test_lowest_latency_tries_an_unmeasured_deployment() -> None:
-    stats = MemoryStats(latency={"a": 0.2})
+    stats = FixedStats(latency={"a": 0.2})
     assert LowestLatency().order([Item("a"), Item("new")], stats)[0] == 1
 
 
-def test_memory_stats_moving_averages_and_p95() -> None:
-    stats = MemoryStats()
+def test_live_stats_moving_averages_and_p95() -> None:
+    stats = LiveStats()
     assert stats.latency_ewma("x") is None and stats.latency_p95("x") is None
     for value in [1.0] * 19 + [5.0]:
-        stats.observe("x", latency=value, ttft=value / 10)
+        stats.first_token(("x",), value / 10)
+        stats.succeeded(("x",), value)
     assert stats.latency_p95("x") == 1.0
-    stats.observe("x", latency=5.0)
+    stats.succeeded(("x",), 5.0)
     assert stats.latency_p95("x") == 5.0
     assert 1.0 < stats.latency_ewma("x") < 5.0  # type: ignore[operator]
     assert stats.ttft_ewma("x") is not None
 
 
 def test_hedge_delays_fixed_or_from_the_targets_p95() -> None:
-    stats = MemoryStats()
+    stats = LiveStats()
     fixed = hedge_delays(HedgeSettings(after_ms=300), ["a", "b", "c"], stats)
     assert fixed(0) == 0.3
     assert fixed(1) is None  # two copies at most by default
     p95 = hedge_delays(HedgeSettings(after="p95", copies=3), ["a", "b", "c"], stats)
     assert p95(0) is None  # nothing known: no hedge
     for _ in range(10):
-        stats.observe("a", latency=0.4)
+        stats.succeeded(("a",), 0.4)
     assert p95(0) == 0.4
     assert p95(2) is None
 

@@ -31,6 +31,8 @@ server: {health_probe_interval: 0, shutdown_grace: 1}
 providers:
   - name: fake
     kind: fake
+    retry: {enabled: false}
+    breaker: {enabled: false}
     models: [fake-chat, fake-embed]
     default_model: fake-chat
     embedding_model: fake-embed
@@ -65,6 +67,8 @@ providers:
           delay: 30
   - name: slow
     kind: fake
+    retry: {enabled: false}
+    breaker: {enabled: false}
     models: [slow-chat]
     default_model: slow-chat
     options:

@@ -19,6 +19,8 @@ server: {health_probe_interval: 0, shutdown_grace: 1}
 providers:
   - name: unsafe
     kind: fake
+    retry: {enabled: false}
+    breaker: {enabled: false}
     models: [m]
     options:
       replies:
@@ -28,6 +30,8 @@ providers:
         - content: "two"
   - name: safe
     kind: fake
+    retry: {enabled: false}
+    breaker: {enabled: false}
     models: [m]
     options:
       replies:
@@ -37,6 +41,8 @@ providers:
         - content: "next"
   - name: capped
     kind: fake
+    retry: {enabled: false}
+    breaker: {enabled: false}
     models: [m]
     options:
       replies:
@@ -48,6 +54,8 @@ providers:
         - content: "after"
   - name: streams
     kind: fake
+    retry: {enabled: false}
+    breaker: {enabled: false}
     models: [m]
     options:
       chunk_size: 4
@@ -59,6 +67,8 @@ providers:
         - content: "still queued"
   - name: patient
     kind: fake
+    retry: {enabled: false}
+    breaker: {enabled: false}
     models: [m]
     options:
       replies:

@@ -29,6 +29,8 @@ const CONFIG = {
     {
       name: "fake",
       kind: "fake",
+      retry: { enabled: false },
+      breaker: { enabled: false },
       models: ["fake-chat", "fake-embed"],
       default_model: "fake-chat",
       embedding_model: "fake-embed",
@@ -57,6 +59,8 @@ const CONFIG = {
     {
       name: "slow",
       kind: "fake",
+      retry: { enabled: false },
+      breaker: { enabled: false },
       models: ["slow-chat"],
       default_model: "slow-chat",
       options: { chunk_size: 1, chunk_delay: 0.025 },

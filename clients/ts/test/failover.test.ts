@@ -27,6 +27,8 @@ const CONFIG = {
     {
       name: "fake",
       kind: "fake",
+      retry: { enabled: false },
+      breaker: { enabled: false },
       models: ["fake-chat"],
       options: {
         chunk_size: 4,

@@ -16,7 +16,10 @@ const SHUTTING_DOWN = { error: { reason: "SHUTTING_DOWN", message: "draining" } 
 const REFUSED = { error: { reason: "UPSTREAM_CONNECTION", message: "connection refused", retry_safe: true } };
 
 function scripted(name: string, replies: unknown[]): Record<string, unknown> {
-  return { name, kind: "fake", models: ["m"], options: { chunk_size: 4, replies } };
+  return {
+    name, kind: "fake", models: ["m"], options: { chunk_size: 4, replies },
+    retry: { enabled: false }, breaker: { enabled: false },
+  };
 }
 
 const CONFIG = {

@@ -2,8 +2,8 @@
 
 A strategy turns a group's deployments into an order: the first is the choice, the rest
 are the fallbacks in turn. Strategies read live figures through `Stats`, keyed by a
-target's name (`"provider/model"`, e.g. `"openai#2/gpt-4o-mini"`); the resilience layer's
-statistics implement it, and `MemoryStats` is a small stand-in for tests.
+target's name (`"provider/model"`, e.g. `"openai#2/gpt-4o-mini"`); the dispatcher's live
+statistics (stats.py) implement it.
 
 - `weighted` (`WeightedRandom`): each deployment comes first with probability weight /
   total weight; the rest follow in a weighted random order too.
@@ -16,10 +16,8 @@ statistics implement it, and `MemoryStats` is a small stand-in for tests.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 
@@ -107,49 +105,3 @@ STRATEGIES: dict[str, type[WeightedRandom] | type[LeastInFlight] | type[LowestLa
 def strategy(name: str, rng: random.Random | None = None) -> Strategy:
     """The strategy a group's `strategy:` names."""
     return STRATEGIES[name](rng)
-
-
-_ALPHA = 0.3  # weight of the newest observation in the moving averages
-
-
-@dataclass
-class MemoryStats:
-    """In-memory `Stats`: what tests set, and the router's figures until live statistics
-    are wired in. Observations go in through `observe`; in-flight counts and availability
-    are set directly."""
-
-    ttft: dict[str, float] = field(default_factory=dict)
-    latency: dict[str, float] = field(default_factory=dict)
-    running: dict[str, int] = field(default_factory=dict)
-    unavailable: set[str] = field(default_factory=set)
-    samples: dict[str, list[float]] = field(default_factory=dict)
-
-    def observe(self, name: str, *, latency: float, ttft: float | None = None) -> None:
-        first = latency if ttft is None else ttft
-        self.ttft[name] = _ewma(self.ttft.get(name), first)
-        self.latency[name] = _ewma(self.latency.get(name), latency)
-        window = self.samples.setdefault(name, [])
-        window.append(latency)
-        del window[:-100]
-
-    def ttft_ewma(self, name: str) -> float | None:
-        return self.ttft.get(name)
-
-    def latency_ewma(self, name: str) -> float | None:
-        return self.latency.get(name)
-
-    def latency_p95(self, name: str) -> float | None:
-        window = sorted(self.samples.get(name, ()))
-        if not window:
-            return None
-        return window[min(len(window) - 1, math.ceil(0.95 * len(window)) - 1)]
-
-    def in_flight(self, name: str) -> int:
-        return self.running.get(name, 0)
-
-    def available(self, name: str) -> bool:
-        return name not in self.unavailable
-
-
-def _ewma(previous: float | None, value: float) -> float:
-    return value if previous is None else previous + _ALPHA * (value - previous)

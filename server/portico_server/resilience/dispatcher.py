@@ -225,7 +225,7 @@ class Dispatcher:
             return result.stop_reason in _REFUSALS
 
         result, target = await self._unary(plan, call, trace, _Send(
-            send, estimate_call_tokens(request), lambda r: used_tokens(r.usage), refused))
+            send, estimate_call_tokens(request), lambda r: used_tokens(r.usage), refused, hedge=True))
         result.model = result.model or target.model
         result.provider = target.provider.name
         return result
@@ -251,7 +251,7 @@ class Dispatcher:
         trace.active = True
         if not plan:
             raise errors.UnknownModel("the route has no target")
-        if plan.hedge is not None and len(plan) > 1:
+        if send.hedge and plan.hedge is not None and len(plan) > 1:
             return await self._hedged(plan, call, trace, send)
         target, tried = plan[0], list[Target]()
         while True:
@@ -422,12 +422,14 @@ class Dispatcher:
 @dataclass(frozen=True, slots=True)
 class _Send(Generic[T]):
     """One kind of unary call: how to send it to a target, what it is charged against
-    tokens per minute before and after, and whether an answer is a refusal."""
+    tokens per minute before and after, whether an answer is a refusal, and whether the
+    route's hedging applies (chat only: an embedding is cheap to wait for)."""
 
     call: Callable[[Target], Awaitable[T]]
     tokens: int
     used: Callable[[T], int | None]
     refused: Callable[[T], bool] = lambda result: False
+    hedge: bool = False
 
 
 def _has_next(plan: Plan, tried: list[Target], current: Target) -> bool:

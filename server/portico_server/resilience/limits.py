@@ -451,11 +451,17 @@ class Limits:
 
     def keys_for(self, target: Target) -> list[str]:
         """The limited keys `target` must pass, in admission order: provider, deployment,
-        group. Empty when none is limited (the call is not counted at all)."""
+        the provider's keys together (for an instance of a provider with several
+        `api_keys`, named `<name>#<n>`), group. Empty when none is limited (the call is
+        not counted at all)."""
         if not self._limiters:
             return []
-        candidates = [provider_key(target.provider.name), deployment_key(target.provider.name, target.model)]
-        if target.group:
+        name = target.provider.name
+        candidates = [provider_key(name), deployment_key(name, target.model)]
+        keys_of, numbered, _ = name.partition("#")
+        if numbered:
+            candidates.append(group_key(keys_of))
+        if target.group and target.group != keys_of:
             candidates.append(group_key(target.group))
         return [key for key in candidates if key in self._limiters]
 

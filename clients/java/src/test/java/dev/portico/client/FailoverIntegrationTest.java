@@ -32,6 +32,8 @@ class FailoverIntegrationTest {
       providers:
         - name: fake
           kind: fake
+          retry: {enabled: false}
+          breaker: {enabled: false}
           models: [fake-chat]
           options:
             chunk_size: 4

@@ -43,6 +43,8 @@ class PorticoClientIntegrationTest {
       providers:
         - name: fake
           kind: fake
+          retry: {enabled: false}
+          breaker: {enabled: false}
           models: [fake-chat, fake-embed]
           default_model: fake-chat
           embedding_model: fake-embed
@@ -62,6 +64,8 @@ class PorticoClientIntegrationTest {
                 delay: 10
         - name: slow
           kind: fake
+          retry: {enabled: false}
+          breaker: {enabled: false}
           models: [slow-chat]
           default_model: slow-chat
           options:

@@ -29,6 +29,8 @@ class RetryIntegrationTest {
       providers:
         - name: unsafe
           kind: fake
+          retry: {enabled: false}
+          breaker: {enabled: false}
           models: [m]
           options:
             replies:
@@ -38,6 +40,8 @@ class RetryIntegrationTest {
               - content: "two"
         - name: safe
           kind: fake
+          retry: {enabled: false}
+          breaker: {enabled: false}
           models: [m]
           options:
             replies:
@@ -47,6 +51,8 @@ class RetryIntegrationTest {
               - content: "next"
         - name: capped
           kind: fake
+          retry: {enabled: false}
+          breaker: {enabled: false}
           models: [m]
           options:
             replies:
@@ -58,6 +64,8 @@ class RetryIntegrationTest {
               - content: "after"
         - name: streams
           kind: fake
+          retry: {enabled: false}
+          breaker: {enabled: false}
           models: [m]
           options:
             chunk_size: 4
@@ -69,6 +77,8 @@ class RetryIntegrationTest {
               - content: "still queued"
         - name: patient
           kind: fake
+          retry: {enabled: false}
+          breaker: {enabled: false}
           models: [m]
           options:
             replies:
