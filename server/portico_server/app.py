@@ -1,6 +1,7 @@
 """Builds and runs the gateway: providers from configuration, the grpc.aio server with
-LLMService, health and reflection, and a graceful stop on SIGTERM/SIGINT. With several
-workers, `workers.supervise` runs one such gateway per worker process."""
+LLMService, AdminService, health and reflection, a graceful stop on SIGTERM/SIGINT and a
+configuration reload on SIGHUP. With several workers, `workers.supervise` runs one such
+gateway per worker process."""
 
 from __future__ import annotations
 
@@ -14,16 +15,21 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from portico.v1 import llm_service_pb2
+from portico.v1 import admin_service_pb2, admin_service_pb2_grpc, llm_service_pb2
 
 from . import intake
+from .admin import AdminServicer
+from .admin_history import SIGHUP_REASON, AdminHistory, EventKind
 from .capabilities import CapabilityResolver
 from .config import ConfigError, GatewayConfig, StartupError, expand_api_keys, load_config
+from .errors import InvalidRequest, PorticoError, UnknownProvider
+from .generation import Generations
 from .health import HealthReporter
 from .intake import RequestDecoder
 from .providers import registry
 from .providers.base import Provider
 from .redaction import install_log_redaction
+from .resilience.breaker import CircuitBreaker
 from .resilience.dispatcher import Dispatcher
 from .resilience.limits import Limits
 from .router import Router
@@ -53,30 +59,95 @@ def _check_can_listen(address: str) -> None:
 
 
 class Gateway:
-    """One gateway process: `await start()`, then `await stop()`."""
+    """One gateway process: `await start()`, then `await stop()`. `config_path` is the
+    file `reload()` reads again (None: the configuration cannot be reloaded)."""
 
-    def __init__(self, config: GatewayConfig, reuse_port: bool = False) -> None:
+    def __init__(self, config: GatewayConfig, reuse_port: bool = False, config_path: str | None = None) -> None:
         self.config = config
+        self.config_path = config_path
         #: Workers share one port (SO_REUSEPORT); a lone gateway must own its port, so
         #: that a second one started by mistake fails instead of silently sharing it.
         self.reuse_port = reuse_port
-        # A provider with several `api_keys` becomes one instance per key, grouped under its name.
-        self.providers: dict[str, Provider] = {}
-        key_groups: dict[str, list[str]] = {}
-        for i, settings in enumerate(config.providers):
-            instances = expand_api_keys(settings)
-            for instance in instances:
-                self.providers[instance.name] = registry.create(instance, f"providers[{i}]")
-            if settings.api_keys:
-                key_groups[settings.name] = [instance.name for instance in instances]
+        self.providers, key_groups = _build_providers(config)
         self.health = HealthReporter(self.providers)
         self.dispatcher = Dispatcher(self.health, limits=Limits(config))
         # Routing orders targets by the dispatcher's live figures (latency, breakers, cooldowns).
         self.router = Router(self.providers, config.aliases, config.groups, key_groups, stats=self.dispatcher.stats)
         self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health, self.dispatcher)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
+        self.generations = Generations(self.providers)
+        self.history = AdminHistory()
+        self._reloading = asyncio.Lock()
+        self._signal_reloads: set[asyncio.Task[None]] = set()
         self.server: grpc.aio.Server | None = None
         self.address = ""
+
+    # -- admin operations (admin.py converts; the state lives where it belongs) ----------------
+
+    def reset_breaker(self, provider: str, reason: str) -> list[CircuitBreaker]:
+        """Close the breakers of a provider (or of each key of a provider with several)."""
+        members = self.router.key_groups.get(provider, [provider])
+        if not all(name in self.providers for name in members):
+            raise UnknownProvider(
+                f"no provider named {provider!r}; configured: {', '.join(self.providers) or 'none'}",
+                metadata={"field": "provider", "provider": provider},
+            )
+        breakers = [b for name in members for b in self.dispatcher.breakers.reset(name)]
+        self.history.record(EventKind.BREAKER_RESET, provider, reason, True)
+        return breakers
+
+    def switch_route(self, route: str, target: str, reason: str) -> str:
+        """Pin `route` to `target` (empty: restore it); returns the previous pin."""
+        previous = self.router.switch(route, target)
+        subject = f"{route} -> {target or '(configured)'}"
+        self.history.record(EventKind.SWITCH, subject, reason, True, f"was {previous or '(configured)'}")
+        log.warning("route %s switched to %s (%s)", route, target or "its configuration", reason or "no reason given")
+        return previous
+
+    async def reload(self, reason: str) -> list[str]:
+        """Read the configuration file again and use it for new calls. The server section
+        (address, workers, message limits, ...) stays as it started. Raises InvalidRequest
+        when the file does not load; the running configuration then stays."""
+        async with self._reloading:
+            path = self.config_path
+            try:
+                if path is None:
+                    raise ConfigError("the gateway started without a configuration file; there is none to reload")
+                config = await asyncio.to_thread(load_config, path)
+                config.server = self.config.server
+                providers, key_groups = _build_providers(config)
+                try:
+                    router = Router(providers, config.aliases, config.groups, key_groups, stats=self.dispatcher.stats)
+                except ConfigError:
+                    await _close_all(providers)
+                    raise
+            except ConfigError as exc:
+                self.history.record(EventKind.RELOAD, path or "", reason, False, str(exc))
+                log.error("configuration reload refused; the running configuration stays:\n%s", exc)
+                raise InvalidRequest(
+                    [("config", str(exc))],
+                    f"the configuration was refused and the running one stays: {exc}",
+                ) from None
+            # One synchronous step, so a new call sees either the old set or the new one.
+            self.config, self.providers, self.router = config, providers, router
+            self.servicer.router = router
+            self.dispatcher.limits = Limits(config)
+            self.health.replace_providers(providers)
+            self.generations.replace(providers)
+            self.history.record(EventKind.RELOAD, path, reason, True, f"providers: {', '.join(providers) or 'none'}")
+            log.warning("configuration reloaded from %s (%s); providers: %s",
+                        path, reason or "no reason given", ", ".join(providers) or "none")
+            return list(providers)
+
+    def reload_on_signal(self) -> None:
+        """SIGHUP: reload in the background; a refused file is logged and recorded."""
+        async def reload() -> None:
+            with contextlib.suppress(PorticoError):
+                await self.reload(SIGHUP_REASON)
+
+        task = asyncio.ensure_future(reload())
+        self._signal_reloads.add(task)
+        task.add_done_callback(self._signal_reloads.discard)
 
     async def start(self) -> None:
         settings = self.config.server
@@ -92,11 +163,13 @@ class Gateway:
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ("grpc.keepalive_permit_without_calls", 1),
         ])
-        intake.add_to_server(self.servicer, server, self.decoder, fail)
+        intake.add_to_server(self.servicer, server, self.decoder, fail, self.generations.call)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         if settings.reflection:
             reflection.enable_server_reflection([
                 llm_service_pb2.DESCRIPTOR.services_by_name["LLMService"].full_name,
+                admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ], server)
@@ -125,9 +198,29 @@ class Gateway:
         self.dispatcher.close()
         if self.server is not None:
             await self.server.stop(grace)
-        for provider in self.providers.values():
-            with contextlib.suppress(Exception):
-                await provider.close()
+        for generation in self.generations.draining:
+            await generation.drained()
+        await _close_all(self.providers)
+
+
+def _build_providers(config: GatewayConfig) -> tuple[dict[str, Provider], dict[str, list[str]]]:
+    """The provider instances of a configuration, and its key groups: a provider with
+    several `api_keys` becomes one instance per key, grouped under its name."""
+    providers: dict[str, Provider] = {}
+    key_groups: dict[str, list[str]] = {}
+    for i, settings in enumerate(config.providers):
+        instances = expand_api_keys(settings)
+        for instance in instances:
+            providers[instance.name] = registry.create(instance, f"providers[{i}]")
+        if settings.api_keys:
+            key_groups[settings.name] = [instance.name for instance in instances]
+    return providers, key_groups
+
+
+async def _close_all(providers: dict[str, Provider]) -> None:
+    for provider in providers.values():
+        with contextlib.suppress(Exception):
+            await provider.close()
 
 
 #: Health entry a worker answers SERVING for (`portico.worker.2`): which worker a
@@ -135,9 +228,12 @@ class Gateway:
 WORKER_HEALTH_PREFIX = "portico.worker."
 
 
-async def run(config: GatewayConfig, worker: int | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then stop gracefully."""
-    gateway = Gateway(config, reuse_port=worker is not None)
+async def run(config: GatewayConfig, worker: int | None = None, config_path: str | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully; reload `config_path` on SIGHUP."""
+    gateway = Gateway(config, reuse_port=worker is not None, config_path=config_path)
+    loop = asyncio.get_running_loop()
+    # Before "listening" is printed: a supervisor forwards SIGHUP only after that line.
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload_on_signal)
     if worker is not None:
         # Before the port opens: the first connection a new worker takes can already ask.
         await gateway.health.servicer.set(f"{WORKER_HEALTH_PREFIX}{worker}", health_pb2.HealthCheckResponse.SERVING)
@@ -145,7 +241,6 @@ async def run(config: GatewayConfig, worker: int | None = None) -> None:
     print(f"portico: listening on {gateway.address}", flush=True)
     log.info("providers: %s", ", ".join(gateway.providers) or "none")
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
@@ -175,7 +270,7 @@ def serve(config_path: str | None = None, address: str | None = None, workers: i
         except StartupError as exc:
             print(f"portico: {exc}", file=sys.stderr)
             return 2
-    return _run_gateway(config, None)
+    return _run_gateway(config, None, config_path)
 
 
 def serve_worker(config_path: str | None, address: str, worker: int) -> int:
@@ -187,7 +282,7 @@ def serve_worker(config_path: str | None, address: str, worker: int) -> int:
         print(f"portico: configuration error:\n{exc}", file=sys.stderr)
         return 2
     _configure_logging(config, f" [worker {worker}]")
-    return _run_gateway(config, worker)
+    return _run_gateway(config, worker, config_path)
 
 
 def _configure_logging(config: GatewayConfig, tag: str) -> None:
@@ -200,7 +295,7 @@ def _configure_logging(config: GatewayConfig, tag: str) -> None:
     install_log_redaction()
 
 
-def _run_gateway(config: GatewayConfig, worker: int | None) -> int:
+def _run_gateway(config: GatewayConfig, worker: int | None, config_path: str | None) -> int:
     try:
         import uvloop
     except ImportError:
@@ -208,7 +303,7 @@ def _run_gateway(config: GatewayConfig, worker: int | None) -> int:
     else:
         runner = uvloop.run
     try:
-        runner(run(config, worker))
+        runner(run(config, worker, config_path))
     except ConfigError as exc:
         print(f"portico: configuration error:\n{exc}", file=sys.stderr)
         return 2

@@ -78,6 +78,11 @@ class HealthServicer:
     async def set(self, service: str, status: int) -> None:
         self.put(service, status)
 
+    def remove(self, service: str) -> None:
+        """Forget an entry: Check answers NOT_FOUND, a Watch sees SERVICE_UNKNOWN."""
+        if not self._closed and self._status.pop(service, None) is not None:
+            self._wake()
+
     def _wake(self) -> None:
         event, self._changed = self._changed, asyncio.Event()
         event.set()
@@ -113,6 +118,20 @@ class HealthReporter:
             self._publish(name)
         if probe_interval > 0:
             self._task = asyncio.create_task(self._probe_forever(probe_interval), name="health-probe")
+
+    def replace_providers(self, providers: dict[str, Provider]) -> None:
+        """The providers of a reloaded configuration: a new one starts SERVING (its probe
+        follows), one kept keeps its state, one gone loses its entry."""
+        for name in set(self.providers) - set(providers):
+            self.provider_ok.pop(name, None)
+            self._problems.pop(name, None)
+            self.servicer.remove(PROVIDER_PREFIX + name)
+        self.providers = providers
+        for name in providers:
+            self.provider_ok.setdefault(name, True)
+            self._problems.setdefault(name, set())
+            if self._started:
+                self._publish(name)
 
     def problems(self, name: str) -> set[str]:
         """What holds the provider down now (empty: SERVING)."""

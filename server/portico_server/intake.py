@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeAlias
 
 import grpc
@@ -26,6 +27,8 @@ from .errors import InvalidRequest, RequestTooLarge
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 Fail: TypeAlias = Callable[[Context, BaseException], Any]
+#: Counts a call for its whole life (app.py: which configuration's providers it may use).
+Track: TypeAlias = Callable[[], AbstractContextManager[Any]]
 
 
 class RequestDecoder:
@@ -69,9 +72,11 @@ class _Capture:
         self.service, self.handlers = service, handlers
 
 
-def add_to_server(servicer: Any, server: grpc.aio.Server, decoder: RequestDecoder, fail: Fail) -> None:
+def add_to_server(
+    servicer: Any, server: grpc.aio.Server, decoder: RequestDecoder, fail: Fail, track: Track = nullcontext
+) -> None:
     """Register `servicer` as LLMService with every request decoded by `decoder`;
-    `fail(context, exc)` aborts a call whose request is refused."""
+    `fail(context, exc)` aborts a call whose request is refused; each call runs inside `track()`."""
     capture = _Capture()
     llm_service_pb2_grpc.add_LLMServiceServicer_to_server(servicer, capture)
     if not capture.handlers:
@@ -81,12 +86,12 @@ def add_to_server(servicer: Any, server: grpc.aio.Server, decoder: RequestDecode
         message_type = handler.request_deserializer.__self__  # the request class's FromString
         if handler.unary_unary is not None:
             handlers[name] = grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary, message_type, decoder, fail),
+                _unary(handler.unary_unary, message_type, decoder, fail, track),
                 response_serializer=_serialize,
             )
         elif handler.unary_stream is not None:
             handlers[name] = grpc.unary_stream_rpc_method_handler(
-                _streaming(handler.unary_stream, message_type, decoder, fail),
+                _streaming(handler.unary_stream, message_type, decoder, fail, track),
                 response_serializer=_serialize,
             )
         else:  # client streaming is not decoded per message here
@@ -100,29 +105,31 @@ def _serialize(response: Message | bytes) -> bytes:
     return response if type(response) is bytes else response.SerializeToString()  # type: ignore[union-attr]
 
 
-def _unary(inner: Any, message_type: type[Message], decoder: RequestDecoder, fail: Fail) -> Any:
+def _unary(inner: Any, message_type: type[Message], decoder: RequestDecoder, fail: Fail, track: Track) -> Any:
     async def handle(raw: bytes, context: Context) -> Any:
-        try:
-            request = await decoder.decode(raw, message_type)
-        except Exception as exc:
-            await fail(context, exc)
-            raise
-        return await inner(request, context)
-
-    return handle
-
-
-def _streaming(inner: Any, message_type: type[Message], decoder: RequestDecoder, fail: Fail) -> Any:
-    if inspect.isasyncgenfunction(inner):
-
-        async def generate(raw: bytes, context: Context) -> AsyncIterator[Any]:
+        with track():
             try:
                 request = await decoder.decode(raw, message_type)
             except Exception as exc:
                 await fail(context, exc)
                 raise
-            async for item in inner(request, context):
-                yield item
+            return await inner(request, context)
+
+    return handle
+
+
+def _streaming(inner: Any, message_type: type[Message], decoder: RequestDecoder, fail: Fail, track: Track) -> Any:
+    if inspect.isasyncgenfunction(inner):
+
+        async def generate(raw: bytes, context: Context) -> AsyncIterator[Any]:
+            with track():
+                try:
+                    request = await decoder.decode(raw, message_type)
+                except Exception as exc:
+                    await fail(context, exc)
+                    raise
+                async for item in inner(request, context):
+                    yield item
 
         return generate
-    return _unary(inner, message_type, decoder, fail)
+    return _unary(inner, message_type, decoder, fail, track)

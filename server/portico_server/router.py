@@ -67,6 +67,9 @@ from .providers.base import Provider
 from .resilience.balance import Stats, Strategy, WeightedRandom, strategy
 from .resilience.stats import LiveStats
 
+#: The route `switch` names for requests that name neither a provider nor a model.
+DEFAULT_ROUTE = "default"
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -216,6 +219,30 @@ class Router:
             if provider.embedding_model():
                 self._by_embedding_model.setdefault(provider.embedding_model(), public)
         self._check_routes()
+        #: Routes an operator pinned at run time (`switch`): route -> target text.
+        self.pinned: dict[str, str] = {}
+        self._configured = {name: route.deployments for name, route in self._routes.items()}
+
+    def switch(self, route: str, target: str) -> str:
+        """Pin a group or alias (or `DEFAULT_ROUTE`) to `target` ("provider/model" or a
+        provider), or restore its configured deployments when `target` is empty. Returns the
+        previous pin ("" for none). Raises UnknownRoute, or what resolving `target` raises."""
+        if route != DEFAULT_ROUTE and route not in self._routes:
+            raise UnknownModel(
+                f"no model group or alias named {route!r}; routes: "
+                f"{', '.join([DEFAULT_ROUTE, *self._routes])}",
+                metadata={"field": "route", "route": route},
+            )
+        if target:
+            name, _, model = target.partition("/")
+            self._direct(name, model, embedding=False)  # raises for a provider or model it cannot route to
+        previous = self.pinned.pop(route, "")
+        if target:
+            self.pinned[route] = target
+        if route != DEFAULT_ROUTE:
+            self._routes[route].deployments = (
+                [(name, model, 1.0)] if target else self._configured[route])
+        return previous
 
     def _check_routes(self) -> None:
         """Resolve every route once, so a model a provider does not serve stops start-up
@@ -314,7 +341,8 @@ class Router:
     def _direct(self, provider: str, model: str, *, embedding: bool) -> list[_Candidate]:
         """A route that names no group: an explicit provider, an alias, or a model's provider."""
         if not provider and not model and self._public:
-            provider = self._public[0]
+            pinned = self.pinned.get(DEFAULT_ROUTE)
+            provider, _, model = pinned.partition("/") if pinned else (self._public[0], "", "")
         if provider:
             if provider not in self.providers and provider not in self.key_groups:
                 raise UnknownProvider(

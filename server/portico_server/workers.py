@@ -3,7 +3,9 @@
 The parent process never runs gRPC. It reserves the port, starts N worker processes
 that each run a whole gateway bound to that port with SO_REUSEPORT (the kernel spreads
 new connections over them), restarts a worker that dies, and on SIGTERM/SIGINT forwards
-the signal and waits for every worker to drain.
+the signal and waits for every worker to drain. SIGHUP is forwarded to every worker, each
+of which reloads the configuration file (admin calls, by contrast, reach only the worker
+their connection landed on).
 
 Port 0 with several workers: the parent binds a socket with SO_REUSEPORT to learn a free
 port and keeps it (bound, never listening, so it receives no connections) for as long as
@@ -102,6 +104,8 @@ class Worker:
     process: asyncio.subprocess.Process | None = None
     started_at: float = 0.0
     failures: int = 0
+    #: It printed its "listening" line, so its SIGHUP handler (a reload) is in place.
+    listening: bool = False
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -135,7 +139,7 @@ class Supervisor:
         process = await asyncio.create_subprocess_exec(
             *self._command(), stdout=asyncio.subprocess.PIPE, env=env
         )
-        worker.process, worker.started_at = process, time.monotonic()
+        worker.process, worker.started_at, worker.listening = process, time.monotonic(), False
         assert process.stdout is not None
         try:
             line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
@@ -150,6 +154,7 @@ class Supervisor:
                 await process.wait()
             return False
         log.info("worker %d listening (pid %d)", worker.index, process.pid)
+        worker.listening = True
         worker.pumps = [asyncio.create_task(_forward(process.stdout), name=f"worker-{worker.index}-stdout")]
         return True
 
@@ -157,6 +162,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_all)
         first, *rest = self.workers
         if not await self._start(first):
             code = first.process.returncode if first.process else 1
@@ -184,6 +190,15 @@ class Supervisor:
             task.cancel()
         # -SIGTERM: a worker still starting, stopped before it installed its handler.
         return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
+
+    def reload_all(self) -> None:
+        """SIGHUP: every worker reloads its configuration file. A worker still starting
+        is skipped (the signal would end it); it reads the file as it starts anyway."""
+        live = [w for w in self.workers if w.listening and w.process is not None and w.process.returncode is None]
+        log.info("reloading the configuration of %d workers", len(live))
+        for w in live:
+            assert w.process is not None
+            _signal(w.process, signal.SIGHUP)
 
     async def _watch(self, worker: Worker, running: bool) -> None:
         """Restart `worker` whenever it dies, with a growing delay while it keeps dying."""

@@ -56,6 +56,10 @@ class CircuitBreaker:
         self.consecutive_failures = 0
         self.opened_at = 0.0
         self.times_opened = 0
+        #: Lifetime counts, for the admin API.
+        self.successes = 0
+        self.failures = 0
+        self.rejections = 0
         self._trials = 0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -80,6 +84,7 @@ class CircuitBreaker:
         else:
             left = self.settings.recovery
             why = f"its circuit breaker ({self.key}) is half-open and its trial calls are under way"
+        self.rejections += 1
         raise errors.CircuitOpen(
             f"provider {self.provider!r} is failing: {why}",
             provider=self.provider,
@@ -89,12 +94,14 @@ class CircuitBreaker:
 
     def succeeded(self, trial: bool) -> None:
         self._end_trial(trial)
+        self.successes += 1
         self.consecutive_failures = 0
         if self.state is not BreakerState.CLOSED:
             self._move(BreakerState.CLOSED)
 
     def failed(self, trial: bool) -> None:
         self._end_trial(trial)
+        self.failures += 1
         self.consecutive_failures += 1
         if self.state is BreakerState.HALF_OPEN or (
             self.state is BreakerState.CLOSED and self.consecutive_failures >= self.settings.failures
@@ -111,8 +118,15 @@ class CircuitBreaker:
             self._move(BreakerState.HALF_OPEN)
 
     def reset(self) -> None:
+        """Closed, with no failures in a row (an operator's word that the provider is fine)."""
         self.consecutive_failures = 0
         self._move(BreakerState.CLOSED)
+
+    def opened_at_wall(self) -> float | None:
+        """When it last opened, in seconds since the epoch (None: never)."""
+        if not self.times_opened:
+            return None
+        return time.time() - (self._clock() - self.opened_at)
 
     def close(self) -> None:
         """Cancel the pending half-open timer (the gateway is stopping)."""
@@ -194,6 +208,13 @@ class Breakers:
             if state in states:
                 return state
         return BreakerState.CLOSED
+
+    def reset(self, provider: str) -> list[CircuitBreaker]:
+        """Close every breaker of `provider`; the breakers reset."""
+        breakers = self.of_provider(provider)
+        for breaker in breakers:
+            breaker.reset()
+        return breakers
 
     def probe_result(self, provider: str, ok: bool) -> None:
         if ok:
