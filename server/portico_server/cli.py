@@ -5,6 +5,7 @@
     portico embed TEXT... [--provider P] [--model M] [--dimensions N]
     portico providers [--json]
     portico health [--service NAME]
+    portico admin breakers | reset-breaker PROVIDER | switch ROUTE [TARGET] | reload | history
 
 Exit codes: 0 success; 1 the call failed (or, for `health`, the service is not
 SERVING); 2 bad usage or a bad configuration file. Failures print one line on stderr.
@@ -17,7 +18,8 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from datetime import UTC
+from typing import Any, TextIO
 
 import grpc
 import portico
@@ -162,6 +164,112 @@ def _health(args: argparse.Namespace) -> int:
     return 0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
+# -- admin -----------------------------------------------------------------------------------
+
+_BREAKER = {0: "-", 1: "closed", 2: "open", 3: "half-open"}
+_EVENT = {1: "switch", 2: "reload", 3: "breaker reset"}
+
+
+def _admin_call(args: argparse.Namespace, call: Callable[[Any], Any]) -> Any:
+    """Run `call(stub)`; a failure prints one line and raises _Failed."""
+    from portico.v1 import admin_service_pb2_grpc
+
+    with grpc.insecure_channel(args.address) as channel:
+        try:
+            return call(admin_service_pb2_grpc.AdminServiceStub(channel))
+        except grpc.RpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.UNAVAILABLE and "connect" in (exc.details() or "").lower():
+                raise _Failed(f"cannot reach the gateway at {args.address}: {exc.details()}") from None
+            raise _Failed(f"{code.name}: {exc.details()}") from None
+
+
+class _Failed(Exception):
+    pass
+
+
+def _admin(command: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            command(args)
+        except _Failed as exc:
+            return _fail_line(str(exc))
+        return 0
+
+    return run
+
+
+def _when(stamp: Any) -> str:
+    if not stamp.seconds and not stamp.nanos:
+        return "-"
+    return str(stamp.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+
+
+def _breaker_rows(breakers: Sequence[Any]) -> list[list[str]]:
+    return [
+        [b.key, _BREAKER.get(b.state, "?"), str(b.consecutive_failures), _when(b.opened_at),
+         _when(b.next_trial_at), str(b.times_opened), str(b.successes), str(b.failures), str(b.rejections)]
+        for b in breakers
+    ]
+
+
+_BREAKER_HEADER = ["BREAKER", "STATE", "FAILURES IN A ROW", "OPENED AT", "NEXT TRIAL",
+                   "TIMES OPENED", "OK", "FAILED", "REFUSED"]
+
+
+@_admin
+def _admin_breakers(args: argparse.Namespace) -> None:
+    from portico.v1 import admin_service_pb2 as pb
+
+    response = _admin_call(args, lambda stub: stub.ListBreakers(pb.ListBreakersRequest(), timeout=args.timeout))
+    _table(_BREAKER_HEADER, _breaker_rows(response.breakers), sys.stdout)
+
+
+@_admin
+def _admin_reset(args: argparse.Namespace) -> None:
+    from portico.v1 import admin_service_pb2 as pb
+
+    request = pb.ResetBreakerRequest(provider=args.provider, reason=args.reason)
+    response = _admin_call(args, lambda stub: stub.ResetBreaker(request, timeout=args.timeout))
+    print(f"reset the circuit breaker of {args.provider}")
+    if response.breakers:
+        _table(_BREAKER_HEADER, _breaker_rows(response.breakers), sys.stdout)
+
+
+@_admin
+def _admin_switch(args: argparse.Namespace) -> None:
+    from portico.v1 import admin_service_pb2 as pb
+
+    request = pb.SwitchRouteRequest(route=args.route, target=args.target, reason=args.reason)
+    response = _admin_call(args, lambda stub: stub.SwitchRoute(request, timeout=args.timeout))
+    was = response.previous_target or "its configured targets"
+    now = response.target or "its configured targets"
+    print(f"route {response.route}: {now} (was {was})")
+
+
+@_admin
+def _admin_reload(args: argparse.Namespace) -> None:
+    from portico.v1 import admin_service_pb2 as pb
+
+    request = pb.ReloadConfigRequest(reason=args.reason)
+    response = _admin_call(args, lambda stub: stub.ReloadConfig(request, timeout=args.timeout))
+    print(f"reloaded {response.config_path}; providers: {', '.join(response.providers) or 'none'}")
+
+
+@_admin
+def _admin_history(args: argparse.Namespace) -> None:
+    from portico.v1 import admin_service_pb2 as pb
+
+    request = pb.ListAdminEventsRequest(page_size=args.limit)
+    response = _admin_call(args, lambda stub: stub.ListAdminEvents(request, timeout=args.timeout))
+    _table(
+        ["TIME", "KIND", "SUBJECT", "REASON", "RESULT", "DETAIL"],
+        [[_when(e.time), _EVENT.get(e.kind, "?"), e.subject, e.reason or "-", "ok" if e.ok else "refused",
+          " ".join(e.detail.split())] for e in response.events],
+        sys.stdout,
+    )
+
+
 # -- helpers ---------------------------------------------------------------------------------
 
 
@@ -267,4 +375,31 @@ def _parser() -> argparse.ArgumentParser:
         help="a grpc.health.v1 service: '' (default), portico.v1.LLMService, portico.provider.NAME",
     )
     health.set_defaults(command=_health, timeout=5.0)
+
+    admin = commands.add_parser("admin", help="operate a running gateway (AdminService)")
+    admin_commands = admin.add_subparsers(title="admin commands", required=True, metavar="ADMIN_COMMAND")
+    breakers = admin_commands.add_parser("breakers", parents=[client], help="circuit breakers and their figures")
+    breakers.set_defaults(command=_admin_breakers)
+    reset = admin_commands.add_parser("reset-breaker", parents=[client], help="close a provider's circuit breaker")
+    reset.add_argument("provider", metavar="PROVIDER")
+    reset.add_argument("--reason", default="", help="recorded in the history")
+    reset.set_defaults(command=_admin_reset)
+    switch = admin_commands.add_parser(
+        "switch", parents=[client], help="pin a model group or alias ('default': the default route) to a target"
+    )
+    switch.add_argument("route", metavar="ROUTE", help="a model group, an alias, or 'default'")
+    switch.add_argument(
+        "target", metavar="TARGET", nargs="?", default="",
+        help="provider or provider/model; omit it to restore the configured targets",
+    )
+    switch.add_argument("--reason", default="", help="recorded in the history")
+    switch.set_defaults(command=_admin_switch)
+    reload = admin_commands.add_parser("reload", parents=[client], help="reload the gateway's configuration file")
+    reload.add_argument("--reason", default="", help="recorded in the history")
+    reload.set_defaults(command=_admin_reload)
+    history = admin_commands.add_parser("history", parents=[client], help="switches, resets and reloads, newest first")
+    history.add_argument("--limit", type=_positive_int, default=0, metavar="N", help="the newest N only")
+    history.set_defaults(command=_admin_history)
+    for sub in (breakers, reset, switch, reload, history):
+        sub.set_defaults(timeout=sub.get_default("timeout") or 30.0)
     return parser
