@@ -131,7 +131,7 @@ class Gateway:
             # One synchronous step, so a new call sees either the old set or the new one.
             self.config, self.providers, self.router = config, providers, router
             self.servicer.router = router
-            self.dispatcher.limits = Limits(config)
+            self.dispatcher.limits.update(config)  # in-flight calls stay counted; queues keep their order
             self.health.replace_providers(providers)
             self.generations.replace(providers)
             self.history.record(EventKind.RELOAD, path, reason, True, f"providers: {', '.join(providers) or 'none'}")

@@ -149,7 +149,8 @@ class HealthReporter:
             log.warning("provider %s is now %s%s", name, "SERVING" if ok else "NOT_SERVING",
                         "" if ok else f" ({', '.join(sorted(problems))})")
         self.provider_ok[name] = ok
-        if self._started:
+        # A call still running on a provider that a reload removed leaves no entry behind.
+        if self._started and name in self.providers:
             self._publish(name)
 
     def _publish(self, name: str) -> None:

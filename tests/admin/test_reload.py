@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
-from faults import CHAT_PATH, SSE, USER, completion, openai_provider, sse_events
+from faults import CHAT_PATH, SSE, USER, completion, error, openai_provider, sse_events
 from file_gateway import gateway_from_file
 from harness import rpc_details
 from portico.v1 import admin_service_pb2 as admin
@@ -117,3 +117,26 @@ async def test_reload_and_switch_while_50_streams_are_in_flight_fail_none(tmp_pa
             assert finished == [("two three", grpc.StatusCode.OK)] * STREAMS
             await asyncio.wait_for(retired.drained(), 10)  # then they are closed
             assert retired.calls == 0
+
+
+async def test_a_reload_applies_new_breaker_settings_to_a_provider_that_stays(tmp_path: Path) -> None:
+    async with Upstream() as up:
+        up.always("POST", CHAT_PATH, error(503))
+
+        def tree(failures: int) -> dict[str, Any]:
+            return tree_with(openai_provider("openai", up, retry={"enabled": False},
+                                             breaker={"failures": failures, "recovery": 60}))
+
+        async with gateway_from_file(tmp_path / "portico.yaml", tree(5)) as gw:
+            request = pb.ChatRequest(provider="openai", messages=[USER])
+            for _ in range(2):
+                with pytest.raises(grpc.aio.AioRpcError):
+                    await gw.stub.Chat(request)
+            gw.write(tree(3))
+            await gw.admin.ReloadConfig(admin.ReloadConfigRequest(reason="tighter breaker"))
+            (kept,) = (await gw.admin.ListBreakers(admin.ListBreakersRequest())).breakers
+            assert (kept.state, kept.consecutive_failures) == (pb.BREAKER_STATE_CLOSED, 2)  # the tally stays
+            with pytest.raises(grpc.aio.AioRpcError):
+                await gw.stub.Chat(request)  # the third failure opens it under the new threshold
+            (opened,) = (await gw.admin.ListBreakers(admin.ListBreakersRequest())).breakers
+            assert opened.state == pb.BREAKER_STATE_OPEN

@@ -188,6 +188,8 @@ class Breakers:
         breaker = self._breakers.get(key)
         if breaker is None:
             breaker = self._breakers[key] = CircuitBreaker(key, provider, settings, self._changed, self._clock)
+        elif breaker.settings is not settings:
+            breaker.settings = settings  # a configuration reload changed them; the state stays
         return breaker
 
     def admits(self, provider: str, model: str) -> bool:
