@@ -115,11 +115,12 @@ class Gateway:
                     raise ConfigError("the gateway started without a configuration file; there is none to reload")
                 config = await asyncio.to_thread(load_config, path)
                 config.server = self.config.server
-                providers, key_groups = _build_providers(config)
+                providers: dict[str, Provider] = {}
                 try:
+                    _, key_groups = _build_providers(config, into=providers)
                     router = Router(providers, config.aliases, config.groups, key_groups, stats=self.dispatcher.stats)
                 except ConfigError:
-                    await _close_all(providers)
+                    await _close_all(providers)  # those made before the error
                     raise
             except ConfigError as exc:
                 self.history.record(EventKind.RELOAD, path or "", reason, False, str(exc))
@@ -203,10 +204,13 @@ class Gateway:
         await _close_all(self.providers)
 
 
-def _build_providers(config: GatewayConfig) -> tuple[dict[str, Provider], dict[str, list[str]]]:
-    """The provider instances of a configuration, and its key groups: a provider with
-    several `api_keys` becomes one instance per key, grouped under its name."""
-    providers: dict[str, Provider] = {}
+def _build_providers(
+    config: GatewayConfig, into: dict[str, Provider] | None = None
+) -> tuple[dict[str, Provider], dict[str, list[str]]]:
+    """The provider instances of a configuration (added to `into`, so that a caller can
+    close those made before a ConfigError), and its key groups: a provider with several
+    `api_keys` becomes one instance per key, grouped under its name."""
+    providers: dict[str, Provider] = {} if into is None else into
     key_groups: dict[str, list[str]] = {}
     for i, settings in enumerate(config.providers):
         instances = expand_api_keys(settings)
