@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import select
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from portico.v1 import llm_service_pb2_grpc
 from portico_server.app import Gateway
 from portico_server.config import GatewayConfig, parse_config
@@ -105,3 +107,12 @@ async def collect(stream: Any) -> tuple[list[Any], Any]:
     finals = [c for c in chunks if c.is_final]
     assert len(finals) == 1 and chunks[-1] is finals[0], "exactly one final chunk, and it comes last"
     return chunks[:-1], finals[0]
+
+
+async def eventually(predicate: Callable[[], bool], what: str) -> None:
+    """Wait for a state of the gateway (bounded: a hang fails the test, it does not stall it)."""
+    for _ in range(2000):
+        if predicate():
+            return
+        await asyncio.sleep(0.005)
+    pytest.fail(f"never happened: {what}")

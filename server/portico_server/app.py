@@ -261,19 +261,14 @@ def serve(config_path: str | None = None, address: str | None = None, workers: i
         if workers is not None:
             config.server.workers = workers
     except ConfigError as exc:
-        print(f"portico: configuration error:\n{exc}", file=sys.stderr)
-        return 2
+        return _cannot_start(exc)
     _configure_logging(config, "")
     count = config.server.workers or default_worker_count()
     if count > 1:
         try:
             return supervise(config, config_path, count)
-        except ConfigError as exc:
-            print(f"portico: configuration error:\n{exc}", file=sys.stderr)
-            return 2
-        except StartupError as exc:
-            print(f"portico: {exc}", file=sys.stderr)
-            return 2
+        except (ConfigError, StartupError) as exc:
+            return _cannot_start(exc)
     return _run_gateway(config, None, config_path)
 
 
@@ -283,8 +278,7 @@ def serve_worker(config_path: str | None, address: str, worker: int) -> int:
         config = load_config(config_path)
         config.server.address = address
     except ConfigError as exc:
-        print(f"portico: configuration error:\n{exc}", file=sys.stderr)
-        return 2
+        return _cannot_start(exc)
     _configure_logging(config, f" [worker {worker}]")
     return _run_gateway(config, worker, config_path)
 
@@ -308,10 +302,16 @@ def _run_gateway(config: GatewayConfig, worker: int | None, config_path: str | N
         runner = uvloop.run
     try:
         runner(run(config, worker, config_path))
-    except ConfigError as exc:
-        print(f"portico: configuration error:\n{exc}", file=sys.stderr)
-        return 2
-    except StartupError as exc:
-        print(f"portico: {exc}", file=sys.stderr)
-        return 2
+    except (ConfigError, StartupError) as exc:
+        return _cannot_start(exc)
     return 0
+
+
+def _cannot_start(exc: ConfigError | StartupError) -> int:
+    """Say in one line (a configuration error: with the file and key) why the gateway
+    cannot start; the exit code is 2."""
+    if isinstance(exc, ConfigError):
+        print(f"portico: configuration error:\n{exc}", file=sys.stderr)
+    else:
+        print(f"portico: {exc}", file=sys.stderr)
+    return 2

@@ -17,8 +17,12 @@ import orjson
 
 
 def loads(data: bytes | str) -> Any:
-    """Decode JSON; raises ValueError (json.JSONDecodeError) when it is not JSON."""
+    """Decode JSON; raises ValueError when it is not JSON, or nests deeper than orjson's
+    limit of 1,024 levels (which the standard decoder would meet as a RecursionError)."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None

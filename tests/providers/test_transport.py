@@ -325,3 +325,24 @@ async def test_an_https_upstream_through_a_proxy_keeps_the_key_from_the_proxy(mo
     connect = proxy.last()
     assert connect.method == "CONNECT"
     assert "test-key-0123456789" not in str(connect.headers)
+
+
+# -- upstream JSON nested past any sane depth -------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=IDS)
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_an_answer_nested_deeper_than_any_decoder_allows_is_a_protocol_error(
+    dialect: Dialect, stream: bool
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    if not stream:
+        reply = Reply(200, dict(JSON), deep)
+    elif dialect.stream_headers is JSON or b"ndjson" in dialect.stream_headers["content-type"].encode():
+        reply = Reply(200, dict(dialect.stream_headers), deep + b"\n")
+    else:
+        reply = Reply(200, dict(dialect.stream_headers), b"data: " + deep + b"\n\n")
+    async with Upstream() as up, provider(dialect, up) as p:
+        up.add("POST", dialect.path(stream), reply)
+        with pytest.raises(errors.UpstreamProtocol):
+            await call(p, dialect, stream)

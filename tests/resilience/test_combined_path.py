@@ -12,7 +12,7 @@ import grpc
 import portico
 import pytest
 from faults import CHAT_PATH, USER, attempts_of, completion, error, openai_provider, stream_reply
-from harness import RunningGateway, rpc_details, running_gateway
+from harness import RunningGateway, eventually, rpc_details, running_gateway
 from portico.v1 import llm_service_pb2 as pb
 from upstream import Received, Reply, Upstream
 
@@ -26,15 +26,6 @@ def chain(first: Upstream, second: Upstream, **first_settings: Any) -> dict[str,
                       openai_provider("second", second)],
         "aliases": {"chat": {"target": "first/gpt-4o", "fallbacks": ["second/gpt-4o"]}},
     }
-
-
-async def eventually(predicate: Callable[[], bool], what: str) -> None:
-    """Wait for a state of the gateway (bounded: a hang fails the test, it does not stall it)."""
-    for _ in range(2000):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    pytest.fail(f"never happened: {what}")
 
 
 async def test_the_client_reads_the_measured_trace_of_a_fallback() -> None:
@@ -84,21 +75,6 @@ async def test_continue_through_the_gateway_hands_the_partial_text_on() -> None:
     assert second.last(CHAT_PATH).json()["messages"][-1] == {"role": "assistant", "content": "one two three "}
     assert response.content == "one two three four five"
     assert [f.mode for f in stream.failovers] == [portico.StreamFailover.Value("STREAM_FAILOVER_CONTINUE")]
-
-
-async def test_without_opting_in_a_chain_does_not_switch_mid_stream() -> None:
-    async with Upstream() as first, Upstream() as second:
-        first.add("POST", CHAT_PATH, stream_reply(["one ", "two ", "three ", "four"], drop_after=3))
-        async with running_gateway(chain(first, second)) as gw:
-            call = gw.stub.StreamChat(pb.ChatRequest(model="chat", messages=[USER]))
-            received = []
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                async for chunk in call:
-                    received.append(chunk)
-
-    assert "".join(c.content for c in received) == "one two three "
-    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert second.received == []
 
 
 async def test_a_context_window_failure_goes_to_the_larger_target_with_both_attempts_traced() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from harness import RunningGateway, rpc_details, running_gateway
+from harness import RunningGateway, eventually, rpc_details, running_gateway
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
 from portico_server.resilience.limits import provider_key
@@ -42,15 +42,6 @@ def hold_until(release: asyncio.Event) -> Callable[[Received], Any]:
         await release.wait()
         return Reply(200, JSON, fixture("openai/chat_text.json"))
     return answer
-
-
-async def eventually(predicate: Callable[[], bool], what: str) -> None:
-    """Wait for a state of the gateway (bounded: a hang fails the test, it does not stall it)."""
-    for _ in range(2000):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    pytest.fail(f"never happened: {what}")
 
 
 def depth(gw: RunningGateway) -> int:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import bounded_json, offload, vectors
+from .. import bounded_json, jsonwire, offload, vectors
 from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..domain import (
@@ -114,7 +114,7 @@ class OllamaProvider(HttpProvider):
         async with self.send("POST", "/api/chat", body=body, call=call) as response:
             async for line in response.lines():
                 try:
-                    data = json.loads(line)
+                    data = jsonwire.loads(line)
                 except ValueError:
                     raise self._protocol("sent a stream line that is not JSON") from None
                 if not isinstance(data, dict):

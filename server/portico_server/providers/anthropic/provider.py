@@ -3,14 +3,13 @@ environment variables that add it to the embedded default configuration."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from ... import offload
+from ... import jsonwire, offload
 from ...call import NO_CALL, CallContext
 from ...config import ProviderSettings
 from ...domain import Capabilities, ChatRequest, CompletionResponse, Source, StreamChunk, TokenCount
@@ -139,7 +138,7 @@ class AnthropicProvider(HttpProvider):
     def _event(self, event: SSEEvent) -> tuple[str, dict[str, Any]]:
         """(type, data) of an event; an `error` event raises its domain exception."""
         try:
-            data = json.loads(event.data)
+            data = jsonwire.loads(event.data)
         except ValueError:
             data = None
         if not isinstance(data, dict):

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ... import jsonwire
 from ...domain import CompletionResponse, ContentPart, ReasoningPart, StopReason, StreamChunk, ToolCall, Usage
 from ...errors import UpstreamProtocol
 from ..call_ids import portable_call_id
@@ -38,7 +39,7 @@ _SOURCE = "anthropic"
 def completion(raw: bytes, *, answer_tool: str, request_id: str, provider: str) -> CompletionResponse:
     """The domain response for the body of a non-streamed answer."""
     try:
-        data = json.loads(raw)
+        data = jsonwire.loads(raw)
     except ValueError:
         data = None
     if not isinstance(data, dict):

@@ -8,7 +8,6 @@ cannot end up in an access log.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Mapping
 from functools import partial
 from typing import Any, ClassVar
@@ -16,7 +15,7 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
-from ... import offload, vectors
+from ... import jsonwire, offload, vectors
 from ...call import NO_CALL, CallContext
 from ...config import ProviderSettings
 from ...domain import (
@@ -114,7 +113,7 @@ class GeminiProvider(HttpProvider):
                 if not event.data:
                     continue
                 try:
-                    data = json.loads(event.data)
+                    data = jsonwire.loads(event.data)
                 except ValueError:
                     raise self._protocol("sent a stream event that is not JSON") from None
                 if not isinstance(data, dict):

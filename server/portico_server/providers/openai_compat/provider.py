@@ -3,7 +3,6 @@ discovery and token counting over HTTP, shaped by the preset its `kind` names.""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncGenerator, Mapping
 from functools import partial
@@ -11,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ... import offload
+from ... import jsonwire, offload
 from ...call import NO_CALL, CallContext
 from ...config import ConfigError, ProviderSettings
 from ...domain import (
@@ -178,7 +177,7 @@ class OpenAICompatProvider(HttpProvider):
 
     def _json(self, raw: str | bytes) -> Any:
         try:
-            return json.loads(raw)
+            return jsonwire.loads(raw)
         except ValueError:
             raise UpstreamProtocol(f"provider {self.name!r} sent data that is not JSON",
                                    provider=self.name) from None
