@@ -158,6 +158,11 @@ def openai_config(url: str) -> dict[str, Any]:
                            "base_url": f"{url}/v1", "models": ["gpt-4o"]}]}
 
 
+def default_openai_config(url: str) -> dict[str, Any]:
+    return {"providers": [{"name": "openai", "kind": "openai", "api_key": KEY,
+                           "base_url": f"{url}/v1", "models": ["gpt-4o"]}]}
+
+
 STREAM = fixture("openai/stream_text_short.sse")
 UNSAFE_UPSTREAM_REPLIES = {
     "500": (Reply(500, JSON, b'{"error": {"message": "The server had an error", "type": "server_error"}}'), False),
@@ -177,7 +182,8 @@ UNSAFE_UPSTREAM_REPLIES = {
 @pytest.mark.parametrize("case", list(UNSAFE_UPSTREAM_REPLIES))
 async def test_a_failed_upstream_generation_is_requested_exactly_once(case: str) -> None:
     reply, streamed = UNSAFE_UPSTREAM_REPLIES[case]
-    async with Upstream() as up, running_gateway(openai_config(up.url)) as gw:
+    # Every default: the gateway's own retries and the client's.
+    async with Upstream() as up, running_gateway(default_openai_config(up.url)) as gw:
         up.add("POST", CHAT_PATH, reply)
         up.always("POST", CHAT_PATH, Reply(200, JSON, fixture("openai/chat_text.json")))
         with portico.Client(gw.address, timeout=30) as client:  # the default retry policy

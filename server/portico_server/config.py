@@ -54,6 +54,9 @@ class RetrySettings(_Strict):
     #: The wait itself is drawn uniformly below that bound (full jitter).
     backoff_initial: float = Field(default=0.5, gt=0)
     backoff_max: float = Field(default=8.0, gt=0)
+    #: Also retry 500, 502, 504 and timeouts or resets after the request was sent, which
+    #: may follow a generation the provider bills; for providers that bill no failed call.
+    unsafe: bool = False
 
 
 class BreakerSettings(_Strict):

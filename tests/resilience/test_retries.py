@@ -69,9 +69,27 @@ async def test_other_4xx_are_never_retried(status: int) -> None:
     assert len(attempts_of(info.value.trailing_metadata())) == 1
 
 
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_a_failure_that_may_have_been_billed_is_not_retried_unless_unsafe_retries_are_on(status: int) -> None:
+    async with Upstream() as up:
+        up.always("POST", CHAT_PATH, error(status))
+        config = {"providers": [openai_provider("openai", up, retry=QUICK_RETRY)]}
+        async with running_gateway(config) as gw:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await gw.stub.Chat(REQUEST)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert len(up.received) == 1  # one call, one possible generation
+
+        config = {"providers": [openai_provider("openai", up, retry={**QUICK_RETRY, "unsafe": True})]}
+        async with running_gateway(config) as gw:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await gw.stub.Chat(REQUEST)
+        assert len(up.received) == 1 + 4  # the first call and three retries
+
+
 async def test_retries_give_up_at_the_configured_count() -> None:
     async with Upstream() as up:
-        up.always("POST", CHAT_PATH, error(502))
+        up.always("POST", CHAT_PATH, error(503))
         config = {"providers": [openai_provider("openai", up, retry={**QUICK_RETRY, "attempts": 2})]}
         async with running_gateway(config) as gw:
             with pytest.raises(grpc.aio.AioRpcError) as info:

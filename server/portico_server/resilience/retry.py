@@ -3,6 +3,12 @@ cure: connection errors, 408, 429, 500, 502, 503, 504, 529 and overloaded errors
 exceptions whose `retryable` is set; see `errors.upstream_error`), but not an answer that
 came back garbled (UPSTREAM_PROTOCOL): that one goes to the next target, if any.
 
+By default only the failures after which no generation can have started are retried
+(`retry_safe`: the request was never sent, or the provider refused it with 408, 429, 503,
+529 or an overloaded error), so one call is never billed twice. A 500, 502, 504, or a
+timeout or reset after the request was sent, may follow a generation the provider bills;
+those are retried only where `retry.unsafe` says the provider does not bill failed calls.
+
 The wait before each retry is drawn uniformly between zero and an exponentially growing
 bound (full jitter), unless the upstream said how long to wait (`Retry-After`, the reset
 headers), which is then honoured. A wait that would pass the call's deadline, or one
@@ -25,11 +31,14 @@ from ..config import RetrySettings
 T = TypeVar("T")
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """Whether trying the same target again may help."""
+def is_retryable(exc: BaseException, *, unsafe: bool = False) -> bool:
+    """Whether trying the same target again may help, and may be done (`unsafe`: also
+    after failures that may have started a billed generation)."""
     if isinstance(exc, errors.UpstreamProtocol):
         return False  # the upstream answered, garbled: asking again would bill a second answer
-    return isinstance(exc, errors.UpstreamError) and exc.retryable
+    if not isinstance(exc, errors.UpstreamError) or not exc.retryable:
+        return False
+    return exc.retry_safe or unsafe
 
 
 class _Wait:
@@ -80,7 +89,7 @@ async def with_retries(
     retrying = AsyncRetrying(
         stop=_Stop(settings, call),
         wait=_Wait(settings),
-        retry=tenacity.retry_if_exception(is_retryable),
+        retry=tenacity.retry_if_exception(lambda exc: is_retryable(exc, unsafe=settings.unsafe)),
         reraise=True,
     )
     async for trial in retrying:
