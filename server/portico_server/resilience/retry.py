@@ -86,6 +86,13 @@ async def with_retries(
     slept before that attempt (0 for the first). The last failure is raised as it is."""
     if not settings.enabled or settings.attempts == 0:
         return await attempt(0.0)
+    # Most calls succeed at once: they do not pay for building tenacity's state machine.
+    try:
+        return await attempt(0.0)
+    except Exception as exc:
+        if not is_retryable(exc, unsafe=settings.unsafe):
+            raise
+        replay: Exception | None = exc
     retrying = AsyncRetrying(
         stop=_Stop(settings, call),
         wait=_Wait(settings),
@@ -94,5 +101,10 @@ async def with_retries(
     )
     async for trial in retrying:
         with trial:
+            if replay is not None:
+                # Tenacity's first attempt is the failure already had: from it, tenacity
+                # decides whether and how long to wait before the first real retry.
+                failure, replay = replay, None
+                raise failure
             return await attempt(trial.retry_state.upcoming_sleep)
     raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
