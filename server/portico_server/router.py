@@ -112,6 +112,9 @@ class Plan(list[Target]):
         self.context_window_fallbacks = list(context_window_fallbacks)
         self.content_policy_fallbacks = list(content_policy_fallbacks)
         self.hedge = hedge
+        #: The call's token estimate the plan was made with (prompt plus max_tokens), so
+        #: the rate limits charge the same figure without estimating again.
+        self.estimated_tokens: int | None = None
 
     def fallback_for(self, exc: BaseException, tried: Collection[Target] = ()) -> Target | None:
         """The next target after `exc`, or None when the failure is the caller's answer."""
@@ -295,6 +298,7 @@ class Router:
                 hedge=route.settings.hedge,
             )
         if estimated_tokens is not None:
+            plan.estimated_tokens = estimated_tokens
             self._fit_context(plan, estimated_tokens)
         self._prefer_available(plan)
         if call is not None:

@@ -225,7 +225,7 @@ class Dispatcher:
             return result.stop_reason in _REFUSALS
 
         result, target = await self._unary(plan, call, trace, _Send(
-            send, estimate_call_tokens(request), lambda r: used_tokens(r.usage), refused, hedge=True))
+            send, _tokens(plan, request), lambda r: used_tokens(r.usage), refused, hedge=True))
         result.model = result.model or target.model
         result.provider = target.provider.name
         return result
@@ -334,7 +334,7 @@ class Dispatcher:
         trace.active = True
         if not plan:
             raise errors.UnknownModel("the route has no target")
-        tokens = estimate_call_tokens(request)
+        tokens = _tokens(plan, request)
         sent = False  # has any chunk reached the caller?
         text: list[str] = []  # the answer's text so far, for CONTINUE
         marker: FailoverMarker | None = None
@@ -436,3 +436,8 @@ def _has_next(plan: Plan, tried: list[Target], current: Target) -> bool:
     """Whether the plan has a target left besides `current` and those tried."""
     done = {t.name for t in tried} | {current.name}
     return any(t.name not in done for t in plan)
+
+
+def _tokens(plan: Plan, request: ChatRequest) -> int:
+    """The call's token estimate: the one its plan was made with, else estimated now."""
+    return plan.estimated_tokens if plan.estimated_tokens is not None else estimate_call_tokens(request)
