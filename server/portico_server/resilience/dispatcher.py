@@ -336,7 +336,8 @@ class Dispatcher:
             raise errors.UnknownModel("the route has no target")
         tokens = _tokens(plan, request)
         sent = False  # has any chunk reached the caller?
-        text: list[str] = []  # the answer's text so far, for CONTINUE
+        text: list[str] = []  # the answer's text so far, kept only for CONTINUE
+        keep_text = call.stream_failover is StreamFailover.CONTINUE
         marker: FailoverMarker | None = None
         current = request
         target, tried = plan[0], list[Target]()
@@ -360,7 +361,7 @@ class Dispatcher:
                                     stamp = False
                                 if chunk.is_final:
                                     ticket.settle(used_tokens(chunk.usage))
-                                if chunk.content:
+                                if keep_text and chunk.content:
                                     text.append(chunk.content)
                                 yield chunk
                                 sent = True
