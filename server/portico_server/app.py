@@ -34,6 +34,7 @@ from .resilience.dispatcher import Dispatcher
 from .resilience.limits import Limits
 from .router import Router
 from .servicer import LLMServicer, fail
+from .tls import ServerCertificates
 from .workers import default_worker_count, supervise
 
 log = logging.getLogger("portico")
@@ -80,6 +81,8 @@ class Gateway:
         self._reloading = asyncio.Lock()
         self._signal_reloads: set[asyncio.Task[None]] = set()
         self.server: grpc.aio.Server | None = None
+        #: The TLS certificates the port serves; None over plaintext.
+        self.certificates: ServerCertificates | None = None
         self.address = ""
 
     # -- admin operations (admin.py converts; the state lives where it belongs) ----------------
@@ -152,6 +155,8 @@ class Gateway:
 
     async def start(self) -> None:
         settings = self.config.server
+        # Before anything binds: a certificate that cannot be served stops start-up.
+        certificates = ServerCertificates(settings.tls) if settings.tls is not None else None
         # gRPC's own limit sits above ours so that an oversize request reaches the
         # servicer and gets INVALID_ARGUMENT with the limit named, not a bare status.
         transport_limit = settings.max_message_bytes * 2
@@ -179,7 +184,10 @@ class Gateway:
             # A worker shares its port with its siblings; the supervisor checked it already.
             _check_can_listen(settings.address)
         try:
-            port = server.add_insecure_port(settings.address)
+            if certificates is None:
+                port = server.add_insecure_port(settings.address)
+            else:
+                port = server.add_secure_port(settings.address, certificates.credentials())
         except RuntimeError:  # grpc's way of saying the bind failed
             port = 0
         if port == 0:
@@ -188,6 +196,9 @@ class Gateway:
         await server.start()
         self.server = server
         self.address = f"{host}:{port}"
+        self.certificates = certificates
+        if certificates is not None:
+            log.info("%s", certificates.describe())
         await self.health.start(settings.health_probe_interval)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -266,6 +277,9 @@ def serve(config_path: str | None = None, address: str | None = None, workers: i
     count = config.server.workers or default_worker_count()
     if count > 1:
         try:
+            if config.server.tls is not None:
+                # Checked once here, so that a bad file is reported once, not by a worker.
+                ServerCertificates(config.server.tls)
             return supervise(config, config_path, count)
         except (ConfigError, StartupError) as exc:
             return _cannot_start(exc)

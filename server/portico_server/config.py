@@ -270,6 +270,31 @@ class RequestLimits(_Strict):
     tags: int = Field(default=64, gt=0)
 
 
+class TlsSettings(_Strict):
+    """TLS for the gRPC port: PEM files read at start-up and again whenever they change
+    (see tls.py). Relative paths are relative to the working directory."""
+
+    #: The server's certificate, followed by any intermediates (cert-manager's `tls.crt`).
+    cert_file: str = Field(min_length=1)
+    #: Its private key, unencrypted (`tls.key`).
+    key_file: str = Field(min_length=1)
+    #: The certificate authorities a client certificate must chain to (`ca.crt`).
+    client_ca_file: str | None = Field(default=None, min_length=1)
+    #: Refuse, at the handshake, a client without a certificate from `client_ca_file`.
+    require_client_cert: bool = False
+
+    @model_validator(mode="after")
+    def _client_ca_and_requirement_go_together(self) -> TlsSettings:
+        if self.require_client_cert and self.client_ca_file is None:
+            raise ValueError("require_client_cert needs client_ca_file: the CA client certificates must chain to")
+        if self.client_ca_file is not None and not self.require_client_cert:
+            # grpcio's Python server either demands a verified client certificate or asks
+            # for none; a CA file that would verify nothing is a mistake, not a setting.
+            raise ValueError("client_ca_file is only used with require_client_cert: true "
+                             "(the server either requires a client certificate or asks for none)")
+        return self
+
+
 class ServerSettings(_Strict):
     address: str = "127.0.0.1:50051"
     max_message_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
@@ -282,6 +307,8 @@ class ServerSettings(_Strict):
     log_level: str = "INFO"
     #: Gateway processes sharing the port (SO_REUSEPORT); None: one per core.
     workers: int | None = Field(default=None, ge=1, le=256)
+    #: TLS on the gRPC port; None: plaintext.
+    tls: TlsSettings | None = None
 
     @field_validator("address")
     @classmethod
