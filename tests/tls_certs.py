@@ -57,20 +57,27 @@ class Authority:
         )
         self.pem = self.certificate.public_bytes(PEM)
 
-    def _builder(self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+    def _builder(
+        self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey, expired: bool = False
+    ) -> x509.CertificateBuilder:
+        # An expired certificate: valid for a minute, two hours ago.
+        start = self._now - (datetime.timedelta(hours=2) if expired else datetime.timedelta(minutes=5))
+        end = start + datetime.timedelta(minutes=1) if expired else self._now + datetime.timedelta(hours=1)
         return (
             x509.CertificateBuilder()
             .subject_name(subject)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(self._now - datetime.timedelta(minutes=5))
-            .not_valid_after(self._now + datetime.timedelta(hours=1))
+            .not_valid_before(start)
+            .not_valid_after(end)
         )
 
-    def _issue(self, subject: x509.Name, usage: x509.ObjectIdentifier, names: list[x509.GeneralName]) -> Issued:
+    def _issue(
+        self, subject: x509.Name, usage: x509.ObjectIdentifier, names: list[x509.GeneralName], expired: bool = False
+    ) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
-            self._builder(subject, key.public_key())
+            self._builder(subject, key.public_key(), expired)
             .issuer_name(self.certificate.subject)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
@@ -80,11 +87,11 @@ class Authority:
         key_pem = key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         return Issued(certificate, certificate.public_bytes(PEM), key_pem)
 
-    def server(self, host: str = "localhost") -> Issued:
+    def server(self, host: str = "localhost", expired: bool = False) -> Issued:
         """A server certificate for `host` and 127.0.0.1."""
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
         names: list[x509.GeneralName] = [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        return self._issue(subject, ExtendedKeyUsageOID.SERVER_AUTH, names)
+        return self._issue(subject, ExtendedKeyUsageOID.SERVER_AUTH, names, expired)
 
     def client(self, common_name: str, organization: str) -> Issued:
         """A client certificate whose subject reads `CN=<common_name>,O=<organization>`

@@ -3,12 +3,13 @@
 The server is given `grpc.dynamic_ssl_server_credentials`: gRPC asks `ServerCertificates`
 for its certificate configuration at every new handshake (from one of its own threads,
 also under grpc.aio), and `ServerCertificates` answers "unchanged" unless a file's
-identity changed since the last look. That covers both ways certificates are rotated in
-place: a file rewritten (its size or modification time changes) and a Kubernetes secret
-volume's symlink swap (the path then resolves to another inode). A change is read,
-checked (the key belongs to the certificate) and only then served; files caught half
-written keep the previous certificate until they change again. Connections already open
-keep the certificate they were made with, as TLS has it.
+identity (inode, size, modification time) changed since the last look, or changed so
+recently that a second write could hide behind the same identity. That covers both ways
+certificates are rotated in place: a file rewritten and a Kubernetes secret volume's
+symlink swap (the path then resolves to another inode). A change is read, checked (the
+key belongs to the certificate) and only then served; files caught half written keep the
+previous certificate until they change again. Connections already open keep the
+certificate they were made with, as TLS has it.
 
 With `require_client_cert`, a client without a certificate from `client_ca_file` is
 refused during the handshake, before any call reaches the gateway; `peer_subject` then

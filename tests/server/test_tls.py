@@ -386,6 +386,32 @@ async def test_files_that_cannot_be_served_stop_start_up(tmp_path: Path, case: s
     assert "PRIVATE KEY" not in str(refused.value)
 
 
+async def test_the_start_up_log_names_the_served_certificate_and_an_expired_one_is_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ca = Authority()
+    current, expired = ca.server(), ca.server(expired=True)
+    current.write(tmp_path / "current")
+    expired.write(tmp_path / "expired")
+    with caplog.at_level(logging.INFO):
+        async with tls_gateway(tls_section(tmp_path / "current")):
+            pass
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("TLS on")]
+    assert line.startswith(f"TLS on: serving CN=localhost (serial {current.serial:x}, valid until ")
+    assert line.endswith(f"from {tmp_path}/current/tls.crt; no client certificates asked for; "
+                         "reloaded when the files change")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    caplog.clear()
+    async with tls_gateway(tls_section(tmp_path / "expired")) as gateway:
+        # Served all the same (refusing to start would not bring a valid one sooner),
+        # and clients refuse it.
+        with pytest.raises(ssl.SSLCertVerificationError, match="certificate has expired"):
+            await served_certificate(gateway.address, ca, tmp_path)
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.startswith("TLS: the served certificate has expired; clients will refuse it: CN=localhost")
+
+
 @pytest.mark.parametrize(("tls", "expected"), [
     ({"require_client_cert": True}, "server.tls: Value error, require_client_cert needs client_ca_file"),
     ({"client_ca_file": "ca.crt"}, "server.tls: Value error, client_ca_file is only used with require_client_cert"),
