@@ -331,11 +331,12 @@ async def test_sync_unknown_provider_raises_not_found() -> None:
 async def test_rate_limit_raises_resource_exhausted_with_retry_after() -> None:
     error = {"reason": "UPSTREAM_RATE_LIMITED", "message": "slow down", "retry_after": 2.5}
     async with running_gateway(config(replies=[{"error": error}, {"error": error}])) as gw:
-        async with portico.AsyncClient(gw.address) as client:
+        # The client's retries off: a rate limit with RetryInfo is otherwise waited out.
+        async with portico.AsyncClient(gw.address, retry=None) as client:
             with pytest.raises(portico.ResourceExhaustedError) as caught:
                 await client.chat("hi", provider="fake")
         with (
-            portico.Client(gw.address) as sync_client,
+            portico.Client(gw.address, retry=None) as sync_client,
             pytest.raises(portico.ResourceExhaustedError) as sync_caught,
         ):
             await in_thread(lambda: sync_client.chat("hi", provider="fake"))
