@@ -25,6 +25,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import Any, TextIO
 
+# gRPC's C core reads this once, when it is imported. Unset, it logs each failed TLS
+# handshake on stderr at INFO level, beside the command's own one-line error.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 import grpc
 import portico
 
