@@ -30,7 +30,7 @@ def resolve_api_key(api_key: str | None) -> str | None:
     key = api_key.strip()
     if not key:
         if source == "api_key":
-            raise ValueError("api_key is empty; leave it out (or None) to send no key")
+            raise ValueError("api_key is empty; leave it out to send no key")
         return None  # an exported but empty variable means "no key", as in most tools
     if not all(" " < ch <= "~" for ch in key):
         raise ValueError(f"{source}: a caller key is printable ASCII without spaces; this one is not")
