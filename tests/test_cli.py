@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -66,6 +67,30 @@ def test_chat_prints_the_answer(gateway: str) -> None:
 def test_chat_reads_the_prompt_from_stdin(gateway: str) -> None:
     result = portico("chat", "--address", gateway, "--model", "fake-chat", stdin="piped prompt")
     assert (result.returncode, result.stdout) == (0, "piped prompt\n")
+
+
+def test_a_piped_prompt_loses_its_trailing_newline(gateway: str) -> None:
+    piped = portico("chat", "--address", gateway, "--provider", "fake", stdin="piped prompt\n")
+    dash = portico("chat", "-", "--address", gateway, "--provider", "fake", stdin="two lines\nof prompt\r\n")
+
+    # The fake echoes the prompt: one newline at the end is the CLI's own.
+    assert (piped.returncode, piped.stdout) == (0, "piped prompt\n")
+    assert (dash.returncode, dash.stdout) == (0, "two lines\nof prompt\n")
+
+
+@pytest.mark.parametrize("stdin", ["", "\n", "  \n\n"], ids=["nothing", "a newline", "blank lines"])
+def test_chat_with_an_empty_prompt_says_so_and_exits_2(gateway: str, stdin: str) -> None:
+    result = portico("chat", "--address", gateway, "--provider", "fake", stdin=stdin)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "portico: error: the prompt is empty: give it as an argument, or pipe it to standard input\n"
+    )
+
+
+def test_chat_with_an_empty_argument_exits_2_without_calling(tmp_path: Path) -> None:
+    # Nothing listens at port 1: the prompt is refused before any connection is tried.
+    result = portico("chat", "", "--address", "127.0.0.1:1")
+    assert result.returncode == 2 and "the prompt is empty" in result.stderr
 
 
 def test_chat_streams_text_as_it_arrives(gateway: str) -> None:
@@ -230,6 +255,31 @@ def test_serve_without_config_runs_the_embedded_default_and_stops_on_sigterm(tmp
 
     assert "fake" in [p["name"] for p in json.loads(listed.stdout)]
     assert code == 0
+
+
+def test_every_option_and_argument_has_help_text() -> None:
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"{path}: {'/'.join(action.option_strings) or action.dest}")
+
+    walk(cli._parser(), "portico")
+    assert missing == []
+
+
+def test_connection_options_are_in_every_client_commands_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["chat"], ["embed"], ["providers"], ["health"], ["admin", "breakers"]):
+        with pytest.raises(SystemExit):
+            cli.main([*command, "--help"])
+        shown = capsys.readouterr().out
+        for option in ("--api-key", "--tls", "--ca-file", "--cert-file", "--key-file"):
+            assert option in shown, (command, option)
+        assert "PORTICO_API_KEY" in shown
 
 
 def test_usage_errors_exit_2() -> None:

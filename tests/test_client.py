@@ -299,6 +299,27 @@ async def test_count_tokens_capabilities_and_providers() -> None:
     assert providers[0].health == portico.ProviderHealth.Value("PROVIDER_HEALTH_SERVING")
 
 
+async def test_enum_values_read_as_words() -> None:
+    async with running_gateway(config()) as gw, portico.AsyncClient(gw.address) as client:
+        finished = await client.chat("hello")
+        tool_call = await client.chat("what is the weather?")
+        cut = await client.chat("a long question for the model", max_tokens=1)
+        async with client.stream("what is the weather?") as stream:
+            streamed = await stream.get_final_response()
+        tokens = await client.count_tokens("hello")
+        (provider,) = await client.providers()
+
+    assert [a.stop_reason_name for a in (finished, tool_call, cut, streamed)] == [
+        "end_turn", "tool_calls", "max_tokens", "tool_calls",
+    ]
+    assert tool_call.stop_reason == portico.StopReason.Value("STOP_REASON_TOOL_CALLS")  # the number stays
+    assert tokens.source_name == "estimate"
+    assert (provider.name, provider.health_name, provider.breaker_state_name) == ("fake", "serving", "closed")
+    assert isinstance(provider.message, portico.ProviderInfo)
+    # A value newer than this client still reads, as its number.
+    assert portico.ChatResponse(portico.CompletionResponse(stop_reason=99)).stop_reason_name == "99"  # type: ignore[arg-type]
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 
@@ -331,11 +352,12 @@ async def test_sync_unknown_provider_raises_not_found() -> None:
 async def test_rate_limit_raises_resource_exhausted_with_retry_after() -> None:
     error = {"reason": "UPSTREAM_RATE_LIMITED", "message": "slow down", "retry_after": 2.5}
     async with running_gateway(config(replies=[{"error": error}, {"error": error}])) as gw:
-        async with portico.AsyncClient(gw.address) as client:
+        # The client's retries off: a rate limit with RetryInfo is otherwise waited out.
+        async with portico.AsyncClient(gw.address, retry=None) as client:
             with pytest.raises(portico.ResourceExhaustedError) as caught:
                 await client.chat("hi", provider="fake")
         with (
-            portico.Client(gw.address) as sync_client,
+            portico.Client(gw.address, retry=None) as sync_client,
             pytest.raises(portico.ResourceExhaustedError) as sync_caught,
         ):
             await in_thread(lambda: sync_client.chat("hi", provider="fake"))

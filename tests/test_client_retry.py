@@ -144,6 +144,130 @@ async def test_retry_info_delay_is_honoured_but_never_past_the_deadline() -> Non
     assert elapsed < 2
 
 
+# -- RESOURCE_EXHAUSTED: a rate limit with RetryInfo is waited out, exactly ------------------
+
+RATE_LIMITED = {"error": {"reason": "UPSTREAM_RATE_LIMITED", "message": "slow down", "retry_after": 0.3}}
+#: What "about the hinted delay" allows: never sooner, and well before a second wait would end.
+HINT = 0.3
+SLACK = 1.5
+
+
+async def test_a_rate_limit_is_retried_once_after_the_hinted_delay() -> None:
+    replies = [RATE_LIMITED, {"content": "ok"}, {"content": "still queued"},
+               RATE_LIMITED, {"content": "async stream ok"},
+               RATE_LIMITED, {"content": "sync ok"}, RATE_LIMITED, {"content": "streamed ok"}]
+    async with running_gateway(fake_config(replies)) as gw:
+        async with portico.AsyncClient(gw.address) as client:  # the default policy
+            started = time.monotonic()
+            answer = await client.chat("hi")
+            waited = time.monotonic() - started
+            # Exactly one retry: the next reply is still there.
+            assert (await client.chat("hi")).content == "still queued"
+            started = time.monotonic()
+            async with client.stream("hi") as async_stream:
+                async_streamed = await async_stream.get_final_response()
+            async_stream_waited = time.monotonic() - started
+        with portico.Client(gw.address) as sync_client:
+            started = time.monotonic()
+            sync_answer = await in_thread(lambda: sync_client.chat("hi"))
+            sync_waited = time.monotonic() - started
+
+            def stream() -> Any:
+                with sync_client.stream("hi") as chunks:
+                    return chunks.get_final_response()
+
+            started = time.monotonic()
+            streamed = await in_thread(stream)
+            stream_waited = time.monotonic() - started
+
+    assert [a.content for a in (answer, async_streamed, sync_answer, streamed)] == [
+        "ok", "async stream ok", "sync ok", "streamed ok",
+    ]
+    for elapsed in (waited, async_stream_waited, sync_waited, stream_waited):
+        assert HINT <= elapsed < HINT + SLACK
+    # The answer's trace is the successful attempt's: the gateway's own retries are off.
+    assert [(a.provider, a.outcome, a.status) for a in answer.attempts] == [("fake", "ok", "OK")]
+    assert answer.overhead_ms is not None and answer.overhead_ms >= 0
+
+
+async def test_exhaustion_without_a_delay_or_marked_unsafe_is_not_retried() -> None:
+    quota = {"error": {"reason": "UPSTREAM_QUOTA_EXCEEDED", "message": "out of credit"}}
+    unsafe_limit = {"error": {"reason": "UPSTREAM_RATE_LIMITED", "retry_after": 0.01, "retry_safe": False}}
+    async with running_gateway(fake_config([quota])) as gw, portico.AsyncClient(gw.address, retry=QUICK) as client:
+        with pytest.raises(portico.ResourceExhaustedError) as spent:
+            await client.chat("hi")
+    async with (
+        running_gateway(fake_config([unsafe_limit, {"content": "still queued"}])) as gw,
+        portico.AsyncClient(gw.address, retry=QUICK) as client,
+    ):
+        with pytest.raises(portico.ResourceExhaustedError) as unsafe:
+            await client.chat("hi")
+        assert (await client.chat("hi")).content == "still queued"
+
+    # A spent quota does not refill by waiting: the gateway sends no RetryInfo. (A second
+    # attempt would have met the gateway's quota cooldown, with another message.)
+    assert spent.value.retry_after is None and spent.value.retry_safe
+    assert spent.value.message == "out of credit"
+    assert unsafe.value.retry_after == pytest.approx(0.01) and not unsafe.value.retry_safe
+
+
+async def test_a_hint_over_a_minute_is_handed_to_the_caller_at_once() -> None:
+    long_wait = {"error": {"reason": "UPSTREAM_RATE_LIMITED", "message": "come back later", "retry_after": 61}}
+    async with (
+        running_gateway(fake_config([long_wait, {"content": "still queued"}])) as gw,
+        # No deadline at all: only the 60 s cap stops the client from waiting.
+        portico.AsyncClient(gw.address, timeout=None) as client,
+    ):
+        started = time.monotonic()
+        with pytest.raises(portico.ResourceExhaustedError) as caught:
+            await client.chat("hi")
+        elapsed = time.monotonic() - started
+        assert (await client.chat("hi")).content == "still queued"
+
+    assert caught.value.retry_after == pytest.approx(61)
+    assert elapsed < 10  # bounded, not a 61 s wait
+
+
+async def test_the_trace_is_readable_on_answers_streams_token_counts_and_errors() -> None:
+    attempts = [
+        {"provider": "primary", "model": "big", "outcome": "error", "status": "UNAVAILABLE",
+         "reason": "ERROR_REASON_UPSTREAM_OVERLOADED", "duration_ms": 12.5},
+        {"provider": "fake", "model": "fake-chat", "duration_ms": 3.25, "wait_ms": 200},
+    ]
+    replies = [{"content": "chat", "attempts": attempts, "overhead_ms": 1.5},
+               {"content": "stream", "attempts": attempts, "overhead_ms": 2.5},
+               {**UNSAFE, "attempts": attempts[:1], "overhead_ms": 0.75}]
+    async with running_gateway(fake_config(replies)) as gw, portico.AsyncClient(gw.address, retry=None) as client:
+        answer = await client.chat("hi")
+        async with client.stream("hi") as stream:
+            async for _ in stream:
+                pass
+        with pytest.raises(portico.UnavailableError) as caught:
+            await client.chat("hi")
+        tokens = await client.count_tokens("hi")
+
+    expected = [
+        portico.Attempt("primary", "big", "error", "UNAVAILABLE", "ERROR_REASON_UPSTREAM_OVERLOADED", 12.5, 0.0),
+        portico.Attempt("fake", "fake-chat", "ok", "OK", "", 3.25, 200.0),
+    ]
+    assert (answer.attempts, answer.overhead_ms) == (expected, 1.5)
+    assert (stream.attempts, stream.overhead_ms) == (expected, 2.5)
+    assert (caught.value.attempts, caught.value.overhead_ms) == (expected[:1], 0.75)
+    # Counting tokens is measured, not scripted: one attempt at the fake.
+    assert [(a.provider, a.outcome) for a in tokens.attempts] == [("fake", "ok")]
+    assert tokens.overhead_ms is not None
+
+
+def test_backoff_is_full_jitter_up_to_the_doubling_ceiling() -> None:
+    policy = portico.RetryPolicy()  # 0.2 s doubling to 5 s
+    for retry, ceiling in [(1, 0.2), (2, 0.4), (3, 0.8), (6, 5.0), (9, 5.0)]:
+        waits = [policy.backoff(retry) for _ in range(400)]
+        assert all(0 <= wait <= ceiling for wait in waits)
+        # Spread over the whole range, not only its upper half.
+        assert min(waits) < ceiling / 4 and max(waits) > ceiling * 3 / 4
+    assert (policy.max_attempts, policy.initial_backoff, policy.max_backoff) == (3, 0.2, 5.0)
+
+
 # -- at the network edge: an OpenAI-compatible upstream that counts requests -----------
 
 KEY = "sk-test-retry-0123456789"

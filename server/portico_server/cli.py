@@ -7,8 +7,12 @@
     portico health [--service NAME]
     portico admin breakers | reset-breaker PROVIDER | switch ROUTE [TARGET] | reload | history
 
+Every command that connects takes --address, --timeout, --api-key (default:
+$PORTICO_API_KEY), and --tls / --ca-file / --cert-file / --key-file.
+
 Exit codes: 0 success; 1 the call failed (or, for `health`, the service is not
-SERVING); 2 bad usage or a bad configuration file. Failures print one line on stderr.
+SERVING); 2 bad usage (an empty prompt, an unreadable certificate file, ...) or a bad
+configuration file. Failures print one line on stderr.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import Any, TextIO
+
+# gRPC's C core reads this once, when it is imported. Unset, it logs each failed TLS
+# handshake on stderr at INFO level, beside the command's own one-line error.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
 import portico
@@ -35,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Callable[[argparse.Namespace], int] = args.command
     try:
         return command(args)
+    except _UsageError as exc:
+        print(f"portico: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -65,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    prompt = sys.stdin.read() if args.prompt in (None, "-") else args.prompt
+    prompt = _prompt(args.prompt)
     messages = [{"role": "user", "content": prompt}]
     if args.system:
         messages.insert(0, {"role": "system", "content": args.system})
@@ -97,6 +108,20 @@ def _chat(args: argparse.Namespace) -> int:
     for call in final.tool_calls:
         out.write(f"[tool call] {call.name}({call.arguments})\n")
     return 0
+
+
+def _prompt(given: str | None) -> str:
+    """The prompt from the argument, or from stdin for none or '-'. The newline that ends
+    a piped or typed prompt is not part of it; an empty prompt is a usage error."""
+    if given not in (None, "-"):
+        prompt = given
+    else:
+        if sys.stdin.isatty():
+            print("portico: reading the prompt from standard input; end it with Ctrl-D", file=sys.stderr)
+        prompt = sys.stdin.read().rstrip("\r\n")
+    if not prompt.strip():
+        raise _UsageError("the prompt is empty: give it as an argument, or pipe it to standard input")
+    return prompt
 
 
 def _embed(args: argparse.Namespace) -> int:
@@ -149,10 +174,13 @@ def _health(args: argparse.Namespace) -> int:
     except ImportError:
         print("portico: error: `health` needs the server extra: pip install 'portico[server]'", file=sys.stderr)
         return 2
-    with grpc.insecure_channel(args.address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+    with _client(args) as client:
+        stub = health_pb2_grpc.HealthStub(client.channel)
         try:
-            response = stub.Check(health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
+            response = stub.Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout,
+                metadata=client.metadata or None,
+            )
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return _fail_line(f"NOT_FOUND: the gateway has no health entry {args.service!r}")
@@ -174,9 +202,9 @@ def _admin_call(args: argparse.Namespace, call: Callable[[Any], Any]) -> Any:
     """Run `call(stub)`; a failure prints one line and raises _Failed."""
     from portico.v1 import admin_service_pb2_grpc
 
-    with grpc.insecure_channel(args.address) as channel:
+    with _client(args) as client:
         try:
-            return call(admin_service_pb2_grpc.AdminServiceStub(channel))
+            return call(_WithMetadata(admin_service_pb2_grpc.AdminServiceStub(client.channel), client.metadata))
         except grpc.RpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.UNAVAILABLE and "connect" in (exc.details() or "").lower():
@@ -186,6 +214,23 @@ def _admin_call(args: argparse.Namespace, call: Callable[[Any], Any]) -> Any:
 
 class _Failed(Exception):
     pass
+
+
+class _WithMetadata:
+    """A stub whose every method sends `metadata` (the caller key) unless given its own."""
+
+    def __init__(self, stub: Any, metadata: list[tuple[str, str | bytes]]) -> None:
+        self._stub = stub
+        self._metadata = metadata or None
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._stub, name)
+
+        def call(request: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("metadata", self._metadata)
+            return method(request, **kwargs)
+
+        return call
 
 
 def _admin(command: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], int]:
@@ -273,10 +318,27 @@ def _admin_history(args: argparse.Namespace) -> None:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+class _UsageError(Exception):
+    """Bad input from the command line: one line on stderr, exit 2."""
+
+
 def _client(args: argparse.Namespace) -> portico.Client:
-    if args.timeout is None:
-        return portico.Client(args.address)
-    return portico.Client(args.address, timeout=args.timeout)
+    """A client with the command's address, deadline, caller key and TLS settings."""
+    settings: dict[str, Any] = {
+        "api_key": args.api_key,  # None: the client reads $PORTICO_API_KEY
+        "tls": args.tls,
+        "ca_file": args.ca_file,
+        "cert_file": args.cert_file,
+        "key_file": args.key_file,
+    }
+    if args.timeout is not None:
+        settings["timeout"] = args.timeout
+    try:
+        return portico.Client(args.address, **settings)
+    except OSError as exc:  # an unreadable certificate or key file
+        raise _UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 def _fail(exc: portico.PorticoError, address: str) -> int:
@@ -345,21 +407,44 @@ def _parser() -> argparse.ArgumentParser:
         help="the gateway (default: $PORTICO_ADDRESS or %(default)s)",
     )
     client.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="deadline of the call")
+    client.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="the caller key, sent as 'authorization: Bearer KEY' (default: $PORTICO_API_KEY, "
+        "which keeps the key out of the process list)",
+    )
+    client.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect with TLS, verifying the gateway against the system's root certificates "
+        "(implied by --ca-file, --cert-file and --key-file)",
+    )
+    client.add_argument(
+        "--ca-file", metavar="PEM", help="verify the gateway's certificate against this CA instead (implies --tls)"
+    )
+    client.add_argument(
+        "--cert-file", metavar="PEM", help="a client certificate, for a gateway that asks for one (with --key-file)"
+    )
+    client.add_argument("--key-file", metavar="PEM", help="the client certificate's private key (with --cert-file)")
 
     chat = commands.add_parser("chat", parents=[client], help="stream an answer to the terminal")
     chat.add_argument("prompt", nargs="?", help="the user message; '-' or none reads stdin")
     chat.add_argument("--provider", default="", help="a configured provider name")
     chat.add_argument("--model", default="", help="a model name or alias")
     chat.add_argument("--system", default="", help="a system message")
-    chat.add_argument("--temperature", type=float)
-    chat.add_argument("--max-tokens", type=int, dest="max_tokens")
+    chat.add_argument("--temperature", type=float, metavar="T", help="sampling temperature, e.g. 0.2")
+    chat.add_argument(
+        "--max-tokens", type=_positive_int, dest="max_tokens", metavar="N", help="at most N tokens in the answer"
+    )
     chat.set_defaults(command=_chat)
 
     embed = commands.add_parser("embed", parents=[client], help="print one JSON vector per text")
-    embed.add_argument("texts", nargs="+", metavar="TEXT")
-    embed.add_argument("--provider", default="")
-    embed.add_argument("--model", default="")
-    embed.add_argument("--dimensions", type=int)
+    embed.add_argument("texts", nargs="+", metavar="TEXT", help="one vector is printed for each")
+    embed.add_argument("--provider", default="", help="a configured provider name")
+    embed.add_argument("--model", default="", help="an embedding model name or alias")
+    embed.add_argument(
+        "--dimensions", type=_positive_int, metavar="N", help="shorten each vector to N values (if the model can)"
+    )
     embed.set_defaults(command=_embed)
 
     providers = commands.add_parser("providers", parents=[client], help="list the configured providers")
@@ -381,7 +466,7 @@ def _parser() -> argparse.ArgumentParser:
     breakers = admin_commands.add_parser("breakers", parents=[client], help="circuit breakers and their figures")
     breakers.set_defaults(command=_admin_breakers)
     reset = admin_commands.add_parser("reset-breaker", parents=[client], help="close a provider's circuit breaker")
-    reset.add_argument("provider", metavar="PROVIDER")
+    reset.add_argument("provider", metavar="PROVIDER", help="a configured provider name")
     reset.add_argument("--reason", default="", help="recorded in the history")
     reset.set_defaults(command=_admin_reset)
     switch = admin_commands.add_parser(

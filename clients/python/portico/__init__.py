@@ -3,10 +3,13 @@
     from portico import Client
 
     with Client("127.0.0.1:50051") as client:
-        print(client.chat("Say hello", model="gpt-4o-mini").content)
+        answer = client.chat("Say hello")
+        print(answer.content, answer.stop_reason_name)
 
 `Client` blocks, `AsyncClient` is its asyncio twin; both return the API's protobuf
-messages (re-exported here) and raise the typed exceptions of `portico.PorticoError`.
+messages (re-exported here), answers with the gateway's attempt trace beside them and
+enum values readable as words (`stop_reason_name`), and raise the typed exceptions of
+`portico.PorticoError`.
 The generated stubs live in `portico.v1`.
 """
 
@@ -35,7 +38,7 @@ from ._parts import assistant_message, document, image, media, reasoning_parts
 from ._retry import RetryPolicy
 from ._stream import AsyncChatStream, ChatStream
 from ._tools import tool
-from ._trace import Attempt, ChatResponse, EmbedResult
+from ._trace import Attempt, ChatResponse, EmbedResult, Provider, TokenCount
 from ._version import __version__
 from .v1.error_reason_pb2 import ErrorReason
 from .v1.llm_service_pb2 import (
@@ -100,6 +103,7 @@ __all__ = [
     "PermissionDeniedError",
     "PorticoError",
     "Priority",
+    "Provider",
     "ProviderHealth",
     "ProviderInfo",
     "Reasoning",
@@ -113,6 +117,7 @@ __all__ = [
     "StopReason",
     "StreamChunk",
     "StreamFailover",
+    "TokenCount",
     "TokenCountSource",
     "ToolCall",
     "ToolCallDelta",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Unpack, overload
 
@@ -28,7 +29,7 @@ from ._request import (
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._status import error_from_rpc
 from ._stream import AsyncChatStream, FailoverCallback
-from ._trace import ChatResponse, EmbedResult, trace_from_metadata
+from ._trace import ChatResponse, EmbedResult, Provider, TokenCount, trace_from_metadata
 from .v1 import llm_service_pb2, llm_service_pb2_grpc
 
 
@@ -42,7 +43,11 @@ class AsyncClient:
         self,
         address: str | None = None,
         *,
+        api_key: str | None = None,
         tls: bool | TLS = False,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
         metadata: MetadataLike | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = DEFAULT_RETRY,
@@ -52,6 +57,10 @@ class AsyncClient:
         self._core = ClientCore(
             address,
             tls=tls,
+            api_key=api_key,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
             metadata=metadata,
             timeout=timeout,
             retry=retry,
@@ -65,6 +74,18 @@ class AsyncClient:
     @property
     def address(self) -> str:
         return self._core.address
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The gRPC channel, with this client's TLS settings, for the gateway's other
+        services (health, admin); pass `metadata=client.metadata` on those calls."""
+        return self._channel
+
+    @property
+    def metadata(self) -> list[tuple[str, str | bytes]]:
+        """What every call of this client sends: the caller key's `authorization`, then
+        the client's `metadata`."""
+        return list(self._core.metadata)
 
     @overload
     async def chat(
@@ -120,13 +141,14 @@ class AsyncClient:
 
     async def count_tokens(
         self, messages: MessagesLike, **options: Unpack[CountTokensOptions]
-    ) -> llm_service_pb2.CountTokensResponse:
-        """The tokens a chat request with these messages (and tools) would use."""
+    ) -> TokenCount:
+        """The tokens a chat request with these messages (and tools) would use, with the
+        gateway's attempt trace."""
         check_options(options, CountTokensOptions, "count_tokens")
-        response: llm_service_pb2.CountTokensResponse = await self._call(
-            self.stub.CountTokens, count_tokens_request(messages, options), options
+        response, trailing = await self._call(
+            _with_trailers(self.stub.CountTokens), count_tokens_request(messages, options), options
         )
-        return response
+        return TokenCount(response, trace_from_metadata(trailing))
 
     async def capabilities(
         self, **options: Unpack[CapabilitiesOptions]
@@ -138,16 +160,16 @@ class AsyncClient:
         )
         return response.capabilities
 
-    async def providers(self, **options: Unpack[CallOptions]) -> list[llm_service_pb2.ProviderInfo]:
+    async def providers(self, **options: Unpack[CallOptions]) -> list[Provider]:
         """The configured providers, in configuration order, with their health."""
         check_options(options, CallOptions, "providers")
-        found: list[llm_service_pb2.ProviderInfo] = []
+        found: list[Provider] = []
         token = ""
         while True:  # every page, so callers never see pagination
             page: llm_service_pb2.ListProvidersResponse = await self._call(
                 self.stub.ListProviders, llm_service_pb2.ListProvidersRequest(page_token=token), options
             )
-            found.extend(page.providers)
+            found.extend(Provider(p) for p in page.providers)
             token = page.next_page_token
             if not token:
                 return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Unpack, overload
 
@@ -28,7 +29,7 @@ from ._request import (
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._status import error_from_rpc
 from ._stream import ChatStream, FailoverCallback
-from ._trace import ChatResponse, EmbedResult, trace_from_metadata
+from ._trace import ChatResponse, EmbedResult, Provider, TokenCount, trace_from_metadata
 from .v1 import llm_service_pb2, llm_service_pb2_grpc
 
 
@@ -36,17 +37,30 @@ class Client:
     """A blocking Portico client over one gRPC channel. Close it, or use `with`.
 
     `address` defaults to $PORTICO_ADDRESS, else 127.0.0.1:50051. `timeout` is the
-    default deadline of every call in seconds (None: none); `metadata` goes with every
-    call; `tls=True` verifies the gateway against the system's roots, `TLS(...)` says how.
-    A call is sent again, with backoff, only when the gateway says that is safe: UNAVAILABLE
-    with `retry_safe` in its details (`retry`: how often and how patiently; None: never).
+    default deadline of every call in seconds (None: none); `metadata` goes with every call.
+
+    `api_key` (default: $PORTICO_API_KEY) is the caller key, sent on every call as
+    `authorization: Bearer <key>`, over TLS or not. `ca_file` (the CA that signed the
+    gateway's certificate) and `cert_file` + `key_file` (a client certificate, for mutual
+    TLS) are PEM file paths, and any of them turns TLS on; `tls=True` alone verifies the
+    gateway against the system's roots, and `TLS(...)` gives every setting (PEM bytes, a
+    server name override) instead of the files.
+
+    A call is sent again, after a wait, only when the gateway says that is safe (`retry_safe`
+    in its details) and waiting can help: UNAVAILABLE, or RESOURCE_EXHAUSTED with a
+    RetryInfo delay, which is then waited exactly. `retry` says how often and how
+    patiently; None: never.
     """
 
     def __init__(
         self,
         address: str | None = None,
         *,
+        api_key: str | None = None,
         tls: bool | TLS = False,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
         metadata: MetadataLike | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = DEFAULT_RETRY,
@@ -56,6 +70,10 @@ class Client:
         self._core = ClientCore(
             address,
             tls=tls,
+            api_key=api_key,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
             metadata=metadata,
             timeout=timeout,
             retry=retry,
@@ -69,6 +87,18 @@ class Client:
     @property
     def address(self) -> str:
         return self._core.address
+
+    @property
+    def channel(self) -> grpc.Channel:
+        """The gRPC channel, with this client's TLS settings, for the gateway's other
+        services (health, admin); pass `metadata=client.metadata` on those calls."""
+        return self._channel
+
+    @property
+    def metadata(self) -> list[tuple[str, str | bytes]]:
+        """What every call of this client sends: the caller key's `authorization`, then
+        the client's `metadata`."""
+        return list(self._core.metadata)
 
     @overload
     def chat(
@@ -122,13 +152,12 @@ class Client:
 
     def count_tokens(
         self, messages: MessagesLike, **options: Unpack[CountTokensOptions]
-    ) -> llm_service_pb2.CountTokensResponse:
-        """The tokens a chat request with these messages (and tools) would use."""
+    ) -> TokenCount:
+        """The tokens a chat request with these messages (and tools) would use, with the
+        gateway's attempt trace."""
         check_options(options, CountTokensOptions, "count_tokens")
-        response: llm_service_pb2.CountTokensResponse = self._call(
-            self.stub.CountTokens, count_tokens_request(messages, options), options
-        )
-        return response
+        response, call = self._call(self.stub.CountTokens.with_call, count_tokens_request(messages, options), options)
+        return TokenCount(response, trace_from_metadata(call.trailing_metadata()))
 
     def capabilities(self, **options: Unpack[CapabilitiesOptions]) -> llm_service_pb2.Capabilities:
         """What a provider and model can do (default: the provider's default model)."""
@@ -138,16 +167,16 @@ class Client:
         )
         return response.capabilities
 
-    def providers(self, **options: Unpack[CallOptions]) -> list[llm_service_pb2.ProviderInfo]:
+    def providers(self, **options: Unpack[CallOptions]) -> list[Provider]:
         """The configured providers, in configuration order, with their health."""
         check_options(options, CallOptions, "providers")
-        found: list[llm_service_pb2.ProviderInfo] = []
+        found: list[Provider] = []
         token = ""
         while True:  # every page, so callers never see pagination
             page: llm_service_pb2.ListProvidersResponse = self._call(
                 self.stub.ListProviders, llm_service_pb2.ListProvidersRequest(page_token=token), options
             )
-            found.extend(page.providers)
+            found.extend(Provider(p) for p in page.providers)
             token = page.next_page_token
             if not token:
                 return found

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ._channel import TLS, ChannelSettings
+from ._credentials import api_key_metadata, resolve_tls
 from ._errors import ResponseParseError
 from ._request import MetadataLike, call_metadata
 from ._retry import NO_RETRY, Attempts, RetryPolicy
@@ -32,6 +34,10 @@ class ClientCore:
         address: str | None,
         *,
         tls: bool | TLS,
+        api_key: str | None,
+        ca_file: str | Path | None,
+        cert_file: str | Path | None,
+        key_file: str | Path | None,
         metadata: MetadataLike | None,
         timeout: float | None,
         retry: RetryPolicy | None,
@@ -41,11 +47,13 @@ class ClientCore:
         resolved = address or os.environ.get("PORTICO_ADDRESS") or DEFAULT_ADDRESS
         self.channel = ChannelSettings(
             address=resolved,
-            tls=TLS() if tls is True else (tls or None),
+            tls=resolve_tls(tls, ca_file, cert_file, key_file),
             max_message_bytes=max_message_bytes,
             keepalive_time=keepalive_time,
         )
-        self.metadata = call_metadata(metadata)
+        own = call_metadata(metadata)
+        # The key goes first: a proxy that keeps only the first `authorization` still sees it.
+        self.metadata = [*api_key_metadata(api_key, own), *own]
         self.timeout = timeout
         self.retry = retry or NO_RETRY
 

@@ -102,7 +102,9 @@ class FailedPreconditionError(StatusError):
 
 
 class ResourceExhaustedError(StatusError):
-    """RESOURCE_EXHAUSTED: rate limited (wait `retry_after`) or out of quota."""
+    """RESOURCE_EXHAUSTED: rate limited (wait `retry_after`) or out of quota. A rate limit
+    with a delay of 60 s or less was already waited out and retried by the client, within
+    its retry policy and the call's deadline."""
 
 
 class UnavailableError(StatusError):

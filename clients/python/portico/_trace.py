@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ._enums import enum_name
 from .v1 import llm_service_pb2, types_pb2
 
 ATTEMPTS_KEY = "portico-attempts"
@@ -96,19 +97,15 @@ def _attempt(item: dict[str, Any]) -> Attempt:
     )
 
 
-class _Traced:
-    """A response message with the gateway's attempt trace beside it; attribute reads the
-    class does not name (HasField, SerializeToString, ...) go to the message."""
+class MessageView:
+    """A protobuf message with a few readable extras; attribute reads the class does not
+    name (fields, HasField, SerializeToString, ...) go to the message."""
 
-    __slots__ = ("attempts", "message", "overhead_ms")
+    __slots__ = ("message",)
     message: Any
 
-    def __init__(self, message: Any, trace: Trace = NO_TRACE) -> None:
+    def __init__(self, message: Any) -> None:
         self.message = message
-        #: Each attempt the gateway made for this answer, in order.
-        self.attempts: list[Attempt] = trace.attempts
-        #: The gateway's own milliseconds, or None when it sent none.
-        self.overhead_ms: float | None = trace.overhead_ms
 
     def __getattr__(self, name: str) -> Any:
         if name == "message":  # not set yet (copy, unpickling): no recursion
@@ -116,11 +113,27 @@ class _Traced:
         return getattr(self.message, name)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, _Traced):
+        if isinstance(other, MessageView):
             return bool(self.message == other.message)
         return bool(self.message == other)
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as the message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class _Traced(MessageView):
+    """A response message with the gateway's attempt trace beside it."""
+
+    __slots__ = ("attempts", "overhead_ms")
+
+    def __init__(self, message: Any, trace: Trace = NO_TRACE) -> None:
+        super().__init__(message)
+        #: Each attempt the gateway made for this answer, in order.
+        self.attempts: list[Attempt] = trace.attempts
+        #: The gateway's own milliseconds, or None when it sent none.
+        self.overhead_ms: float | None = trace.overhead_ms
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.message!r}, attempts={self.attempts!r}, "
@@ -155,6 +168,12 @@ class ChatResponse(_Traced):
     @property
     def stop_reason(self) -> types_pb2.StopReason:
         return self.message.stop_reason
+
+    @property
+    def stop_reason_name(self) -> str:
+        """Why the answer ended, as a word: "end_turn", "max_tokens", "stop_sequence",
+        "tool_calls", "content_filter", "refusal" or "other"."""
+        return enum_name(types_pb2.StopReason, self.message.stop_reason)
 
     @property
     def raw_stop_reason(self) -> str:
@@ -210,3 +229,68 @@ class EmbedResult(_Traced):
     @property
     def provider(self) -> str:
         return self.message.provider
+
+
+class TokenCount(_Traced):
+    """A `CountTokensResponse` with the gateway's attempt trace beside it; fields read as
+    on the message, `message` is the message itself."""
+
+    __slots__ = ()
+    message: llm_service_pb2.CountTokensResponse
+
+    def __init__(self, message: llm_service_pb2.CountTokensResponse, trace: Trace = NO_TRACE) -> None:
+        super().__init__(message, trace)
+
+    @property
+    def token_count(self) -> int:
+        return self.message.token_count
+
+    @property
+    def source(self) -> llm_service_pb2.TokenCountSource:
+        return self.message.source
+
+    @property
+    def source_name(self) -> str:
+        """"provider" (the provider counted: exact) or "estimate"."""
+        return enum_name(llm_service_pb2.TokenCountSource, self.message.source)
+
+    @property
+    def provider(self) -> str:
+        return self.message.provider
+
+    @property
+    def model(self) -> str:
+        return self.message.model
+
+
+class Provider(MessageView):
+    """A `ProviderInfo` message (name, kind, models, default_model, health), with
+    `health_name`."""
+
+    __slots__ = ()
+    message: llm_service_pb2.ProviderInfo
+
+    def __init__(self, message: llm_service_pb2.ProviderInfo) -> None:
+        super().__init__(message)
+
+    @property
+    def name(self) -> str:
+        return self.message.name
+
+    @property
+    def kind(self) -> str:
+        return self.message.kind
+
+    @property
+    def health(self) -> llm_service_pb2.ProviderHealth:
+        return self.message.health
+
+    @property
+    def health_name(self) -> str:
+        """"serving", "not_serving", or "unspecified" before the first probe."""
+        return enum_name(llm_service_pb2.ProviderHealth, self.message.health)
+
+    @property
+    def breaker_state_name(self) -> str:
+        """"closed", "open", "half_open", or "unspecified" when it has no breaker."""
+        return enum_name(llm_service_pb2.BreakerState, self.message.breaker_state)
