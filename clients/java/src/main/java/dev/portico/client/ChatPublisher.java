@@ -93,7 +93,8 @@ public final class ChatPublisher implements Flow.Publisher<StreamChunk> {
   /**
    * The gateway's attempt trace with the client's count of attempts, once the stream has ended
    * normally; on a failure the future completes with the same exception as the stream, whose
-   * {@link PorticoException#trace()} has it. Cancelled if the stream is.
+   * {@link PorticoException#trace()} has it, and with a {@link java.util.concurrent.CancellationException}
+   * if the stream is cancelled.
    */
   public CompletableFuture<Trace> trace() {
     return trace.copy();
