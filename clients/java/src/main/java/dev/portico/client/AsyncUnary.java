@@ -97,5 +97,8 @@ final class AsyncUnary<T> {
         result.complete(new Traced<>(value, Trace.from(trailers.get()).withClientAttempts(attempts.made())));
       }
     });
+    if (result.isCancelled()) { // cancelled while this attempt was starting
+      inFlight.get().cancel("cancelled by the caller", null);
+    }
   }
 }

@@ -22,6 +22,7 @@ import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.TlsChannelCredentials;
 import io.grpc.stub.MetadataUtils;
@@ -154,7 +155,7 @@ public final class PorticoClient implements AutoCloseable {
       public void onError(Throwable error) {
         listener.onError(error instanceof PorticoException failure
             ? failure
-            : ErrorDecoder.decode(io.grpc.Status.fromThrowable(error).asRuntimeException(), address));
+            : ErrorDecoder.decode(Status.fromThrowable(error).asRuntimeException(), address));
       }
 
       @Override
