@@ -15,6 +15,8 @@ command -v java >/dev/null && command -v javac >/dev/null \
   || fail "no JDK found: the Java client needs JDK 17 or newer (Debian: apt-get install openjdk-17-jdk-headless)"
 command -v mvn >/dev/null \
   || fail "mvn not found: the Java client builds with Maven 3.6.3 or newer (Debian: apt-get install maven)"
+command -v openssl >/dev/null \
+  || fail "openssl not found: the mutual TLS tests make their throwaway certificates with it (Debian: apt-get install openssl)"
 java_version=$(java -XshowSettings:properties -version 2>&1 | awk -F' = ' '/java.specification.version/ {print $2}')
 [ "${java_version%%.*}" -ge 17 ] 2>/dev/null \
   || fail "Java ${java_version:-of unknown version} found; the Java client needs 17 or newer"

@@ -28,7 +28,10 @@ type Client struct {
 // unreachable gateway shows up as an UNAVAILABLE *Error from that call.
 func Dial(addr string, opts ...Option) (*Client, error) {
 	s := collect(opts)
-	creds := s.creds
+	creds, err := s.transportCredentials()
+	if err != nil {
+		return nil, err
+	}
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
@@ -44,17 +47,10 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 }
 
 // NewClient wraps a connection the caller made and keeps owning: Close leaves it open.
-// WithTLS, WithTransportCredentials and WithDialOptions do not apply here.
+// The transport options (WithTLS, WithClientCertificate, WithTLSConfig,
+// WithTransportCredentials, WithDialOptions) do not apply here; WithAPIKey does.
 func NewClient(conn grpc.ClientConnInterface, opts ...Option) *Client {
 	return &Client{rpc: porticov1.NewLLMServiceClient(conn), settings: collect(opts)}
-}
-
-func collect(opts []Option) settings {
-	var s settings
-	for _, opt := range opts {
-		opt(&s)
-	}
-	return s
 }
 
 // Close closes the connection Dial made. Calls in flight fail with CANCELED.
@@ -71,14 +67,13 @@ func (c *Client) Service() porticov1.LLMServiceClient { return c.rpc }
 
 // Chat generates a complete answer. Like every call of a Client, it is made again
 // (see RetryPolicy) only when the gateway says no generation started. Pass
-// CaptureTrace to read the gateway's attempt trace; an *Error carries its own.
+// CaptureTrace (to this or any other call) to read the gateway's attempt trace; an
+// *Error carries its own.
 func (c *Client) Chat(ctx context.Context, req *porticov1.ChatRequest, opts ...grpc.CallOption) (*porticov1.CompletionResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	return retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.CompletionResponse, error) {
-		return unaryWithTrace(opts, func(opts []grpc.CallOption) (*porticov1.CompletionResponse, error) {
-			return c.rpc.Chat(ctx, req, opts...)
-		})
+	return retryUnary(ctx, c.settings.retryPolicy(), opts, func(ctx context.Context, opts []grpc.CallOption) (*porticov1.CompletionResponse, error) {
+		return c.rpc.Chat(ctx, req, opts...)
 	})
 }
 
@@ -86,10 +81,8 @@ func (c *Client) Chat(ctx context.Context, req *porticov1.ChatRequest, opts ...g
 func (c *Client) Embed(ctx context.Context, req *porticov1.EmbedRequest, opts ...grpc.CallOption) (*porticov1.EmbedResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	return retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.EmbedResponse, error) {
-		return unaryWithTrace(opts, func(opts []grpc.CallOption) (*porticov1.EmbedResponse, error) {
-			return c.rpc.Embed(ctx, req, opts...)
-		})
+	return retryUnary(ctx, c.settings.retryPolicy(), opts, func(ctx context.Context, opts []grpc.CallOption) (*porticov1.EmbedResponse, error) {
+		return c.rpc.Embed(ctx, req, opts...)
 	})
 }
 
@@ -97,7 +90,7 @@ func (c *Client) Embed(ctx context.Context, req *porticov1.EmbedRequest, opts ..
 func (c *Client) CountTokens(ctx context.Context, req *porticov1.CountTokensRequest, opts ...grpc.CallOption) (*porticov1.CountTokensResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	return retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.CountTokensResponse, error) {
+	return retryUnary(ctx, c.settings.retryPolicy(), opts, func(ctx context.Context, opts []grpc.CallOption) (*porticov1.CountTokensResponse, error) {
 		return c.rpc.CountTokens(ctx, req, opts...)
 	})
 }
@@ -106,7 +99,7 @@ func (c *Client) CountTokens(ctx context.Context, req *porticov1.CountTokensRequ
 func (c *Client) GetCapabilities(ctx context.Context, req *porticov1.GetCapabilitiesRequest, opts ...grpc.CallOption) (*porticov1.GetCapabilitiesResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	return retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.GetCapabilitiesResponse, error) {
+	return retryUnary(ctx, c.settings.retryPolicy(), opts, func(ctx context.Context, opts []grpc.CallOption) (*porticov1.GetCapabilitiesResponse, error) {
 		return c.rpc.GetCapabilities(ctx, req, opts...)
 	})
 }
@@ -120,7 +113,7 @@ func (c *Client) ListProviders(ctx context.Context, opts ...grpc.CallOption) (*p
 	all := &porticov1.ListProvidersResponse{}
 	req := &porticov1.ListProvidersRequest{}
 	for {
-		page, err := retryUnary(ctx, c.settings.retryPolicy(), func(ctx context.Context) (*porticov1.ListProvidersResponse, error) {
+		page, err := retryUnary(ctx, c.settings.retryPolicy(), opts, func(ctx context.Context, opts []grpc.CallOption) (*porticov1.ListProvidersResponse, error) {
 			return c.rpc.ListProviders(ctx, req, opts...)
 		})
 		if err != nil {
@@ -147,7 +140,7 @@ func (c *Client) Stream(ctx context.Context, req *porticov1.ChatRequest, opts ..
 		cancel()
 		return nil, decodeError(err)
 	}
-	return &ChatStream{call: call, cancel: cancel, ctx: ctx, start: start, retry: c.settings.retryPolicy(), attempts: 1}, nil
+	return &ChatStream{call: call, cancel: cancel, ctx: ctx, start: start, retry: c.settings.retryPolicy(), attempts: 1, traceInto: capturedTrace(opts)}, nil
 }
 
 // callContext applies the client's metadata and default deadline to one call. The

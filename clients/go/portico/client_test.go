@@ -405,7 +405,8 @@ func TestUnknownProviderIsNotFound(t *testing.T) {
 }
 
 func TestRateLimitCarriesRetryInfoAndMetadata(t *testing.T) {
-	client := newClient(t)
+	// Retries off: the rule answers every attempt with the same 2.5 s hint.
+	client := newClient(t, portico.WithoutRetries())
 	_, err := client.Chat(callContext(t), chatRequest("fake", "rate limit me"))
 	perr := asPorticoError(t, err)
 	if perr.Code != codes.ResourceExhausted || perr.Reason != "ERROR_REASON_UPSTREAM_RATE_LIMITED" {

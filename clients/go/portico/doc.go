@@ -2,9 +2,12 @@
 //
 // It wraps the generated LLMService client (package
 // portico.dev/clients/go/gen/portico/v1) and adds only what every caller would
-// otherwise write again: the connection (plaintext or TLS), metadata sent with every
-// call, a default deadline, a chat stream read with a Recv loop or a range-over-func
-// iterator, and errors that carry the gateway's decoded google.rpc details.
+// otherwise write again: the connection (plaintext, TLS with a CA file, mutual TLS),
+// the caller key and other metadata sent with every call, a default deadline, retries
+// of what the gateway marks safe to repeat, a chat stream read with a Recv loop or a
+// range-over-func iterator, the gateway's attempt trace, errors that carry its decoded
+// google.rpc details, tool schemas reflected from Go structs (ToolFor) and pointers for
+// optional request fields (Float, Int, ...).
 //
 //	client, err := portico.Dial("127.0.0.1:50051", portico.WithDefaultTimeout(30*time.Second))
 //	if err != nil { ... }

@@ -48,6 +48,9 @@ type Error struct {
 	Attempts []Attempt
 	// Overhead is the gateway's own time on the call (portico-overhead-ms).
 	Overhead time.Duration
+	// ClientAttempts is how many times this client sent the call before giving up
+	// (0 for a failure that came before any attempt, such as a bad option).
+	ClientAttempts int
 
 	status *status.Status
 }
@@ -105,7 +108,7 @@ func (e *Error) RetrySafe() bool {
 
 // Retryable reports whether making the same call again is both safe (RetrySafe) and
 // may succeed: the status is UNAVAILABLE, or the gateway said how long to wait. The
-// client already retried a retry-safe UNAVAILABLE as its RetryPolicy allows.
+// client has already retried such a failure as far as its RetryPolicy allows.
 func (e *Error) Retryable() bool {
 	return e.RetrySafe() && (e.Code == codes.Unavailable || e.RetryAfter > 0)
 }

@@ -2,10 +2,12 @@ package portico_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"os"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -30,6 +32,18 @@ func Example() {
 	resp, err := client.Chat(ctx, &porticov1.ChatRequest{
 		Model:    "fake-chat",
 		Messages: []*porticov1.Message{portico.UserMessage("Hello, Portico")},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(resp.GetContent())
+
+	// Optional fields are pointers, so that unset differs from zero.
+	resp, err = client.Chat(ctx, &porticov1.ChatRequest{
+		Model:       "fake-chat",
+		Messages:    []*porticov1.Message{portico.UserMessage("Hello again")},
+		Temperature: portico.Float(0.2),
+		MaxTokens:   portico.Int(256),
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -72,10 +86,9 @@ func ExampleError() {
 	}
 	defer client.Close()
 
-	temperature := 5.0 // out of range: the gateway refuses it
 	_, err = client.Chat(context.Background(), &porticov1.ChatRequest{
 		Model:       "fake-chat",
-		Temperature: &temperature,
+		Temperature: portico.Float(5), // out of range: the gateway refuses it
 		Messages:    []*porticov1.Message{portico.UserMessage("hi")},
 	})
 	var perr *portico.Error
@@ -116,4 +129,40 @@ func ExampleChatStream_Recv() {
 		}
 		fmt.Print(chunk.GetContent())
 	}
+}
+
+func ExampleToolFor() {
+	client, err := portico.Dial("portico.internal:443",
+		portico.WithAPIKey(os.Getenv("PORTICO_API_KEY")),
+		portico.WithTLS("/etc/portico/ca.pem"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	type WeatherArgs struct {
+		City  string `json:"city" jsonschema:"description=The city\\, e.g. Paris"`
+		Units string `json:"units,omitempty" jsonschema:"enum=celsius,enum=fahrenheit"`
+	}
+	tool, err := portico.ToolFor[WeatherArgs]("get_weather", "The weather in a city.")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var trace portico.Trace
+	resp, err := client.Chat(context.Background(), &porticov1.ChatRequest{
+		Model:    "fake-chat",
+		Messages: []*porticov1.Message{portico.UserMessage("What is the weather in Paris?")},
+		Tools:    []*porticov1.ToolDefinition{tool},
+	}, portico.CaptureTrace(&trace))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, call := range resp.GetToolCalls() {
+		var args WeatherArgs
+		if err := json.Unmarshal([]byte(call.GetArguments()), &args); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(call.GetName(), args.City)
+	}
+	fmt.Println("sent", trace.ClientAttempts, "time(s); gateway overhead", trace.Overhead)
 }

@@ -6,19 +6,29 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
 // RetryPolicy says how a Client sends a call again after a failure the gateway marked
-// retry-safe: status UNAVAILABLE with ErrorInfo metadata retry_safe = "true", which the
-// gateway sets only when the request certainly started no generation at a provider.
-// Every other failure (an upstream 500, a cut-off answer, a stream that already
-// produced chunks) is returned on the first attempt, so one call is never billed twice.
+// retry-safe (ErrorInfo metadata retry_safe = "true", which the gateway sets only when
+// the request certainly started no generation at a provider) and that waiting may cure:
 //
-// The wait before retry n (n = 1, 2, ...) is a random point in the upper half of
-// InitialBackoff * Multiplier^(n-1), capped at MaxBackoff; a RetryInfo delay from the
-// gateway replaces it. No retry starts when the wait would pass the call's deadline.
+//   - UNAVAILABLE: the gateway is draining, a provider's connection failed before the
+//     request was written, every target's breaker is open, ...;
+//   - RESOURCE_EXHAUSTED with a RetryInfo delay: a provider's 429, the gateway's own
+//     rate limits, or load shedding.
+//
+// Every other failure (an upstream 500, a cut-off answer, a stream that already
+// produced chunks, a quota with no known reset) is returned on the first attempt, so
+// one call is never billed twice.
+//
+// The wait before retry n (n = 1, 2, ...) is a random time between zero and
+// InitialBackoff * Multiplier^(n-1), capped at MaxBackoff ("full jitter"). A RetryInfo
+// delay from the gateway replaces it exactly. No retry starts when the wait would pass
+// the call's deadline, or when the gateway asks for more than MaxRetryInfoDelay.
 type RetryPolicy struct {
 	// MaxAttempts counts every attempt, the first included; 1 turns retries off.
 	MaxAttempts int
@@ -30,8 +40,12 @@ type RetryPolicy struct {
 	Multiplier float64
 }
 
+// MaxRetryInfoDelay is the longest RetryInfo delay a client waits for by itself; a
+// longer one (a daily quota, say) is returned to the caller at once.
+const MaxRetryInfoDelay = 60 * time.Second
+
 // DefaultRetryPolicy is what a Client uses unless WithRetryPolicy or WithoutRetries
-// says otherwise: 3 attempts, waits from 200 ms growing twofold up to 5 s.
+// says otherwise: 3 attempts in all, waits up to 200 ms growing twofold up to 5 s.
 func DefaultRetryPolicy() RetryPolicy {
 	return RetryPolicy{MaxAttempts: 3, InitialBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second, Multiplier: 2}
 }
@@ -73,15 +87,30 @@ func (s *settings) retryPolicy() RetryPolicy {
 func (p RetryPolicy) backoff(n int) time.Duration {
 	ceiling := float64(p.InitialBackoff) * math.Pow(p.Multiplier, float64(n-1))
 	ceiling = math.Min(ceiling, float64(p.MaxBackoff))
-	return time.Duration(ceiling/2 + rand.Float64()*ceiling/2)
+	return time.Duration(rand.Float64() * ceiling)
+}
+
+// worthRetrying reports whether err is a failure the policy sends again at all.
+func worthRetrying(err error) (*Error, bool) {
+	perr, ok := AsError(err)
+	if !ok || !perr.RetrySafe() {
+		return nil, false
+	}
+	switch perr.Code {
+	case codes.Unavailable:
+		return perr, true
+	case codes.ResourceExhausted:
+		return perr, perr.RetryAfter > 0
+	}
+	return nil, false
 }
 
 // delayBefore returns how long to wait before attempt made+1 after err, and false when
-// err is final: not retry-safe, the attempts are used up, or the wait would pass the
-// deadline of ctx.
+// err is final: not worth retrying, the attempts are used up, the gateway asked for too
+// long a wait, or the wait would pass the deadline of ctx.
 func (p RetryPolicy) delayBefore(ctx context.Context, made int, err error) (time.Duration, bool) {
-	perr, ok := AsError(err)
-	if !ok || perr.Code != codes.Unavailable || !perr.RetrySafe() || made >= p.MaxAttempts {
+	perr, ok := worthRetrying(err)
+	if !ok || made >= p.MaxAttempts || perr.RetryAfter > MaxRetryInfoDelay {
 		return 0, false
 	}
 	delay := perr.RetryAfter
@@ -107,20 +136,35 @@ func wait(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// retryUnary makes a unary call, again while its failure is retry-safe.
-func retryUnary[T any](ctx context.Context, p RetryPolicy, call func(context.Context) (T, error)) (T, error) {
+// retryUnary makes a unary call, again while its failure is worth retrying. Each
+// attempt reads its trailers: the last attempt's trace goes into the caller's
+// CaptureTrace on success and into the *Error on failure, with the client's count.
+func retryUnary[T any](ctx context.Context, p RetryPolicy, opts []grpc.CallOption, call func(context.Context, []grpc.CallOption) (T, error)) (T, error) {
 	var zero T
+	into := capturedTrace(opts)
 	for made := 1; ; made++ {
-		resp, err := call(ctx)
+		var trailer metadata.MD
+		resp, err := call(ctx, append(opts[:len(opts):len(opts)], grpc.Trailer(&trailer)))
+		trace := traceFromMetadata(trailer)
+		trace.ClientAttempts = made
 		if err == nil {
+			if into != nil {
+				*into = trace
+			}
 			return resp, nil
 		}
 		err = decodeError(err)
+		if perr, ok := AsError(err); ok {
+			perr.Attempts, perr.Overhead, perr.ClientAttempts = trace.Attempts, trace.Overhead, made
+		}
 		delay, again := p.delayBefore(ctx, made, err)
 		if !again {
 			return zero, err
 		}
 		if werr := wait(ctx, delay); werr != nil {
+			if perr, ok := AsError(werr); ok {
+				perr.ClientAttempts = made
+			}
 			return zero, werr
 		}
 	}

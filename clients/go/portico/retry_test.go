@@ -74,6 +74,27 @@ providers:
       replies:
         - error: {reason: UPSTREAM_OVERLOADED, message: "busy", retry_after: 30}
         - content: "too late"
+  - name: limited
+    kind: fake
+    retry: {enabled: false}
+    breaker: {enabled: false}
+    models: [m]
+    options:
+      replies:
+        - error: {reason: UPSTREAM_RATE_LIMITED, message: "429 from upstream", retry_after: 0.3}
+        - content: "ok"
+        - error: {reason: UPSTREAM_RATE_LIMITED, message: "429 from upstream", retry_after: 0.3}
+        - content: "after the stream"
+        - error: {reason: UPSTREAM_RATE_LIMITED, message: "429 from upstream", retry_after: 120}
+        - content: "not waited for"
+  - name: quota
+    kind: fake
+    retry: {enabled: false}
+    breaker: {enabled: false}
+    models: [m]
+    options:
+      replies:
+        - error: {reason: UPSTREAM_QUOTA_EXCEEDED, message: "monthly quota used up"}
 `
 
 // quickRetries keeps the tests fast; the rule under test does not depend on timing.
@@ -121,8 +142,9 @@ func TestRetries(t *testing.T) {
 		client := dialRetry(t, address, quickRetries)
 		_, err := client.Chat(callContext(t), chatRequest("unsafe", "hi"))
 		perr := asPorticoError(t, err)
-		if perr.Code != codes.Unavailable || perr.Metadata["retry_safe"] != "false" || perr.RetrySafe() {
-			t.Errorf("error = %v with metadata %v, want UNAVAILABLE with retry_safe=false", perr, perr.Metadata)
+		if perr.Code != codes.Unavailable || perr.Metadata["retry_safe"] != "false" || perr.RetrySafe() || perr.ClientAttempts != 1 {
+			t.Errorf("error = %v with metadata %v after %d attempts, want UNAVAILABLE with retry_safe=false, once",
+				perr, perr.Metadata, perr.ClientAttempts)
 		}
 		// Had the client retried, the failed call would have consumed "one".
 		if got := contentOf(t, client, "unsafe"); got != "one" {
@@ -202,6 +224,53 @@ func TestRetries(t *testing.T) {
 		}
 		if got := contentOf(t, client, "streams"); got != "still queued" {
 			t.Errorf("next answer = %q, want %q", got, "still queued")
+		}
+	})
+
+	t.Run("a 429 with RetryInfo is retried once, after the hinted delay", func(t *testing.T) {
+		const hinted = 300 * time.Millisecond
+		client := dialRetry(t, address) // the default policy
+		var trace portico.Trace
+		started := time.Now()
+		resp, err := client.Chat(callContext(t), chatRequest("limited", "hi"), portico.CaptureTrace(&trace))
+		elapsed := time.Since(started)
+		if err != nil || resp.GetContent() != "ok" {
+			t.Fatalf("Chat = %v, %v; want the answer after one retry", resp, err)
+		}
+		if trace.ClientAttempts != 2 {
+			t.Errorf("ClientAttempts = %d, want 2 (the 429, then the answer)", trace.ClientAttempts)
+		}
+		// Exactly the hinted wait, not the default backoff; the upper bound only says "not hung".
+		if elapsed < hinted || elapsed > hinted+5*time.Second {
+			t.Errorf("the call took %s, want the hinted %s plus two quick calls", elapsed, hinted)
+		}
+		if n := len(trace.Attempts); n == 0 || trace.Attempts[n-1].Provider != "limited" || trace.Attempts[n-1].Outcome != "ok" || !trace.HasOverhead {
+			t.Errorf("trace = %+v, want the gateway's attempt at limited ending ok, and its overhead", trace)
+		}
+
+		// A stream before its first chunk follows the same rule.
+		var streamTrace portico.Trace
+		stream, err := client.Stream(callContext(t), chatRequest("limited", "hi"), portico.CaptureTrace(&streamTrace))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := stream.Response(); err != nil || resp.GetContent() != "after the stream" {
+			t.Fatalf("stream Response = %v, %v", resp, err)
+		}
+		if stream.Trace().ClientAttempts != 2 || streamTrace.ClientAttempts != 2 || !streamTrace.HasOverhead {
+			t.Errorf("stream trace = %+v (captured %+v), want two client attempts and the overhead", stream.Trace(), streamTrace)
+		}
+
+		// A hint over a minute, or a RESOURCE_EXHAUSTED without one, comes back at once.
+		for provider, reason := range map[string]string{"limited": "ERROR_REASON_UPSTREAM_RATE_LIMITED", "quota": "ERROR_REASON_UPSTREAM_QUOTA_EXCEEDED"} {
+			_, err := client.Chat(callContext(t), chatRequest(provider, "hi"))
+			perr := asPorticoError(t, err)
+			if perr.Code != codes.ResourceExhausted || perr.Reason != reason || perr.ClientAttempts != 1 {
+				t.Errorf("error = %v after %d attempts, want %s after one", perr, perr.ClientAttempts, reason)
+			}
+		}
+		if got := contentOf(t, client, "limited"); got != "not waited for" {
+			t.Errorf("answer after the long hint = %q, want %q", got, "not waited for")
 		}
 	})
 

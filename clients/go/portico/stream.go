@@ -40,6 +40,8 @@ type ChatStream struct {
 	retry    RetryPolicy
 	attempts int
 	received bool
+	// traceInto is the caller's CaptureTrace, filled when the stream ends; nil if none.
+	traceInto *Trace
 
 	err       error // sticky: io.EOF after the final chunk, or the error that ended the stream
 	final     *porticov1.StreamChunk
@@ -217,8 +219,15 @@ func (s *ChatStream) Close() { s.cancel() }
 func (s *ChatStream) finish(err error) {
 	// The trailers are there once Recv has returned an error or io.EOF.
 	s.trace = traceFromMetadata(s.call.Trailer())
-	if perr, ok := AsError(err); ok && perr.Attempts == nil {
-		perr.Attempts, perr.Overhead = s.trace.Attempts, s.trace.Overhead
+	s.trace.ClientAttempts = s.attempts
+	if perr, ok := AsError(err); ok {
+		if perr.Attempts == nil {
+			perr.Attempts, perr.Overhead = s.trace.Attempts, s.trace.Overhead
+		}
+		perr.ClientAttempts = s.attempts
+	}
+	if s.traceInto != nil {
+		*s.traceInto = s.trace
 	}
 	s.err = err
 	s.cancel()

@@ -41,15 +41,18 @@ type Trace struct {
 	// Overhead is the gateway's own time; HasOverhead is false when it sent no figure.
 	Overhead    time.Duration
 	HasOverhead bool
+	// ClientAttempts is how many times this client sent the call: 1, plus its own
+	// retries (see RetryPolicy). The gateway's Attempts describe the last of them.
+	ClientAttempts int
 }
 
 // CaptureTrace is a call option that fills *trace with the gateway's attempt trace
-// when a Chat or Embed call returns successfully:
+// when a call returns successfully (for a stream: when it has ended):
 //
 //	var trace portico.Trace
 //	resp, err := client.Chat(ctx, req, portico.CaptureTrace(&trace))
 //
-// A failed call carries its trace in Error.Attempts; a stream in ChatStream.Trace.
+// A failed call carries its trace in Error.Attempts; a stream also in ChatStream.Trace.
 func CaptureTrace(trace *Trace) grpc.CallOption {
 	return traceOption{into: trace}
 }
@@ -59,26 +62,15 @@ type traceOption struct {
 	into                 *Trace
 }
 
-// unaryWithTrace makes one attempt of a unary call, reading its trailers: the trace
-// goes into the caller's CaptureTrace on success and into the *Error on failure.
-func unaryWithTrace[T any](opts []grpc.CallOption, call func(opts []grpc.CallOption) (T, error)) (T, error) {
-	var trailer metadata.MD
-	resp, err := call(append(opts[:len(opts):len(opts)], grpc.Trailer(&trailer)))
-	trace := traceFromMetadata(trailer)
-	if err != nil {
-		perr, ok := AsError(decodeError(err))
-		if !ok {
-			return resp, err
-		}
-		perr.Attempts, perr.Overhead = trace.Attempts, trace.Overhead
-		return resp, perr
-	}
+// capturedTrace returns where a CaptureTrace option among opts wants the trace; nil
+// when there is none.
+func capturedTrace(opts []grpc.CallOption) *Trace {
 	for _, opt := range opts {
 		if t, ok := opt.(traceOption); ok && t.into != nil {
-			*t.into = trace
+			return t.into
 		}
 	}
-	return resp, nil
+	return nil
 }
 
 // wireAttempt is one element of the portico-attempts JSON array.

@@ -2,24 +2,17 @@ package portico_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"sync"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 
 	porticov1 "portico.dev/clients/go/gen/portico/v1"
 	"portico.dev/clients/go/portico"
@@ -34,6 +27,8 @@ type recordingService struct {
 	porticov1.UnimplementedLLMServiceServer
 	mu       sync.Mutex
 	metadata []metadata.MD
+	// peers holds the subject of the verified client certificate of each call ("" if none).
+	peers []string
 	// streamed is what StreamChat sends before it ends the call with OK.
 	streamed []*porticov1.StreamChunk
 }
@@ -49,10 +44,27 @@ func (s *recordingService) StreamChat(_ *porticov1.ChatRequest, stream grpc.Serv
 
 func (s *recordingService) Chat(ctx context.Context, _ *porticov1.ChatRequest) (*porticov1.CompletionResponse, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
+	subject := ""
+	if p, ok := peer.FromContext(ctx); ok {
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 {
+			subject = info.State.VerifiedChains[0][0].Subject.String()
+		}
+	}
 	s.mu.Lock()
 	s.metadata = append(s.metadata, md)
+	s.peers = append(s.peers, subject)
 	s.mu.Unlock()
 	return &porticov1.CompletionResponse{Content: "recorded"}, nil
+}
+
+func (s *recordingService) lastPeer(t *testing.T) string {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.peers) == 0 {
+		t.Fatal("the server received no call")
+	}
+	return s.peers[len(s.peers)-1]
 }
 
 func (s *recordingService) lastMetadata(t *testing.T) metadata.MD {
@@ -129,40 +141,6 @@ func TestNewClientAppliesCallOptionsToTheCallersConnection(t *testing.T) {
 	}
 }
 
-func TestTLSConnectsToAServerItTrusts(t *testing.T) {
-	cert, roots := selfSignedCertificate(t)
-	_, address := serve(t, grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
-
-	trusting, err := portico.Dial(address, portico.WithTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer trusting.Close()
-	resp, err := trusting.Chat(callContext(t), chatRequest("", "over TLS"))
-	if err != nil {
-		t.Fatalf("Chat over TLS: %v", err)
-	}
-	if resp.GetContent() != "recorded" {
-		t.Errorf("content = %q", resp.GetContent())
-	}
-
-	// The system's authorities do not know this certificate, and plaintext is no TLS.
-	for name, opts := range map[string][]portico.Option{
-		"system roots": {portico.WithTLS(nil)},
-		"plaintext":    nil,
-	} {
-		client, err := portico.Dial(address, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = client.Chat(callContext(t), chatRequest("", "hi"))
-		_ = client.Close()
-		if perr := asPorticoError(t, err); perr.Code != codes.Unavailable {
-			t.Errorf("%s: error = %v, want UNAVAILABLE", name, perr)
-		}
-	}
-}
-
 func TestAStreamWithoutItsFinalChunkIsAnError(t *testing.T) {
 	_, address := serveService(t, &recordingService{streamed: []*porticov1.StreamChunk{
 		{Content: "cut "}, {Content: "short"},
@@ -222,35 +200,4 @@ func TestAChunkAfterTheFinalOneIsAnError(t *testing.T) {
 	if perr := asPorticoError(t, streamErr); perr.Code != codes.Internal {
 		t.Errorf("error = %v, want INTERNAL for a chunk after the final one", perr)
 	}
-}
-
-// selfSignedCertificate makes a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSignedCertificate(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "portico test"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parsed, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(parsed)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: parsed}, roots
 }

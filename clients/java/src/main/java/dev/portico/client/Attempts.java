@@ -29,20 +29,40 @@ final class Attempts {
     return Optional.of(Duration.ofNanos(Math.max(1, deadlineNanos - System.nanoTime())));
   }
 
+  /** How many attempts have started so far. */
+  int made() {
+    return made;
+  }
+
   /**
    * The wait before sending the call again, or empty to give up with {@code failure}: it is
-   * not retry-safe, the attempts are used up, or the wait would pass the deadline.
+   * not worth retrying (see {@link RetryPolicy}), the attempts are used up, the gateway asked
+   * for too long a wait, or the wait would pass the deadline. Either way the failure learns
+   * how many attempts the client made.
    */
   Optional<Duration> delayBeforeNext(PorticoException failure) {
-    if (failure.code() != Status.Code.UNAVAILABLE || !failure.retrySafe() || made >= policy.maxAttempts()) {
+    failure.setClientAttempts(made);
+    if (!worthRetrying(failure) || made >= policy.maxAttempts()) {
       return Optional.empty();
     }
-    Duration delay = failure.retryAfter().orElseGet(() -> policy.backoff(made));
+    Optional<Duration> hinted = failure.retryAfter();
+    if (hinted.isPresent() && hinted.get().compareTo(RetryPolicy.MAX_RETRY_INFO_DELAY) > 0) {
+      return Optional.empty();
+    }
+    Duration delay = hinted.orElseGet(() -> policy.backoff(made));
     if (hasDeadline && System.nanoTime() + delay.toNanos() - deadlineNanos >= 0) {
       return Optional.empty();
     }
     made++;
     return Optional.of(delay);
+  }
+
+  private static boolean worthRetrying(PorticoException failure) {
+    if (!failure.retrySafe()) {
+      return false;
+    }
+    return failure.code() == Status.Code.UNAVAILABLE
+        || (failure.code() == Status.Code.RESOURCE_EXHAUSTED && failure.retryAfter().isPresent());
   }
 
   /**

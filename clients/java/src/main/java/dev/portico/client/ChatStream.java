@@ -47,6 +47,7 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
   private final Context.CancellableContext call;
   private final Supplier<Iterator<StreamChunk>> startCall;
   private final Attempts attempts;
+  private final String target;
   private Iterator<StreamChunk> responses;
   private boolean received;
   private volatile boolean closed;
@@ -63,11 +64,13 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
       Context.CancellableContext call,
       Supplier<Iterator<StreamChunk>> startCall,
       Attempts attempts,
-      AtomicReference<Metadata> trailers) {
+      AtomicReference<Metadata> trailers,
+      String target) {
     this.call = call;
     this.startCall = startCall;
     this.attempts = attempts;
     this.trailers = trailers;
+    this.target = target;
   }
 
   /**
@@ -76,9 +79,12 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
    * retry starts in the same context, so {@link #close()} reaches it too.
    */
   static ChatStream start(
-      Supplier<Iterator<StreamChunk>> startCall, Attempts attempts, AtomicReference<Metadata> trailers) {
+      Supplier<Iterator<StreamChunk>> startCall,
+      Attempts attempts,
+      AtomicReference<Metadata> trailers,
+      String target) {
     ChatStream stream =
-        new ChatStream(Context.current().withCancellation(), startCall, attempts, trailers);
+        new ChatStream(Context.current().withCancellation(), startCall, attempts, trailers, target);
     stream.startAttempt();
     return stream;
   }
@@ -89,7 +95,9 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
       responses = startCall.get();
     } catch (StatusRuntimeException error) {
       call.cancel(null);
-      throw ErrorDecoder.decode(error);
+      PorticoException failure = ErrorDecoder.decode(error, target);
+      failure.setClientAttempts(attempts.made());
+      throw failure;
     } catch (RuntimeException error) {
       call.cancel(null);
       throw error;
@@ -113,7 +121,8 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
           release();
           return false;
         }
-        PorticoException failure = ErrorDecoder.decode(error);
+        PorticoException failure = ErrorDecoder.decode(error, target);
+        failure.setClientAttempts(attempts.made());
         // Before the first chunk a retry-safe failure is retried like a unary call; after
         // it, a retry would repeat text the caller already has, so the failure is final.
         Optional<Duration> delay = received ? Optional.empty() : attempts.delayBeforeNext(failure);
@@ -217,9 +226,13 @@ public final class ChatStream implements Iterator<StreamChunk>, Iterable<StreamC
     return List.copyOf(failovers);
   }
 
-  /** The gateway's attempt trace, from the stream's trailers; empty until the stream ended. */
+  /**
+   * The gateway's attempt trace, from the stream's trailers, with the client's own count of
+   * attempts; empty until the stream ended.
+   */
   public Trace trace() {
-    return Trace.from(trailers.get());
+    Metadata ended = trailers.get();
+    return ended == null ? Trace.EMPTY : Trace.from(ended).withClientAttempts(attempts.made());
   }
 
   private void readToEnd() {

@@ -17,7 +17,12 @@ import java.util.Map;
 final class ErrorDecoder {
   private ErrorDecoder() {}
 
-  static PorticoException decode(StatusRuntimeException error) {
+  /**
+   * The exception for a failed call to the gateway at {@code target}. A failure that never
+   * reached the gateway's error handling names the target and the underlying cause (refused
+   * connection, unknown host, TLS handshake), which gRPC's own "io exception" does not.
+   */
+  static PorticoException decode(StatusRuntimeException error, String target) {
     Status status = error.getStatus();
     String message = status.getDescription() == null ? "" : status.getDescription();
     String reason = "";
@@ -50,8 +55,28 @@ final class ErrorDecoder {
         }
       }
     }
+    // No ErrorInfo: the gateway's error handling never saw the call.
+    String summary = domain.isEmpty() && status.getCode() == Status.Code.UNAVAILABLE
+        ? unreachable(target, message, error)
+        : "";
     return new PorticoException(
         status.getCode(), message, reason, domain, metadata, retryAfter, violations,
-        Trace.from(error.getTrailers()), error);
+        Trace.from(error.getTrailers()), summary, error);
+  }
+
+  private static String unreachable(String target, String statusMessage, Throwable error) {
+    Throwable root = error;
+    while (root.getCause() != null && root.getCause() != root) {
+      root = root.getCause();
+    }
+    StringBuilder text = new StringBuilder("UNAVAILABLE: cannot reach the Portico gateway at ").append(target);
+    if (root != error) {
+      String why = root.getMessage();
+      text.append(": ").append(why == null || why.isBlank() ? root.getClass().getSimpleName() : why);
+    }
+    if (!statusMessage.isEmpty()) {
+      text.append(" (").append(statusMessage).append(')');
+    }
+    return text.toString();
   }
 }

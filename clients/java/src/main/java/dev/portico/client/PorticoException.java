@@ -27,7 +27,8 @@ public final class PorticoException extends RuntimeException {
   private final Map<String, String> metadata;
   private final Duration retryAfter;
   private final List<FieldViolation> fieldViolations;
-  private final Trace trace;
+  // Set once by the retry loop before the exception is thrown, from the thread that throws it.
+  private Trace trace;
 
   PorticoException(
       Status.Code code,
@@ -38,8 +39,9 @@ public final class PorticoException extends RuntimeException {
       Duration retryAfter,
       List<FieldViolation> fieldViolations,
       Trace trace,
+      String summary,
       Throwable cause) {
-    super(describe(code, statusMessage, reason), cause);
+    super(summary.isEmpty() ? describe(code, statusMessage, reason) : summary, cause);
     this.code = code;
     this.statusMessage = statusMessage;
     this.reason = reason;
@@ -107,7 +109,7 @@ public final class PorticoException extends RuntimeException {
    * the request never left the gateway, or the provider refused it before doing work. An
    * upstream 500, a malformed or cut-off answer, a failure after a stream's first chunk, or a
    * status without the gateway's details is not retry-safe. The client has already retried a
-   * retry-safe {@code UNAVAILABLE} as far as its {@link RetryPolicy} allows.
+   * retry-safe failure that waiting may cure as far as its {@link RetryPolicy} allows.
    */
   public boolean retrySafe() {
     return "portico".equals(domain) && "true".equals(metadata.get("retry_safe"));
@@ -126,6 +128,15 @@ public final class PorticoException extends RuntimeException {
   /** The gateway's attempt trace of the failed call ({@code portico-attempts}); may be empty. */
   public Trace trace() {
     return trace;
+  }
+
+  /** How many times this client sent the call before giving up: 1, plus its own retries. */
+  public int clientAttempts() {
+    return trace.clientAttempts();
+  }
+
+  void setClientAttempts(int count) {
+    trace = trace.withClientAttempts(count);
   }
 
   /** Each attempt the gateway made before giving up, in order. */

@@ -6,18 +6,30 @@ import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * How a {@link PorticoClient} sends a call again after a failure the gateway marked
- * retry-safe: status {@code UNAVAILABLE} with {@code ErrorInfo} metadata {@code retry_safe}
- * = {@code "true"}, which the gateway sets only when the request certainly started no
- * generation at a provider. Every other failure (an upstream 500, a cut-off answer, a stream
- * that already produced chunks) is thrown on the first attempt, so one call is never billed
- * twice.
+ * retry-safe ({@code ErrorInfo} metadata {@code retry_safe} = {@code "true"}, which the gateway
+ * sets only when the request certainly started no generation at a provider) and that waiting
+ * may cure:
  *
- * <p>The wait before retry n (n = 1, 2, ...) is a random point in the upper half of {@code
- * initialBackoff * multiplier^(n-1)}, capped at {@code maxBackoff}; a {@code RetryInfo}
- * delay from the gateway replaces it. No retry starts when the wait would pass the call's
- * deadline.
+ * <ul>
+ *   <li>{@code UNAVAILABLE}: the gateway is draining, a provider's connection failed before the
+ *       request was written, every target's breaker is open, ...;
+ *   <li>{@code RESOURCE_EXHAUSTED} with a {@code RetryInfo} delay: a provider's 429, the
+ *       gateway's own rate limits, or load shedding.
+ * </ul>
+ *
+ * <p>Every other failure (an upstream 500, a cut-off answer, a stream that already produced
+ * chunks, a quota with no known reset) is thrown on the first attempt, so one call is never
+ * billed twice.
+ *
+ * <p>The wait before retry n (n = 1, 2, ...) is a random time between zero and {@code
+ * initialBackoff * 2^(n-1)}, capped at {@code maxBackoff} ("full jitter"). A {@code RetryInfo}
+ * delay from the gateway replaces it exactly. No retry starts when the wait would pass the
+ * call's deadline, or when the gateway asks for more than {@link #MAX_RETRY_INFO_DELAY}.
  */
 public final class RetryPolicy {
+  /** The longest {@code RetryInfo} delay a client waits for by itself; a longer one is thrown. */
+  public static final Duration MAX_RETRY_INFO_DELAY = Duration.ofSeconds(60);
+
   private static final RetryPolicy DEFAULTS =
       new RetryPolicy(3, Duration.ofMillis(200), Duration.ofSeconds(5), 2.0);
   private static final RetryPolicy DISABLED =
@@ -35,7 +47,7 @@ public final class RetryPolicy {
     this.multiplier = multiplier;
   }
 
-  /** What a client uses unless told otherwise: 3 attempts, waits from 200 ms doubling up to 5 s. */
+  /** What a client uses unless told otherwise: 3 attempts, waits up to 200 ms doubling up to 5 s. */
   public static RetryPolicy defaults() {
     return DEFAULTS;
   }
@@ -80,7 +92,7 @@ public final class RetryPolicy {
   Duration backoff(int retry) {
     double ceiling = Math.min(
         (double) maxBackoff.toNanos(), initialBackoff.toNanos() * Math.pow(multiplier, retry - 1));
-    return Duration.ofNanos((long) (ceiling / 2 + ThreadLocalRandom.current().nextDouble() * ceiling / 2));
+    return Duration.ofNanos((long) (ThreadLocalRandom.current().nextDouble() * ceiling));
   }
 
   @Override

@@ -17,17 +17,19 @@ import java.util.Optional;
  * total minus the time spent waiting on upstreams), from the {@code portico-attempts} and
  * {@code portico-overhead-ms} trailers.
  *
- * @param attempts each attempt, in order; empty when the gateway sent none
+ * @param attempts each attempt of the gateway, in order; empty when it sent none
  * @param overhead the gateway's own time; empty when it sent none
+ * @param clientAttempts how many times this client sent the call: 1, plus its own retries (see
+ *     {@link RetryPolicy}); the gateway's attempts describe the last of them. 0 when unknown.
  */
-public record Trace(List<Attempt> attempts, Optional<Duration> overhead) {
+public record Trace(List<Attempt> attempts, Optional<Duration> overhead, int clientAttempts) {
   static final Metadata.Key<String> ATTEMPTS_KEY =
       Metadata.Key.of("portico-attempts", Metadata.ASCII_STRING_MARSHALLER);
   static final Metadata.Key<String> OVERHEAD_KEY =
       Metadata.Key.of("portico-overhead-ms", Metadata.ASCII_STRING_MARSHALLER);
 
   /** No trace: the gateway sent none, or the call has not ended yet. */
-  public static final Trace EMPTY = new Trace(List.of(), Optional.empty());
+  public static final Trace EMPTY = new Trace(List.of(), Optional.empty(), 0);
 
   public Trace {
     attempts = List.copyOf(attempts);
@@ -41,7 +43,12 @@ public record Trace(List<Attempt> attempts, Optional<Duration> overhead) {
     if (trailers == null) {
       return EMPTY;
     }
-    return new Trace(attempts(trailers.get(ATTEMPTS_KEY)), overhead(trailers.get(OVERHEAD_KEY)));
+    return new Trace(attempts(trailers.get(ATTEMPTS_KEY)), overhead(trailers.get(OVERHEAD_KEY)), 0);
+  }
+
+  /** This trace, with the client's count of attempts. */
+  Trace withClientAttempts(int count) {
+    return new Trace(attempts, overhead, count);
   }
 
   private static List<Attempt> attempts(String text) {

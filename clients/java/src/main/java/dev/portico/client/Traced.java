@@ -5,8 +5,8 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * An answer with the gateway's attempt trace beside it, from {@link
- * PorticoClient#chatWithTrace} and {@link PorticoClient#embedWithTrace}.
+ * An answer with the gateway's attempt trace beside it, from the {@code ...WithTrace} methods of
+ * {@link PorticoClient}.
  *
  * @param response the answer
  * @param trace what the gateway says about the call
@@ -16,6 +16,11 @@ public record Traced<T>(T response, Trace trace) {
   /** Each attempt the gateway made, in order. */
   public List<Attempt> attempts() {
     return trace.attempts();
+  }
+
+  /** How many times this client sent the call: 1, plus its own retries. */
+  public int clientAttempts() {
+    return trace.clientAttempts();
   }
 
   /** The gateway's own time on the call, when it said. */

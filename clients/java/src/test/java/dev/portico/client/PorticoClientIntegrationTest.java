@@ -2,6 +2,7 @@ package dev.portico.client;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -24,7 +25,13 @@ import java.net.ServerSocket;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Collections;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Flow;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -358,8 +365,10 @@ class PorticoClientIntegrationTest {
 
   @Test
   void aRateLimitSaysHowLongToWait() {
+    // Retries off: the rule answers every attempt with the same 2.5 s hint.
+    PorticoClient once = client.withRetryPolicy(RetryPolicy.disabled());
     PorticoException error =
-        assertThrows(PorticoException.class, () -> client.chat(ask("fake-chat", "rate limit me")));
+        assertThrows(PorticoException.class, () -> once.chat(ask("fake-chat", "rate limit me")));
 
     assertEquals(Status.Code.RESOURCE_EXHAUSTED, error.code());
     assertEquals(ErrorReason.ERROR_REASON_RATE_LIMITED, error.errorReason());
@@ -381,8 +390,148 @@ class PorticoClientIntegrationTest {
       assertEquals("", error.reason());
       assertEquals(ErrorReason.ERROR_REASON_UNSPECIFIED, error.errorReason());
       assertTrue(error.fieldViolations().isEmpty());
+      // The message says where and why, not only gRPC's "io exception".
+      String message = error.getMessage();
+      assertTrue(message.contains("cannot reach the Portico gateway at 127.0.0.1:" + closedPort), message);
+      assertTrue(message.contains("Connection refused"), message);
+
+      CompletableFuture<CompletionResponse> async = nowhere.chatAsync(ask("fake-chat", "hi"));
+      ExecutionException failed = assertThrows(ExecutionException.class, () -> async.get(10, TimeUnit.SECONDS));
+      assertTrue(failed.getCause().getMessage().contains("127.0.0.1:" + closedPort), failed.getCause().getMessage());
     }
   }
+
+  // -- without blocking ----------------------------------------------------------------------
+
+  @Test
+  void chatAsyncCompletesWithTheAnswerAndFailsWithThePorticoException() throws Exception {
+    CompletableFuture<CompletionResponse> answer = client.chatAsync(ask("fake-chat", "Hello, future"));
+    assertEquals("Hello, future", answer.get(10, TimeUnit.SECONDS).getContent());
+
+    CompletableFuture<CompletionResponse> refused = client.chatAsync(
+        ChatRequest.newBuilder().setProvider("no-such-provider").addMessages(Messages.user("hi")).build());
+    ExecutionException failed = assertThrows(ExecutionException.class, () -> refused.get(10, TimeUnit.SECONDS));
+    PorticoException error = assertInstanceOf(PorticoException.class, failed.getCause());
+    assertEquals(Status.Code.NOT_FOUND, error.code());
+
+    EmbedResponse vectors = client.embedAsync(
+        EmbedRequest.newBuilder().setModel("fake-embed").addInputs("a").addInputs("b").build()).get(10, TimeUnit.SECONDS);
+    assertEquals(2, vectors.getEmbeddingsCount());
+  }
+
+  @Test
+  void aPublisherDeliversNoMoreChunksThanRequested() throws Exception {
+    String prompt = "The quick brown fox jumps over the lazy dog";
+    CollectingSubscriber oneAtATime = new CollectingSubscriber(1);
+    client.streamAsync(ask("fake-chat", prompt)).subscribe(oneAtATime);
+
+    assertEquals(prompt, oneAtATime.text().get(10, TimeUnit.SECONDS));
+    assertEquals(0, oneAtATime.overDelivered);
+    List<StreamChunk> chunks = oneAtATime.chunks();
+    assertTrue(chunks.get(chunks.size() - 1).getFinal());
+    assertEquals(1, chunks.stream().filter(StreamChunk::getFinal).count());
+  }
+
+  @Test
+  void aPublisherTakesOneSubscriber() throws Exception {
+    ChatPublisher publisher = client.streamAsync(ask("fake-chat", "once"));
+    CollectingSubscriber first = new CollectingSubscriber(8);
+    CollectingSubscriber second = new CollectingSubscriber(8);
+    publisher.subscribe(first);
+    publisher.subscribe(second);
+    assertEquals("once", first.text().get(10, TimeUnit.SECONDS));
+    ExecutionException refused = assertThrows(ExecutionException.class, () -> second.text().get(1, TimeUnit.SECONDS));
+    assertInstanceOf(IllegalStateException.class, refused.getCause());
+  }
+
+  @Test
+  void aListenerGetsTheChunksThenTheEndOrTheFailure() throws Exception {
+    StringBuilder text = new StringBuilder();
+    CompletableFuture<Trace> ended = new CompletableFuture<>();
+    client.streamAsync(ask("fake-chat", "called back"), new StreamListener() {
+      @Override
+      public void onChunk(StreamChunk chunk) {
+        text.append(chunk.getContent());
+      }
+
+      @Override
+      public void onComplete(Trace trace) {
+        ended.complete(trace);
+      }
+
+      @Override
+      public void onError(PorticoException error) {
+        ended.completeExceptionally(error);
+      }
+    });
+    assertEquals(1, ended.get(10, TimeUnit.SECONDS).clientAttempts());
+    assertEquals("called back", text.toString());
+
+    CompletableFuture<PorticoException> failed = new CompletableFuture<>();
+    List<String> before = new ArrayList<>();
+    client.streamAsync(ask("fake-chat", "fail midway"), new StreamListener() {
+      @Override
+      public void onChunk(StreamChunk chunk) {
+        before.add(chunk.getContent());
+      }
+
+      @Override
+      public void onError(PorticoException error) {
+        failed.complete(error);
+      }
+    });
+    PorticoException error = failed.get(10, TimeUnit.SECONDS);
+    assertEquals(Status.Code.UNAVAILABLE, error.code());
+    assertEquals(2, before.size(), "the two chunks before the failure");
+  }
+
+  @Test
+  void aPublisherWithoutDemandHoldsTheStreamAndCancelStopsIt() throws Exception {
+    ChatPublisher publisher = client.streamAsync(ask("slow-chat", LONG_PROMPT));
+    CountDownLatch three = new CountDownLatch(3);
+    List<String> received = Collections.synchronizedList(new ArrayList<>());
+    publisher.subscribe(new Flow.Subscriber<StreamChunk>() {
+      @Override
+      public void onSubscribe(Flow.Subscription subscription) {
+        subscription.request(3); // and never more
+      }
+
+      @Override
+      public void onNext(StreamChunk chunk) {
+        received.add(chunk.getContent());
+        three.countDown();
+      }
+
+      @Override
+      public void onError(Throwable error) {
+        received.add("error: " + error);
+      }
+
+      @Override
+      public void onComplete() {
+        received.add("complete");
+      }
+    });
+    assertTrue(three.await(10, TimeUnit.SECONDS), "three chunks within 10 s");
+    publisher.cancel();
+
+    assertEquals(List.of("a", " ", "s"), received, "exactly what was requested, and no end signal");
+    CompletionException traceless = assertThrows(CompletionException.class, () -> publisher.trace().join());
+    assertInstanceOf(CancellationException.class, traceless.getCause());
+    assertEquals("still here", client.chat(ask("fake-chat", "still here")).getContent());
+  }
+
+  @Test
+  void aToolFromARecordIsCalledAndItsArgumentsFillTheRecord() {
+    ChatRequest request = ask("fake-chat", "What is the weather in Paris?").toBuilder()
+        .addTools(Tools.fromRecord("get_weather", "The weather in a city.", WeatherArgs.class))
+        .build();
+    ToolCall call = client.chat(request).getToolCalls(0);
+    WeatherArgs args = new com.google.gson.Gson().fromJson(call.getArguments(), WeatherArgs.class);
+    assertEquals("Paris", args.city());
+  }
+
+  record WeatherArgs(@Tools.Description("The city, e.g. Paris") String city) {}
 
   // -- the rest -----------------------------------------------------------------------------
 

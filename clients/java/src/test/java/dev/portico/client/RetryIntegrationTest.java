@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.portico.v1.ChatRequest;
+import dev.portico.v1.CompletionResponse;
 import dev.portico.v1.StreamChunk;
 import io.grpc.Status;
 import java.time.Duration;
@@ -84,7 +85,32 @@ class RetryIntegrationTest {
             replies:
               - error: {reason: UPSTREAM_OVERLOADED, message: "busy", retry_after: 30}
               - content: "too late"
+        - name: limited
+          kind: fake
+          retry: {enabled: false}
+          breaker: {enabled: false}
+          models: [m]
+          options:
+            replies:
+              - error: {reason: UPSTREAM_RATE_LIMITED, message: "429 from upstream", retry_after: 0.3}
+              - content: "ok"
+              - error: {reason: UPSTREAM_RATE_LIMITED, message: "429 from upstream", retry_after: 0.3}
+              - content: "ok without blocking"
+              - error: {reason: UPSTREAM_RATE_LIMITED, message: "429 from upstream", retry_after: 0.3}
+              - content: "published"
+              - error: {reason: UPSTREAM_RATE_LIMITED, message: "429 from upstream", retry_after: 120}
+              - content: "not waited for"
+        - name: quota
+          kind: fake
+          retry: {enabled: false}
+          breaker: {enabled: false}
+          models: [m]
+          options:
+            replies:
+              - error: {reason: UPSTREAM_QUOTA_EXCEEDED, message: "monthly quota used up"}
       """;
+
+  private static final Duration HINTED = Duration.ofMillis(300);
 
   /** Fast retries keep the tests quick; the rule under test does not depend on timing. */
   private static final RetryPolicy QUICK = RetryPolicy.of(3, Duration.ofMillis(10), Duration.ofMillis(50));
@@ -133,6 +159,7 @@ class RetryIntegrationTest {
     assertEquals(Status.Code.UNAVAILABLE, error.code());
     assertEquals("false", error.metadata().get("retry_safe"));
     assertFalse(error.retrySafe());
+    assertEquals(1, error.clientAttempts());
     // Had the client retried, the failed call would have consumed "one".
     assertEquals("one", client.chat(ask("unsafe")).getContent());
     assertThrows(PorticoException.class, () -> streamText(client, "unsafe", new ArrayList<>()));
@@ -182,6 +209,59 @@ class RetryIntegrationTest {
     assertEquals(Duration.ofSeconds(30), error.retryAfter().orElseThrow());
     assertTrue(elapsed.compareTo(Duration.ofSeconds(2)) < 0, "waited past the deadline: " + elapsed);
     assertEquals("too late", client.chat(ask("patient")).getContent());
+  }
+
+  @Test
+  void a429WithRetryInfoIsRetriedOnceAfterTheHintedDelayBlockingAsyncAndStreamed() throws Exception {
+    // The default policy: the hinted delay, not its backoff, decides the wait.
+    PorticoClient defaults = client.withRetryPolicy(RetryPolicy.defaults());
+
+    long started = System.nanoTime();
+    Traced<CompletionResponse> answer = defaults.chatWithTrace(ask("limited"));
+    assertWaitedTheHint(started);
+    assertEquals("ok", answer.response().getContent());
+    assertEquals(2, answer.clientAttempts(), "the 429, then the answer");
+    Attempt last = answer.attempts().get(answer.attempts().size() - 1);
+    assertEquals("limited", last.provider());
+    assertEquals("ok", last.outcome());
+    assertTrue(answer.overhead().isPresent(), "the gateway's overhead is read from the trailers");
+
+    started = System.nanoTime();
+    Traced<CompletionResponse> async = defaults.chatWithTraceAsync(ask("limited")).get(20, TimeUnit.SECONDS);
+    assertWaitedTheHint(started);
+    assertEquals("ok without blocking", async.response().getContent());
+    assertEquals(2, async.clientAttempts());
+
+    started = System.nanoTime();
+    ChatPublisher publisher = defaults.streamAsync(ask("limited"));
+    CollectingSubscriber chunks = new CollectingSubscriber(1);
+    publisher.subscribe(chunks);
+    assertEquals("published", chunks.text().get(20, TimeUnit.SECONDS));
+    assertWaitedTheHint(started);
+    Trace trace = publisher.trace().get(5, TimeUnit.SECONDS);
+    assertEquals(2, trace.clientAttempts());
+    assertTrue(trace.overhead().isPresent());
+
+    // A hint over a minute is the caller's to act on: thrown at once.
+    PorticoException longHint = assertThrows(PorticoException.class, () -> defaults.chat(ask("limited")));
+    assertEquals(Duration.ofSeconds(120), longHint.retryAfter().orElseThrow());
+    assertEquals(1, longHint.clientAttempts());
+    assertEquals("not waited for", defaults.chat(ask("limited")).getContent());
+  }
+
+  @Test
+  void anExhaustedQuotaWithoutRetryInfoIsNotRetried() {
+    PorticoClient defaults = client.withRetryPolicy(RetryPolicy.defaults());
+    PorticoException quota = assertThrows(PorticoException.class, () -> defaults.chat(ask("quota")));
+    assertEquals(Status.Code.RESOURCE_EXHAUSTED, quota.code());
+    assertEquals(1, quota.clientAttempts());
+  }
+
+  private static void assertWaitedTheHint(long startedNanos) {
+    Duration elapsed = Duration.ofNanos(System.nanoTime() - startedNanos);
+    assertTrue(elapsed.compareTo(HINTED) >= 0, "retried after " + elapsed + ", before the hinted " + HINTED);
+    // Only "not hung": two quick calls and the hinted wait.
+    assertTrue(elapsed.compareTo(HINTED.plusSeconds(5)) < 0, "took " + elapsed);
   }
 
   @Test
