@@ -39,6 +39,7 @@ from .errors import PorticoError
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, Tracer
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     from .domain import ChatRequest, Message, StreamChunk
     from .providers.base import Provider
@@ -55,6 +56,8 @@ enabled = False
 _capture_content = False
 _provider: TracerProvider | None = None
 _tracer: Tracer | None = None
+#: W3C trace context only (`traceparent`, `tracestate`): baggage is not passed to providers.
+_propagator: TraceContextTextMapPropagator | None = None
 
 #: The upstream attempt whose span context goes on outgoing HTTP requests.
 _attempt_span: ContextVar[Span | None] = ContextVar("portico_attempt_span", default=None)
@@ -96,13 +99,14 @@ class TracingConfigError(ValueError):
 
 def setup(worker: int | None = None, environ: Mapping[str, str] = os.environ) -> bool:
     """Turn tracing on when the environment asks for it; returns whether it is on."""
-    global enabled, _capture_content, _provider, _tracer
+    global enabled, _capture_content, _provider, _tracer, _propagator
     exporters = exporters_wanted(environ)
     if not exporters:
         return False
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     extra: dict[str, str | int] = {"process.pid": os.getpid()}
     if worker is not None:
@@ -115,7 +119,7 @@ def setup(worker: int | None = None, environ: Mapping[str, str] = os.environ) ->
     provider = TracerProvider(resource=resource)
     for name in exporters:
         provider.add_span_processor(BatchSpanProcessor(_exporter(name, environ)))
-    _provider, _tracer = provider, provider.get_tracer("portico")
+    _provider, _tracer, _propagator = provider, provider.get_tracer("portico"), TraceContextTextMapPropagator()
     _capture_content = _flag(environ, CONTENT_ENV)
     enabled = True
     log.info("tracing on: exporting spans with %s%s", ", ".join(exporters),
@@ -152,8 +156,8 @@ def _exporter(name: str, environ: Mapping[str, str]) -> Any:
 
 def shutdown() -> None:
     """Export the spans still buffered and stop the exporters (the gateway is stopping)."""
-    global enabled, _provider, _tracer
-    provider, _provider, _tracer, enabled = _provider, None, None, False
+    global enabled, _provider, _tracer, _propagator
+    provider, _provider, _tracer, _propagator, enabled = _provider, None, None, None, False
     if provider is not None:
         provider.shutdown()
 
@@ -247,11 +251,10 @@ def _server_span(
     yielded list gets an item when the handler returned normally."""
     from opentelemetry import context as otel_context
     from opentelemetry import trace
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    assert _tracer is not None
+    assert _tracer is not None and _propagator is not None
     carrier = {k: v for k, v in context.invocation_metadata() or () if k in ("traceparent", "tracestate")}
-    parent = TraceContextTextMapPropagator().extract(carrier) if carrier else None
+    parent = _propagator.extract(carrier) if carrier else None
     span = _tracer.start_span(name, context=parent, kind=trace.SpanKind.SERVER, attributes=attributes)
     if span.is_recording():
         _peer(span, context)
@@ -339,7 +342,7 @@ def start_attempt(operation: str, provider: Provider, model: str, request: objec
     if _capture_content and request is not None and operation == "chat" and span.is_recording():
         span.set_attribute("gen_ai.input.messages", _messages_json(request.messages))  # type: ignore[attr-defined]
     _attempt_span.set(span)
-    return Attempt(span)
+    return Attempt(span, operation)
 
 
 def _server_of(base_url: str) -> dict[str, str | int]:
@@ -371,10 +374,10 @@ def _request_attributes(request: ChatRequest) -> dict[str, Any]:
 class Attempt:
     """The span of one upstream attempt; `succeeded` or `failed` ends it."""
 
-    __slots__ = ("_finish", "_model", "_span", "_text", "_tool_calls", "_usage")
+    __slots__ = ("_finish", "_model", "_operation", "_span", "_text", "_tool_calls", "_usage")
 
-    def __init__(self, span: Span) -> None:
-        self._span = span
+    def __init__(self, span: Span, operation: str) -> None:
+        self._span, self._operation = span, operation
         self._text: list[str] = []
         self._model = ""
         self._finish = ""
@@ -414,7 +417,8 @@ class Attempt:
             span.set_attribute("gen_ai.response.finish_reasons", [finish])
         if usage is not None:
             span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
-            span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+            if self._operation != "embeddings":
+                span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
         if _capture_content and finish:
             span.set_attribute("gen_ai.output.messages", _output_json(text, tools, finish))
         span.end()
@@ -443,11 +447,10 @@ def inject(headers: dict[str, str]) -> None:
     """Add `traceparent` (and `tracestate`) for the current upstream attempt, or else the
     current server span, to an outgoing HTTP request's headers."""
     from opentelemetry import trace
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
+    assert _propagator is not None
     span = _attempt_span.get()
     context = trace.set_span_in_context(span) if span is not None else None
-    TraceContextTextMapPropagator().inject(headers, context=context)
+    _propagator.inject(headers, context=context)
 
 
 # -- message content (only with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true) -------

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from faults import CHAT_PATH, JSON, QUICK_RETRY, USER, completion, error, openai_provider, stream_reply
-from harness import PORTICO_BIN, running_gateway, spawned_gateway
+from faults import CHAT_PATH, JSON, QUICK_RETRY, SSE, USER, completion, error, openai_provider, sse_events, stream_reply
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from harness import PORTICO_BIN, eventually, running_gateway, spawned_gateway
 from otlp_receiver import CLIENT, SERVER, STATUS_ERROR, STATUS_UNSET, ReceivedSpan, Receiver
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
@@ -175,6 +176,30 @@ async def test_a_stream_span_ends_with_the_stream_and_records_content_when_enabl
         {"role": "assistant", "parts": [{"type": "text", "content": "Hello there"}], "finish_reason": "stop"}]
 
 
+async def test_a_stream_the_caller_cancels_ends_both_spans_as_cancelled(monkeypatch):
+    events = sse_events(["first", " never sent"])
+    async with Upstream() as up:
+        up.add("POST", CHAT_PATH, Reply(200, SSE, b"".join(events), hang_after=len(events[0])))
+        config = {"providers": [openai_provider("openai", up)]}
+        async with traced(monkeypatch) as otlp, running_gateway(config) as gw:
+            call = gw.stub.StreamChat(REQUEST)
+            first = await call.read()
+            assert first.content == "first"
+            call.cancel()
+            await asyncio.wait_for(up.disconnected.wait(), 10)
+            await calls_ended(gw)
+    server = only(otlp.spans, SERVER)
+    client = only(otlp.spans, CLIENT)
+    assert server.attributes["rpc.response.status_code"] == "CANCELLED"
+    assert client.attributes["error.type"] == "cancelled"
+    assert client.status == STATUS_ERROR
+
+
+async def calls_ended(gw) -> None:
+    """Wait until the gateway finished the cancelled call (its servicer is idle again)."""
+    await eventually(lambda: gw.gateway.generations.current.calls == 0, "the cancelled call ended")
+
+
 async def test_server_span_status_follows_the_grpc_code(monkeypatch):
     async with Upstream() as up:
         up.always("POST", CHAT_PATH, error(503))
@@ -185,8 +210,10 @@ async def test_server_span_status_follows_the_grpc_code(monkeypatch):
                     await gw.stub.Chat(pb.ChatRequest(model="no-such-model", messages=[USER]))
                 with pytest.raises(grpc.aio.AioRpcError) as down:
                     await gw.stub.Chat(REQUEST)
+                await health_pb2_grpc.HealthStub(gw.channel).Check(health_pb2.HealthCheckRequest())
     assert (unknown.value.code(), down.value.code()) == (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE)
 
+    assert len(otlp.of_kind(SERVER)) == 2, "health checks (probes) make no spans"
     by_code = {s.attributes["rpc.response.status_code"]: s for s in otlp.of_kind(SERVER)}
     # A caller's mistake is not the server's error (the gRPC conventions' list).
     assert by_code["NOT_FOUND"].status == STATUS_UNSET
