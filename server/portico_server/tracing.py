@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import grpc
 
 from .errors import PorticoError
+from .redaction import redact
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -430,7 +431,8 @@ class Attempt:
         if _attempt_span.get() is span:
             _attempt_span.set(None)
         if isinstance(exc, PorticoError):
-            error_type, description = exc.reason, exc.message  # messages are redacted where they are made
+            # Messages quoting the upstream are redacted where they are made; once more costs little.
+            error_type, description = exc.reason, redact(exc.message)
             status = getattr(exc, "status", 0)
             if status:
                 span.set_attribute("http.response.status_code", status)

@@ -233,6 +233,8 @@ async def test_no_provider_key_or_caller_key_is_in_any_span(monkeypatch):
         up.add("POST", CHAT_PATH, Reply(401, {**JSON, "x-request-id": provider_key},
                                         json.dumps({"error": {"message": echo, "code": provider_key}}).encode()))
         up.add("POST", CHAT_PATH, completion("fine"))
+        midstream = {"error": {"message": echo, "code": header_secret}}
+        up.add("POST", CHAT_PATH, Reply(200, SSE, b"event: error\ndata: " + json.dumps(midstream).encode() + b"\n\n"))
         config = {"providers": [openai_provider("openai", up, api_key=provider_key,
                                                 headers={"X-Tenant-Secret": header_secret})]}
         async with traced(monkeypatch, content=True) as otlp, running_gateway(config) as gw:
@@ -242,8 +244,12 @@ async def test_no_provider_key_or_caller_key_is_in_any_span(monkeypatch):
             await gw.stub.Chat(REQUEST, metadata=metadata)
             with pytest.raises(grpc.aio.AioRpcError):
                 await gw.stub.Chat(pb.ChatRequest(model="missing", messages=[USER]), metadata=metadata)
+            with pytest.raises(grpc.aio.AioRpcError):
+                [c async for c in gw.stub.StreamChat(REQUEST, metadata=metadata)]
 
-    assert len(otlp.of_kind(CLIENT)) == 2 and len(otlp.of_kind(SERVER)) == 3
+    assert len(otlp.of_kind(CLIENT)) == 3 and len(otlp.of_kind(SERVER)) == 4
+    assert [s.status for s in sorted(otlp.of_kind(CLIENT), key=lambda s: s.start)] == [
+        STATUS_ERROR, STATUS_UNSET, STATUS_ERROR]
     assert any("gen_ai.input.messages" in s.attributes for s in otlp.spans), "content capture was on"
     exported = b"".join(otlp.raw)
     for secret in (provider_key, header_secret, caller_key):
