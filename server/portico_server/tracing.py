@@ -78,6 +78,10 @@ _SERVER_ERRORS = frozenset({
 })
 
 
+#: A call cancelled with less than this left (seconds) ended by its deadline.
+_DEADLINE_SLACK = 0.05
+
+
 def _flag(environ: Mapping[str, str], name: str) -> bool:
     return environ.get(name, "").strip().lower() == "true"
 
@@ -277,10 +281,17 @@ def _server_span(
 
 
 def _code_of_failure(exc: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
-    if isinstance(exc, grpc.aio.AbortError):
-        return _set_code(context) or grpc.StatusCode.UNKNOWN
-    if isinstance(exc, BaseException) and not isinstance(exc, Exception):
-        return grpc.StatusCode.CANCELLED  # CancelledError: the caller went away or its deadline passed
+    code = _set_code(context) if isinstance(exc, grpc.aio.AbortError) else None
+    if code is not None:
+        return code
+    # Cancelled (or aborting a call that is already over): the caller's own deadline timer
+    # often fires a moment before ours and cancels the call, so little time left means
+    # the deadline, not a caller giving up.
+    remaining = context.time_remaining()
+    if remaining is not None and remaining < _DEADLINE_SLACK:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    if not isinstance(exc, Exception) or context.cancelled():
+        return grpc.StatusCode.CANCELLED
     return grpc.StatusCode.UNKNOWN
 
 

@@ -195,6 +195,22 @@ async def test_a_stream_the_caller_cancels_ends_both_spans_as_cancelled(monkeypa
     assert client.status == STATUS_ERROR
 
 
+async def test_a_call_past_its_deadline_is_a_server_error(monkeypatch):
+    async with Upstream() as up:
+        up.add("POST", CHAT_PATH, Reply(200, JSON, b"{}", hang_after=0))
+        config = {"providers": [openai_provider("openai", up)]}
+        async with traced(monkeypatch) as otlp, running_gateway(config) as gw:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await gw.stub.Chat(REQUEST, timeout=0.5)
+            await calls_ended(gw)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    server = only(otlp.spans, SERVER)
+    assert server.attributes["rpc.response.status_code"] == "DEADLINE_EXCEEDED"
+    assert (server.status, server.attributes["error.type"]) == (STATUS_ERROR, "DEADLINE_EXCEEDED")
+    # Whichever came first: the upstream call's own deadline, or the call's cancellation.
+    assert only(otlp.spans, CLIENT).attributes["error.type"] in ("ERROR_REASON_DEADLINE_EXCEEDED", "cancelled")
+
+
 async def calls_ended(gw) -> None:
     """Wait until the gateway finished the cancelled call (its servicer is idle again)."""
     await eventually(lambda: gw.gateway.generations.current.calls == 0, "the cancelled call ended")
