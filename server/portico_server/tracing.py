@@ -22,6 +22,7 @@ Spans (each process exports its own: a worker of `portico serve --workers N` too
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import json
 import logging
@@ -147,15 +148,13 @@ def _exporter(name: str, environ: Mapping[str, str]) -> Any:
         # Endpoint, headers, TLS, compression and timeout: from OTEL_EXPORTER_OTLP_*.
         return OTLPSpanExporter()
     if protocol == "http/protobuf":
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
-                OTLPSpanExporter as HttpSpanExporter,
-            )
+        try:  # an optional package: not a dependency of ours
+            module = importlib.import_module("opentelemetry.exporter.otlp.proto.http.trace_exporter")
         except ImportError:
             raise TracingConfigError(
                 "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf needs the opentelemetry-exporter-otlp-proto-http "
                 "package; install it, or use grpc") from None
-        return HttpSpanExporter()
+        return module.OTLPSpanExporter()
     raise TracingConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported; use grpc")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import signal
 import subprocess
@@ -322,6 +323,30 @@ async def test_portico_serve_exports_by_otel_variables_and_flushes_when_it_stops
     assert client.attributes["gen_ai.provider.name"] == "fake"
     assert server.resource["service.name"] == "portico"
     assert server.resource["process.pid"] == process.pid
+
+
+async def test_the_console_exporter_prints_the_spans():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["OTEL_TRACES_EXPORTER"] = "console"
+    process = await asyncio.create_subprocess_exec(
+        PORTICO_BIN, "serve", "--workers", "1", "--address", "127.0.0.1:0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env)
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        address = line.removeprefix("portico: listening on ").strip()
+        async with grpc.aio.insecure_channel(address) as channel:
+            await llm_service_pb2_grpc.LLMServiceStub(channel).Chat(
+                pb.ChatRequest(model="fake-chat", messages=[USER]), timeout=10)
+        process.send_signal(signal.SIGTERM)
+        printed = (await asyncio.wait_for(process.stdout.read(), 30)).decode()
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert '"name": "portico.v1.LLMService/Chat"' in printed
+    assert '"name": "chat fake-chat"' in printed
 
 
 async def test_each_worker_exports_its_own_spans(tmp_path: Path, monkeypatch):
