@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("portico.tracing")
 
 CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+#: The trailer that carries a call's request id (servicer.py sets it).
+REQUEST_ID_KEY = "x-request-id"
 #: Services whose calls get a server span; health checks and reflection are left out,
 #: since probes every few seconds would drown the traces that matter.
 TRACED_SERVICES = ("portico.v1.LLMService", "portico.v1.AdminService")
@@ -276,7 +278,7 @@ def _server_span(
             code = _set_code(context) or grpc.StatusCode.OK
         _rpc.reset(state)
         otel_context.detach(token)
-        _end_server_span(span, code)
+        _end_server_span(span, code, context)
 
 
 def _code_of_failure(exc: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
@@ -312,10 +314,15 @@ def _peer(span: Span, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         span.set_attribute("network.transport", "tcp")
 
 
-def _end_server_span(span: Span, code: grpc.StatusCode) -> None:
+def _end_server_span(span: Span, code: grpc.StatusCode, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     from opentelemetry.trace import Status, StatusCode
 
     span.set_attribute("rpc.response.status_code", code.name)
+    # The call's request id (the caller's `x-request-id` or the one the gateway made), to
+    # find the call's log line from its trace and back.
+    request_id = next((v for k, v in context.trailing_metadata() or () if k == REQUEST_ID_KEY), None)
+    if isinstance(request_id, str):
+        span.set_attribute("portico.request_id", request_id)
     if code in _SERVER_ERRORS:
         span.set_attribute("error.type", code.name)
         span.set_status(Status(StatusCode.ERROR, code.name))

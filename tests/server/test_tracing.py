@@ -86,7 +86,9 @@ async def test_a_retried_chat_is_one_server_span_with_a_client_span_per_attempt(
             config = {"providers": [openai_provider("openai", up, retry=QUICK_RETRY)]}
             async with running_gateway(config) as gw:
                 request = pb.ChatRequest(model="gpt-4o", messages=[USER], temperature=0.5, max_tokens=50)
-                response = await gw.stub.Chat(request, metadata=caller.metadata)
+                call = gw.stub.Chat(request, metadata=caller.metadata)
+                response = await call
+                request_id = dict(await call.trailing_metadata())["x-request-id"]
         assert response.content == "second time"
 
     server = only(otlp.spans, SERVER)
@@ -99,6 +101,7 @@ async def test_a_retried_chat_is_one_server_span_with_a_client_span_per_attempt(
     assert server.attributes["network.peer.address"] == "127.0.0.1"
     assert server.status == STATUS_UNSET
     assert server.resource["service.name"] == "portico-under-test"
+    assert server.attributes["portico.request_id"] == request_id
 
     failed, answered = sorted(otlp.of_kind(CLIENT), key=lambda s: s.start)
     for span in (failed, answered):
@@ -237,6 +240,8 @@ async def test_server_span_status_follows_the_grpc_code(monkeypatch):
     assert "error.type" not in by_code["NOT_FOUND"].attributes
     assert by_code["UNAVAILABLE"].status == STATUS_ERROR
     assert by_code["UNAVAILABLE"].attributes["error.type"] == "UNAVAILABLE"
+    request_id = dict(down.value.trailing_metadata())["x-request-id"]
+    assert by_code["UNAVAILABLE"].attributes["portico.request_id"] == request_id
     client = only(otlp.spans, CLIENT)
     assert client.parent_span_id == by_code["UNAVAILABLE"].span_id
 
