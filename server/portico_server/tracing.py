@@ -308,24 +308,25 @@ def _peer(span: Span, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     kind, _, rest = peer.partition(":")
     if kind in ("ipv4", "ipv6"):
         host, _, port = rest.rpartition(":")
-        span.set_attribute("network.peer.address", host.strip("[]"))
+        attributes: dict[str, str | int] = {"network.peer.address": host.strip("[]"), "network.transport": "tcp"}
         if port.isdigit():
-            span.set_attribute("network.peer.port", int(port))
-        span.set_attribute("network.transport", "tcp")
+            attributes["network.peer.port"] = int(port)
+        span.set_attributes(attributes)
 
 
 def _end_server_span(span: Span, code: grpc.StatusCode, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     from opentelemetry.trace import Status, StatusCode
 
-    span.set_attribute("rpc.response.status_code", code.name)
+    attributes = {"rpc.response.status_code": code.name}
     # The call's request id (the caller's `x-request-id` or the one the gateway made), to
     # find the call's log line from its trace and back.
     request_id = next((v for k, v in context.trailing_metadata() or () if k == REQUEST_ID_KEY), None)
     if isinstance(request_id, str):
-        span.set_attribute("portico.request_id", request_id)
+        attributes["portico.request_id"] = request_id
     if code in _SERVER_ERRORS:
-        span.set_attribute("error.type", code.name)
+        attributes["error.type"] = code.name
         span.set_status(Status(StatusCode.ERROR, code.name))
+    span.set_attributes(attributes)
     span.end()
 
 
@@ -429,16 +430,18 @@ class Attempt:
                 finish = getattr(result, "raw_stop_reason", "") or stop.value
                 text = getattr(result, "content", "")
                 tools = getattr(result, "tool_calls", [])
+        attributes: dict[str, Any] = {}
         if model:
-            span.set_attribute("gen_ai.response.model", model)
+            attributes["gen_ai.response.model"] = model
         if finish:
-            span.set_attribute("gen_ai.response.finish_reasons", [finish])
+            attributes["gen_ai.response.finish_reasons"] = [finish]
         if usage is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+            attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
             if self._operation != "embeddings":
-                span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+                attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
         if _capture_content and finish:
-            span.set_attribute("gen_ai.output.messages", _output_json(text, tools, finish))
+            attributes["gen_ai.output.messages"] = _output_json(text, tools, finish)
+        span.set_attributes(attributes)
         span.end()
 
     def failed(self, exc: BaseException) -> None:

@@ -156,6 +156,20 @@ async def test_a_fallback_target_gets_its_own_client_span(monkeypatch):
     assert second.last(CHAT_PATH).headers["traceparent"].split("-")[2] == spans[1].span_id
 
 
+async def test_an_embeddings_call_has_an_embeddings_span(monkeypatch):
+    config = {"providers": [{"name": "fake", "kind": "fake", "models": ["fake-chat"], "embedding_model": "fake-embed"}]}
+    async with traced(monkeypatch, content=True) as otlp, running_gateway(config) as gw:
+        await gw.stub.Embed(pb.EmbedRequest(model="fake-embed", inputs=["secret plans", "more"]))
+    client = only(otlp.spans, CLIENT)
+    assert client.name == "embeddings fake-embed"
+    assert client.attributes["gen_ai.operation.name"] == "embeddings"
+    assert client.attributes["gen_ai.provider.name"] == "fake"
+    assert client.attributes["gen_ai.usage.input_tokens"] > 0
+    assert "gen_ai.usage.output_tokens" not in client.attributes
+    assert b"secret plans" not in b"".join(otlp.raw), "embedding inputs are never recorded"
+    assert only(otlp.spans, SERVER).name == "portico.v1.LLMService/Embed"
+
+
 async def test_a_stream_span_ends_with_the_stream_and_records_content_when_enabled(monkeypatch):
     async with Upstream() as up:
         up.add("POST", CHAT_PATH, stream_reply(["Hel", "lo ", "there"]))
