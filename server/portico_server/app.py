@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from portico.v1 import admin_service_pb2, admin_service_pb2_grpc, llm_service_pb2
 
-from . import intake
+from . import intake, tracing
 from .admin import AdminServicer
 from .admin_history import SIGHUP_REASON, AdminHistory, EventKind
 from .capabilities import CapabilityResolver
@@ -160,7 +160,7 @@ class Gateway:
         # gRPC's own limit sits above ours so that an oversize request reaches the
         # servicer and gets INVALID_ARGUMENT with the limit named, not a bare status.
         transport_limit = settings.max_message_bytes * 2
-        server = grpc.aio.server(options=[
+        server = grpc.aio.server(interceptors=tracing.server_interceptors(settings.address), options=[
             ("grpc.max_receive_message_length", transport_limit),
             ("grpc.max_send_message_length", transport_limit),
             ("grpc.so_reuseport", 1 if self.reuse_port else 0),
@@ -315,9 +315,16 @@ def _run_gateway(config: GatewayConfig, worker: int | None, config_path: str | N
     else:
         runner = uvloop.run
     try:
+        # Each process (each worker) exports its own spans; off unless OTEL_* asks for them.
+        tracing.setup(worker)
+    except tracing.TracingConfigError as exc:
+        return _cannot_start(StartupError(str(exc)))
+    try:
         runner(run(config, worker, config_path))
     except (ConfigError, StartupError) as exc:
         return _cannot_start(exc)
+    finally:
+        tracing.shutdown()  # exports the spans still buffered
     return 0
 
 

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
-from .. import jsonwire, offload
+from .. import jsonwire, offload, tracing
 from ..call import NO_CALL, CallContext
 from ..config import ProviderSettings
 from ..errors import (
@@ -154,6 +154,8 @@ class HttpProvider(Provider):
             hdrs["content-type"] = "application/json"
         if headers:
             hdrs.update(headers)
+        if tracing.enabled:
+            tracing.inject(hdrs)  # the attempt's traceparent, so the provider's own traces join ours
         total, caller_bound = self.total_timeout(timeout, call)
         # Out of time because of the caller's own deadline: their DEADLINE_EXCEEDED.
         expired = UpstreamDeadlineExceeded if caller_bound else UpstreamTimeout

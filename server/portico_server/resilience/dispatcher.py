@@ -29,7 +29,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from .. import errors
+from .. import errors, tracing
 from ..call import CallContext
 from ..domain import (
     ChatRequest,
@@ -83,10 +83,14 @@ def _check_deadline(call: CallContext, target: Target) -> None:
 
 
 class _Upstream:
-    """The bookkeeping of one upstream call: breaker, stats and trace, settled once."""
+    """The bookkeeping of one upstream call: breaker, stats, trace and span, settled once."""
 
-    def __init__(self, dispatcher: Dispatcher, target: Target, trace: Trace, wait: float) -> None:
+    def __init__(self, dispatcher: Dispatcher, target: Target, trace: Trace, wait: float,
+                 operation: str, request: object | None) -> None:
         self.d, self.target, self.trace, self.wait = dispatcher, target, trace, wait
+        self.operation, self.request = operation, request
+        #: The attempt's client span, when tracing is on.
+        self.span: tracing.Attempt | None = None
         self.names = (target.name, target.provider.name)
         self.breaker: CircuitBreaker | None = dispatcher.breakers.get(
             target.provider.name, target.model, target.provider.settings.breaker)
@@ -103,12 +107,15 @@ class _Upstream:
             raise
         self.started = time.monotonic()
         self.d.stats.started(*self.names)
+        if tracing.enabled:
+            self.span = tracing.start_attempt(self.operation, self.target.provider, self.target.model, self.request)
 
     def first_token(self) -> None:
         self.answered = True
         self.d.stats.first_token(self.names, time.monotonic() - self.started)
 
-    def succeeded(self) -> None:
+    def succeeded(self, result: object | None = None) -> None:
+        """`result`: a unary call's answer (a stream's final chunk went to `span.chunk`)."""
         if not self.answered:  # a unary answer: its first token came with the rest
             self.first_token()
         elapsed = time.monotonic() - self.started
@@ -117,6 +124,8 @@ class _Upstream:
         if self.breaker is not None:
             self.breaker.succeeded(self.trial)
         self.trace.ok(self.target.provider.name, self.target.model, elapsed, self.wait)
+        if self.span is not None:
+            self.span.succeeded(result)
 
     def failed(self, exc: BaseException) -> None:
         elapsed = time.monotonic() - self.started
@@ -132,6 +141,8 @@ class _Upstream:
         if isinstance(exc, errors.UpstreamQuotaExceeded):
             self.d.start_cooldown(self.target)
         self.trace.failed(self.target.provider.name, self.target.model, exc, elapsed, self.wait)
+        if self.span is not None:
+            self.span.failed(exc)
 
 
 class Dispatcher:
@@ -225,7 +236,8 @@ class Dispatcher:
             return result.stop_reason in _REFUSALS
 
         result, target = await self._unary(plan, call, trace, _Send(
-            send, _tokens(plan, request), lambda r: used_tokens(r.usage), refused, hedge=True))
+            send, _tokens(plan, request), lambda r: used_tokens(r.usage), refused, hedge=True,
+            operation="chat", request=request))
         result.model = result.model or target.model
         result.provider = target.provider.name
         return result
@@ -235,7 +247,8 @@ class Dispatcher:
             return await target.provider.embed(dataclasses.replace(request, model=target.model), call)
 
         tokens = sum(len(text) for text in request.inputs) // 4 + 1
-        result, target = await self._unary(plan, call, trace, _Send(send, tokens, lambda r: used_tokens(r.usage)))
+        result, target = await self._unary(plan, call, trace, _Send(send, tokens, lambda r: used_tokens(r.usage),
+                                                                     operation="embeddings"))
         result.model = result.model or target.model
         result.provider = target.provider.name
         return result
@@ -245,7 +258,7 @@ class Dispatcher:
         async def send(target: Target) -> TokenCount:
             return await target.provider.count_tokens(dataclasses.replace(request, model=target.model), call)
 
-        return await self._unary(plan, call, trace, _Send(send, 0, lambda r: None))
+        return await self._unary(plan, call, trace, _Send(send, 0, lambda r: None, operation="count_tokens"))
 
     async def _unary(self, plan: Plan, call: CallContext, trace: Trace, send: _Send[T]) -> tuple[T, Target]:
         trace.active = True
@@ -288,14 +301,15 @@ class Dispatcher:
 
             async def attempt(wait: float) -> T:
                 _check_deadline(call, target)
-                upstream = _Upstream(self, target, trace, (wait + waits.pop()) if waits else wait)
+                upstream = _Upstream(self, target, trace, (wait + waits.pop()) if waits else wait,
+                                     send.operation, send.request)
                 upstream.begin()
                 try:
                     result = await send.call(target)
                 except BaseException as exc:
                     upstream.failed(exc)
                     raise
-                upstream.succeeded()
+                upstream.succeeded(result)
                 return result
 
             result = await with_retries(attempt, target.provider.settings.retry, call)
@@ -363,6 +377,8 @@ class Dispatcher:
                                     ticket.settle(used_tokens(chunk.usage))
                                 if keep_text and chunk.content:
                                     text.append(chunk.content)
+                                if upstream.span is not None:
+                                    upstream.span.chunk(chunk)
                                 yield chunk
                                 sent = True
                                 chunk = await anext(chunks, None)
@@ -401,7 +417,7 @@ class Dispatcher:
 
         async def attempt(wait: float) -> tuple[_Upstream, AsyncGenerator[StreamChunk, None], StreamChunk | None]:
             _check_deadline(call, target)
-            upstream = _Upstream(self, target, trace, (wait + waits.pop()) if waits else wait)
+            upstream = _Upstream(self, target, trace, (wait + waits.pop()) if waits else wait, "chat", request)
             upstream.begin()
             chunks: AsyncGenerator[StreamChunk, None] | None = None
             try:
@@ -423,14 +439,17 @@ class Dispatcher:
 @dataclass(frozen=True, slots=True)
 class _Send(Generic[T]):
     """One kind of unary call: how to send it to a target, what it is charged against
-    tokens per minute before and after, whether an answer is a refusal, and whether the
-    route's hedging applies (chat only: an embedding is cheap to wait for)."""
+    tokens per minute before and after, whether an answer is a refusal, whether the
+    route's hedging applies (chat only: an embedding is cheap to wait for), and what its
+    client spans say (the GenAI operation name and, for a chat, the request)."""
 
     call: Callable[[Target], Awaitable[T]]
     tokens: int
     used: Callable[[T], int | None]
     refused: Callable[[T], bool] = lambda result: False
     hedge: bool = False
+    operation: str = "chat"
+    request: object | None = None
 
 
 def _has_next(plan: Plan, tried: list[Target], current: Target) -> bool:
