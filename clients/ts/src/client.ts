@@ -1,17 +1,20 @@
 /**
  * `PorticoClient`: the generated LLMService client plus what every caller would
- * otherwise rebuild — the connection (plaintext or TLS, over HTTP/2), metadata on every
- * call, a default deadline, retries of the failures the gateway marks retry-safe,
- * streams as async iterables, and decoded errors.
+ * otherwise rebuild — the connection (plaintext, TLS or mutual TLS, over HTTP/2), the
+ * caller key and metadata on every call, a default deadline, retries of the failures the
+ * gateway marks retry-safe, requests as plain objects, streams as async iterables, and
+ * decoded errors.
  */
 
-import type { SecureClientSessionOptions } from "node:http2";
+import "./dispose.js";
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type CallOptions as ConnectCallOptions, type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
+import { baseUrlOf, bearerToken, resolveApiKey, type TlsOptions, tlsSessionOptions } from "./connection.js";
 import { PorticoError } from "./errors.js";
+import { type ChatRequestInput, conversationRequest, type CountTokensRequestInput } from "./request.js";
 import { Attempts, type RetryPolicy, resolveRetryPolicy, waitBeforeRetry } from "./retry.js";
 import { type ChatResponse, ChatStream } from "./stream.js";
 import { type Trace, traceFromHeaders } from "./trace.js";
@@ -28,7 +31,9 @@ import {
   type StreamChunk,
 } from "./gen/portico/v1/llm_service_pb.js";
 
-/** A chat request as a plain object; every field is optional, as in the generated `create()`. */
+export type { TlsOptions };
+
+/** A chat request in the generated shape; `chat` and `stream` also take a `ChatRequestInput`. */
 export type ChatRequestInit = MessageInitShape<typeof ChatRequestSchema>;
 /** An embeddings request as a plain object. */
 export type EmbedRequestInit = MessageInitShape<typeof EmbedRequestSchema>;
@@ -40,22 +45,18 @@ export type GetCapabilitiesRequestInit = MessageInitShape<typeof GetCapabilities
 /** gRPC metadata: header names (lower case) to values. */
 export type Metadata = Readonly<Record<string, string>>;
 
-/** TLS settings; leave a field out to use Node's default (the system's CAs, the host name). */
-export interface TlsOptions {
-  /** PEM certificate(s) of the authority that signed the gateway's certificate. */
-  readonly ca?: string | Buffer;
-  /** PEM client certificate, for mutual TLS. */
-  readonly cert?: string | Buffer;
-  /** PEM private key of `cert`. */
-  readonly key?: string | Buffer;
-  /** The name to verify the gateway's certificate against, when it differs from the address's host. */
-  readonly serverName?: string;
-}
-
 export interface PorticoClientOptions {
-  /** `true`: TLS with Node's defaults; an object: TLS with these settings; default plaintext. */
+  /**
+   * The caller key, sent as `authorization: Bearer <key>` on every call (plaintext or
+   * TLS). Default: $PORTICO_API_KEY when set; `""` sends none.
+   */
+  readonly apiKey?: string;
+  /**
+   * `true`: TLS, verifying the gateway against the system's CAs; an object: TLS with
+   * these settings (`{ caFile, certFile, keyFile }`); default plaintext.
+   */
   readonly tls?: boolean | TlsOptions;
-  /** Sent with every call, e.g. `{ authorization: "Bearer ..." }`; a call's own metadata wins. */
+  /** Sent with every call; a call's own metadata wins. */
   readonly metadata?: Metadata;
   /**
    * Deadline of each call, streams included, unless the call sets its own; default none.
@@ -63,9 +64,10 @@ export interface PorticoClientOptions {
    */
   readonly timeoutMs?: number;
   /**
-   * How a call that failed in a retry-safe way is sent again (UNAVAILABLE with
-   * `retry_safe` in its details; see `PorticoError.retrySafe`); `false` turns retries
-   * off. Default: 3 attempts, waits from 200 ms doubling up to 5 s, jittered.
+   * How a call that failed in a retry-safe way is sent again (UNAVAILABLE, or
+   * RESOURCE_EXHAUSTED with a RetryInfo, with `retry_safe` in its details; see
+   * `PorticoError.retrySafe`); `false` turns retries off. Default: 3 attempts, waits of up
+   * to 200 ms doubling up to 5 s (full jitter), or exactly the gateway's RetryInfo delay.
    */
   readonly retry?: RetryPolicy | false;
 }
@@ -79,8 +81,11 @@ export interface CallOptions {
   readonly metadata?: Metadata;
 }
 
-/** Talks to one Portico gateway. Reuse one instance: it keeps one HTTP/2 connection. */
-export class PorticoClient {
+/**
+ * Talks to one Portico gateway. Reuse one instance: it keeps one HTTP/2 connection.
+ * `close()`, or `await using client = new PorticoClient(...)`, closes it.
+ */
+export class PorticoClient implements AsyncDisposable {
   /** The generated client, for anything the wrapper does not cover. */
   readonly raw: Client<typeof LLMService>;
   private readonly session: Http2SessionManager;
@@ -88,12 +93,20 @@ export class PorticoClient {
   private readonly timeoutMs: number | undefined;
   private readonly retry: Required<RetryPolicy>;
 
-  /** `address` is "host:port" (or an http:// / https:// URL; https implies TLS). */
+  /**
+   * `address` is "host:port" (or an http:// / https:// URL; https implies TLS). The
+   * caller key is `options.apiKey`, else $PORTICO_API_KEY.
+   */
   constructor(address: string, options: PorticoClientOptions = {}) {
     const baseUrl = baseUrlOf(address, options.tls !== undefined && options.tls !== false);
     this.session = new Http2SessionManager(baseUrl, undefined, tlsSessionOptions(options.tls));
+    const apiKey = resolveApiKey(options.apiKey);
     // No transport-wide timeout: each attempt gets what is left of its call's deadline.
-    const transport = createGrpcTransport({ baseUrl, sessionManager: this.session });
+    const transport = createGrpcTransport({
+      baseUrl,
+      sessionManager: this.session,
+      interceptors: apiKey === undefined ? [] : [bearerToken(apiKey)],
+    });
     this.raw = createClient(LLMService, transport);
     this.metadata = { ...options.metadata };
     this.timeoutMs = options.timeoutMs;
@@ -101,10 +114,11 @@ export class PorticoClient {
   }
 
   /** Generates a complete answer; `attempts` and `overheadMs` are the gateway's attempt trace. */
-  async chat(request: ChatRequestInit, options: CallOptions = {}): Promise<ChatResponse> {
+  async chat(request: ChatRequestInput, options: CallOptions = {}): Promise<ChatResponse> {
+    const init = conversationRequest(request);
     let trailers: Headers | undefined;
     const response = await this.unary(options, (call) =>
-      this.raw.chat(request, { ...call, onTrailer: (t) => (trailers = t) }),
+      this.raw.chat(init, { ...call, onTrailer: (t) => (trailers = t) }),
     );
     return Object.assign(response, traceFromHeaders(trailers));
   }
@@ -114,10 +128,12 @@ export class PorticoClient {
    * carries the stop reason, usage and assembled tool calls. The call starts when the
    * loop does; leaving the loop early (`break`, `return`, a throw) cancels it, and a
    * failure, even after some chunks, throws a `PorticoError`. `finalResponse()` gives the
-   * assembled answer (only the final one after a failover marker; see `ChatStream`).
+   * assembled answer (only the final one after a failover marker; see `ChatStream`), and
+   * `textStream` the text alone.
    */
-  stream(request: ChatRequestInit, options: CallOptions = {}): ChatStream {
-    return new ChatStream((onTrailer) => this.streamChunks(request, options, onTrailer));
+  stream(request: ChatRequestInput, options: CallOptions = {}): ChatStream {
+    const init = conversationRequest(request);
+    return new ChatStream((onTrailer) => this.streamChunks(init, options, onTrailer));
   }
 
   /** Embeds a batch of texts; vectors come back in input order, with the attempt trace. */
@@ -131,10 +147,11 @@ export class PorticoClient {
 
   /** Counts the tokens a chat request would use. */
   async countTokens(
-    request: CountTokensRequestInit,
+    request: CountTokensRequestInput,
     options: CallOptions = {},
   ): Promise<CountTokensResponse> {
-    return this.unary(options, (call) => this.raw.countTokens(request, call));
+    const init = conversationRequest(request);
+    return this.unary(options, (call) => this.raw.countTokens(init, call));
   }
 
   /** Tells what a provider and model can do. */
@@ -165,6 +182,11 @@ export class PorticoClient {
   /** Closes the connection; calls still running fail. */
   close(): void {
     this.session.abort();
+  }
+
+  /** `await using client = new PorticoClient(...)`: closes the connection when the scope ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
   }
 
   private attempts(options: CallOptions): Attempts {
@@ -264,26 +286,4 @@ export class PorticoClient {
       await waitBeforeRetry(delay, options.signal);
     }
   }
-}
-
-function tlsSessionOptions(tls: boolean | TlsOptions | undefined): SecureClientSessionOptions {
-  if (typeof tls !== "object") {
-    return {};
-  }
-  const options: SecureClientSessionOptions = {};
-  if (tls.ca !== undefined) options.ca = tls.ca;
-  if (tls.cert !== undefined) options.cert = tls.cert;
-  if (tls.key !== undefined) options.key = tls.key;
-  if (tls.serverName !== undefined) options.servername = tls.serverName;
-  return options;
-}
-
-function baseUrlOf(address: string, tls: boolean): string {
-  if (/^https?:\/\//.test(address)) {
-    if (tls && address.startsWith("http://")) {
-      throw new TypeError(`PorticoClient: tls is set but the address is ${address}`);
-    }
-    return address;
-  }
-  return `${tls ? "https" : "http"}://${address}`;
 }
