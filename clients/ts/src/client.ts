@@ -92,6 +92,8 @@ export class PorticoClient implements AsyncDisposable {
   private readonly metadata: Metadata;
   private readonly timeoutMs: number | undefined;
   private readonly retry: Required<RetryPolicy>;
+  /** Aborted by `close()`: cancels the streams still open, read or not. */
+  private readonly closing = new AbortController();
 
   /**
    * `address` is "host:port" (or an http:// / https:// URL; https implies TLS). The
@@ -179,8 +181,9 @@ export class PorticoClient implements AsyncDisposable {
     return all;
   }
 
-  /** Closes the connection; calls still running fail. */
+  /** Closes the connection; calls still running fail, and open streams are cancelled. */
   close(): void {
+    this.closing.abort(new Error("the client was closed"));
     this.session.abort();
   }
 
@@ -236,20 +239,36 @@ export class PorticoClient implements AsyncDisposable {
   ): AsyncGenerator<StreamChunk, void, undefined> {
     // Connect's stream iterable has no return(): a consumer that stops iterating would
     // leave the HTTP/2 stream (and the upstream request behind it) open until the
-    // deadline. So the call gets its own signal, aborted when the loop ends early.
+    // deadline. So the call gets its own signal, aborted when the loop ends early, when
+    // the caller's signal aborts, or when the client closes.
     const call = new AbortController();
-    const forward = (): void => call.abort(options.signal?.reason);
-    if (options.signal?.aborted) {
-      forward();
-    }
-    options.signal?.addEventListener("abort", forward, { once: true });
+    const sources = [options.signal, this.closing.signal].filter((s): s is AbortSignal => s !== undefined);
     const chunks = this.raw
       .streamChat(request, { ...this.callOptions(options, attempts), signal: call.signal, onTrailer })
       [Symbol.asyncIterator]();
+    // Connect clears the call's deadline timer only when the stream is read after an
+    // abort, and a consumer that stopped iterating (without return()) never reads again.
+    // So cancelling reads once at once, and the loop takes that read's result next.
+    let drained: Promise<IteratorResult<StreamChunk>> | undefined;
+    const cancel = function (this: AbortSignal): void {
+      if (!call.signal.aborted) {
+        call.abort(this.reason);
+        drained = chunks.next();
+        drained.catch(() => undefined);
+      }
+    };
+    for (const source of sources) {
+      if (source.aborted) {
+        cancel.call(source);
+      }
+      source.addEventListener("abort", cancel, { once: true });
+    }
     let settled = false;
     try {
       for (;;) {
-        const next = await chunks.next();
+        const pending = drained;
+        drained = undefined;
+        const next = await (pending ?? chunks.next());
         if (next.done === true) {
           settled = true;
           return;
@@ -260,7 +279,9 @@ export class PorticoClient implements AsyncDisposable {
       settled = true;
       throw PorticoError.from(reason);
     } finally {
-      options.signal?.removeEventListener("abort", forward);
+      for (const source of sources) {
+        source.removeEventListener("abort", cancel);
+      }
       if (!settled) {
         call.abort();
         // One more read lets Connect see the abort and clear the call's deadline timer,
