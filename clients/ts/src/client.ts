@@ -9,7 +9,7 @@
 import "./dispose.js";
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type CallOptions as ConnectCallOptions, type Client, createClient } from "@connectrpc/connect";
+import { Code, type CallOptions as ConnectCallOptions, type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
 import { baseUrlOf, bearerToken, resolveApiKey, type TlsOptions, tlsSessionOptions } from "./connection.js";
@@ -181,7 +181,10 @@ export class PorticoClient implements AsyncDisposable {
     return all;
   }
 
-  /** Closes the connection; calls still running fail, and open streams are cancelled. */
+  /**
+   * Closes the connection; calls still running fail, open streams are cancelled, and
+   * later calls fail with CANCELLED.
+   */
   close(): void {
     this.closing.abort(new Error("the client was closed"));
     this.session.abort();
@@ -190,6 +193,13 @@ export class PorticoClient implements AsyncDisposable {
   /** `await using client = new PorticoClient(...)`: closes the connection when the scope ends. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
+  }
+
+  /** Throws CANCELLED once `close()` was called, before an attempt starts. */
+  private ensureOpen(): void {
+    if (this.closing.signal.aborted) {
+      throw PorticoError.from(new ConnectError("the PorticoClient is closed", Code.Canceled));
+    }
   }
 
   private attempts(options: CallOptions): Attempts {
@@ -214,6 +224,7 @@ export class PorticoClient implements AsyncDisposable {
     const attempts = this.attempts(options);
     let received = false;
     for (;;) {
+      this.ensureOpen();
       try {
         for await (const chunk of this.streamAttempt(request, options, attempts, onTrailer)) {
           received = true;
@@ -294,6 +305,7 @@ export class PorticoClient implements AsyncDisposable {
   private async unary<T>(options: CallOptions, call: (options: ConnectCallOptions) => Promise<T>): Promise<T> {
     const attempts = this.attempts(options);
     for (;;) {
+      this.ensureOpen();
       let error: PorticoError;
       try {
         return await call(this.callOptions(options, attempts));

@@ -316,6 +316,18 @@ describe("PorticoClient against a running gateway", () => {
       assert.equal((await client.chat({ model: "fake-chat", messages: [user("after close")] })).content, "after close");
     });
 
+    it("a closed client refuses new calls with CANCELLED instead of reconnecting", async () => {
+      const closed = new PorticoClient(gateway.address, { timeoutMs: 20_000 });
+      assert.equal((await closed.chat({ messages: [user("before")] })).content, "before");
+      closed.close();
+      const unary = await failure(() => closed.chat({ messages: [user("after")] }));
+      const streamed = await failure(() => closed.stream({ messages: [user("after")] }).finalResponse());
+      for (const error of [unary, streamed]) {
+        assert.equal(error.code, Code.Canceled);
+        assert.equal(error.rawMessage, "the PorticoClient is closed");
+      }
+    });
+
     for (const mode of ["stream", "client"] as const) {
       it(`\`await using\` on the ${mode} cancels the call when the scope ends, so a script exits at once`, async () => {
         // A separate process, a minute-long stream and a one-minute deadline: had leaving
