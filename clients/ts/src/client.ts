@@ -8,6 +8,8 @@
 
 import "./dispose.js";
 
+import { setMaxListeners } from "node:events";
+
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, type CallOptions as ConnectCallOptions, type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -113,6 +115,8 @@ export class PorticoClient implements AsyncDisposable {
     this.metadata = { ...options.metadata };
     this.timeoutMs = options.timeoutMs;
     this.retry = resolveRetryPolicy(options.retry);
+    // Each open stream listens here; many at once are normal, not a leak to warn about.
+    setMaxListeners(0, this.closing.signal);
   }
 
   /** Generates a complete answer; `attempts` and `overheadMs` are the gateway's attempt trace. */

@@ -328,6 +328,20 @@ describe("PorticoClient against a running gateway", () => {
       }
     });
 
+    it("runs many streams at once on one client without a listener-leak warning", async () => {
+      const script = [
+        `import { PorticoClient } from ${JSON.stringify(CLIENT_MODULE)};`,
+        `const client = new PorticoClient(${JSON.stringify(gateway.address)}, { timeoutMs: 20000 });`,
+        "const answers = await Promise.all(Array.from({ length: 25 }, (_, i) =>",
+        '  client.stream({ messages: [{ role: "user", content: `n${i}` }] }).finalResponse()));',
+        'console.log(answers.map((a) => a.content).join(","));',
+        "client.close();",
+      ].join("\n");
+      const { stdout, stderr } = await run(process.execPath, ["--input-type=module", "-e", script], { timeout: 30_000 });
+      assert.equal(stdout.trim(), Array.from({ length: 25 }, (_, i) => `n${i}`).join(","));
+      assert.equal(stderr, "");
+    });
+
     for (const mode of ["stream", "client"] as const) {
       it(`\`await using\` on the ${mode} cancels the call when the scope ends, so a script exits at once`, async () => {
         // A separate process, a minute-long stream and a one-minute deadline: had leaving
