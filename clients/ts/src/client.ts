@@ -1,17 +1,22 @@
 /**
  * `PorticoClient`: the generated LLMService client plus what every caller would
- * otherwise rebuild — the connection (plaintext or TLS, over HTTP/2), metadata on every
- * call, a default deadline, retries of the failures the gateway marks retry-safe,
- * streams as async iterables, and decoded errors.
+ * otherwise rebuild — the connection (plaintext, TLS or mutual TLS, over HTTP/2), the
+ * caller key and metadata on every call, a default deadline, retries of the failures the
+ * gateway marks retry-safe, requests as plain objects, streams as async iterables, and
+ * decoded errors.
  */
 
-import type { SecureClientSessionOptions } from "node:http2";
+import "./dispose.js";
+
+import { setMaxListeners } from "node:events";
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type CallOptions as ConnectCallOptions, type Client, createClient } from "@connectrpc/connect";
+import { Code, type CallOptions as ConnectCallOptions, type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
+import { baseUrlOf, bearerToken, resolveApiKey, type TlsOptions, tlsSessionOptions } from "./connection.js";
 import { PorticoError } from "./errors.js";
+import { type ChatRequestInput, conversationRequest, type CountTokensRequestInput } from "./request.js";
 import { Attempts, type RetryPolicy, resolveRetryPolicy, waitBeforeRetry } from "./retry.js";
 import { type ChatResponse, ChatStream } from "./stream.js";
 import { type Trace, traceFromHeaders } from "./trace.js";
@@ -28,7 +33,9 @@ import {
   type StreamChunk,
 } from "./gen/portico/v1/llm_service_pb.js";
 
-/** A chat request as a plain object; every field is optional, as in the generated `create()`. */
+export type { TlsOptions };
+
+/** A chat request in the generated shape; `chat` and `stream` also take a `ChatRequestInput`. */
 export type ChatRequestInit = MessageInitShape<typeof ChatRequestSchema>;
 /** An embeddings request as a plain object. */
 export type EmbedRequestInit = MessageInitShape<typeof EmbedRequestSchema>;
@@ -40,22 +47,18 @@ export type GetCapabilitiesRequestInit = MessageInitShape<typeof GetCapabilities
 /** gRPC metadata: header names (lower case) to values. */
 export type Metadata = Readonly<Record<string, string>>;
 
-/** TLS settings; leave a field out to use Node's default (the system's CAs, the host name). */
-export interface TlsOptions {
-  /** PEM certificate(s) of the authority that signed the gateway's certificate. */
-  readonly ca?: string | Buffer;
-  /** PEM client certificate, for mutual TLS. */
-  readonly cert?: string | Buffer;
-  /** PEM private key of `cert`. */
-  readonly key?: string | Buffer;
-  /** The name to verify the gateway's certificate against, when it differs from the address's host. */
-  readonly serverName?: string;
-}
-
 export interface PorticoClientOptions {
-  /** `true`: TLS with Node's defaults; an object: TLS with these settings; default plaintext. */
+  /**
+   * The caller key, sent as `authorization: Bearer <key>` on every call (plaintext or
+   * TLS). Default: $PORTICO_API_KEY when set; `""` sends none.
+   */
+  readonly apiKey?: string;
+  /**
+   * `true`: TLS, verifying the gateway against the system's CAs; an object: TLS with
+   * these settings (`{ caFile, certFile, keyFile }`); default plaintext.
+   */
   readonly tls?: boolean | TlsOptions;
-  /** Sent with every call, e.g. `{ authorization: "Bearer ..." }`; a call's own metadata wins. */
+  /** Sent with every call; a call's own metadata wins. */
   readonly metadata?: Metadata;
   /**
    * Deadline of each call, streams included, unless the call sets its own; default none.
@@ -63,9 +66,10 @@ export interface PorticoClientOptions {
    */
   readonly timeoutMs?: number;
   /**
-   * How a call that failed in a retry-safe way is sent again (UNAVAILABLE with
-   * `retry_safe` in its details; see `PorticoError.retrySafe`); `false` turns retries
-   * off. Default: 3 attempts, waits from 200 ms doubling up to 5 s, jittered.
+   * How a call that failed in a retry-safe way is sent again (UNAVAILABLE, or
+   * RESOURCE_EXHAUSTED with a RetryInfo, with `retry_safe` in its details; see
+   * `PorticoError.retrySafe`); `false` turns retries off. Default: 3 attempts, waits of up
+   * to 200 ms doubling up to 5 s (full jitter), or exactly the gateway's RetryInfo delay.
    */
   readonly retry?: RetryPolicy | false;
 }
@@ -79,32 +83,48 @@ export interface CallOptions {
   readonly metadata?: Metadata;
 }
 
-/** Talks to one Portico gateway. Reuse one instance: it keeps one HTTP/2 connection. */
-export class PorticoClient {
+/**
+ * Talks to one Portico gateway. Reuse one instance: it keeps one HTTP/2 connection.
+ * `close()`, or `await using client = new PorticoClient(...)`, closes it.
+ */
+export class PorticoClient implements AsyncDisposable {
   /** The generated client, for anything the wrapper does not cover. */
   readonly raw: Client<typeof LLMService>;
   private readonly session: Http2SessionManager;
   private readonly metadata: Metadata;
   private readonly timeoutMs: number | undefined;
   private readonly retry: Required<RetryPolicy>;
+  /** Aborted by `close()`: cancels the streams still open, read or not. */
+  private readonly closing = new AbortController();
 
-  /** `address` is "host:port" (or an http:// / https:// URL; https implies TLS). */
+  /**
+   * `address` is "host:port" (or an http:// / https:// URL; https implies TLS). The
+   * caller key is `options.apiKey`, else $PORTICO_API_KEY.
+   */
   constructor(address: string, options: PorticoClientOptions = {}) {
     const baseUrl = baseUrlOf(address, options.tls !== undefined && options.tls !== false);
     this.session = new Http2SessionManager(baseUrl, undefined, tlsSessionOptions(options.tls));
+    const apiKey = resolveApiKey(options.apiKey);
     // No transport-wide timeout: each attempt gets what is left of its call's deadline.
-    const transport = createGrpcTransport({ baseUrl, sessionManager: this.session });
+    const transport = createGrpcTransport({
+      baseUrl,
+      sessionManager: this.session,
+      interceptors: apiKey === undefined ? [] : [bearerToken(apiKey)],
+    });
     this.raw = createClient(LLMService, transport);
     this.metadata = { ...options.metadata };
     this.timeoutMs = options.timeoutMs;
     this.retry = resolveRetryPolicy(options.retry);
+    // Each open stream listens here; many at once are normal, not a leak to warn about.
+    setMaxListeners(0, this.closing.signal);
   }
 
   /** Generates a complete answer; `attempts` and `overheadMs` are the gateway's attempt trace. */
-  async chat(request: ChatRequestInit, options: CallOptions = {}): Promise<ChatResponse> {
+  async chat(request: ChatRequestInput, options: CallOptions = {}): Promise<ChatResponse> {
+    const init = conversationRequest(request);
     let trailers: Headers | undefined;
     const response = await this.unary(options, (call) =>
-      this.raw.chat(request, { ...call, onTrailer: (t) => (trailers = t) }),
+      this.raw.chat(init, { ...call, onTrailer: (t) => (trailers = t) }),
     );
     return Object.assign(response, traceFromHeaders(trailers));
   }
@@ -114,10 +134,12 @@ export class PorticoClient {
    * carries the stop reason, usage and assembled tool calls. The call starts when the
    * loop does; leaving the loop early (`break`, `return`, a throw) cancels it, and a
    * failure, even after some chunks, throws a `PorticoError`. `finalResponse()` gives the
-   * assembled answer (only the final one after a failover marker; see `ChatStream`).
+   * assembled answer (only the final one after a failover marker; see `ChatStream`), and
+   * `textStream` the text alone.
    */
-  stream(request: ChatRequestInit, options: CallOptions = {}): ChatStream {
-    return new ChatStream((onTrailer) => this.streamChunks(request, options, onTrailer));
+  stream(request: ChatRequestInput, options: CallOptions = {}): ChatStream {
+    const init = conversationRequest(request);
+    return new ChatStream((onTrailer) => this.streamChunks(init, options, onTrailer));
   }
 
   /** Embeds a batch of texts; vectors come back in input order, with the attempt trace. */
@@ -131,10 +153,11 @@ export class PorticoClient {
 
   /** Counts the tokens a chat request would use. */
   async countTokens(
-    request: CountTokensRequestInit,
+    request: CountTokensRequestInput,
     options: CallOptions = {},
   ): Promise<CountTokensResponse> {
-    return this.unary(options, (call) => this.raw.countTokens(request, call));
+    const init = conversationRequest(request);
+    return this.unary(options, (call) => this.raw.countTokens(init, call));
   }
 
   /** Tells what a provider and model can do. */
@@ -162,9 +185,25 @@ export class PorticoClient {
     return all;
   }
 
-  /** Closes the connection; calls still running fail. */
+  /**
+   * Closes the connection; calls still running fail, open streams are cancelled, and
+   * later calls fail with CANCELLED.
+   */
   close(): void {
+    this.closing.abort(new Error("the client was closed"));
     this.session.abort();
+  }
+
+  /** `await using client = new PorticoClient(...)`: closes the connection when the scope ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
+  /** Throws CANCELLED once `close()` was called, before an attempt starts. */
+  private ensureOpen(): void {
+    if (this.closing.signal.aborted) {
+      throw PorticoError.from(new ConnectError("the PorticoClient is closed", Code.Canceled));
+    }
   }
 
   private attempts(options: CallOptions): Attempts {
@@ -189,6 +228,7 @@ export class PorticoClient {
     const attempts = this.attempts(options);
     let received = false;
     for (;;) {
+      this.ensureOpen();
       try {
         for await (const chunk of this.streamAttempt(request, options, attempts, onTrailer)) {
           received = true;
@@ -214,20 +254,36 @@ export class PorticoClient {
   ): AsyncGenerator<StreamChunk, void, undefined> {
     // Connect's stream iterable has no return(): a consumer that stops iterating would
     // leave the HTTP/2 stream (and the upstream request behind it) open until the
-    // deadline. So the call gets its own signal, aborted when the loop ends early.
+    // deadline. So the call gets its own signal, aborted when the loop ends early, when
+    // the caller's signal aborts, or when the client closes.
     const call = new AbortController();
-    const forward = (): void => call.abort(options.signal?.reason);
-    if (options.signal?.aborted) {
-      forward();
-    }
-    options.signal?.addEventListener("abort", forward, { once: true });
+    const sources = [options.signal, this.closing.signal].filter((s): s is AbortSignal => s !== undefined);
     const chunks = this.raw
       .streamChat(request, { ...this.callOptions(options, attempts), signal: call.signal, onTrailer })
       [Symbol.asyncIterator]();
+    // Connect clears the call's deadline timer only when the stream is read after an
+    // abort, and a consumer that stopped iterating (without return()) never reads again.
+    // So cancelling reads once at once, and the loop takes that read's result next.
+    let drained: Promise<IteratorResult<StreamChunk>> | undefined;
+    const cancel = function (this: AbortSignal): void {
+      if (!call.signal.aborted) {
+        call.abort(this.reason);
+        drained = chunks.next();
+        drained.catch(() => undefined);
+      }
+    };
+    for (const source of sources) {
+      if (source.aborted) {
+        cancel.call(source);
+      }
+      source.addEventListener("abort", cancel, { once: true });
+    }
     let settled = false;
     try {
       for (;;) {
-        const next = await chunks.next();
+        const pending = drained;
+        drained = undefined;
+        const next = await (pending ?? chunks.next());
         if (next.done === true) {
           settled = true;
           return;
@@ -238,7 +294,9 @@ export class PorticoClient {
       settled = true;
       throw PorticoError.from(reason);
     } finally {
-      options.signal?.removeEventListener("abort", forward);
+      for (const source of sources) {
+        source.removeEventListener("abort", cancel);
+      }
       if (!settled) {
         call.abort();
         // One more read lets Connect see the abort and clear the call's deadline timer,
@@ -251,6 +309,7 @@ export class PorticoClient {
   private async unary<T>(options: CallOptions, call: (options: ConnectCallOptions) => Promise<T>): Promise<T> {
     const attempts = this.attempts(options);
     for (;;) {
+      this.ensureOpen();
       let error: PorticoError;
       try {
         return await call(this.callOptions(options, attempts));
@@ -264,26 +323,4 @@ export class PorticoClient {
       await waitBeforeRetry(delay, options.signal);
     }
   }
-}
-
-function tlsSessionOptions(tls: boolean | TlsOptions | undefined): SecureClientSessionOptions {
-  if (typeof tls !== "object") {
-    return {};
-  }
-  const options: SecureClientSessionOptions = {};
-  if (tls.ca !== undefined) options.ca = tls.ca;
-  if (tls.cert !== undefined) options.cert = tls.cert;
-  if (tls.key !== undefined) options.key = tls.key;
-  if (tls.serverName !== undefined) options.servername = tls.serverName;
-  return options;
-}
-
-function baseUrlOf(address: string, tls: boolean): string {
-  if (/^https?:\/\//.test(address)) {
-    if (tls && address.startsWith("http://")) {
-      throw new TypeError(`PorticoClient: tls is set but the address is ${address}`);
-    }
-    return address;
-  }
-  return `${tls ? "https" : "http"}://${address}`;
 }

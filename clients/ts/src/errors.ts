@@ -96,8 +96,8 @@ export class PorticoError extends Error {
 
   /**
    * Whether repeating the same call is safe (`retrySafe`) and may succeed: the status is
-   * UNAVAILABLE, or the gateway said how long to wait. The client has already retried a
-   * retry-safe UNAVAILABLE as far as its retry policy allows.
+   * UNAVAILABLE, or the gateway said how long to wait. The client has already retried
+   * such a failure as far as its retry policy and the call's deadline allow.
    */
   get retryable(): boolean {
     return this.retrySafe && (this.retryAfterMs !== undefined || this.code === Code.Unavailable);

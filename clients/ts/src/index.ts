@@ -5,6 +5,8 @@
  * service descriptor are generated from proto/ into src/gen/ and re-exported here.
  */
 
+import "./dispose.js";
+
 export {
   type CallOptions,
   type ChatRequestInit,
@@ -16,7 +18,18 @@ export {
   type PorticoClientOptions,
   type TlsOptions,
 } from "./client.js";
-export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry.js";
+export { API_KEY_ENV } from "./connection.js";
+export {
+  type ChatRequestInput,
+  type CountTokensRequestInput,
+  type MessageInput,
+  type RoleName,
+  tool,
+  type ToolInput,
+  type ToolSpec,
+} from "./request.js";
+export { DEFAULT_RETRY_POLICY, MAX_RETRY_INFO_DELAY_MS, type RetryPolicy } from "./retry.js";
+export { type JsonSchemaSource, jsonSchemaText, type SchemaInput } from "./schema.js";
 export { type ChatResponse, ChatStream } from "./stream.js";
 export type { Attempt, Trace } from "./trace.js";
 export { Code, type FieldViolation, grpcCodeName, PORTICO_ERROR_DOMAIN, PorticoError } from "./errors.js";

@@ -1,11 +1,13 @@
 /**
  * When the client sends a failed call again, and how long it waits first.
  *
- * A call is sent again only when the gateway said it is safe: the status is UNAVAILABLE
- * and `ErrorInfo.metadata.retry_safe` is "true", which the gateway sets only when the
- * request certainly started no generation at a provider. Every other failure (an
- * upstream 500, a cut-off answer, a stream that already produced chunks) may have been
- * billed once already, so it goes to the caller on the first attempt.
+ * A call is sent again only when the gateway said it is safe: `ErrorInfo.metadata.retry_safe`
+ * is "true", which the gateway sets only when the request certainly started no generation
+ * at a provider, and the status is UNAVAILABLE, or RESOURCE_EXHAUSTED with a RetryInfo
+ * (a provider's 429, the gateway's own limits, load shedding). Every other failure (an
+ * upstream 500, a cut-off answer, a stream that already produced chunks, a spent budget
+ * with no time to wait for) goes to the caller on the first attempt, so nothing is billed twice.
+ * The same rules and defaults hold in the Python, Go and Java clients.
  */
 
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -16,13 +18,16 @@ import { PorticoError } from "./errors.js";
 export interface RetryPolicy {
   /** Attempts in all, the first included; 1 turns retries off. Default 3. */
   readonly maxAttempts?: number;
-  /** Wait before the first retry, before jitter. Default 200 ms. */
+  /** Upper bound of the wait before the first retry (the wait is jittered below it). Default 200 ms. */
   readonly initialBackoffMs?: number;
-  /** Upper bound of the computed wait (a RetryInfo delay may be longer). Default 5 s. */
+  /** Upper bound of the computed wait (a RetryInfo delay, up to 60 s, may be longer). Default 5 s. */
   readonly maxBackoffMs?: number;
   /** Growth of the wait from one retry to the next. Default 2. */
   readonly multiplier?: number;
 }
+
+/** A RetryInfo delay longer than this is not waited for: the error goes to the caller. */
+export const MAX_RETRY_INFO_DELAY_MS = 60_000;
 
 /** The policy a client uses unless its `retry` option says otherwise. */
 export const DEFAULT_RETRY_POLICY: Readonly<Required<RetryPolicy>> = Object.freeze({
@@ -69,10 +74,14 @@ export class Attempts {
 
   /** Milliseconds to wait before sending the call again, or undefined to give up with `error`. */
   delayBeforeNext(error: PorticoError): number | undefined {
-    if (error.code !== Code.Unavailable || !error.retrySafe || this.made >= this.policy.maxAttempts) {
+    if (!isRetrySafe(error) || this.made >= this.policy.maxAttempts) {
       return undefined;
     }
+    // The gateway's hint is waited exactly: it knows when the window or the provider frees up.
     const delay = error.retryAfterMs ?? this.backoff();
+    if (delay > MAX_RETRY_INFO_DELAY_MS) {
+      return undefined;
+    }
     if (this.deadline !== undefined && performance.now() + delay >= this.deadline) {
       return undefined;
     }
@@ -80,12 +89,20 @@ export class Attempts {
     return delay;
   }
 
-  /** A random point in the upper half of the exponential wait before the next retry. */
+  /** Full jitter: a random wait up to the exponential ceiling of the next retry. */
   private backoff(): number {
     const { initialBackoffMs, maxBackoffMs, multiplier } = this.policy;
     const ceiling = Math.min(maxBackoffMs, initialBackoffMs * multiplier ** (this.made - 1));
-    return ceiling / 2 + Math.random() * (ceiling / 2);
+    return Math.random() * ceiling;
   }
+}
+
+/** Whether the client may send the call that failed with `error` again by itself. */
+export function isRetrySafe(error: PorticoError): boolean {
+  if (!error.retrySafe) {
+    return false;
+  }
+  return error.code === Code.Unavailable || (error.code === Code.ResourceExhausted && error.retryAfterMs !== undefined);
 }
 
 /** Waits `ms`; rejects with a CANCELLED `PorticoError` as soon as `signal` aborts. */

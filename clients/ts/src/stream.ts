@@ -3,6 +3,8 @@
  * whole answer, follows failover markers and keeps the gateway's attempt trace.
  */
 
+import "./dispose.js";
+
 import { create } from "@bufbuild/protobuf";
 
 import {
@@ -13,7 +15,7 @@ import {
   type StreamChunk,
 } from "./gen/portico/v1/llm_service_pb.js";
 import { Role } from "./gen/portico/v1/types_pb.js";
-import { NO_TRACE, type Trace, traceFromHeaders } from "./trace.js";
+import { type Attempt, NO_TRACE, type Trace, traceFromHeaders } from "./trace.js";
 
 /** A complete answer with the gateway's attempt trace beside its fields. */
 export type ChatResponse = CompletionResponse & Trace;
@@ -22,15 +24,17 @@ export type ChatResponse = CompletionResponse & Trace;
 export type StartStream = (onTrailer: (trailers: Headers) => void) => AsyncGenerator<StreamChunk, void, undefined>;
 
 /**
- * A streamed answer. Iterate it once with `for await`; leaving the loop early cancels the
- * call. `finalResponse()` reads what is left and returns the assembled answer.
+ * A streamed answer. Iterate it once with `for await` (over its chunks, or over
+ * `textStream` for the text alone); leaving the loop early cancels the call.
+ * `finalResponse()` reads what is left and returns the assembled answer. `close()`, or
+ * `await using stream = client.stream(...)`, cancels a call still running.
  *
  * With `streamFailover` set on the request, a chunk whose `failover` is set says another
  * target took over: after STREAM_FAILOVER_RESTART everything before it belonged to an
  * abandoned answer, after STREAM_FAILOVER_CONTINUE it stays. `text` and the final response
  * hold only the final answer; `failovers` lists the markers.
  */
-export class ChatStream implements AsyncIterable<StreamChunk> {
+export class ChatStream implements AsyncIterable<StreamChunk>, AsyncDisposable {
   /** The failover markers received so far, in order. */
   readonly failovers: Failover[] = [];
   private content: string[] = [];
@@ -55,9 +59,49 @@ export class ChatStream implements AsyncIterable<StreamChunk> {
     return this.content.join("");
   }
 
+  /**
+   * The text of the answer as it arrives, for `for await`: each chunk's content, chunks
+   * without text skipped. It reads the same stream as iterating the chunks (use one or
+   * the other); after it, `finalResponse()` still gives the assembled answer. After a
+   * RESTART failover marker the new answer's text follows what came before it; the
+   * final response holds only the new one.
+   */
+  get textStream(): AsyncIterable<string> {
+    const chunks = this.chunks;
+    return {
+      async *[Symbol.asyncIterator]() {
+        for await (const chunk of chunks) {
+          if (chunk.content !== "") {
+            yield chunk.content;
+          }
+        }
+      },
+    };
+  }
+
   /** The gateway's attempt trace: set when the stream has ended. */
   get trace(): Trace {
     return this.traced;
+  }
+
+  /** The gateway's attempts for this call, in order (from the trailers): empty until the stream has ended. */
+  get attempts(): readonly Attempt[] {
+    return this.traced.attempts;
+  }
+
+  /** The gateway's own milliseconds on this call: undefined until the stream has ended. */
+  get overheadMs(): number | undefined {
+    return this.traced.overheadMs;
+  }
+
+  /** Cancels the call if it is still running; the gateway stops the upstream request too. */
+  async close(): Promise<void> {
+    await this.chunks.return(undefined);
+  }
+
+  /** `await using stream = client.stream(...)`: the call is cancelled when the scope ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   /** Reads the rest of the stream and returns the assembled answer with its trace. */

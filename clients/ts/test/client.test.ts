@@ -6,10 +6,14 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+
+import { create } from "@bufbuild/protobuf";
 
 import {
   Code,
+  MessageSchema,
   PorticoClient,
   PorticoError,
   ProviderHealth,
@@ -21,6 +25,7 @@ import { type RunningGateway, startGateway } from "./gateway.js";
 
 const run = promisify(execFile);
 const CLIENT_MODULE = new URL("../src/index.js", import.meta.url).href;
+const DISPOSE_SCRIPT = fileURLToPath(new URL("./fixtures/dispose.js", import.meta.url));
 const SLOW_TEXT = "s".repeat(400); // 400 chunks of one character, 25 ms apart: 10 s in all
 
 const CONFIG = {
@@ -254,6 +259,101 @@ describe("PorticoClient against a running gateway", () => {
     });
   });
 
+  describe("requests as plain objects", () => {
+    it("takes roles by name, mixed with the enum and generated messages", async () => {
+      const reply = await client.chat({
+        model: "fake-chat",
+        messages: [
+          { role: "system", content: "Answer briefly." },
+          create(MessageSchema, { role: Role.USER, content: "an earlier question" }),
+          { role: Role.ASSISTANT, content: "an earlier answer" },
+          { role: "user", content: "roles by name" },
+        ],
+      });
+      // The fake provider echoes the last user message: "user" arrived as Role.USER.
+      assert.equal(reply.content, "roles by name");
+      const count = await client.countTokens({ model: "fake-chat", messages: [{ role: "user", content: "count me" }] });
+      assert.ok(count.tokenCount > 0);
+    });
+
+    it("refuses an unknown role name before sending, naming the message", async () => {
+      const bad = { messages: [{ role: "user", content: "hi" }, { role: "robot", content: "beep" }] };
+      await assert.rejects(client.chat(bad as never), (error: unknown) => {
+        assert.ok(error instanceof TypeError);
+        assert.match(error.message, /^messages\[1\]\.role: unknown role "robot"; expected one of system, user, assistant, tool/);
+        return true;
+      });
+      assert.throws(() => client.stream(bad as never), /messages\[1\]\.role/);
+    });
+  });
+
+  describe("stream helpers", () => {
+    it("textStream yields the text as it arrives; finalResponse() then gives the whole answer", async () => {
+      const text = "The quick brown fox jumps over the lazy dog";
+      const stream = client.stream({ model: "fake-chat", messages: [{ role: "user", content: text }] });
+      const pieces: string[] = [];
+      for await (const piece of stream.textStream) {
+        pieces.push(piece);
+      }
+      assert.equal(pieces.length, Math.ceil(text.length / 4));
+      assert.equal(pieces.join(""), text);
+      const response = await stream.finalResponse();
+      assert.equal(response.content, text);
+      assert.equal(response.stopReason, StopReason.END_TURN);
+      assert.equal(response.provider, "fake");
+      assert.ok(response.usage !== undefined && response.usage.completionTokenCount > 0);
+      assert.equal(stream.text, text);
+    });
+
+    it("close() stops a stream at once, and the client keeps working", async () => {
+      const stream = client.stream({ provider: "slow", messages: [user(SLOW_TEXT)] });
+      const chunks = stream[Symbol.asyncIterator]();
+      assert.equal((await chunks.next()).value?.content, "s");
+      const started = performance.now();
+      await stream.close();
+      assert.ok(performance.now() - started < 5_000, "closing should not wait for the end");
+      assert.equal((await chunks.next()).done, true);
+      assert.equal((await client.chat({ model: "fake-chat", messages: [user("after close")] })).content, "after close");
+    });
+
+    it("a closed client refuses new calls with CANCELLED instead of reconnecting", async () => {
+      const closed = new PorticoClient(gateway.address, { timeoutMs: 20_000 });
+      assert.equal((await closed.chat({ messages: [user("before")] })).content, "before");
+      closed.close();
+      const unary = await failure(() => closed.chat({ messages: [user("after")] }));
+      const streamed = await failure(() => closed.stream({ messages: [user("after")] }).finalResponse());
+      for (const error of [unary, streamed]) {
+        assert.equal(error.code, Code.Canceled);
+        assert.equal(error.rawMessage, "the PorticoClient is closed");
+      }
+    });
+
+    it("runs many streams at once on one client without a listener-leak warning", async () => {
+      const script = [
+        `import { PorticoClient } from ${JSON.stringify(CLIENT_MODULE)};`,
+        `const client = new PorticoClient(${JSON.stringify(gateway.address)}, { timeoutMs: 20000 });`,
+        "const answers = await Promise.all(Array.from({ length: 25 }, (_, i) =>",
+        '  client.stream({ messages: [{ role: "user", content: `n${i}` }] }).finalResponse()));',
+        'console.log(answers.map((a) => a.content).join(","));',
+        "client.close();",
+      ].join("\n");
+      const { stdout, stderr } = await run(process.execPath, ["--input-type=module", "-e", script], { timeout: 30_000 });
+      assert.equal(stdout.trim(), Array.from({ length: 25 }, (_, i) => `n${i}`).join(","));
+      assert.equal(stderr, "");
+    });
+
+    for (const mode of ["stream", "client"] as const) {
+      it(`\`await using\` on the ${mode} cancels the call when the scope ends, so a script exits at once`, async () => {
+        // A separate process, a minute-long stream and a one-minute deadline: had leaving
+        // the scope not cancelled the call, the process would live on for a minute.
+        const started = performance.now();
+        const { stdout } = await run(process.execPath, [DISPOSE_SCRIPT, gateway.address, mode], { timeout: 45_000 });
+        assert.equal(stdout.trim(), "s\ndisposed");
+        assert.ok(performance.now() - started < 20_000, "the script should exit right after its scope");
+      });
+    }
+  });
+
   describe("embed", () => {
     it("returns one vector per input, in input order, the same for the same text", async () => {
       const reply = await client.embed({
@@ -323,7 +423,10 @@ describe("PorticoClient against a running gateway", () => {
     });
 
     it("carries RetryInfo as retryAfterMs and ErrorInfo metadata", async () => {
-      const error = await failure(() => client.chat({ model: "fake-chat", messages: [user("rate limit me")] }));
+      // One attempt: with retries on, the client would wait out the 1.5 s hint twice.
+      const once = new PorticoClient(gateway.address, { timeoutMs: 20_000, retry: false });
+      const error = await failure(() => once.chat({ model: "fake-chat", messages: [user("rate limit me")] }));
+      once.close();
       assert.equal(error.code, Code.ResourceExhausted);
       assert.equal(error.reason, "ERROR_REASON_UPSTREAM_RATE_LIMITED");
       assert.equal(error.retryAfterMs, 1500);

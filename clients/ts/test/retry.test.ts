@@ -14,6 +14,9 @@ const UNSAFE = { error: { reason: "UPSTREAM_UNAVAILABLE", message: "upstream sai
 const OVERLOADED = { error: { reason: "UPSTREAM_OVERLOADED", message: "upstream said 529" } };
 const SHUTTING_DOWN = { error: { reason: "SHUTTING_DOWN", message: "draining" } };
 const REFUSED = { error: { reason: "UPSTREAM_CONNECTION", message: "connection refused", retry_safe: true } };
+/** A provider's 429 with Retry-After: 0.3 s, as the gateway passes it on (RetryInfo, retry-safe). */
+const RATE_LIMITED = { error: { reason: "UPSTREAM_RATE_LIMITED", message: "slow down", retry_after: 0.3 } };
+const HINTED_DELAY_MS = 300;
 
 function scripted(name: string, replies: unknown[]): Record<string, unknown> {
   return {
@@ -35,6 +38,17 @@ const CONFIG = {
       { content: "streamed" },
       { content: "partial answer", error: { reason: "UPSTREAM_OVERLOADED", message: "midway", after_chunks: 1 } },
       { content: "still queued" },
+    ]),
+    scripted("limited", [RATE_LIMITED, { content: "ok" }, { content: "next" }]),
+    scripted("limited-stream", [RATE_LIMITED, { content: "streamed ok" }, { content: "next" }]),
+    scripted("limited-unsafe", [
+      { error: { reason: "UPSTREAM_RATE_LIMITED", message: "slow down", retry_after: 0.3, retry_safe: false } },
+      { content: "not retried" },
+    ]),
+    scripted("quota", [{ error: { reason: "UPSTREAM_QUOTA_EXCEEDED", message: "out of credit" } }, { content: "later" }]),
+    scripted("far-off", [
+      { error: { reason: "UPSTREAM_RATE_LIMITED", message: "come back tomorrow", retry_after: 61 } },
+      { content: "queued" },
     ]),
     scripted("patient", [
       { error: { reason: "UPSTREAM_OVERLOADED", message: "busy", retry_after: 30 } },
@@ -139,6 +153,67 @@ describe("retries", () => {
     assert.equal(error.retryAfterMs, 30_000);
     assert.ok(elapsed < 2_000, `the call took ${elapsed} ms: it waited past its deadline`);
     assert.equal((await client.chat(request("patient"))).content, "too late");
+  });
+
+  it("retries a 429 with RetryInfo once, after the hinted delay, and the answer carries its trace", async () => {
+    const client = connect({}); // the defaults: the hint, not the backoff, sets the wait
+    const started = performance.now();
+    const reply = await client.chat(request("limited"));
+    const elapsed = performance.now() - started;
+    assert.equal(reply.content, "ok");
+    assert.ok(elapsed >= HINTED_DELAY_MS - 5, `retried after ${elapsed} ms, before the hinted ${HINTED_DELAY_MS} ms`);
+    assert.ok(elapsed < HINTED_DELAY_MS + 1_500, `retried after ${elapsed} ms, long after the hint`);
+    // One retry: the gateway got two requests, so the next call meets the third reply.
+    assert.equal((await client.chat(request("limited"))).content, "next");
+    // The trace is the gateway's view of the call that answered: one attempt, at "limited".
+    assert.deepEqual(
+      reply.attempts.map((a) => [a.provider, a.outcome, a.status]),
+      [["limited", "ok", "OK"]],
+    );
+    assert.ok(reply.overheadMs !== undefined && reply.overheadMs >= 0, `overheadMs ${reply.overheadMs}`);
+  });
+
+  it("retries a stream refused with a 429 before its first chunk, and the stream carries its trace", async () => {
+    const client = connect({});
+    const started = performance.now();
+    const stream = client.stream(request("limited-stream"));
+    assert.equal(stream.attempts.length, 0, "no trace before the stream ends");
+    const response = await stream.finalResponse();
+    const elapsed = performance.now() - started;
+    assert.equal(response.content, "streamed ok");
+    assert.ok(elapsed >= HINTED_DELAY_MS - 5, `retried after ${elapsed} ms`);
+    assert.deepEqual(
+      stream.attempts.map((a) => [a.provider, a.outcome]),
+      [["limited-stream", "ok"]],
+    );
+    assert.deepEqual(response.attempts, stream.attempts);
+    assert.ok(stream.overheadMs !== undefined && stream.overheadMs >= 0);
+    assert.equal((await client.chat(request("limited-stream"))).content, "next");
+  });
+
+  it("never retries what the gateway marks unsafe, even with a RetryInfo", async () => {
+    const client = connect({});
+    const error = await failure(() => client.chat(request("limited-unsafe")));
+    assert.equal(error.code, Code.ResourceExhausted);
+    assert.equal(error.retryAfterMs, HINTED_DELAY_MS);
+    assert.equal(error.metadata["retry_safe"], "false");
+    assert.equal((await client.chat(request("limited-unsafe"))).content, "not retried");
+  });
+
+  it("does not retry a RESOURCE_EXHAUSTED without RetryInfo, nor wait for a hint over 60 s", async () => {
+    const client = connect({});
+    const quota = await failure(() => client.chat(request("quota")));
+    assert.equal(quota.code, Code.ResourceExhausted);
+    assert.equal(quota.retrySafe, true);
+    assert.equal(quota.retryAfterMs, undefined);
+    // A retry would have met the gateway's quarantine of the provider, a different error.
+    assert.equal(quota.rawMessage, "out of credit");
+
+    const started = performance.now();
+    const farOff = await failure(() => client.chat(request("far-off")));
+    assert.equal(farOff.retryAfterMs, 61_000);
+    assert.ok(performance.now() - started < 10_000, "the client waited for a hint over 60 s");
+    assert.equal((await client.chat(request("far-off"))).content, "queued");
   });
 
   it("refuses a retry policy that makes no sense", () => {
