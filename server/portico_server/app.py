@@ -20,7 +20,7 @@ from portico.v1 import admin_service_pb2, admin_service_pb2_grpc, llm_service_pb
 from . import intake
 from .admin import AdminServicer
 from .admin_history import SIGHUP_REASON, AdminHistory, EventKind
-from .auth import AuthInterceptor, Authenticator, describe, keyrings
+from .auth import Authenticator, AuthInterceptor, describe, keyrings
 from .callers import CallerPolicies
 from .capabilities import CapabilityResolver
 from .config import ConfigError, GatewayConfig, StartupError, expand_api_keys, load_config
@@ -253,9 +253,10 @@ async def run(config: GatewayConfig, worker: int | None = None, config_path: str
         # Before the port opens: the first connection a new worker takes can already ask.
         await gateway.health.servicer.set(f"{WORKER_HEALTH_PREFIX}{worker}", health_pb2.HealthCheckResponse.SERVING)
     await gateway.start()
+    # Before "listening": whoever waits for that line can rely on this one being there.
+    log.log(*describe(gateway.auth.rings, gateway.address))
     print(f"portico: listening on {gateway.address}", flush=True)
     log.info("providers: %s", ", ".join(gateway.providers) or "none")
-    log.log(*describe(gateway.auth.rings, gateway.address))
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
