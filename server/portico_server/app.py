@@ -273,6 +273,7 @@ def serve(config_path: str | None = None, address: str | None = None, workers: i
             config.server.address = address
         if workers is not None:
             config.server.workers = workers
+        keyrings(config.auth)  # an unset key variable stops the supervisor, not each worker
     except ConfigError as exc:
         return _cannot_start(exc)
     _configure_logging(config, "")
