@@ -12,7 +12,8 @@ before a request is decoded. It decides per method what is needed (LLMService: a
 key; AdminService: an admin key; health and reflection: nothing when configured open,
 else any key), refuses with UNAUTHENTICATED (no or unknown key) or PERMISSION_DENIED (a
 key of the wrong kind), and puts the caller's name where the servicer reads it
-(`current_caller`). With no keys configured it is not installed at all.
+(`current_caller`). It is installed even with no keys configured (then it passes every
+call on, at about a microsecond), so that a reload can add keys.
 """
 
 from __future__ import annotations
@@ -184,10 +185,6 @@ class Authenticator:
         self.rings = rings
         self._needs: dict[str, Need] = {}
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.rings.callers or self.rings.admins)
-
     def replace(self, rings: KeyRings) -> None:
         self.rings = rings
         self._needs.clear()
@@ -249,7 +246,7 @@ class Authenticator:
             name = caller if caller is not None else admin
             if name is not None:
                 return name
-        raise Unauthenticated(f"the {what} sent is not a known {need.value.removeprefix('a ').removeprefix('an ')}")
+        raise Unauthenticated(f"the {what} sent is not known as {need.value}")
 
 
 def _missing(need: Need) -> Unauthenticated:

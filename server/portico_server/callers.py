@@ -16,7 +16,7 @@ budgets.py. Everything is counted in this process only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .budgets import Budget
@@ -49,7 +49,7 @@ class Spend:
     ticket: Ticket | None = None
     budget: Budget | None = None
     estimate: int = 0
-    settled: bool = field(default=False)
+    settled: bool = False
 
     def settle(self, used_tokens: int | None) -> None:
         if self.settled:
@@ -117,10 +117,6 @@ class CallerPolicies:
             plan[:] = allowed
         plan.context_window_fallbacks = [t for t in plan.context_window_fallbacks if allows(allow, t)]
         plan.content_policy_fallbacks = [t for t in plan.content_policy_fallbacks if allows(allow, t)]
-
-    def may_use(self, caller: str, target: Target) -> bool:
-        allow = self._allow.get(caller)
-        return allow is None or allows(allow, target)
 
     def admit(self, caller: str, call: CallContext, estimated_tokens: int) -> _Admission:
         """`async with policies.admit(caller, call, tokens) as spend:` holds the caller's

@@ -387,11 +387,6 @@ class AuthSettings(_Strict):
                 seen.add(entry.name)
         return self
 
-    @property
-    def enabled(self) -> bool:
-        """Whether any call needs a key (False: the gateway is open)."""
-        return bool(self.keys or self.admin_keys)
-
 
 class GatewayConfig(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -86,7 +86,7 @@ async def test_a_wrong_key_is_unauthenticated_and_never_echoed() -> None:
     for err in (wrong, other_scheme, streamed):
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED
         assert_no_key_in(err, STRANGER, BILLING)
-    assert "not a known caller key" in wrong.details()
+    assert "the key sent is not known as a caller key" in wrong.details()
     assert "Bearer <key>" in other_scheme.details()
 
 
