@@ -20,6 +20,8 @@ from portico.v1 import admin_service_pb2, admin_service_pb2_grpc, llm_service_pb
 from . import intake, tracing
 from .admin import AdminServicer
 from .admin_history import SIGHUP_REASON, AdminHistory, EventKind
+from .auth import Authenticator, AuthInterceptor, describe, keyrings
+from .callers import CallerPolicies
 from .capabilities import CapabilityResolver
 from .config import ConfigError, GatewayConfig, StartupError, expand_api_keys, load_config
 from .errors import InvalidRequest, PorticoError, UnknownProvider
@@ -74,7 +76,10 @@ class Gateway:
         self.dispatcher = Dispatcher(self.health, limits=Limits(config))
         # Routing orders targets by the dispatcher's live figures (latency, breakers, cooldowns).
         self.router = Router(self.providers, config.aliases, config.groups, key_groups, stats=self.dispatcher.stats)
-        self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health, self.dispatcher)
+        # Who may call (auth.py) and what each caller may do (callers.py).
+        self.auth = Authenticator(keyrings(config.auth))
+        self.callers = CallerPolicies(config.auth)
+        self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health, self.dispatcher, self.callers)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.generations = Generations(self.providers)
         self.history = AdminHistory()
@@ -118,6 +123,10 @@ class Gateway:
                     raise ConfigError("the gateway started without a configuration file; there is none to reload")
                 config = await asyncio.to_thread(load_config, path)
                 config.server = self.config.server
+                if config.server.require_auth and not config.auth.keys:
+                    raise ConfigError(f"{path}: auth.keys is empty, and this gateway started with "
+                                      "server.require_auth: true")
+                rings = keyrings(config.auth)
                 providers: dict[str, Provider] = {}
                 try:
                     _, key_groups = _build_providers(config, into=providers)
@@ -135,6 +144,8 @@ class Gateway:
             # One synchronous step, so a new call sees either the old set or the new one.
             self.config, self.providers, self.router = config, providers, router
             self.servicer.router = router
+            self.auth.replace(rings)
+            self.callers.update(config.auth)
             self.dispatcher.limits.update(config)  # in-flight calls stay counted; queues keep their order
             self.health.replace_providers(providers)
             self.generations.replace(providers)
@@ -160,7 +171,9 @@ class Gateway:
         # gRPC's own limit sits above ours so that an oversize request reaches the
         # servicer and gets INVALID_ARGUMENT with the limit named, not a bare status.
         transport_limit = settings.max_message_bytes * 2
-        server = grpc.aio.server(interceptors=tracing.server_interceptors(settings.address), options=[
+        # Tracing first, so that a call auth refuses still gets its server span.
+        interceptors = [*tracing.server_interceptors(settings.address), AuthInterceptor(self.auth, fail)]
+        server = grpc.aio.server(interceptors=interceptors, options=[
             ("grpc.max_receive_message_length", transport_limit),
             ("grpc.max_send_message_length", transport_limit),
             ("grpc.so_reuseport", 1 if self.reuse_port else 0),
@@ -253,6 +266,8 @@ async def run(config: GatewayConfig, worker: int | None = None, config_path: str
         # Before the port opens: the first connection a new worker takes can already ask.
         await gateway.health.servicer.set(f"{WORKER_HEALTH_PREFIX}{worker}", health_pb2.HealthCheckResponse.SERVING)
     await gateway.start()
+    # Before "listening": whoever waits for that line can rely on this one being there.
+    log.log(*describe(gateway.auth.rings, gateway.address))
     print(f"portico: listening on {gateway.address}", flush=True)
     log.info("providers: %s", ", ".join(gateway.providers) or "none")
     stop = asyncio.Event()
@@ -271,6 +286,7 @@ def serve(config_path: str | None = None, address: str | None = None, workers: i
             config.server.address = address
         if workers is not None:
             config.server.workers = workers
+        keyrings(config.auth)  # an unset key variable stops the supervisor, not each worker
     except ConfigError as exc:
         return _cannot_start(exc)
     _configure_logging(config, "")

@@ -6,6 +6,7 @@
     portico providers [--json]
     portico health [--service NAME]
     portico admin breakers | reset-breaker PROVIDER | switch ROUTE [TARGET] | reload | history
+    portico keys hash < KEYFILE                          (the SHA-256 for auth.keys[].sha256)
 
 Every command that connects takes --address, --timeout, --api-key (default:
 $PORTICO_API_KEY), and --tls / --ca-file / --cert-file / --key-file.
@@ -70,6 +71,29 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+def _keys_hash(args: argparse.Namespace) -> int:
+    from .auth import hash_key  # the gateway's own hashing, so the digest always matches
+
+    if sys.stdin.isatty():
+        import getpass
+
+        key = getpass.getpass("key (not echoed): ")
+    else:
+        key = sys.stdin.read().rstrip("\r\n")
+    if not key:
+        print("portico: keys hash: no key on stdin", file=sys.stderr)
+        return 2
+    if key != key.strip() or any(c.isspace() or not c.isprintable() for c in key):
+        print("portico: keys hash: the key has whitespace or a control character; "
+              "a caller could not send it as metadata", file=sys.stderr)
+        return 2
+    print(hash_key(key))
+    return 0
 
 
 # -- client commands -------------------------------------------------------------------------
@@ -485,6 +509,11 @@ def _parser() -> argparse.ArgumentParser:
     history = admin_commands.add_parser("history", parents=[client], help="switches, resets and reloads, newest first")
     history.add_argument("--limit", type=_positive_int, default=0, metavar="N", help="the newest N only")
     history.set_defaults(command=_admin_history)
+    keys = commands.add_parser("keys", help="caller keys for the auth section of the configuration")
+    keys_commands = keys.add_subparsers(title="keys commands", required=True, metavar="KEYS_COMMAND")
+    key_hash = keys_commands.add_parser(
+        "hash", help="print the SHA-256 of a key read from stdin (one trailing newline is ignored)")
+    key_hash.set_defaults(command=_keys_hash)
     for sub in (breakers, reset, switch, reload, history):
         sub.set_defaults(timeout=sub.get_default("timeout") or 30.0)
     return parser

@@ -309,6 +309,8 @@ class ServerSettings(_Strict):
     workers: int | None = Field(default=None, ge=1, le=256)
     #: TLS on the gRPC port; None: plaintext.
     tls: TlsSettings | None = None
+    #: Refuse to start unless `auth.keys` names at least one caller.
+    require_auth: bool = False
 
     @field_validator("address")
     @classmethod
@@ -316,6 +318,101 @@ class ServerSettings(_Strict):
         if ":" not in value:
             raise ValueError("must be host:port, e.g. 127.0.0.1:50051")
         return value
+
+
+class KeyAllow(_Strict):
+    """What a caller key may use. Each list left empty does not restrict; with several
+    set, a target is allowed when any of them names it."""
+
+    #: Provider names (a provider with several `api_keys` by its own name).
+    providers: list[str] = Field(default_factory=list)
+    #: Model names as the provider knows them, or "provider/model".
+    models: list[str] = Field(default_factory=list)
+    #: Model group and alias names.
+    groups: list[str] = Field(default_factory=list)
+
+    @property
+    def everything(self) -> bool:
+        return not (self.providers or self.models or self.groups)
+
+
+class BudgetSettings(_Strict):
+    """Tokens a caller may use per UTC calendar day or month, counted from the usage the
+    providers report."""
+
+    tokens: int = Field(gt=0)
+    per: Literal["day", "month"]
+
+
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class KeyIdentity(_Strict):
+    """Who a key belongs to, and how the gateway recognises it: the SHA-256 of the key
+    (hex), an environment variable holding the key, and/or a client-certificate subject."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    sha256: str | None = None
+    env: str | None = None
+    subject: str | None = Field(default=None, min_length=3)
+
+    @field_validator("sha256")
+    @classmethod
+    def _is_hex_digest(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA256_HEX.fullmatch(value):
+            # Never echo the value: it may be a key pasted where its digest belongs.
+            raise ValueError("must be the key's SHA-256 as 64 hex digits (portico keys hash prints it)")
+        return value.lower() if value is not None else None
+
+    @field_validator("env")
+    @classmethod
+    def _is_variable_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise ValueError("must be the name of an environment variable, e.g. PORTICO_KEY_BILLING")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_recognise(self) -> KeyIdentity:
+        if self.sha256 is not None and self.env is not None:
+            raise ValueError("set sha256 or env, not both")
+        if self.sha256 is None and self.env is None and self.subject is None:
+            raise ValueError("set one of sha256, env or subject")
+        return self
+
+
+class CallerKeySettings(KeyIdentity):
+    """A caller of LLMService: what it may use, how fast, and how much."""
+
+    allow: KeyAllow = Field(default_factory=KeyAllow)
+    #: Requests started per minute.
+    rpm: int | None = Field(default=None, gt=0)
+    #: Tokens per minute: the call's estimate at admission, corrected by the usage reported.
+    tpm: int | None = Field(default=None, gt=0)
+    budget: BudgetSettings | None = None
+
+
+class AuthSettings(_Strict):
+    """Caller keys (README, Security). With no `keys`, LLMService is open to anyone who
+    can reach the port; with no `keys` and no `admin_keys`, AdminService is too."""
+
+    keys: list[CallerKeySettings] = Field(default_factory=list)
+    #: Keys for AdminService; they do not call LLMService unless listed in `keys` too.
+    admin_keys: list[KeyIdentity] = Field(default_factory=list)
+    #: grpc.health.v1 answers without a key (Kubernetes probes, load balancers).
+    open_health: bool = True
+    #: Server reflection answers without a key (grpcurl).
+    open_reflection: bool = True
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AuthSettings:
+        for section, entries in (("keys", self.keys), ("admin_keys", self.admin_keys)):
+            seen: set[str] = set()
+            for entry in entries:
+                if entry.name in seen:
+                    raise ValueError(f"{section}: the name {entry.name!r} is used twice")
+                seen.add(entry.name)
+        return self
 
 
 class GatewayConfig(_Strict):
@@ -330,6 +427,8 @@ class GatewayConfig(_Strict):
     #: group, alias or several-key provider name -> rate limits shared by all its
     #: deployments.
     group_limits: dict[str, LimitSettings] = Field(default_factory=dict)
+    #: Caller keys, admin keys, and what health and reflection need.
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @field_validator("providers")
     @classmethod
@@ -347,6 +446,13 @@ class GatewayConfig(_Strict):
         for name in self.group_limits:
             if name not in known:
                 raise ValueError(f"group_limits.{name}: names no group, alias or provider with api_keys")
+        return self
+
+    @model_validator(mode="after")
+    def _keys_when_required(self) -> GatewayConfig:
+        if self.server.require_auth and not self.auth.keys:
+            raise ValueError("server.require_auth is true but auth.keys is empty: "
+                             "configure at least one caller key, or set require_auth to false")
         return self
 
 

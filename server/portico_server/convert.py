@@ -316,19 +316,20 @@ def chat_request(req: pb.ChatRequest, model: str) -> d.ChatRequest:
 
 
 def call_context(
-    req: pb.ChatRequest | pb.EmbedRequest | None, time_remaining: float | None, request_id: str = ""
+    req: pb.ChatRequest | pb.EmbedRequest | None, time_remaining: float | None, request_id: str = "",
+    caller: str = "",
 ) -> CallContext:
-    """The per-call facts beside a request: its deadline, request id, priority, tags and
-    what a stream may do when its target fails mid-way."""
+    """The per-call facts beside a request: its deadline, request id, caller, priority,
+    tags and what a stream may do when its target fails mid-way."""
     if req is None:
-        return CallContext.with_timeout(time_remaining, request_id=request_id)
+        return CallContext.with_timeout(time_remaining, request_id=request_id, caller=caller)
     priority = d.Priority.NORMAL
     failover = d.StreamFailover.NONE
     if isinstance(req, pb.ChatRequest):
         priority = _PRIORITIES.get(req.priority, d.Priority.NORMAL)
         failover = _FAILOVER_IN.get(req.stream_failover, d.StreamFailover.NONE)
     return CallContext.with_timeout(time_remaining, request_id=request_id, priority=priority, tags=dict(req.tags),
-                                    stream_failover=failover)
+                                    stream_failover=failover, caller=caller)
 
 
 def count_tokens_request(req: pb.CountTokensRequest, model: str) -> d.ChatRequest:

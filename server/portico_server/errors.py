@@ -14,7 +14,7 @@ gRPC statuses with `google.rpc` details. Each class names its `ErrorReason` valu
     │   └── retryable: UpstreamRateLimited, UpstreamUnavailable, UpstreamOverloaded,
     │       UpstreamConnection, UpstreamProtocol, UpstreamTimeout (UpstreamDeadlineExceeded:
     │       the caller's deadline passed first), UpstreamPoolExhausted
-    └── RateLimited, CircuitOpen, DeadlineExceeded, ShuttingDown, Cancelled,
+    └── RateLimited (BudgetExhausted), CircuitOpen, DeadlineExceeded, ShuttingDown, Cancelled,
         Unauthenticated, PermissionDenied
 
 Two flags describe each failure. `retryable`: may trying again (or another provider)
@@ -34,6 +34,9 @@ import math
 import time
 from collections.abc import Mapping
 
+#: The longest wait an upstream's hint may ask of a caller; longer hints are cut to this.
+MAX_RETRY_DELAY = 3600.0
+
 
 class PorticoError(Exception):
     """Base of every error Portico reports to callers."""
@@ -42,6 +45,8 @@ class PorticoError(Exception):
     retryable = False  # may a retry or a fallback to another provider help?
     #: Did this request certainly start no generation at a provider? Unknown is False.
     retry_safe = False
+    #: The longest retry delay this error may name (RetryInfo).
+    max_retry_delay = MAX_RETRY_DELAY
 
     def __init__(
         self,
@@ -58,7 +63,7 @@ class PorticoError(Exception):
         self.metadata: dict[str, str] = dict(metadata or {})
         if provider:
             self.metadata.setdefault("provider", provider)
-        self.retry_after = clamp_retry_delay(retry_after)
+        self.retry_after = clamp_retry_delay(retry_after, self.max_retry_delay)
         if retry_safe is not None:
             self.retry_safe = retry_safe
 
@@ -198,6 +203,13 @@ class RateLimited(PorticoError):
     retry_safe = True
 
 
+class BudgetExhausted(RateLimited):
+    """A caller spent its token budget for the day or month; RetryInfo says when the
+    window resets, however far away that is."""
+
+    max_retry_delay = 32 * 24 * 3600.0
+
+
 class CircuitOpen(PorticoError):
     reason = "ERROR_REASON_CIRCUIT_OPEN"
     retry_safe = True
@@ -245,15 +257,12 @@ def looks_like_context_overflow(text: str) -> bool:
     return any(hint in lowered for hint in _CONTEXT_HINTS)
 
 
-#: The longest wait an upstream's hint may ask of a caller; longer hints are cut to this.
-MAX_RETRY_DELAY = 3600.0
-
-
-def clamp_retry_delay(seconds: float | None) -> float | None:
-    """A retry hint made safe: None for nonsense (NaN, negative), at most an hour."""
+def clamp_retry_delay(seconds: float | None, longest: float = MAX_RETRY_DELAY) -> float | None:
+    """A retry hint made safe: None for nonsense (NaN, negative), at most `longest`
+    (an hour unless the gateway itself knows better, as for a budget's window)."""
     if seconds is None or math.isnan(seconds) or seconds < 0:
         return None
-    return min(seconds, MAX_RETRY_DELAY)
+    return min(seconds, longest)
 
 
 def _number(text: str) -> float | None:

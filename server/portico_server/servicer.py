@@ -21,15 +21,18 @@ from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 
 from . import convert, offload, paging
+from .auth import current_caller
+from .call import CallContext
+from .callers import CallerPolicies
 from .capabilities import CapabilityResolver
 from .errors import PorticoError, ShuttingDown
 from .health import HealthReporter
 from .providers.base import Provider
 from .resilience.breaker import BreakerState
 from .resilience.dispatcher import Dispatcher
-from .resilience.limits import estimate_call_tokens
+from .resilience.limits import estimate_call_tokens, used_tokens
 from .resilience.trace import TRAILER_BUDGET, Trace
-from .router import Router
+from .router import Plan, Router
 from .status import internal_status, to_rpc_status
 
 log = logging.getLogger("portico.servicer")
@@ -117,29 +120,48 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         capabilities: CapabilityResolver,
         health: HealthReporter,
         dispatcher: Dispatcher | None = None,
+        callers: CallerPolicies | None = None,
     ) -> None:
         self.router = router
         self.capabilities = capabilities
         self.health = health
         self.dispatcher = dispatcher or Dispatcher(health)
+        #: What each caller key may use, how fast and how much (auth.py says who calls).
+        self.callers = callers
         self.shutting_down = False
 
-    def _admit(self, request: Any) -> None:
+    def _admit(self, request: Any) -> str:
+        """Checks before any work; returns the caller's name ("" when the gateway is open),
+        which the auth interceptor established before the request was decoded."""
         if self.shutting_down:
             raise ShuttingDown("the gateway is shutting down; retry on another replica")
         convert.check_names(request)
+        return current_caller()
+
+    def _permit(self, caller: str, plan: Plan, model: str) -> None:
+        if caller and self.callers is not None:
+            self.callers.permit(caller, plan, model)
+
+    def _spend(self, call: CallContext, tokens: int) -> Any:
+        """The caller's rate limits and budget, held for the block (`async with`)."""
+        if call.caller and self.callers is not None:
+            return self.callers.admit(call.caller, call, tokens)
+        return _NO_LIMITS
 
     @_unary
     async def Chat(
         self, request: pb.ChatRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CompletionResponse:
         trace.active = True
-        self._admit(request)
-        call = convert.call_context(request, context.time_remaining(), request_id)
+        caller = self._admit(request)
+        call = convert.call_context(request, context.time_remaining(), request_id, caller)
         chat = await offload.run(convert.chat_request, request, "")
-        plan = self.router.plan(request.provider, request.model, call=call,
-                                estimated_tokens=estimate_call_tokens(chat))
-        result = await self.dispatcher.chat(plan, chat, call, trace)
+        tokens = estimate_call_tokens(chat)
+        plan = self.router.plan(request.provider, request.model, call=call, estimated_tokens=tokens)
+        self._permit(caller, plan, request.model)
+        async with self._spend(call, tokens) as spend:
+            result = await self.dispatcher.chat(plan, chat, call, trace)
+            spend.settle(used_tokens(result.usage))
         return convert.completion(result, result.provider)
 
     async def StreamChat(  # type: ignore[override]  # writes through context, returns nothing
@@ -153,14 +175,18 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         written = False
         trace.active = True
         try:
-            self._admit(request)
-            call = convert.call_context(request, context.time_remaining(), request_id)
+            caller = self._admit(request)
+            call = convert.call_context(request, context.time_remaining(), request_id, caller)
             chat = await offload.run(convert.chat_request, request, "")
-            plan = self.router.plan(request.provider, request.model, call=call,
-                                    estimated_tokens=estimate_call_tokens(chat))
+            tokens = estimate_call_tokens(chat)
+            plan = self.router.plan(request.provider, request.model, call=call, estimated_tokens=tokens)
+            self._permit(caller, plan, request.model)
             write, encode = context.write, convert.chunk
-            async with contextlib.aclosing(self.dispatcher.stream(plan, chat, call, trace)) as chunks:
+            async with (self._spend(call, tokens) as spend,
+                        contextlib.aclosing(self.dispatcher.stream(plan, chat, call, trace)) as chunks):
                 async for chunk in chunks:
+                    if chunk.is_final:
+                        spend.settle(used_tokens(chunk.usage))
                     await write(encode(chunk))  # deltas arrive encoded; intake.py passes bytes through
                     written = True
         except grpc.aio.AbortError:
@@ -177,11 +203,14 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self, request: pb.EmbedRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.EmbedResponse:
         trace.active = True
-        self._admit(request)
-        call = convert.call_context(request, context.time_remaining(), request_id)
+        caller = self._admit(request)
+        call = convert.call_context(request, context.time_remaining(), request_id, caller)
         embed = convert.embed_request(request, "")
         plan = self.router.plan(request.provider, request.model, embedding=True, call=call)
-        result = await self.dispatcher.embed(plan, embed, call, trace)
+        self._permit(caller, plan, request.model)
+        async with self._spend(call, sum(len(text) for text in embed.inputs) // 4 + 1) as spend:
+            result = await self.dispatcher.embed(plan, embed, call, trace)
+            spend.settle(used_tokens(result.usage))
         return convert.embed_response(result, result.provider)
 
     @_unary
@@ -189,19 +218,24 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self, request: pb.CountTokensRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CountTokensResponse:
         trace.active = True
-        self._admit(request)
-        call = convert.call_context(None, context.time_remaining(), request_id)
+        caller = self._admit(request)
+        call = convert.call_context(None, context.time_remaining(), request_id, caller)
         chat = await offload.run(convert.count_tokens_request, request, "")
         plan = self.router.plan(request.provider, request.model, call=call)
-        count, target = await self.dispatcher.count_tokens(plan, chat, call, trace)
+        self._permit(caller, plan, request.model)
+        async with self._spend(call, 0) as spend:
+            count, target = await self.dispatcher.count_tokens(plan, chat, call, trace)
+            spend.settle(0)  # counting generates nothing
         return convert.token_count(count, target.provider.name)
 
     @_unary
     async def GetCapabilities(
         self, request: pb.GetCapabilitiesRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.GetCapabilitiesResponse:
-        self._admit(request)
-        provider, model = self.router.route(request.provider, request.model)
+        caller = self._admit(request)
+        plan = self.router.plan(request.provider, request.model)
+        self._permit(caller, plan, request.model)
+        provider, model = plan[0].provider, plan[0].model
         caps = await self.capabilities.resolve(provider, model)
         return convert.capabilities(caps, provider.name)
 
@@ -240,6 +274,21 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             queue_depth=live.queue_depth,
         )
 
+
+class _NoLimits:
+    """The `async with` of a call no caller limit or budget applies to."""
+
+    async def __aenter__(self) -> _NoLimits:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def settle(self, used_tokens: int | None) -> None:
+        return None
+
+
+_NO_LIMITS = _NoLimits()
 
 _BREAKER_STATES = {
     BreakerState.CLOSED: pb.BREAKER_STATE_CLOSED,

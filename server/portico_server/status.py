@@ -116,7 +116,8 @@ def to_rpc_status(exc: errors.PorticoError) -> grpc.Status:
     metadata[RETRY_SAFE_KEY] = "true" if exc.retry_safe else "false"
     details = [_pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=metadata))]
     delay = exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_DELAY.get(exc.reason)
-    delay = errors.clamp_retry_delay(delay)  # whoever set it: finite, 0 to an hour
+    # Whoever set it: finite, from 0 to the longest the error allows.
+    delay = errors.clamp_retry_delay(delay, exc.max_retry_delay)
     if delay is not None:
         seconds = math.floor(delay)
         details.append(_pack(error_details_pb2.RetryInfo(
