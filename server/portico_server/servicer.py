@@ -22,6 +22,7 @@ from portico.v1 import llm_service_pb2_grpc
 
 from . import convert, offload, paging
 from .capabilities import CapabilityResolver
+from .config import LoadSettings
 from .errors import PorticoError, ShuttingDown
 from .health import HealthReporter
 from .providers.base import Provider
@@ -30,6 +31,7 @@ from .resilience.dispatcher import Dispatcher
 from .resilience.limits import estimate_call_tokens
 from .resilience.trace import TRAILER_BUDGET, Trace
 from .router import Router
+from .shedding import Kind, LoadShedder
 from .status import internal_status, to_rpc_status
 
 log = logging.getLogger("portico.servicer")
@@ -117,16 +119,24 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         capabilities: CapabilityResolver,
         health: HealthReporter,
         dispatcher: Dispatcher | None = None,
+        load: LoadShedder | None = None,
     ) -> None:
         self.router = router
         self.capabilities = capabilities
         self.health = health
         self.dispatcher = dispatcher or Dispatcher(health)
+        self.load = load or LoadShedder(LoadSettings())
         self.shutting_down = False
 
-    def _admit(self, request: Any) -> None:
+    def _admit(self, request: Any, context: Context, kind: Kind | None = Kind.CALL) -> None:
+        """Checks before any work, in order; `kind`: what the call counts against for load
+        shedding (None: nothing, for calls answered from memory)."""
         if self.shutting_down:
             raise ShuttingDown("the gateway is shutting down; retry on another replica")
+        if kind is not None:
+            # The slot is held until the RPC is over, whichever way it ends.
+            slot = self.load.admit(kind, convert.priority(request))
+            context.add_done_callback(lambda _: slot.release())
         convert.check_names(request)
 
     @_unary
@@ -134,7 +144,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self, request: pb.ChatRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CompletionResponse:
         trace.active = True
-        self._admit(request)
+        self._admit(request, context)
         call = convert.call_context(request, context.time_remaining(), request_id)
         chat = await offload.run(convert.chat_request, request, "")
         plan = self.router.plan(request.provider, request.model, call=call,
@@ -153,7 +163,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         written = False
         trace.active = True
         try:
-            self._admit(request)
+            self._admit(request, context, Kind.STREAM)
             call = convert.call_context(request, context.time_remaining(), request_id)
             chat = await offload.run(convert.chat_request, request, "")
             plan = self.router.plan(request.provider, request.model, call=call,
@@ -177,7 +187,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self, request: pb.EmbedRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.EmbedResponse:
         trace.active = True
-        self._admit(request)
+        self._admit(request, context)
         call = convert.call_context(request, context.time_remaining(), request_id)
         embed = convert.embed_request(request, "")
         plan = self.router.plan(request.provider, request.model, embedding=True, call=call)
@@ -189,7 +199,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self, request: pb.CountTokensRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CountTokensResponse:
         trace.active = True
-        self._admit(request)
+        self._admit(request, context)
         call = convert.call_context(None, context.time_remaining(), request_id)
         chat = await offload.run(convert.count_tokens_request, request, "")
         plan = self.router.plan(request.provider, request.model, call=call)
@@ -200,7 +210,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     async def GetCapabilities(
         self, request: pb.GetCapabilitiesRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.GetCapabilitiesResponse:
-        self._admit(request)
+        self._admit(request, context)
         provider, model = self.router.route(request.provider, request.model)
         caps = await self.capabilities.resolve(provider, model)
         return convert.capabilities(caps, provider.name)
@@ -209,7 +219,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     async def ListProviders(
         self, request: pb.ListProvidersRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.ListProvidersResponse:
-        self._admit(request)
+        self._admit(request, context, None)
         size = paging.page_size(request.page_size)
         start = paging.decode_token(request.page_token)
         providers = list(self.router.providers.values())
