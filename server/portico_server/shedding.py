@@ -134,8 +134,8 @@ class _Pool:
         name = priority.name.lower()
         where = ("the gateway is" if self.share == self.total
                  else f"this worker is at its share ({self.share}) of the gateway's limit and")
-        message = (f"{where} full: {self.in_use} {self.noun} in progress reach what {name}-priority "
-                   f"calls may use of {self.setting}={self.total}; retry in {delay:.2f}s")
+        message = (f"{where} full for {name}-priority {self.noun}: {self.in_use} in progress against "
+                   f"{self.setting}={self.total}; retry in {delay:.2f}s")
         metadata = {"limit": self.setting, "limit_value": str(self.total), "priority": name}
         if self.share != self.total:
             metadata["worker_share"] = str(self.share)
