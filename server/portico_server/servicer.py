@@ -5,7 +5,9 @@ It holds no provider logic. Failures leave through `fail`, which uses the one er
 table in status.py; anything unexpected becomes INTERNAL without leaking details. Every
 answer and every error carries the call's request id in the `x-request-id` trailer, and
 calls that reach a provider carry the attempt trace (resilience/trace.py).
-Request size and item counts are checked before decoding, in intake.py.
+Request size and item counts are checked before decoding, in intake.py. Admission
+(`_admit`) refuses calls while shutting down, then sheds load (shedding.py) before the
+request is checked or any upstream work starts.
 """
 
 from __future__ import annotations

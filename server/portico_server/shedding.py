@@ -4,8 +4,8 @@ A call takes a slot when it is admitted (after the shutdown and caller checks, b
 its request is checked or any upstream work starts) and gives it back when the RPC ends.
 With no slot free for its priority it is refused at once: RESOURCE_EXHAUSTED,
 `ERROR_REASON_OVERLOADED`, retry-safe, with a RetryInfo estimated from how long calls
-have recently held their slots. Nothing waits in a queue here: a full gateway answers
-in microseconds, and clients retry after the hinted delay (or go to another replica).
+have recently held their slots. Nothing waits in a queue here: a refusal is cheap, and
+clients retry after the hinted delay (or go to another replica).
 
 Priority decides who is shed first. Normal calls may fill a cap (`max_in_flight`,
 `max_streams`); low-priority calls only `low_priority_share` of it, so they are turned
