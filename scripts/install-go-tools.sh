@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Go command-line tools the repository uses, at pinned versions, into
 # tools/bin/ (git-ignored): the two Go code generators that buf.gen.yaml runs, and the
-# grpcurl and grpc_health_probe binaries that the tool tests drive, and the ghz load
-# generator that `make bench` drives.
+# grpcurl and grpc_health_probe binaries that the tool tests drive, the ghz load
+# generator that `make bench` drives, and kustomize, which renders deploy/kubernetes/ for
+# the manifest tests.
 #
 # Idempotent: a binary whose embedded module version already matches its pin is kept,
 # so a second run only reads build info and finishes in well under a second.
@@ -21,6 +22,8 @@ TOOLS=(
   "grpcurl            github.com/fullstorydev/grpcurl/cmd/grpcurl          v1.9.4"
   "grpc_health_probe  github.com/grpc-ecosystem/grpc-health-probe          v0.4.40"
   "ghz                github.com/bojand/ghz/cmd/ghz                         v0.120.0"
+  # v5.8.3 needs Go 1.27; v5.8.2 builds with Go 1.26.
+  "kustomize          sigs.k8s.io/kustomize/kustomize/v5                   v5.8.2"
 )
 
 bin_dir="$PWD/tools/bin"

@@ -24,6 +24,7 @@ from .auth import Authenticator, AuthInterceptor, describe, keyrings
 from .callers import CallerPolicies
 from .capabilities import CapabilityResolver
 from .config import ConfigError, GatewayConfig, StartupError, expand_api_keys, load_config
+from .connections import connection_options
 from .errors import InvalidRequest, PorticoError, UnknownProvider
 from .generation import Generations
 from .health import HealthReporter
@@ -36,6 +37,7 @@ from .resilience.dispatcher import Dispatcher
 from .resilience.limits import Limits
 from .router import Router
 from .servicer import LLMServicer, fail
+from .shedding import LoadShedder
 from .tls import ServerCertificates
 from .workers import default_worker_count, supervise
 
@@ -65,7 +67,10 @@ class Gateway:
     """One gateway process: `await start()`, then `await stop()`. `config_path` is the
     file `reload()` reads again (None: the configuration cannot be reloaded)."""
 
-    def __init__(self, config: GatewayConfig, reuse_port: bool = False, config_path: str | None = None) -> None:
+    def __init__(
+        self, config: GatewayConfig, reuse_port: bool = False, config_path: str | None = None,
+        worker: int = 1, workers: int = 1,
+    ) -> None:
         self.config = config
         self.config_path = config_path
         #: Workers share one port (SO_REUSEPORT); a lone gateway must own its port, so
@@ -79,7 +84,10 @@ class Gateway:
         # Who may call (auth.py) and what each caller may do (callers.py).
         self.auth = Authenticator(keyrings(config.auth))
         self.callers = CallerPolicies(config.auth)
-        self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health, self.dispatcher, self.callers)
+        #: This process's share (worker `worker` of `workers`) of the gateway-wide load caps.
+        self.load = LoadShedder(config.server.load, worker, workers)
+        self.servicer = LLMServicer(
+            self.router, CapabilityResolver(), self.health, self.dispatcher, self.callers, self.load)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.generations = Generations(self.providers)
         self.history = AdminHistory()
@@ -177,10 +185,7 @@ class Gateway:
             ("grpc.max_receive_message_length", transport_limit),
             ("grpc.max_send_message_length", transport_limit),
             ("grpc.so_reuseport", 1 if self.reuse_port else 0),
-            # Let clients keep idle connections alive with pings every 10 s or more
-            # instead of answering them with "too many pings".
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ("grpc.keepalive_permit_without_calls", 1),
+            *connection_options(settings.connections),
         ])
         intake.add_to_server(self.servicer, server, self.decoder, fail, self.generations.call)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self), server)
@@ -256,9 +261,12 @@ async def _close_all(providers: dict[str, Provider]) -> None:
 WORKER_HEALTH_PREFIX = "portico.worker."
 
 
-async def run(config: GatewayConfig, worker: int | None = None, config_path: str | None = None) -> None:
+async def run(
+    config: GatewayConfig, worker: int | None = None, config_path: str | None = None, workers: int = 1
+) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully; reload `config_path` on SIGHUP."""
-    gateway = Gateway(config, reuse_port=worker is not None, config_path=config_path)
+    gateway = Gateway(config, reuse_port=worker is not None, config_path=config_path,
+                      worker=worker or 1, workers=workers)
     loop = asyncio.get_running_loop()
     # Before "listening" is printed: a supervisor forwards SIGHUP only after that line.
     loop.add_signal_handler(signal.SIGHUP, gateway.reload_on_signal)
@@ -302,7 +310,7 @@ def serve(config_path: str | None = None, address: str | None = None, workers: i
     return _run_gateway(config, None, config_path)
 
 
-def serve_worker(config_path: str | None, address: str, worker: int) -> int:
+def serve_worker(config_path: str | None, address: str, worker: int, workers: int = 1) -> int:
     """One worker process of `portico serve --workers N` on the address its supervisor chose."""
     try:
         config = load_config(config_path)
@@ -310,7 +318,7 @@ def serve_worker(config_path: str | None, address: str, worker: int) -> int:
     except ConfigError as exc:
         return _cannot_start(exc)
     _configure_logging(config, f" [worker {worker}]")
-    return _run_gateway(config, worker, config_path)
+    return _run_gateway(config, worker, config_path, workers)
 
 
 def _configure_logging(config: GatewayConfig, tag: str) -> None:
@@ -323,7 +331,7 @@ def _configure_logging(config: GatewayConfig, tag: str) -> None:
     install_log_redaction()
 
 
-def _run_gateway(config: GatewayConfig, worker: int | None, config_path: str | None) -> int:
+def _run_gateway(config: GatewayConfig, worker: int | None, config_path: str | None, workers: int = 1) -> int:
     try:
         import uvloop
     except ImportError:
@@ -336,7 +344,7 @@ def _run_gateway(config: GatewayConfig, worker: int | None, config_path: str | N
     except tracing.TracingConfigError as exc:
         return _cannot_start(StartupError(str(exc)))
     try:
-        runner(run(config, worker, config_path))
+        runner(run(config, worker, config_path, workers))
     except (ConfigError, StartupError) as exc:
         return _cannot_start(exc)
     finally:

@@ -293,6 +293,46 @@ class TlsSettings(_Strict):
             raise ValueError("client_ca_file is only used with require_client_cert: true "
                              "(the server either requires a client certificate or asks for none)")
         return self
+class LoadSettings(_Strict):
+    """Gateway-wide caps that shed new calls when the gateway is full (shedding.py).
+
+    The caps are the whole gateway's: with several worker processes each worker takes an
+    equal share (see README, "Protecting itself"). null turns a cap off.
+    """
+
+    #: Unary calls (Chat, Embed, CountTokens, GetCapabilities) in progress at once that
+    #: normal- and low-priority calls may fill.
+    max_in_flight: int | None = Field(default=1024, gt=0)
+    #: StreamChat streams open at once that normal- and low-priority calls may fill.
+    max_streams: int | None = Field(default=1024, gt=0)
+    #: Room above each cap that only high-priority calls may use, as a fraction of the
+    #: cap (at least one call), so urgent work still gets in when the gateway is full.
+    high_priority_reserve: float = Field(default=0.1, ge=0, le=1)
+    #: The fraction of each cap low-priority calls may fill (at least one call): they
+    #: are shed first, while normal calls still get in.
+    low_priority_share: float = Field(default=0.8, gt=0, le=1)
+
+
+class ConnectionSettings(_Strict):
+    """HTTP/2 connection policy of the gRPC server. Durations are in seconds."""
+
+    #: Age after which the server asks a client to reconnect (GOAWAY; gRPC adds ±10 %
+    #: jitter), so clients behind a Kubernetes Service spread over new replicas. null: never.
+    max_connection_age: float | None = Field(default=300.0, gt=0)
+    #: Time calls still running on an aged connection get to finish before it is closed.
+    #: As long as a provider's default timeout, so no call that could succeed is cut.
+    max_connection_age_grace: float = Field(default=600.0, ge=0)
+    #: The server pings a connection after this long without activity ...
+    keepalive_time: float = Field(default=60.0, gt=0)
+    #: ... and closes it when the ping is not answered within this time.
+    keepalive_timeout: float = Field(default=20.0, gt=0)
+    #: Clients may ping at most this often; pings sooner count as strikes.
+    min_ping_interval: float = Field(default=10.0, ge=0)
+    #: Strikes after which the connection is closed (GOAWAY "too_many_pings"); 0: no limit.
+    max_ping_strikes: int = Field(default=2, ge=0)
+    #: Calls open at once on one connection; a client's further calls wait on its side
+    #: until one ends (they are not refused).
+    max_concurrent_streams: int = Field(default=1000, gt=0)
 
 
 class ServerSettings(_Strict):
@@ -311,6 +351,8 @@ class ServerSettings(_Strict):
     tls: TlsSettings | None = None
     #: Refuse to start unless `auth.keys` names at least one caller.
     require_auth: bool = False
+    load: LoadSettings = Field(default_factory=LoadSettings)
+    connections: ConnectionSettings = Field(default_factory=ConnectionSettings)
 
     @field_validator("address")
     @classmethod

@@ -315,6 +315,12 @@ def chat_request(req: pb.ChatRequest, model: str) -> d.ChatRequest:
     )
 
 
+def priority(req: object) -> d.Priority:
+    """A request's priority (NORMAL when unset, unknown, or the request has none)."""
+    value = getattr(req, "priority", tpb.PRIORITY_UNSPECIFIED)
+    return _PRIORITIES.get(value, d.Priority.NORMAL)
+
+
 def call_context(
     req: pb.ChatRequest | pb.EmbedRequest | None, time_remaining: float | None, request_id: str = "",
     caller: str = "",

@@ -14,7 +14,7 @@ gRPC statuses with `google.rpc` details. Each class names its `ErrorReason` valu
     │   └── retryable: UpstreamRateLimited, UpstreamUnavailable, UpstreamOverloaded,
     │       UpstreamConnection, UpstreamProtocol, UpstreamTimeout (UpstreamDeadlineExceeded:
     │       the caller's deadline passed first), UpstreamPoolExhausted
-    └── RateLimited (BudgetExhausted), CircuitOpen, DeadlineExceeded, ShuttingDown, Cancelled,
+    └── RateLimited (BudgetExhausted), CircuitOpen, DeadlineExceeded, ShuttingDown, Overloaded, Cancelled,
         Unauthenticated, PermissionDenied
 
 Two flags describe each failure. `retryable`: may trying again (or another provider)
@@ -222,6 +222,13 @@ class DeadlineExceeded(PorticoError):
 
 class ShuttingDown(PorticoError):
     reason = "ERROR_REASON_SHUTTING_DOWN"
+    retry_safe = True
+
+
+class Overloaded(PorticoError):
+    """The gateway is at its own limit of calls or streams (shedding.py): nothing was done."""
+
+    reason = "ERROR_REASON_OVERLOADED"
     retry_safe = True
 
 

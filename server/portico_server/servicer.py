@@ -5,7 +5,9 @@ It holds no provider logic. Failures leave through `fail`, which uses the one er
 table in status.py; anything unexpected becomes INTERNAL without leaking details. Every
 answer and every error carries the call's request id in the `x-request-id` trailer, and
 calls that reach a provider carry the attempt trace (resilience/trace.py).
-Request size and item counts are checked before decoding, in intake.py.
+Request size and item counts are checked before decoding, in intake.py. Admission
+(`_admit`) refuses calls while shutting down, then sheds load (shedding.py) before the
+request is checked or any upstream work starts.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .auth import current_caller
 from .call import CallContext
 from .callers import CallerPolicies
 from .capabilities import CapabilityResolver
+from .config import LoadSettings
 from .errors import PorticoError, ShuttingDown
 from .health import HealthReporter
 from .providers.base import Provider
@@ -33,6 +36,7 @@ from .resilience.dispatcher import Dispatcher
 from .resilience.limits import estimate_call_tokens, used_tokens
 from .resilience.trace import TRAILER_BUDGET, Trace
 from .router import Plan, Router
+from .shedding import Kind, LoadShedder
 from .status import internal_status, to_rpc_status
 
 log = logging.getLogger("portico.servicer")
@@ -121,6 +125,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         health: HealthReporter,
         dispatcher: Dispatcher | None = None,
         callers: CallerPolicies | None = None,
+        load: LoadShedder | None = None,
     ) -> None:
         self.router = router
         self.capabilities = capabilities
@@ -128,13 +133,20 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self.dispatcher = dispatcher or Dispatcher(health)
         #: What each caller key may use, how fast and how much (auth.py says who calls).
         self.callers = callers
+        self.load = load or LoadShedder(LoadSettings())
         self.shutting_down = False
 
-    def _admit(self, request: Any) -> str:
-        """Checks before any work; returns the caller's name ("" when the gateway is open),
-        which the auth interceptor established before the request was decoded."""
+    def _admit(self, request: Any, context: Context, kind: Kind | None = Kind.CALL) -> str:
+        """Checks before any work, in order; returns the caller's name ("" when the gateway
+        is open), which the auth interceptor established before the request was decoded.
+        `kind`: what the call counts against for load shedding (None: nothing, for calls
+        answered from memory)."""
         if self.shutting_down:
             raise ShuttingDown("the gateway is shutting down; retry on another replica")
+        if kind is not None:
+            # The slot is held until the RPC is over, whichever way it ends.
+            slot = self.load.admit(kind, convert.priority(request))
+            context.add_done_callback(lambda _: slot.release())
         convert.check_names(request)
         return current_caller()
 
@@ -153,7 +165,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self, request: pb.ChatRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CompletionResponse:
         trace.active = True
-        caller = self._admit(request)
+        caller = self._admit(request, context)
         call = convert.call_context(request, context.time_remaining(), request_id, caller)
         chat = await offload.run(convert.chat_request, request, "")
         tokens = estimate_call_tokens(chat)
@@ -175,7 +187,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         written = False
         trace.active = True
         try:
-            caller = self._admit(request)
+            caller = self._admit(request, context, Kind.STREAM)
             call = convert.call_context(request, context.time_remaining(), request_id, caller)
             chat = await offload.run(convert.chat_request, request, "")
             tokens = estimate_call_tokens(chat)
@@ -203,7 +215,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self, request: pb.EmbedRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.EmbedResponse:
         trace.active = True
-        caller = self._admit(request)
+        caller = self._admit(request, context)
         call = convert.call_context(request, context.time_remaining(), request_id, caller)
         embed = convert.embed_request(request, "")
         plan = self.router.plan(request.provider, request.model, embedding=True, call=call)
@@ -218,7 +230,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self, request: pb.CountTokensRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CountTokensResponse:
         trace.active = True
-        caller = self._admit(request)
+        caller = self._admit(request, context)
         call = convert.call_context(None, context.time_remaining(), request_id, caller)
         chat = await offload.run(convert.count_tokens_request, request, "")
         plan = self.router.plan(request.provider, request.model, call=call)
@@ -232,7 +244,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     async def GetCapabilities(
         self, request: pb.GetCapabilitiesRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.GetCapabilitiesResponse:
-        caller = self._admit(request)
+        caller = self._admit(request, context)
         plan = self.router.plan(request.provider, request.model)
         self._permit(caller, plan, request.model)
         provider, model = plan[0].provider, plan[0].model
@@ -243,7 +255,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     async def ListProviders(
         self, request: pb.ListProvidersRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.ListProvidersResponse:
-        self._admit(request)
+        self._admit(request, context, None)
         size = paging.page_size(request.page_size)
         start = paging.decode_token(request.page_token)
         providers = list(self.router.providers.values())

@@ -31,12 +31,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="portico-worker")
     parser.add_argument("--address", required=True)
     parser.add_argument("--config")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     index, _, parent = os.environ.get(WORKER_ENV, "").partition(":")
     if not index.isdigit() or not parent.isdigit():
         parser.error(f"{WORKER_ENV} must be <index>:<parent pid>; this entry point is started by `portico serve`")
     _die_with_parent(int(parent))
-    return serve_worker(args.config, args.address, int(index))
+    return serve_worker(args.config, args.address, int(index), args.workers)
 
 
 if __name__ == "__main__":

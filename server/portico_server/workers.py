@@ -127,7 +127,9 @@ class Supervisor:
         self.stopping = asyncio.Event()
 
     def _command(self) -> list[str]:
-        command = [sys.executable, "-m", "portico_server.worker_main", "--address", self.address]
+        # The count lets each worker take its share of the gateway-wide load caps.
+        command = [sys.executable, "-m", "portico_server.worker_main", "--address", self.address,
+                   "--workers", str(len(self.workers))]
         if self.config_path is not None:
             command += ["--config", self.config_path]
         return command

@@ -89,6 +89,10 @@ const (
 	ErrorReason_ERROR_REASON_PERMISSION_DENIED ErrorReason = 35
 	// CANCELLED. The caller cancelled the call.
 	ErrorReason_ERROR_REASON_CANCELLED ErrorReason = 36
+	// RESOURCE_EXHAUSTED with RetryInfo. The gateway itself is full (its limit on
+	// calls in progress or open streams, named in the metadata as `limit`) and shed
+	// this call before any work was done; a higher priority may still get in.
+	ErrorReason_ERROR_REASON_OVERLOADED ErrorReason = 38
 	// INTERNAL. A bug in the gateway. The message carries no secret, traceback or
 	// upstream body.
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 50
@@ -122,6 +126,7 @@ var (
 		34: "ERROR_REASON_UNAUTHENTICATED",
 		35: "ERROR_REASON_PERMISSION_DENIED",
 		36: "ERROR_REASON_CANCELLED",
+		38: "ERROR_REASON_OVERLOADED",
 		50: "ERROR_REASON_INTERNAL",
 	}
 	ErrorReason_value = map[string]int32{
@@ -150,6 +155,7 @@ var (
 		"ERROR_REASON_UNAUTHENTICATED":          34,
 		"ERROR_REASON_PERMISSION_DENIED":        35,
 		"ERROR_REASON_CANCELLED":                36,
+		"ERROR_REASON_OVERLOADED":               38,
 		"ERROR_REASON_INTERNAL":                 50,
 	}
 )
@@ -186,7 +192,7 @@ var File_portico_v1_error_reason_proto protoreflect.FileDescriptor
 const file_portico_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
 	"\x1dportico/v1/error_reason.proto\x12\n" +
-	"portico.v1*\xae\a\n" +
+	"portico.v1*\xcb\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12\"\n" +
@@ -213,7 +219,8 @@ const file_portico_v1_error_reason_proto_rawDesc = "" +
 	"\x1aERROR_REASON_SHUTTING_DOWN\x10!\x12 \n" +
 	"\x1cERROR_REASON_UNAUTHENTICATED\x10\"\x12\"\n" +
 	"\x1eERROR_REASON_PERMISSION_DENIED\x10#\x12\x1a\n" +
-	"\x16ERROR_REASON_CANCELLED\x10$\x12\x19\n" +
+	"\x16ERROR_REASON_CANCELLED\x10$\x12\x1b\n" +
+	"\x17ERROR_REASON_OVERLOADED\x10&\x12\x19\n" +
 	"\x15ERROR_REASON_INTERNAL\x102B\x83\x01\n" +
 	"\x0edev.portico.v1B\x10ErrorReasonProtoP\x01Z/portico.dev/clients/go/gen/portico/v1;porticov1\xa2\x02\x03PTC\xaa\x02\n" +
 	"Portico.V1\xca\x02\n" +
