@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from portico.v1 import admin_service_pb2, admin_service_pb2_grpc, llm_service_pb2
 
-from . import intake
+from . import calllog, intake, metrics
 from .admin import AdminServicer
 from .admin_history import SIGHUP_REASON, AdminHistory, EventKind
 from .capabilities import CapabilityResolver
@@ -28,7 +28,6 @@ from .health import HealthReporter
 from .intake import RequestDecoder
 from .providers import registry
 from .providers.base import Provider
-from .redaction import install_log_redaction
 from .resilience.breaker import CircuitBreaker
 from .resilience.dispatcher import Dispatcher
 from .resilience.limits import Limits
@@ -74,6 +73,7 @@ class Gateway:
         # Routing orders targets by the dispatcher's live figures (latency, breakers, cooldowns).
         self.router = Router(self.providers, config.aliases, config.groups, key_groups, stats=self.dispatcher.stats)
         self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health, self.dispatcher)
+        _name_metrics(config, self.providers)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.generations = Generations(self.providers)
         self.history = AdminHistory()
@@ -131,6 +131,7 @@ class Gateway:
                 ) from None
             # One synchronous step, so a new call sees either the old set or the new one.
             self.config, self.providers, self.router = config, providers, router
+            _name_metrics(config, providers)
             self.servicer.router = router
             self.dispatcher.limits.update(config)  # in-flight calls stay counted; queues keep their order
             self.health.replace_providers(providers)
@@ -221,6 +222,13 @@ def _build_providers(
     return providers, key_groups
 
 
+def _name_metrics(config: GatewayConfig, providers: dict[str, Provider]) -> None:
+    """The names the metrics' model label may take: the configuration's."""
+    metrics.configure(config.aliases, config.groups, (
+        metrics.ProviderModels(name, (*provider.models(), provider.default_model(), provider.embedding_model()))
+        for name, provider in providers.items()))
+
+
 async def _close_all(providers: dict[str, Provider]) -> None:
     for provider in providers.values():
         with contextlib.suppress(Exception):
@@ -241,15 +249,23 @@ async def run(config: GatewayConfig, worker: int | None = None, config_path: str
     if worker is not None:
         # Before the port opens: the first connection a new worker takes can already ask.
         await gateway.health.servicer.set(f"{WORKER_HEALTH_PREFIX}{worker}", health_pb2.HealthCheckResponse.SERVING)
-    await gateway.start()
-    print(f"portico: listening on {gateway.address}", flush=True)
-    log.info("providers: %s", ", ".join(gateway.providers) or "none")
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down (grace %.1fs)", config.server.shutdown_grace)
-    await gateway.stop()
+    # A worker's figures are served by its supervisor, which merges every worker's.
+    endpoint = metrics.start(config.metrics) if worker is None else None
+    try:
+        await gateway.start()
+        print(f"portico: listening on {gateway.address}", flush=True)
+        if endpoint is not None:
+            print(f"portico: metrics on {endpoint.url}", flush=True)
+        log.info("providers: %s", ", ".join(gateway.providers) or "none")
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down (grace %.1fs)", config.server.shutdown_grace)
+        await gateway.stop()
+    finally:
+        if endpoint is not None:
+            endpoint.close()
 
 
 def serve(config_path: str | None = None, address: str | None = None, workers: int | None = None) -> int:
@@ -262,7 +278,7 @@ def serve(config_path: str | None = None, address: str | None = None, workers: i
             config.server.workers = workers
     except ConfigError as exc:
         return _cannot_start(exc)
-    _configure_logging(config, "")
+    _configure_logging(config, None)
     count = config.server.workers or default_worker_count()
     if count > 1:
         try:
@@ -279,18 +295,12 @@ def serve_worker(config_path: str | None, address: str, worker: int) -> int:
         config.server.address = address
     except ConfigError as exc:
         return _cannot_start(exc)
-    _configure_logging(config, f" [worker {worker}]")
+    _configure_logging(config, worker)
     return _run_gateway(config, worker, config_path)
 
 
-def _configure_logging(config: GatewayConfig, tag: str) -> None:
-    logging.basicConfig(
-        level=config.server.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s %(name)s{tag}: %(message)s",
-    )
-    # Before any provider exists: every record, at every level and from every library,
-    # passes the filter that removes configured secrets.
-    install_log_redaction()
+def _configure_logging(config: GatewayConfig, worker: int | None) -> None:
+    calllog.configure(config.logging, config.logging.level or config.server.log_level, worker)
 
 
 def _run_gateway(config: GatewayConfig, worker: int | None, config_path: str | None) -> int:

@@ -23,6 +23,8 @@ class CallContext:
     tags: Mapping[str, str] = field(default_factory=dict)
     #: What a stream may do when its provider fails after the first chunk.
     stream_failover: StreamFailover = StreamFailover.NONE
+    #: The caller's key name or certificate identity; "" when the gateway is open.
+    caller: str = ""
 
     @classmethod
     def with_timeout(cls, seconds: float | None, **kwargs: object) -> CallContext:
