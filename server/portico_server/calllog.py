@@ -100,7 +100,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": _iso_time(record.created),
-            "level": record.levelname.lower(),
+            "level": record.levelname,
             "logger": record.name,
         }
         if self.worker is not None:
