@@ -16,6 +16,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from .redaction import install_log_redaction, redact
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ def configure(settings: LoggingSettings, level: str, worker: int | None) -> None
     else:
         handler.setFormatter(TextFormatter(_TEXT_FORMAT.format(tag=f" [worker {worker}]" if worker else "")))
     logging.basicConfig(level=level.upper(), handlers=[handler])
+    # No format prints them, and looking them up is a good part of a record's cost.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     CALLS.disabled = not settings.calls
     # Before any provider exists: every record, at every level and from every library,
     # passes the filter that removes configured secrets.
@@ -115,7 +119,7 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = record.stack_info
-        return redact(json.dumps(entry, ensure_ascii=False, default=str))
+        return redact(orjson.dumps(entry, default=str).decode())
 
 
 class TextFormatter(logging.Formatter):
@@ -137,6 +141,13 @@ def _pair(key: str, value: Any) -> str:
     return f"{key}={json.dumps(text) if (' ' in text or not text) else text}"
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def _iso_time(created: float) -> str:
-    seconds = time.gmtime(created)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", seconds) + f".{int(created % 1 * 1000):03d}Z"
+    """UTC with milliseconds; the part up to the second is made once per second."""
+    global _second
+    whole = int(created)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int(created % 1 * 1000):03d}Z"

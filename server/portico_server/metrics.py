@@ -22,6 +22,7 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -61,9 +62,8 @@ TIME_PER_OUTPUT_CHUNK = Histogram(
     "Streams: time between one chunk and the next, for each chunk after the first.",
     _GENAI, buckets=_PER_CHUNK_BUCKETS)
 TOKENS = Counter(
-    "portico_tokens", "Tokens by type, the GenAI types (input, output) and the provider's finer "
-    "counts (cache_read, cache_creation, reasoning), which the conventions have no metric for.",
-    ["provider", "model", "token_type"])
+    "portico_tokens", "Tokens the GenAI conventions have no metric type for: cache_read and "
+    "cache_creation (of the input), reasoning (of the output).", ["provider", "model", "token_type"])
 
 CALLS = Counter("portico_calls", "Finished calls by method and gRPC status code.", ["method", "code"])
 IN_FLIGHT = Gauge("portico_calls_in_flight", "Calls in progress.", ["method"], multiprocess_mode="livesum")
@@ -87,6 +87,25 @@ QUEUE_WAIT = Histogram(
     buckets=_WAIT_BUCKETS)
 
 _BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+class Children(Generic[M]):
+    """A metric's labelled children by their label values: `labels()` checks and locks on
+    every call, a dict lookup does not, and the label values are bounded anyway."""
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: M) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class ModelNames:

@@ -21,6 +21,17 @@ from .resilience.trace import Trace
 #: The GenAI operation of each method that is one (`gen_ai.operation.name`).
 _OPERATIONS = {"Chat": "chat", "StreamChat": "chat", "Embed": "embeddings"}
 
+_in_flight = metrics.Children(metrics.IN_FLIGHT)
+_calls = metrics.Children(metrics.CALLS)
+_duration = metrics.Children(metrics.OPERATION_DURATION)
+_token_usage = metrics.Children(metrics.TOKEN_USAGE)
+_tokens = metrics.Children(metrics.TOKENS)
+_first_chunk = metrics.Children(metrics.TIME_TO_FIRST_CHUNK)
+_per_chunk = metrics.Children(metrics.TIME_PER_OUTPUT_CHUNK)
+_overhead = metrics.Children(metrics.OVERHEAD)
+_attempts = metrics.Children(metrics.ATTEMPTS)
+_retries = metrics.Children(metrics.RETRIES)
+
 
 class CallRecord:
     """The facts of one call, gathered while it runs."""
@@ -49,7 +60,7 @@ class CallRecord:
         self.last_chunk = 0.0
         self.chunks = 0
         self._gap: Any = None
-        self._in_flight = metrics.IN_FLIGHT.labels(method)
+        self._in_flight = _in_flight(method)
         self._in_flight.inc()
         if method == "StreamChat":
             metrics.OPEN_STREAMS.inc()
@@ -74,8 +85,8 @@ class CallRecord:
             self.first_chunk = now
             self.provider, self.model = chunk.provider, chunk.model
             labels = self._genai_labels()
-            metrics.TIME_TO_FIRST_CHUNK.labels(*labels).observe(now - self.started)
-            self._gap = metrics.TIME_PER_OUTPUT_CHUNK.labels(*labels)
+            _first_chunk(*labels).observe(now - self.started)
+            self._gap = _per_chunk(*labels)
         else:
             self._gap.observe(now - self.last_chunk)
         self.last_chunk = now
@@ -110,12 +121,12 @@ class CallRecord:
         if trace is not None and trace.attempts and not self.provider:
             last = trace.attempts[-1]  # a failed call: the last target it tried
             self.provider, self.model = last.provider, self.model or last.model
-        metrics.CALLS.labels(self.method, self.code.name).inc()
+        _calls(self.method, self.code.name).inc()
         if self.operation:
             self._genai_metrics(duration)
         retries = 0
         if trace is not None:
-            metrics.OVERHEAD.labels(self.method).observe(trace.overhead_ms() / 1000)
+            _overhead(self.method).observe(trace.overhead_ms() / 1000)
             retries = _attempt_metrics(trace)
         if calllog.CALLS.isEnabledFor(calllog.INFO):
             calllog.write(self, duration, retries)
@@ -126,17 +137,18 @@ class CallRecord:
     def _genai_metrics(self, duration: float) -> None:
         labels = self._genai_labels()
         error_type = "" if self.code is grpc.StatusCode.OK else (self.reason or self.code.name)
-        metrics.OPERATION_DURATION.labels(*labels, error_type).observe(duration)
+        _duration(*labels, error_type).observe(duration)
         if self.tokens is None:
             return
         inputs, outputs, cache_read, cache_creation, reasoning = self.tokens
-        metrics.TOKEN_USAGE.labels(*labels, "input").observe(inputs)
-        metrics.TOKEN_USAGE.labels(*labels, "output").observe(outputs)
-        provider, model = labels[1], labels[2]
-        for kind, count in (("input", inputs), ("output", outputs), ("cache_read", cache_read),
-                            ("cache_creation", cache_creation), ("reasoning", reasoning)):
-            if count:
-                metrics.TOKENS.labels(provider, model, kind).inc(count)
+        _token_usage(*labels, "input").observe(inputs)
+        _token_usage(*labels, "output").observe(outputs)
+        if cache_read or cache_creation or reasoning:
+            provider, model = labels[1], labels[2]
+            for kind, count in (("cache_read", cache_read), ("cache_creation", cache_creation),
+                                ("reasoning", reasoning)):
+                if count:
+                    _tokens(provider, model, kind).inc(count)
 
 
 _current: ContextVar[CallRecord | None] = ContextVar("portico_call_record", default=None)
@@ -161,10 +173,10 @@ def _attempt_metrics(trace: Trace) -> int:
     seen: set[tuple[str, str]] = set()
     retries = 0
     for attempt in trace.attempts:
-        metrics.ATTEMPTS.labels(attempt.provider, attempt.outcome, attempt.status).inc()
+        _attempts(attempt.provider, attempt.outcome, attempt.status).inc()
         target = (attempt.provider, attempt.model)
         if target in seen:
             retries += 1
-            metrics.RETRIES.labels(attempt.provider).inc()
+            _retries(attempt.provider).inc()
         seen.add(target)
     return retries
