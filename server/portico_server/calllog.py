@@ -85,7 +85,11 @@ def write(record: CallRecord, duration: float, retries: int) -> None:
         fields.update(input_tokens=inputs, output_tokens=outputs, cache_read_tokens=cache_read,
                       cache_creation_tokens=cache_creation, reasoning_tokens=reasoning)
     level = logging.WARNING if _is_fault(record) else logging.INFO
-    CALLS.log(level, "%s %s", record.method, record.code.name, extra={"call": fields})
+    if CALLS.isEnabledFor(level):
+        # Made directly: `log()` would walk the stack for a source line no format prints.
+        entry = CALLS.makeRecord(CALLS.name, level, __file__, 0, "%s %s", (record.method, record.code.name),
+                                 None, extra={"call": fields})
+        CALLS.handle(entry)
 
 
 def _is_fault(record: CallRecord) -> bool:

@@ -137,7 +137,7 @@ async def test_no_secret_in_anything_a_faulty_run_produced(tmp_path: Path, monke
             grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND} <= set(codes)
     assert grpc.StatusCode.INTERNAL not in codes
     assert any(REDACTED in text for text in seen)  # the echoed keys were replaced, not dropped
-    assert '"level": "DEBUG"' in log and '"logger": "portico.call"' in log
+    assert '"level":"DEBUG"' in log and '"logger":"portico.call"' in log
     assert "portico_calls_total" in page
     everything = {"what the caller saw": "\n".join(seen), "the gateway log": log, "the metrics page": page}
     for where, text in everything.items():
