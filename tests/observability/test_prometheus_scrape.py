@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -20,7 +21,7 @@ import grpc
 import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from harness import spawned_gateway
+from harness import PORTICO_BIN, spawned_gateway
 from metrics_page import scrape
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
@@ -187,3 +188,39 @@ def test_the_multiprocess_directory_is_removed_when_the_gateway_stops(tmp_path: 
         process.send_signal(2)  # SIGINT: a graceful stop
         assert process.wait(30) == 0
     assert not directory.exists()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_metrics_port_in_use_stops_start_up_with_the_reason(tmp_path: Path, workers: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        config = tmp_path / "portico.yaml"
+        config.write_text(yaml.safe_dump({**CONFIG, "metrics": {"host": "127.0.0.1", "port": port}}))
+        done = subprocess.run([PORTICO_BIN, "serve", "--address", "127.0.0.1:0", "--workers", workers,
+                               "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"portico: cannot serve metrics on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "listening" not in done.stdout
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports the process itself listens on (its sockets, matched by inode)."""
+    inodes = {os.readlink(fd).removeprefix("socket:[").removesuffix("]")
+              for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd).startswith("socket:")}
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_metrics_null_turns_the_endpoint_off(tmp_path: Path) -> None:
+    with spawned_gateway(yaml.safe_dump(CONFIG), tmp_path, "--workers", "1") as (process, address):
+        url = metrics_url(process)
+        assert listening_ports(process.pid) == {int(address.rsplit(":", 1)[1]), urllib.parse.urlsplit(url).port}
+    with spawned_gateway(yaml.safe_dump({**CONFIG, "metrics": None}), tmp_path, "--workers", "1") as (process, address):
+        assert listening_ports(process.pid) == {int(address.rsplit(":", 1)[1])}
