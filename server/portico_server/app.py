@@ -73,7 +73,7 @@ class Gateway:
         # Routing orders targets by the dispatcher's live figures (latency, breakers, cooldowns).
         self.router = Router(self.providers, config.aliases, config.groups, key_groups, stats=self.dispatcher.stats)
         self.servicer = LLMServicer(self.router, CapabilityResolver(), self.health, self.dispatcher)
-        _name_metrics(config, self.providers)
+        _name_metrics(config, self.providers, self.dispatcher)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.generations = Generations(self.providers)
         self.history = AdminHistory()
@@ -131,7 +131,7 @@ class Gateway:
                 ) from None
             # One synchronous step, so a new call sees either the old set or the new one.
             self.config, self.providers, self.router = config, providers, router
-            _name_metrics(config, providers)
+            _name_metrics(config, providers, self.dispatcher)
             self.servicer.router = router
             self.dispatcher.limits.update(config)  # in-flight calls stay counted; queues keep their order
             self.health.replace_providers(providers)
@@ -222,11 +222,14 @@ def _build_providers(
     return providers, key_groups
 
 
-def _name_metrics(config: GatewayConfig, providers: dict[str, Provider]) -> None:
-    """The names the metrics' model label may take: the configuration's."""
+def _name_metrics(config: GatewayConfig, providers: dict[str, Provider], dispatcher: Dispatcher) -> None:
+    """The names the metrics' model label may take (the configuration's), and each
+    provider's breaker state as it is now (after a reload, a kept breaker stays open)."""
     metrics.configure(config.aliases, config.groups, (
         metrics.ProviderModels(name, (*provider.models(), provider.default_model(), provider.embedding_model()))
         for name, provider in providers.items()))
+    for name in providers:
+        metrics.breaker_changed(name, dispatcher.breakers.state(name).value)
 
 
 async def _close_all(providers: dict[str, Provider]) -> None:

@@ -126,13 +126,11 @@ MODELS = ModelNames()
 
 
 def configure(aliases: Iterable[str], groups: Iterable[str], providers: Iterable[ProviderModels]) -> None:
-    """The configuration's names for the model label, and a breaker state of 0 for each
-    provider, so that a dashboard shows every provider before its first call."""
+    """The configuration's names for the model label."""
     names: set[str] = {*aliases, *groups}
     for provider in providers:
         for model in provider.models:
             names.update((model, f"{provider.name}/{model}"))
-        BREAKER_STATE.labels(provider.name).set(0)
     MODELS.configure(names)
 
 

@@ -182,3 +182,22 @@ async def test_in_flight_calls_and_open_streams_are_gauges(endpoint: str) -> Non
                 break
         assert after[-1].value("portico_streams_open") == 0
         assert after[-1].value("portico_calls_total", method="StreamChat", code="CANCELLED") >= 1
+
+
+async def test_a_request_refused_before_decoding_counts_under_its_method(endpoint: str) -> None:
+    config = {"server": {"max_message_bytes": 2000}, "providers": [fake("small")]}
+    async with running_gateway(config) as gw:
+        before = await page(endpoint)
+        huge = [t.Message(role=t.ROLE_USER, content="x" * 3000)]  # over the limit, under gRPC's own (twice it)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await gw.stub.Chat(pb.ChatRequest(provider="small", messages=huge))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.aio.AioRpcError):
+            async for _ in gw.stub.StreamChat(pb.ChatRequest(provider="small", messages=huge)):
+                pass
+        after = await page(endpoint)
+    for method in ("Chat", "StreamChat"):
+        assert after.value("portico_calls_total", method=method, code="INVALID_ARGUMENT") - \
+            before.value("portico_calls_total", method=method, code="INVALID_ARGUMENT") == 1
+        assert after.value("portico_calls_in_flight", method=method) == 0
+    assert "unknown" not in after.label_values("portico_calls_total", "method")
