@@ -38,7 +38,7 @@ class CallRecord:
 
     __slots__ = (
         "_gap", "_in_flight", "call", "chunks", "code", "first_chunk", "last_chunk", "method", "model",
-        "operation", "provider", "reason", "request_id", "request_model", "started", "tags", "tokens", "trace",
+        "operation", "provider", "reason", "request_id", "request_model", "started", "tokens", "trace",
     )
 
     def __init__(self, method: str, request: Any, request_id: str, trace: Trace | None) -> None:
