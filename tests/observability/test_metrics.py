@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import yaml
 from harness import running_gateway
 from metrics_page import Page, scrape
 from portico.v1 import llm_service_pb2 as pb
+from portico.v1 import llm_service_pb2_grpc
 from portico.v1 import types_pb2 as t
 from portico_server import metrics
+from portico_server.app import Gateway
+from portico_server.config import load_config
 
 USER = [t.Message(role=t.ROLE_USER, content="hello there, metrics")]
 
@@ -201,3 +206,24 @@ async def test_a_request_refused_before_decoding_counts_under_its_method(endpoin
             before.value("portico_calls_total", method=method, code="INVALID_ARGUMENT") == 1
         assert after.value("portico_calls_in_flight", method=method) == 0
     assert "unknown" not in after.label_values("portico_calls_total", "method")
+
+
+async def test_a_reload_leaves_an_open_breaker_shown_open(endpoint: str, tmp_path: Path) -> None:
+    unavailable = {"error": {"reason": "UPSTREAM_UNAVAILABLE"}}
+    tree = {"server": {"address": "127.0.0.1:0", "health_probe_interval": 0},
+            "providers": [fake("reloaded", replies=[unavailable],
+                               settings={"retry": {"enabled": False}, "breaker": {"failures": 1, "recovery": 300}})]}
+    path = tmp_path / "portico.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    gateway = Gateway(load_config(path), config_path=str(path))
+    await gateway.start()
+    try:
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await llm_service_pb2_grpc.LLMServiceStub(channel).Chat(
+                    pb.ChatRequest(provider="reloaded", messages=USER))
+        assert (await page(endpoint)).value("portico_breaker_state", provider="reloaded") == 2
+        await gateway.reload("a test")
+        assert (await page(endpoint)).value("portico_breaker_state", provider="reloaded") == 2
+    finally:
+        await gateway.stop(grace=0)
