@@ -15,6 +15,7 @@ test:
 setup:
 	scripts/setup-python.sh dev
 	npm ci --prefix tools --no-audit --no-fund --loglevel=error
+	scripts/install-debian-packages.sh
 	scripts/copy-googleapis-protos.sh
 
 generate: setup

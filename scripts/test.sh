@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what is missing (Python packages,
-# buf, the Go tools, npm and Maven dependencies), checks generated code and lint, then
+# buf, the Go tools, Prometheus from Debian, npm and Maven dependencies), checks generated code and lint, then
 # runs the Python, Go, TypeScript and Java tests. Every stage runs; any failure fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,7 @@ need python3 go node npm java mvn
 scripts/setup-python.sh dev || exit 1
 npm ci --prefix tools --no-audit --no-fund --loglevel=error || exit 1
 scripts/install-go-tools.sh || exit 1
+scripts/install-debian-packages.sh || exit 1
 if [ -f clients/ts/package-lock.json ]; then
   npm ci --prefix clients/ts --no-audit --no-fund --loglevel=error || exit 1
 fi

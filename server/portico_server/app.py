@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from portico.v1 import admin_service_pb2, admin_service_pb2_grpc, llm_service_pb2
 
-from . import intake, tracing
+from . import calllog, intake, metrics, tracing
 from .admin import AdminServicer
 from .admin_history import SIGHUP_REASON, AdminHistory, EventKind
 from .auth import Authenticator, AuthInterceptor, describe, keyrings
@@ -31,7 +31,6 @@ from .health import HealthReporter
 from .intake import RequestDecoder
 from .providers import registry
 from .providers.base import Provider
-from .redaction import install_log_redaction
 from .resilience.breaker import CircuitBreaker
 from .resilience.dispatcher import Dispatcher
 from .resilience.limits import Limits
@@ -88,6 +87,7 @@ class Gateway:
         self.load = LoadShedder(config.server.load, worker, workers)
         self.servicer = LLMServicer(
             self.router, CapabilityResolver(), self.health, self.dispatcher, self.callers, self.load)
+        _name_metrics(config, self.providers, self.dispatcher)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.generations = Generations(self.providers)
         self.history = AdminHistory()
@@ -151,6 +151,7 @@ class Gateway:
                 ) from None
             # One synchronous step, so a new call sees either the old set or the new one.
             self.config, self.providers, self.router = config, providers, router
+            _name_metrics(config, providers, self.dispatcher)
             self.servicer.router = router
             self.auth.replace(rings)
             self.callers.update(config.auth)
@@ -250,6 +251,16 @@ def _build_providers(
     return providers, key_groups
 
 
+def _name_metrics(config: GatewayConfig, providers: dict[str, Provider], dispatcher: Dispatcher) -> None:
+    """The names the metrics' model label may take (the configuration's), and each
+    provider's breaker state as it is now (after a reload, a kept breaker stays open)."""
+    metrics.configure(config.aliases, config.groups, (
+        metrics.ProviderModels(name, (*provider.models(), provider.default_model(), provider.embedding_model()))
+        for name, provider in providers.items()))
+    for name in providers:
+        metrics.breaker_changed(name, dispatcher.breakers.state(name).value)
+
+
 async def _close_all(providers: dict[str, Provider]) -> None:
     for provider in providers.values():
         with contextlib.suppress(Exception):
@@ -273,17 +284,25 @@ async def run(
     if worker is not None:
         # Before the port opens: the first connection a new worker takes can already ask.
         await gateway.health.servicer.set(f"{WORKER_HEALTH_PREFIX}{worker}", health_pb2.HealthCheckResponse.SERVING)
-    await gateway.start()
-    # Before "listening": whoever waits for that line can rely on this one being there.
-    log.log(*describe(gateway.auth.rings, gateway.address))
-    print(f"portico: listening on {gateway.address}", flush=True)
-    log.info("providers: %s", ", ".join(gateway.providers) or "none")
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down (grace %.1fs)", config.server.shutdown_grace)
-    await gateway.stop()
+    # A worker's figures are served by its supervisor, which merges every worker's.
+    endpoint = metrics.start(config.metrics) if worker is None else None
+    try:
+        await gateway.start()
+        # Before "listening": whoever waits for that line can rely on this one being there.
+        log.log(*describe(gateway.auth.rings, gateway.address))
+        print(f"portico: listening on {gateway.address}", flush=True)
+        if endpoint is not None:
+            print(f"portico: metrics on {endpoint.url}", flush=True)
+        log.info("providers: %s", ", ".join(gateway.providers) or "none")
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down (grace %.1fs)", config.server.shutdown_grace)
+        await gateway.stop()
+    finally:
+        if endpoint is not None:
+            endpoint.close()
 
 
 def serve(config_path: str | None = None, address: str | None = None, workers: int | None = None) -> int:
@@ -297,7 +316,7 @@ def serve(config_path: str | None = None, address: str | None = None, workers: i
         keyrings(config.auth)  # an unset key variable stops the supervisor, not each worker
     except ConfigError as exc:
         return _cannot_start(exc)
-    _configure_logging(config, "")
+    _configure_logging(config, None)
     count = config.server.workers or default_worker_count()
     if count > 1:
         try:
@@ -317,18 +336,12 @@ def serve_worker(config_path: str | None, address: str, worker: int, workers: in
         config.server.address = address
     except ConfigError as exc:
         return _cannot_start(exc)
-    _configure_logging(config, f" [worker {worker}]")
+    _configure_logging(config, worker)
     return _run_gateway(config, worker, config_path, workers)
 
 
-def _configure_logging(config: GatewayConfig, tag: str) -> None:
-    logging.basicConfig(
-        level=config.server.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s %(name)s{tag}: %(message)s",
-    )
-    # Before any provider exists: every record, at every level and from every library,
-    # passes the filter that removes configured secrets.
-    install_log_redaction()
+def _configure_logging(config: GatewayConfig, worker: int | None) -> None:
+    calllog.configure(config.logging, config.logging.level or config.server.log_level, worker)
 
 
 def _run_gateway(config: GatewayConfig, worker: int | None, config_path: str | None, workers: int = 1) -> int:

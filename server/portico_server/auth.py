@@ -40,8 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("portico.auth")
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-#: Aborts a call with the error table's status for a domain error (servicer.fail).
-Fail: TypeAlias = Callable[[Context, BaseException], Awaitable[None]]
+#: Aborts a call with the error table's status for a domain error (servicer.fail), and
+#: counts and logs it under the method's name.
+Fail: TypeAlias = Callable[[Context, BaseException, str], Awaitable[None]]
 
 _CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("portico_caller", default="")
 
@@ -302,7 +303,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc
             if not self.auth.knows_subjects(need):
                 raise _missing(need)
         except PorticoError as exc:
-            return _refusing(handler, exc, self.fail)
+            return _refusing(handler, exc, self.fail, _short(method))
         return self._certificate_checked(method, need, handler)
 
     def _certificate_checked(self, method: str, need: Need, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
@@ -311,13 +312,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc
         cached = self._by_certificate.get((method, need))
         if cached is not None and cached[0] is handler:
             return cached[1]
-        auth, fail = self.auth, self.fail
+        auth, fail, name = self.auth, self.fail, _short(method)
 
         async def admit(context: Context) -> bool:
             try:
                 _CALLER.set(auth.by_subject(certificate_subject(context.auth_context()), need))
             except PorticoError as exc:
-                await fail(context, exc)
+                await fail(context, exc, name)
                 return False
             return True
 
@@ -337,12 +338,17 @@ def _behavior(handler: grpc.RpcMethodHandler) -> tuple[str, Callable[..., Any]]:
     raise RuntimeError("a method handler without a behavior")
 
 
-def _refusing(handler: grpc.RpcMethodHandler, exc: PorticoError, fail: Fail) -> grpc.RpcMethodHandler:
+def _short(method: str) -> str:
+    """`Chat` of `/portico.v1.LLMService/Chat`: the name metrics and the call log use."""
+    return method.rpartition("/")[2]
+
+
+def _refusing(handler: grpc.RpcMethodHandler, exc: PorticoError, fail: Fail, method: str) -> grpc.RpcMethodHandler:
     """A handler of the same shape that refuses the call; the request is never decoded."""
     kind, _ = _behavior(handler)
 
     async def refuse(request: Any, context: Context) -> None:
-        await fail(context, exc)
+        await fail(context, exc, method)
 
     return handler._replace(request_deserializer=None, **{kind: refuse})
 

@@ -455,10 +455,33 @@ class AuthSettings(_Strict):
                     raise ValueError(f"{section}: the name {entry.name!r} is used twice")
                 seen.add(entry.name)
         return self
+class MetricsSettings(_Strict):
+    """The Prometheus endpoint (`/metrics`), on a port of its own."""
+
+    host: str = "127.0.0.1"
+    #: 0: a free port, printed at start-up. Without a `metrics` section: 127.0.0.1 and a
+    #: free port; `metrics: null` turns the endpoint off.
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class LoggingSettings(_Strict):
+    #: auto: JSON lines unless stderr is a terminal, then plain text.
+    format: Literal["auto", "json", "text"] = "auto"
+    #: debug, info, warning or error; unset: `server.log_level`.
+    level: Literal["debug", "info", "warning", "error", "critical"] | None = None
+    #: One line per finished call (the `portico.call` logger, at info).
+    calls: bool = True
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
 
 class GatewayConfig(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
+    metrics: MetricsSettings | None = Field(default_factory=lambda: MetricsSettings(port=0))
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     providers: list[ProviderSettings] = Field(default_factory=list)
     #: alias -> "provider/model" (or a mapping with `target` and fallbacks): a name
     #: callers may use in `model`.

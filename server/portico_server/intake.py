@@ -12,6 +12,7 @@ encoded (stream deltas).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -26,7 +27,8 @@ from .config import RequestLimits
 from .errors import InvalidRequest, RequestTooLarge
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-Fail: TypeAlias = Callable[[Context, BaseException], Any]
+#: `fail(context, exc, method=<the method's name>)`.
+Fail: TypeAlias = Callable[..., Any]
 #: Counts a call for its whole life (app.py: which configuration's providers it may use).
 Track: TypeAlias = Callable[[], AbstractContextManager[Any]]
 
@@ -76,7 +78,7 @@ def add_to_server(
     servicer: Any, server: grpc.aio.Server, decoder: RequestDecoder, fail: Fail, track: Track = nullcontext
 ) -> None:
     """Register `servicer` as LLMService with every request decoded by `decoder`;
-    `fail(context, exc)` aborts a call whose request is refused; each call runs inside `track()`."""
+    `fail(context, exc, method=name)` aborts a call whose request is refused; each call runs inside `track()`."""
     capture = _Capture()
     llm_service_pb2_grpc.add_LLMServiceServicer_to_server(servicer, capture)
     if not capture.handlers:
@@ -84,14 +86,15 @@ def add_to_server(
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for name, handler in capture.handlers.items():
         message_type = handler.request_deserializer.__self__  # the request class's FromString
+        refuse = functools.partial(fail, method=name)
         if handler.unary_unary is not None:
             handlers[name] = grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary, message_type, decoder, fail, track),
+                _unary(handler.unary_unary, message_type, decoder, refuse, track),
                 response_serializer=_serialize,
             )
         elif handler.unary_stream is not None:
             handlers[name] = grpc.unary_stream_rpc_method_handler(
-                _streaming(handler.unary_stream, message_type, decoder, fail, track),
+                _streaming(handler.unary_stream, message_type, decoder, refuse, track),
                 response_serializer=_serialize,
             )
         else:  # client streaming is not decoded per message here

@@ -12,6 +12,7 @@ request is checked or any upstream work starts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ import grpc
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 
-from . import convert, offload, paging
+from . import convert, observe, offload, paging
 from .auth import current_caller
 from .call import CallContext
 from .callers import CallerPolicies
@@ -70,19 +71,27 @@ def _request_id(context: Context, request: Any) -> str:
     return convert.request_id(request, header if isinstance(header, str) else "")
 
 
-async def fail(context: Context, exc: BaseException) -> None:
+async def fail(context: Context, exc: BaseException, method: str = "") -> None:
     """Abort a call refused before its request was decoded (intake.py)."""
-    await _fail(context, exc, "decoding", _request_id(context, None))
+    request_id = _request_id(context, None)
+    record = observe.CallRecord(method or "unknown", None, request_id, None)
+    try:
+        await _fail(context, exc, "decoding", request_id, record=record)
+    finally:
+        record.end()
 
 
 async def _fail(
-    context: Context, exc: BaseException, rpc: str, request_id: str, trace: Trace | None = None
+    context: Context, exc: BaseException, rpc: str, request_id: str, trace: Trace | None = None,
+    record: observe.CallRecord | None = None,
 ) -> None:
     if isinstance(exc, PorticoError):
         status = to_rpc_status(exc)
     else:
         log.error("unexpected error in %s (request %s): %s", rpc, request_id, type(exc).__name__, exc_info=exc)
         status = internal_status()
+    if record is not None:
+        record.failed(status.code, exc)
     # Aborting replaces the trailers set so far, so the request id goes in again.
     trailers = (*tuple(status.trailing_metadata or ()), (REQUEST_ID_KEY, request_id))
     if trace is not None:
@@ -102,13 +111,21 @@ def _unary(
     async def wrapper(self: LLMServicer, request: Req, context: Context) -> Resp:
         request_id = _begin(context, request)
         trace = Trace.begin()
+        record = observe.CallRecord(handler.__name__, request, request_id, trace)
         try:
             response = await handler(self, request, context, request_id, trace)
+            record.answered(response)
         except grpc.aio.AbortError:
+            record.aborted(context)
+            raise
+        except asyncio.CancelledError:
+            record.cancelled(context)
             raise
         except Exception as exc:
-            await _fail(context, exc, handler.__name__, request_id, trace)
+            await _fail(context, exc, handler.__name__, request_id, trace, record)
             raise  # not reached: abort raises
+        finally:
+            record.end()
         if trace.active:
             context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *trace.metadata()))
         return response
@@ -166,7 +183,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     ) -> pb.CompletionResponse:
         trace.active = True
         caller = self._admit(request, context)
-        call = convert.call_context(request, context.time_remaining(), request_id, caller)
+        call = observe.bound(convert.call_context(request, context.time_remaining(), request_id, caller))
         chat = await offload.run(convert.chat_request, request, "")
         tokens = estimate_call_tokens(chat)
         plan = self.router.plan(request.provider, request.model, call=call, estimated_tokens=tokens)
@@ -184,11 +201,13 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         # provider's stream (and its upstream HTTP response) right away.
         request_id = _begin(context, request)
         trace = Trace.begin()
+        record = observe.CallRecord("StreamChat", request, request_id, trace)
         written = False
         trace.active = True
         try:
             caller = self._admit(request, context, Kind.STREAM)
             call = convert.call_context(request, context.time_remaining(), request_id, caller)
+            record.call = call
             chat = await offload.run(convert.chat_request, request, "")
             tokens = estimate_call_tokens(chat)
             plan = self.router.plan(request.provider, request.model, call=call, estimated_tokens=tokens)
@@ -200,15 +219,22 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
                     if chunk.is_final:
                         spend.settle(used_tokens(chunk.usage))
                     await write(encode(chunk))  # deltas arrive encoded; intake.py passes bytes through
+                    record.chunk(chunk)
                     written = True
         except grpc.aio.AbortError:
+            record.aborted(context)
+            raise
+        except asyncio.CancelledError:
+            record.cancelled(context)
             raise
         except Exception as exc:
             if written and isinstance(exc, PorticoError):
                 exc.retry_safe = False  # the caller already has part of an answer
-            await _fail(context, exc, "StreamChat", request_id, trace)
+            await _fail(context, exc, "StreamChat", request_id, trace, record)
         else:
             context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *trace.metadata()))
+        finally:
+            record.end()
 
     @_unary
     async def Embed(
@@ -216,7 +242,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     ) -> pb.EmbedResponse:
         trace.active = True
         caller = self._admit(request, context)
-        call = convert.call_context(request, context.time_remaining(), request_id, caller)
+        call = observe.bound(convert.call_context(request, context.time_remaining(), request_id, caller))
         embed = convert.embed_request(request, "")
         plan = self.router.plan(request.provider, request.model, embedding=True, call=call)
         self._permit(caller, plan, request.model)
@@ -231,7 +257,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
     ) -> pb.CountTokensResponse:
         trace.active = True
         caller = self._admit(request, context)
-        call = convert.call_context(None, context.time_remaining(), request_id, caller)
+        call = observe.bound(convert.call_context(None, context.time_remaining(), request_id, caller))
         chat = await offload.run(convert.count_tokens_request, request, "")
         plan = self.router.plan(request.provider, request.model, call=call)
         self._permit(caller, plan, request.model)

@@ -11,6 +11,11 @@ Port 0 with several workers: the parent binds a socket with SO_REUSEPORT to lear
 port and keeps it (bound, never listening, so it receives no connections) for as long as
 it runs, so the port cannot be taken by anyone else between start-ups and restarts.
 
+Metrics: the parent serves `/metrics` for all of them. Before it starts any worker it
+creates a fresh directory for prometheus-client's multiprocess mode (named in the
+environment the workers inherit), each worker writes its figures there, and the
+parent's endpoint merges them; the directory is removed when the gateway stops.
+
 Start-up: the first worker starts alone. If it exits before it listens, nothing else is
 started and the gateway exits with its exit code (2 for a configuration error), so an
 error is reported once, not N times. The others then start together.
@@ -28,6 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from . import metrics
 from .config import ConfigError, GatewayConfig, StartupError
 
 log = logging.getLogger("portico.workers")
@@ -119,8 +125,11 @@ class Worker:
 class Supervisor:
     """Starts, watches and stops the worker processes of one gateway."""
 
-    def __init__(self, config: GatewayConfig, config_path: str | None, count: int, address: str) -> None:
+    def __init__(
+        self, config: GatewayConfig, config_path: str | None, count: int, address: str, metrics_url: str = ""
+    ) -> None:
         self.config = config
+        self.metrics_url = metrics_url
         self.config_path = config_path
         self.address = address
         self.workers = [Worker(i + 1) for i in range(count)]
@@ -177,6 +186,8 @@ class Supervisor:
         started = await asyncio.gather(*(self._start(w) for w in rest))
         # The same line as a single-process gateway's, so scripts that read it keep working.
         print(f"portico: listening on {self.address}", flush=True)
+        if self.metrics_url:
+            print(f"portico: metrics on {self.metrics_url}", flush=True)
         log.info("%d workers share %s", len(self.workers), self.address)
         watchers = [asyncio.create_task(self._watch(w, ok)) for w, ok in zip(rest, started, strict=True)]
         watchers.append(asyncio.create_task(self._watch(first, True)))
@@ -210,6 +221,8 @@ class Supervisor:
                 code = await worker.process.wait()
                 for pump in worker.pumps:
                     await pump
+                if worker.pid is not None:
+                    metrics.worker_exited(worker.pid)
                 if self.stopping.is_set():
                     return
                 lived = time.monotonic() - worker.started_at
@@ -266,6 +279,15 @@ def supervise(config: GatewayConfig, config_path: str | None, count: int) -> int
     """Run `count` workers until SIGTERM/SIGINT; returns the exit code."""
     held, address = reserve_port(config.server.address)
     try:
-        return asyncio.run(Supervisor(config, config_path, count, address).run())
+        with contextlib.ExitStack() as cleanup:
+            url = ""
+            if config.metrics is not None:
+                # Set before any worker starts: each inherits the directory it writes to.
+                directory = cleanup.enter_context(metrics.multiprocess_dir())
+                endpoint = metrics.start(config.metrics, directory)
+                assert endpoint is not None
+                cleanup.callback(endpoint.close)
+                url = endpoint.url
+            return asyncio.run(Supervisor(config, config_path, count, address, url).run())
     finally:
         held.close()

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import gzip
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -229,7 +230,10 @@ async def test_no_log_line_per_upstream_request_at_the_default_level(tmp_path: P
             log = gateway_log(tmp_path)
         assert len(up.received) == 5
     assert "chat/completions" not in log and up.url not in log
-    assert len(log.splitlines()) <= 3, log  # start-up lines only
+    # Start-up lines, and the gateway's one line per call (calllog.py), nothing per request.
+    lines = [json.loads(line) for line in log.splitlines()]
+    assert [line["method"] for line in lines if line["logger"] == "portico.call"] == ["Chat"] * 5
+    assert len([line for line in lines if line["logger"] != "portico.call"]) <= 3, log
 
 
 def gateway_log(tmp_path: Path) -> str:

@@ -6,6 +6,7 @@ the others' entries, which is how a client sees which worker its connection land
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -197,5 +198,6 @@ def test_a_worker_that_keeps_dying_is_restarted_ever_more_slowly(tmp_path):
             # Wait until the supervisor logs that the replacement listens.
             while log.read_text().count("worker 2 listening") <= started and time.monotonic() < deadline:
                 time.sleep(0.05)
-    delays = [line.rsplit(" in ", 1)[1] for line in log.read_text().splitlines() if "restarting worker" in line]
+    messages = [json.loads(line)["message"] for line in log.read_text().splitlines()]  # JSON lines: not a terminal
+    delays = [m.rsplit(" in ", 1)[1] for m in messages if "restarting worker" in m]
     assert delays[:3] == ["0.5s", "1.0s", "2.0s"], delays

@@ -87,7 +87,11 @@ def test_ports_and_grpc_probes(rendered: list[dict[str, Any]]):
     assert c["readinessProbe"]["grpc"] == {"port": 50051, "service": ""}
     assert c["livenessProbe"]["grpc"] == {"port": 50051, "service": "portico.v1.LLMService"}
     assert c["startupProbe"]["grpc"]["port"] == 50051
-    assert gateway_config(rendered).server.address.rpartition(":")[2] == "50051"
+    config = gateway_config(rendered)
+    assert config.server.address.rpartition(":")[2] == "50051"
+    # The metrics port the pod exposes (and Prometheus scrapes on the pod IP) is the one
+    # the gateway listens on, on every interface.
+    assert config.metrics is not None and (config.metrics.host, config.metrics.port) == ("0.0.0.0", 9464)
     service = one(rendered, "Service", "portico")
     assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
         "grpc": (50051, "grpc"), "metrics": (9464, "metrics")}

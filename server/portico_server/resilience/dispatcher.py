@@ -29,7 +29,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from .. import errors, tracing
+from .. import errors, metrics, tracing
 from ..call import CallContext
 from ..domain import (
     ChatRequest,
@@ -157,10 +157,14 @@ class Dispatcher:
         self.stats = stats or LiveStats()
         self.stats.availability = self.available
         self.limits = limits or Limits()
-        self.breakers = Breakers(lambda provider, down: health.mark(provider, "breaker", down))
+        self.breakers = Breakers(self._breaker_changed)
         health.probe_listeners.append(self.breakers.probe_result)
         self._cooldown_until: dict[str, float] = {}
         self._cooldown_timers: dict[str, asyncio.TimerHandle] = {}
+
+    def _breaker_changed(self, provider: str, down: bool) -> None:
+        self.health.mark(provider, "breaker", down)
+        metrics.breaker_changed(provider, self.breakers.state(provider).value)
 
     def close(self) -> None:
         """Cancel pending timers (breaker recovery, cooldown ends): the gateway is stopping."""
@@ -339,6 +343,8 @@ class Dispatcher:
             except errors.PorticoError as exc:
                 trace.failed(target.provider.name, target.model, exc, 0.0, time.monotonic() - started, skipped=True)
                 raise
+            if keys:
+                metrics.queue_wait(target.provider.name, ticket.waited)
             yield ticket
 
     # -- streams --------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .. import metrics
 from ..call import CallContext
 from ..config import GatewayConfig, LimitSettings, expand_api_keys
 from ..domain import ChatRequest, Priority, Usage
@@ -195,6 +196,7 @@ class KeyLimiter:
         waiter = _Waiter(call.priority, cost, asyncio.get_running_loop().create_future())
         self._queues[call.priority].append(waiter)
         self.queued += 1
+        metrics.queue_depth(self.key, self.queued)
         if remaining is not None:
             waiter.deadline_timer = self.clock.call_later(remaining, lambda: self._expire(waiter))
         self._pump()
@@ -259,6 +261,7 @@ class KeyLimiter:
             self._queues[waiter.priority].remove(waiter)
             waiter.queued = False
             self.queued -= 1
+            metrics.queue_depth(self.key, self.queued)
         if waiter.deadline_timer is not None:
             waiter.deadline_timer.cancel()
             waiter.deadline_timer = None
