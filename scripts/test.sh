@@ -52,6 +52,9 @@ for lang in go ts java; do
   fi
 done
 
+# Last: the documentation's walkthroughs use the clients the stages above tested.
+stage "docs" scripts/test-docs.sh
+
 echo
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED stages: ${failed[*]}"
