@@ -21,7 +21,7 @@ stage() {
 need() {
   for tool in "$@"; do
     if ! command -v "$tool" >/dev/null; then
-      echo "error: '$tool' is not installed; the test suite needs it (see README, Development)" >&2
+      echo "error: '$tool' is not installed; the test suite needs it (see docs/development.md)" >&2
       exit 1
     fi
   done
@@ -52,6 +52,9 @@ for lang in go ts java; do
     stage "$lang tests" "scripts/test-$lang.sh"
   fi
 done
+
+# Last: the documentation's walkthroughs use the clients the stages above tested.
+stage "docs" scripts/test-docs.sh
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then

@@ -45,7 +45,7 @@ class CapabilityOverride(_Strict):
 
 
 class RetrySettings(_Strict):
-    """How a failed upstream call to one target is tried again (see README, Resilience)."""
+    """How a failed upstream call to one target is tried again (see docs/resilience.md)."""
 
     enabled: bool = True
     #: Tries after the first one (3: at most four calls to the target).
@@ -297,7 +297,7 @@ class LoadSettings(_Strict):
     """Gateway-wide caps that shed new calls when the gateway is full (shedding.py).
 
     The caps are the whole gateway's: with several worker processes each worker takes an
-    equal share (see README, "Protecting itself"). null turns a cap off.
+    equal share (see docs/operations.md, "Protecting itself"). null turns a cap off.
     """
 
     #: Unary calls (Chat, Embed, CountTokens, GetCapabilities) in progress at once that
@@ -435,7 +435,7 @@ class CallerKeySettings(KeyIdentity):
 
 
 class AuthSettings(_Strict):
-    """Caller keys (README, Security). With no `keys`, LLMService is open to anyone who
+    """Caller keys (docs/security.md). With no `keys`, LLMService is open to anyone who
     can reach the port; with no `keys` and no `admin_keys`, AdminService is too."""
 
     keys: list[CallerKeySettings] = Field(default_factory=list)

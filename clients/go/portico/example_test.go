@@ -17,7 +17,7 @@ import (
 )
 
 // The examples are compiled with the tests (they have no Output, so they do not run):
-// the README's snippets are copied from here and cannot drift from the API.
+// the Go client page's snippets (docs/clients/go.md) are copied from here and cannot drift from the API.
 
 func Example() {
 	client, err := portico.Dial("127.0.0.1:50051",

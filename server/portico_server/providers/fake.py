@@ -193,7 +193,8 @@ class FakeProvider(Provider):
     def _choose(self, request: ChatRequest) -> ScriptedReply:
         if self._replies:
             return self._replies.popleft()
-        prompt = _last_user_text(request)
+        # A tool's result is the newest input of a tool loop, so rules see it too.
+        prompt = _last_text(request, (Role.USER, Role.TOOL))
         for rule in self.options.rules:
             if rule.when_contains in prompt:
                 return rule
@@ -385,8 +386,12 @@ def _reason_name(reason: str) -> str:
 
 
 def _last_user_text(request: ChatRequest) -> str:
+    return _last_text(request, (Role.USER,))
+
+
+def _last_text(request: ChatRequest, roles: tuple[Role, ...]) -> str:
     for message in reversed(request.messages):
-        if message.role is Role.USER:
+        if message.role in roles:
             return message.text()
     return ""
 

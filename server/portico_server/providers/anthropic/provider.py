@@ -46,7 +46,7 @@ class AnthropicOptions(BaseModel):
     version: str = API_VERSION
     #: Beta features to switch on, sent as one `anthropic-beta` header.
     betas: list[str] = Field(default_factory=list)
-    #: `max_tokens` for requests that give none; unset: per model (see the README).
+    #: `max_tokens` for requests that give none; unset: per model (see docs/providers.md).
     default_max_tokens: int | None = Field(default=None, gt=0)
     #: Ask `GET /v1/models/{id}` for capabilities before using the built-in table.
     discovery: bool = True

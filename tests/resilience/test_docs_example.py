@@ -1,4 +1,4 @@
-"""The README's complete resilience example loads, and every route in it resolves."""
+"""The Resilience page's complete example loads, and every route in it resolves."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from pathlib import Path
 from portico_server.app import Gateway
 from portico_server.config import parse_config
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "resilience.md"
 
 
 def example_yaml() -> str:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Resilience"):text.index("## The API")]
-    example = section[section.index("### A complete example"):]
+    text = PAGE.read_text(encoding="utf-8")
+    example = text[text.index("## A complete example"):]
     found = re.search(r"```yaml\n(.*?)```", example, re.S)
     assert found is not None, "the Resilience section has no complete example"
     return found.group(1)
