@@ -105,7 +105,7 @@ def thinking_enabled(passthrough: Mapping[str, Any], reasoning: ReasoningConfig 
     passthrough)."""
     thinking = passthrough.get("thinking")
     if isinstance(thinking, dict):
-        return thinking.get("type", "enabled") != "disabled"
+        return bool(thinking.get("type", "enabled") != "disabled")
     return reasoning is not None
 
 
