@@ -8,7 +8,7 @@ Every dialect uses the same table, so an effort costs about the same wherever it
 from __future__ import annotations
 
 from ..domain import ReasoningConfig, ReasoningEffort
-from ..errors import CapabilityUnsupported
+from ..errors import ModelFeatureUnsupported
 
 #: The token budget an effort stands for where the provider wants a budget. LOW is the
 #: smallest budget Anthropic and Gemini 2.5 Flash-Lite accept (1,024 and 512); HIGH is
@@ -43,11 +43,11 @@ def effort_for(config: ReasoningConfig) -> ReasoningEffort:
     return ReasoningEffort.HIGH
 
 
-def reasoning_unsupported(provider: str, model: str, why: str = "") -> CapabilityUnsupported:
+def reasoning_unsupported(provider: str, model: str, why: str = "") -> ModelFeatureUnsupported:
     """FAILED_PRECONDITION for reasoning controls the provider or model cannot honour:
     sent on, they would be refused upstream with a less useful 400 (or silently dropped)."""
     detail = f": {why}" if why else ""
-    return CapabilityUnsupported(
+    return ModelFeatureUnsupported(
         f"provider {provider!r} cannot apply reasoning controls to model {model!r}{detail}; "
         "leave `reasoning` unset for this model",
         provider=provider,
