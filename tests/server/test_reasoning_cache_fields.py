@@ -129,3 +129,22 @@ async def test_a_stream_whose_vendor_sends_no_usage_ends_with_estimated_usage_on
     assert final.final
     assert final.usage.estimated
     assert (final.usage.prompt_token_count, final.usage.completion_token_count) == (10, 1)
+
+
+async def test_the_fake_provider_reports_what_reached_it_for_clients_in_other_processes():
+    settings = {"providers": [{"name": "fake", "kind": "fake", "models": ["fake-chat"],
+                               "options": {"report_controls": True}}]}
+    request = pb.ChatRequest(
+        model="fake-chat",
+        messages=[t.Message(role=t.ROLE_USER, cache=t.CacheBreakpoint(ttl_seconds=3600), parts=[
+            t.ContentPart(media=t.Media(data=b"%PDF-1.7"), cache=t.CacheBreakpoint()), t.ContentPart(text="hi")])],
+        tools=[t.ToolDefinition(name="a", cache=t.CacheBreakpoint())],
+        reasoning=t.ReasoningConfig(effort=t.REASONING_EFFORT_HIGH, budget_tokens=4096),
+    )
+    async with running_gateway(settings) as gw:
+        unary = await gw.stub.Chat(request)
+        final = [c async for c in gw.stub.StreamChat(request)][-1]
+    for metadata in (unary.metadata, final.metadata):
+        assert metadata["received_reasoning"] == "effort=high budget=4096"
+        assert metadata["received_cache"] == "messages[0].parts[0]=default messages[0]=3600 tools[0]=default"
+        assert metadata["received_media"] == "messages[0].parts[0]=application/pdf"
