@@ -30,6 +30,7 @@ export {
 } from "./request.js";
 export { DEFAULT_RETRY_POLICY, MAX_RETRY_INFO_DELAY_MS, type RetryPolicy } from "./retry.js";
 export { type JsonSchemaSource, jsonSchemaText, type SchemaInput } from "./schema.js";
+export { cache, documentPart, documentUriPart, type EffortLike, reasoning, textPart } from "./helpers.js";
 export { type ChatResponse, ChatStream } from "./stream.js";
 export type { Attempt, Trace } from "./trace.js";
 export { Code, type FieldViolation, grpcCodeName, PORTICO_ERROR_DOMAIN, PorticoError } from "./errors.js";
