@@ -5,6 +5,7 @@ with SigV4 (or a Bedrock API key), over the provider's own pooled HTTP session."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, ClassVar, Literal
@@ -21,6 +22,7 @@ from ...domain import (
     CompletionResponse,
     EmbedRequest,
     EmbedResponse,
+    ReasoningEffort,
     Source,
     StreamChunk,
     TokenCount,
@@ -43,7 +45,7 @@ from .response import StreamTranslator, completion
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 #: Thinking budgets for an effort without an explicit budget (Claude's minimum is 1024).
-CLAUDE_BUDGETS = {"LOW": 1_024, "MEDIUM": 4_096, "HIGH": 16_384}
+CLAUDE_BUDGETS = {ReasoningEffort.LOW: 1_024, ReasoningEffort.MEDIUM: 4_096, ReasoningEffort.HIGH: 16_384}
 #: The parts of a Converse body CountTokens takes.
 _COUNTED_FIELDS = ("messages", "system", "toolConfig", "additionalModelRequestFields")
 #: Room left for the answer above a thinking budget when the request sets no max_tokens.
@@ -117,8 +119,8 @@ class BedrockProvider(HttpProvider):
 
     def plan(self, request: ChatRequest) -> Plan:
         fields, max_tokens = self._reasoning(request)
-        if max_tokens is not None:
-            request.max_tokens = max_tokens
+        if max_tokens is not None and max_tokens != request.max_tokens:
+            request = dataclasses.replace(request, max_tokens=max_tokens)  # the caller's stays as it was
         plan = build_plan(request, additional_fields=fields, guardrail=self._guardrail())
         if plan.answer_tool and _thinking_requested(plan.body):
             # Claude refuses a forced tool while thinking; the model is asked, not made.
@@ -189,17 +191,14 @@ class BedrockProvider(HttpProvider):
     def _reasoning(self, request: ChatRequest) -> tuple[dict[str, Any], int | None]:
         """(additionalModelRequestFields that switch reasoning on, the max_tokens it needs)
         for the request's reasoning controls, in the model family's own terms."""
-        config = getattr(request, "reasoning", None)
-        if config is None:
+        config = request.reasoning
+        if config is None or (config.effort is None and not config.budget_tokens):
             return {}, None
-        effort = getattr(config, "effort", None)
-        budget = getattr(config, "budget_tokens", None)
-        effort_name = effort.name if effort is not None else ""
-        if not effort_name and not budget:
-            return {}, None
+        budget = config.budget_tokens
+        effort = config.effort or _effort_for_budget(budget or 0)
         style = reasoning_style(request.model)
         if style == "claude":
-            budget = budget or CLAUDE_BUDGETS.get(effort_name, CLAUDE_BUDGETS["MEDIUM"])
+            budget = budget or CLAUDE_BUDGETS[effort]
             if budget < 1_024:
                 raise InvalidRequest([("reasoning.budget_tokens", "Claude on Bedrock needs at least 1024 tokens")])
             max_tokens = request.max_tokens
@@ -208,12 +207,10 @@ class BedrockProvider(HttpProvider):
             elif max_tokens <= budget:
                 raise InvalidRequest([("max_tokens", f"must exceed the thinking budget ({budget}) for Claude")])
             return {"thinking": {"type": "enabled", "budget_tokens": budget}}, max_tokens
-        if style in ("nova", "gpt-oss"):
-            if not effort_name:
-                raise InvalidRequest([("reasoning.effort", f"{request.model} takes an effort, not a token budget")])
-            if style == "nova":
-                return {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": effort_name.lower()}}, None
-            return {"reasoning_effort": effort_name.lower()}, None
+        if style == "nova":
+            return {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": effort.value}}, None
+        if style == "gpt-oss":
+            return {"reasoning_effort": effort.value}, None
         if style == "always":
             return {}, None  # it reasons unasked and has no control for it (documented)
         raise CapabilityUnsupported(
@@ -309,6 +306,13 @@ def _path(model: str, action: str) -> str:
     """`/model/{id}/{action}`, the id escaped whole: ids have `:` and ARNs `/`, which go
     percent-encoded (and are signed that way), as AWS's own SDKs send them."""
     return f"/model/{quote(model, safe='')}/{action}"
+
+
+def _effort_for_budget(budget: int) -> ReasoningEffort:
+    """The effort for a token budget, for families that take only an effort."""
+    if budget < 2_048:
+        return ReasoningEffort.LOW
+    return ReasoningEffort.MEDIUM if budget < 8_192 else ReasoningEffort.HIGH
 
 
 def _thinking_requested(body: dict[str, Any]) -> bool:

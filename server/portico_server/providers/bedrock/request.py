@@ -17,6 +17,7 @@ from typing import Any
 
 from ... import bounded_json
 from ...domain import (
+    CacheBreakpoint,
     ChatRequest,
     ContentPart,
     MediaPart,
@@ -89,7 +90,7 @@ def build_plan(
         inference["stopSequences"] = list(request.stop)
     answer = _answer_tool(request)
     answer_tool = answer["toolSpec"]["name"] if answer else ""
-    tools = [_tool_spec(t.name, t.description, t.parameters) + _cache_point(getattr(t, "cache", None))
+    tools = [_tool_spec(t.name, t.description, t.parameters) + _cache_point(t.cache)
              for t in request.tools]
     flat_tools = [block for spec in tools for block in spec]
     if answer is not None:
@@ -273,18 +274,18 @@ def _has_tool_blocks(turns: list[dict[str, Any]]) -> bool:
 # -- cache points --------------------------------------------------------------------------
 
 
-def _cache_point(breakpoint: Any) -> list[dict[str, Any]]:
+def _cache_point(breakpoint: CacheBreakpoint | None) -> list[dict[str, Any]]:
     """A `cachePoint` block after the block that carries a cache breakpoint. Bedrock has
     one cache lifetime per model, so a breakpoint's TTL is not sent."""
     return [{"cachePoint": {"type": "default"}}] if breakpoint is not None else []
 
 
 def _message_cache_point(message: Message) -> list[dict[str, Any]]:
-    return _cache_point(getattr(message, "cache", None))
+    return _cache_point(message.cache)
 
 
 def _part_cache_point(part: ContentPart) -> list[dict[str, Any]]:
-    return _cache_point(getattr(part, "cache", None))
+    return _cache_point(part.cache)
 
 
 # -- tools ---------------------------------------------------------------------------------
