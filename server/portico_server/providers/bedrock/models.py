@@ -12,7 +12,7 @@ from ..anthropic.models import model_facts as claude_facts
 #: Cross-region inference profiles prefix a model id with a geography (`us.`, `eu.`, ...).
 _PROFILE_PREFIX = re.compile(r"^(us|eu|apac|global|us-gov|jp|au|ca)\.")
 #: `anthropic.claude-sonnet-4-20250514-v1:0` -> `claude-sonnet-4-20250514`.
-_VERSION_SUFFIX = re.compile(r"-v\d+(:\d+)?$")
+_VERSION_SUFFIX = re.compile(r"(-v\d+)?(:\d+)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ def foundation_id(model: str) -> str:
 
 def embedding_family(model: str) -> str:
     """"titan-v2", "titan-v1", "cohere-v3", "cohere-v4", or "" for a model Embed cannot call."""
-    family = base_id(model)
+    family = foundation_id(model).lower()
     for prefix, kind in EMBEDDING_FAMILIES.items():
         if family.startswith(prefix):
             return kind
