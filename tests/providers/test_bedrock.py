@@ -621,6 +621,54 @@ async def test_web_identity_credentials_come_from_sts_off_the_loop(make, up, aws
     assert up.last(CLAUDE_PATH).headers["x-amz-security-token"] == "sts-session-token"
 
 
+async def test_credentials_near_expiry_are_refreshed_once_before_use(make, up, aws_env, tmp_path):
+    """The first STS answer expires within botocore's refresh window (15 minutes), so the
+    next use refreshes first, in one STS call for all the calls waiting on it; the fresh
+    credentials then sign every call."""
+    import datetime
+
+    aws_env.delenv("AWS_ACCESS_KEY_ID")
+    aws_env.delenv("AWS_SECRET_ACCESS_KEY")
+    token_file = tmp_path / "token"
+    token_file.write_text("eyJhbGciOiJSUzI1NiJ9.web-identity-token.signature")
+    aws_env.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token_file))
+    aws_env.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/bedrock-caller")
+    aws_env.setenv("AWS_ENDPOINT_URL_STS", up.url)
+    aws_env.setenv("AWS_REGION", REGION)
+    now = datetime.datetime.now(datetime.UTC)
+    answers = [(f"ASIASTSEXAMPLE000{n}", f"secret-{n}", f"token-{n}", now + lifetime)
+               for n, lifetime in ((1, datetime.timedelta(minutes=12)), (2, datetime.timedelta(hours=2)))]
+    calls = 0
+
+    async def sts(received: Received) -> Reply:
+        nonlocal calls
+        key, secret, token, expires = answers[min(calls, 1)]
+        calls += 1
+        body = (STS_ANSWER.replace("ASIASTSEXAMPLE0000", key).replace("sts-secret-key", secret)
+                .replace("sts-session-token", token)
+                .replace("2099-01-01T00:00:00Z", expires.strftime("%Y-%m-%dT%H:%M:%SZ")))
+        return Reply(200, {"content-type": "text/xml"}, body.encode())
+
+    up.respond("POST", "/", sts)
+    server = Bedrock(up, {key: secret for key, secret, _, _ in answers})
+    server.add(CLAUDE_PATH, OK)
+    provider = make()
+    signers = []
+
+    async def chats(n: int) -> None:
+        await asyncio.gather(*(provider.chat(ChatRequest(model=CLAUDE, messages=[user("x")])) for _ in range(n)))
+        signers.append({r.headers["authorization"].split("Credential=")[1].split("/")[0]
+                        for r in [r for r in up.received if r.path == CLAUDE_PATH][-n:]})
+
+    await chats(1)
+    assert calls == 1 and signers[-1] == {"ASIASTSEXAMPLE0001"}
+    await chats(4)
+    assert calls == 2 and signers[-1] == {"ASIASTSEXAMPLE0002"}
+    await chats(3)
+    assert calls == 2 and signers[-1] == {"ASIASTSEXAMPLE0002"}
+    assert server.rejected == []
+
+
 STS_ANSWER = """<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleWithWebIdentityResult>
     <Credentials>

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ... import jsonwire
+from ... import jsonwire, offload
 from ...call import NO_CALL, CallContext
 from ...config import ConfigError, ProviderSettings
 from ...domain import (
@@ -110,7 +110,8 @@ class BedrockProvider(HttpProvider):
         if self.api_key():
             return  # a Bedrock API key goes as `Authorization: Bearer` (auth_headers)
         credentials = await self.credentials.current()
-        headers.update(aws.sign(credentials, self.region, method, url, headers, content))
+        # Signing hashes the whole body: a large one is hashed off the loop.
+        headers.update(await offload.run(aws.sign, credentials, self.region, method, url, headers, content))
 
     def error_from_response(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return errors.error_from_response(self, status, headers, body)
