@@ -828,3 +828,37 @@ async def test_grpc_lists_the_provider(gw):
     listed = await gw.stub.ListProviders(pb.ListProvidersRequest())
     (aws,) = [p for p in listed.providers if p.name == "aws"]
     assert aws.kind == "bedrock"
+
+
+async def test_grpc_capabilities_and_token_count(gw, bedrock):
+    caps = (await gw.stub.GetCapabilities(pb.GetCapabilitiesRequest(provider="aws", model=CLAUDE))).capabilities
+    assert (caps.context_window_tokens, caps.max_output_tokens) == (200_000, 64_000)
+    assert caps.supports_tools and caps.supports_streaming and not caps.supports_embeddings
+    assert caps.source == pb.CAPABILITY_SOURCE_BUILT_IN
+    bedrock.add("/model/anthropic.claude-sonnet-4-20250514-v1%3A0/count-tokens",
+                Reply(200, JSON, b'{"inputTokens": 12}'))
+    counted = await gw.stub.CountTokens(pb.CountTokensRequest(
+        provider="aws", messages=[t.Message(role=t.ROLE_USER, content="How many?")]))
+    assert (counted.token_count, counted.source) == (12, pb.TOKEN_COUNT_SOURCE_PROVIDER)
+    assert bedrock.rejected == []
+
+
+async def test_redacted_reasoning_streams_back_whole(make, bedrock):
+    redacted = base64.b64encode(b"opaque reasoning payload").decode()
+    body = b"".join([
+        event("messageStart", b'{"role":"assistant"}'),
+        event("contentBlockDelta", json.dumps({"contentBlockIndex": 0, "delta": {"reasoningContent": {
+            "redactedContent": redacted[:10]}}}).encode()),
+        event("contentBlockDelta", json.dumps({"contentBlockIndex": 0, "delta": {"reasoningContent": {
+            "redactedContent": redacted[10:]}}}).encode()),
+        event("contentBlockStop", b'{"contentBlockIndex":0}'),
+        event("contentBlockDelta", b'{"contentBlockIndex":1,"delta":{"text":"Done."}}'),
+        event("messageStop", b'{"stopReason":"end_turn"}'),
+        event("metadata", b'{"usage":{"inputTokens":3,"outputTokens":4,"totalTokens":7}}'),
+    ])
+    bedrock.add("/model/anthropic.claude-sonnet-4-20250514-v1%3A0/converse-stream",
+                Reply(200, EVENT_STREAM, body, cut_every=2))
+    final = (await collect(make(), ChatRequest(model=CLAUDE, messages=[user("x")])))[-1]
+    thought, text = final.parts
+    assert thought.reasoning.redacted == redacted and thought.reasoning.source == "bedrock"
+    assert text.text == "Done."

@@ -229,7 +229,8 @@ class StreamTranslator:
         if "reasoningContent" in delta:
             content = delta.get("reasoningContent") or {}
             if "redactedContent" in content:
-                block = self._blocks[index] = _Block("redacted")
+                if block is None or block.kind != "redacted":
+                    block = self._blocks[index] = _Block("redacted")
                 block.redacted += str(content.get("redactedContent") or "")
                 return None
             if block is None:
