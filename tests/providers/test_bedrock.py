@@ -276,6 +276,17 @@ async def test_an_exception_mid_stream_ends_the_stream_with_its_error(make, bedr
     assert caught.value.retry_safe is False  # output was produced: never re-sent silently
 
 
+async def test_an_error_frame_mid_stream_carries_its_code_and_message(make, bedrock):
+    from aws_wire import frame
+
+    body = event("messageStart", b'{"role":"assistant"}') + frame(
+        {":message-type": "error", ":error-code": "InternalFailure", ":error-message": "Stream broke down"}, b"")
+    bedrock.add("/model/amazon.nova-pro-v1%3A0/converse-stream", Reply(200, EVENT_STREAM, body, cut_every=4))
+    with pytest.raises(errors.UpstreamUnavailable, match="Stream broke down") as caught:
+        await collect(make(), ChatRequest(model="amazon.nova-pro-v1:0", messages=[user("hi")]))
+    assert caught.value.metadata["upstream_code"] == "InternalFailure"
+
+
 async def test_a_stream_answered_as_json_is_a_protocol_error(make, bedrock):
     bedrock.add("/model/amazon.nova-pro-v1%3A0/converse-stream", Reply(200, JSON, b"{}"))
     with pytest.raises(errors.UpstreamProtocol, match=r"vnd\.amazon\.eventstream"):

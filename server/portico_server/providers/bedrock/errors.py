@@ -79,10 +79,11 @@ def error_from_response(provider: HttpProvider, status: int, headers: Mapping[st
     return err
 
 
-def error_from_exception_frame(provider: HttpProvider, name: str, payload: bytes) -> UpstreamError:
-    """The domain exception for an exception (or error) frame mid-stream."""
+def error_from_exception_frame(provider: HttpProvider, name: str, payload: bytes, message: str = "") -> UpstreamError:
+    """The domain exception for an exception frame mid-stream (its message in the JSON
+    payload), or an error frame (`:error-code`, its message in `:error-message`)."""
     status = _STATUS_OF_EXCEPTION.get(name.lower(), 500)
-    return error_for(provider, name, _message(payload), status=status)
+    return error_for(provider, name, message or _message(payload), status=status)
 
 
 def error_for(provider: HttpProvider, name: str, message: str, *, status: int,

@@ -157,7 +157,8 @@ class BedrockProvider(HttpProvider):
                     raise aws.frame_error(self.name, exc) from None
                 for frame in frames:
                     if frame.message_type != "event":
-                        raise errors.error_from_exception_frame(self, frame.name, frame.payload)
+                        raise errors.error_from_exception_frame(
+                            self, frame.name, frame.payload, str(frame.headers.get(":error-message") or ""))
                     chunk = translator.feed(frame.name, self._event(frame.payload))
                     if chunk is not None:
                         yield chunk
