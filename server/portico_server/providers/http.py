@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
+import yarl
 
 from .. import jsonwire, offload, tracing
 from ..call import NO_CALL, CallContext
@@ -52,6 +53,9 @@ class HttpProvider(Provider):
     `auth_headers()`, and may override `error_from_response()` for their error shape."""
 
     default_base_url = ""
+    #: Paths are sent exactly as given, percent-escapes and all (yarl would otherwise
+    #: decode `%3A` to `:`), for upstreams that sign the path as it goes on the wire.
+    keep_path_encoding: bool = False
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
@@ -68,6 +72,10 @@ class HttpProvider(Provider):
         """Headers that carry the credentials; `Authorization: Bearer` unless overridden."""
         key = self.api_key()
         return {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def sign_request(self, method: str, url: str, headers: dict[str, str], content: bytes | None) -> None:
+        """Add headers computed over the finished request (a signature) to `headers`, in
+        place, just before it is sent. Nothing by default."""
 
     async def close(self) -> None:
         if self._session is not None:
@@ -161,6 +169,14 @@ class HttpProvider(Provider):
         expired = UpstreamDeadlineExceeded if caller_bound else UpstreamTimeout
         loop = asyncio.get_running_loop()
         started = loop.time()
+        target = path if "://" in path else self.base_url + path
+        if type(self).sign_request is not HttpProvider.sign_request:
+            try:
+                async with asyncio.timeout(total):
+                    await self.sign_request(method, target, hdrs, content)
+            except TimeoutError:
+                raise expired(f"provider {self.name!r}: signing the request took longer than {total:.3g}s",
+                              provider=self.name, retry_safe=True) from None
         await self._acquire_slot(total)
         # Time spent waiting for a connection counts against the same deadline.
         total = max(0.001, total - (loop.time() - started))
@@ -168,7 +184,7 @@ class HttpProvider(Provider):
             try:
                 raw = await session.request(
                     method,
-                    path if "://" in path else self.base_url + path,
+                    yarl.URL(target, encoded=True) if self.keep_path_encoding else target,
                     data=content,
                     params=params,
                     headers=hdrs,
