@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import google.auth
-import urllib3
+import requests
+from google.auth import aws, identity_pool, pluggable
 from google.auth import exceptions as auth_errors
 from google.auth.credentials import Credentials
-from google.auth.transport.urllib3 import Request as Urllib3Request
+from google.auth.transport.requests import Request as RequestsRequest
+from google.oauth2 import credentials as user_credentials
+from google.oauth2 import service_account
 
 from ...call import CallContext
 from ...config import ConfigError
@@ -68,17 +72,11 @@ class TokenSource:
         self._inflight: asyncio.Task[str] | None = None
         #: Tokens fetched so far.
         self.refreshes = 0
-        # google-auth's urllib3 transport; the pool's timeout bounds every token request.
-        self._http = urllib3.PoolManager(timeout=urllib3.Timeout(total=timeout), retries=False)
+        self._session = requests.Session()
+        self._http = _BoundedRequest(self._session, timeout)
         if credentials_file:
             # A small local file, read once at start-up so a wrong path fails the config.
-            try:
-                credentials, project = google.auth.load_credentials_from_file(
-                    credentials_file, scopes=[CLOUD_PLATFORM_SCOPE])
-            except auth_errors.DefaultCredentialsError as exc:
-                raise ConfigError(f"provider {provider!r}: options.credentials_file: {_text(exc)}") from None
-            self._credentials = credentials
-            self.project = project
+            self._credentials, self.project = load_credentials_file(provider, credentials_file)
 
     @property
     def quota_project(self) -> str:
@@ -109,6 +107,9 @@ class TokenSource:
             raise expired(f"provider {self._provider!r}: no access token within {bound:.3g}s",
                           provider=self._provider, retry_safe=True) from None
 
+    def close(self) -> None:
+        self._session.close()
+
     def invalidate(self, token: str) -> None:
         """Make the next call fetch a new token (the upstream refused `token`)."""
         if token and token == self._token:
@@ -134,11 +135,11 @@ class TokenSource:
         """(token, seconds it stays valid). Runs in a worker thread."""
         try:
             if self._credentials is None:
-                credentials, project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+                credentials, project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE], request=self._http)
                 self._credentials = credentials
                 self.project = self.project or project
             credentials = self._credentials
-            credentials.refresh(Urllib3Request(self._http))
+            credentials.refresh(self._http)
         except Exception as exc:
             raise self._error(exc) from None
         token = credentials.token
@@ -175,6 +176,58 @@ class TokenSource:
             return exc
         return UpstreamProtocol(f"provider {name!r}: getting an access token failed ({type(exc).__name__})",
                                 provider=name, retry_safe=True)
+
+
+class _BoundedRequest(RequestsRequest):
+    """google-auth's `requests` transport, with our timeout on every token request (its
+    own default is two minutes)."""
+
+    def __init__(self, session: requests.Session, timeout: float) -> None:
+        super().__init__(session)
+        self._timeout = timeout
+
+    def __call__(self, url: str, method: str = "GET", body: Any = None, headers: Any = None,
+                 timeout: float | None = None, **kwargs: Any) -> Any:
+        return super().__call__(  # type: ignore[no-untyped-call]  # google-auth leaves it unannotated
+            url, method=method, body=body, headers=headers,
+            timeout=timeout or self._timeout, **kwargs)
+
+
+def load_credentials_file(provider: str, path: str) -> tuple[Credentials, str | None]:
+    """The credentials of a key file, by its `type`, and the project it names. Each type
+    is loaded by its own class, so a file of an unexpected type is refused, not run."""
+    where = f"provider {provider!r}: options.credentials_file"
+    try:
+        with open(path, encoding="utf-8") as file:
+            info = json.load(file)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path!r}: {exc.strerror or type(exc).__name__}") from None
+    except ValueError:
+        raise ConfigError(f"{where}: {path!r} is not a JSON file") from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    scopes = [CLOUD_PLATFORM_SCOPE]
+    credentials: Credentials
+    try:
+        if kind == "service_account":
+            credentials = service_account.Credentials.from_service_account_info(info, scopes=scopes)
+            return credentials, info.get("project_id")
+        if kind == "external_account":
+            source = info.get("credential_source")
+            source = source if isinstance(source, dict) else {}
+            if str(source.get("environment_id", "")).startswith("aws"):
+                credentials = aws.Credentials.from_info(info, scopes=scopes)
+            elif "executable" in source:
+                credentials = pluggable.Credentials.from_info(info, scopes=scopes)
+            else:
+                credentials = identity_pool.Credentials.from_info(info, scopes=scopes)
+            return credentials, None
+        if kind == "authorized_user":
+            credentials = user_credentials.Credentials.from_authorized_user_info(info, scopes=scopes)
+            return credentials, info.get("quota_project_id")
+    except (ValueError, KeyError, auth_errors.GoogleAuthError) as exc:
+        raise ConfigError(f"{where}: {path!r} is not a valid {kind} file ({_text(exc)})") from None
+    raise ConfigError(f"{where}: {path!r} has type {kind!r}; Portico reads service_account, "
+                      "external_account (workload identity federation) and authorized_user files")
 
 
 def _text(exc: Exception) -> str:

@@ -85,6 +85,10 @@ class VertexProvider(HttpProvider):
         self._gemini = GeminiOptions(include_thoughts=options.include_thoughts,
                                      schema_dialect=options.schema_dialect)
 
+    async def close(self) -> None:
+        await super().close()
+        self.tokens.close()
+
     def auth_headers(self) -> dict[str, str]:
         return {}  # a fresh access token goes with each request (see `send`)
 
