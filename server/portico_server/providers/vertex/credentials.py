@@ -108,6 +108,10 @@ class TokenSource:
                           provider=self._provider, retry_safe=True) from None
 
     def close(self) -> None:
+        """Stop waiting for a fetch under way (its thread ends on its own) and release
+        the token requests' connections."""
+        if self._inflight is not None:
+            self._inflight.cancel()
         self._session.close()
 
     def invalidate(self, token: str) -> None:
