@@ -16,10 +16,13 @@ from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import types_pb2 as t
 from portico_server.config import ProviderSettings
 from portico_server.domain import (
+    CacheBreakpoint,
     ChatRequest,
     ContentPart,
     EmbedRequest,
     Message,
+    ReasoningConfig,
+    ReasoningEffort,
     ReasoningPart,
     Role,
     Source,
@@ -29,6 +32,7 @@ from portico_server.domain import (
 from portico_server.errors import (
     CapabilityUnsupported,
     InvalidRequest,
+    ModelFeatureUnsupported,
     UpstreamBadRequest,
     UpstreamOverloaded,
     UpstreamRateLimited,
@@ -316,6 +320,43 @@ async def test_claude_count_tokens_uses_the_count_tokens_model(up, vertex):
     assert (counted.tokens, counted.source) == (42, Source.PROVIDER)
     body = up.last(path).json()
     assert body["model"] == CLAUDE and "anthropic_version" not in body and body["tools"][0]["name"] == "weather"
+
+
+# -- reasoning controls and prompt caching ------------------------------------------------
+
+
+async def test_reasoning_controls_reach_both_publishers(up, vertex):
+    raw = model_path("anthropic", CLAUDE, "rawPredict")
+    generate = model_path("google", GEMINI, "generateContent")
+    up.add("POST", raw, Reply(200, JSON, fixture("vertex/claude_messages_text.json")))
+    up.add("POST", generate, Reply(200, JSON, fixture("vertex/gemini_generate_content_text.json")))
+    effort = ReasoningConfig(effort=ReasoningEffort.LOW)
+    await vertex.chat(ChatRequest(model=CLAUDE, messages=[QUESTION], reasoning=ReasoningConfig(budget_tokens=4096)))
+    await vertex.chat(ChatRequest(model=GEMINI, messages=[QUESTION], reasoning=effort))
+    claude = up.last(raw).json()
+    assert claude["thinking"] == {"type": "enabled", "budget_tokens": 4096}
+    assert claude["max_tokens"] > 4096  # room for the answer after the thinking
+    assert up.last(generate).json()["generationConfig"]["thinkingConfig"] == {
+        "includeThoughts": True, "thinkingBudget": 1024}
+
+
+async def test_reasoning_controls_on_a_claude_without_thinking_fail_unsent(up, vertex):
+    with pytest.raises(ModelFeatureUnsupported):
+        await vertex.chat(ChatRequest(model="claude-3-5-haiku@20241022", messages=[QUESTION],
+                                      reasoning=ReasoningConfig(effort=ReasoningEffort.HIGH)))
+    assert not [r for r in up.received if "/publishers/" in r.path]
+
+
+async def test_cache_breakpoints_become_cache_control_for_claude(up, vertex):
+    raw = model_path("anthropic", CLAUDE, "rawPredict")
+    up.add("POST", raw, Reply(200, JSON, fixture("vertex/claude_messages_text.json")))
+    cached_tool = ToolDefinition(name=WEATHER.name, description=WEATHER.description, parameters=WEATHER.parameters,
+                                 cache=CacheBreakpoint(ttl_seconds=3600))
+    system = Message(Role.SYSTEM, "You are a weather assistant. " * 50, cache=CacheBreakpoint())
+    await vertex.chat(ChatRequest(model=CLAUDE, messages=[system, QUESTION], tools=[cached_tool]))
+    body = up.last(raw).json()
+    assert body["tools"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert body["system"][-1]["cache_control"] == {"type": "ephemeral"}
 
 
 # -- errors --------------------------------------------------------------------------------

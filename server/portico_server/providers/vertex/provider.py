@@ -27,6 +27,7 @@ from ...domain import (
     CompletionResponse,
     EmbedRequest,
     EmbedResponse,
+    ReasoningConfig,
     Source,
     StreamChunk,
     TokenCount,
@@ -45,6 +46,7 @@ from ..gemini.errors import error_object, google_error, stream_error
 from ..gemini.provider import GEMINI_RESERVED_PASSTHROUGH
 from ..gemini.response import Turn
 from ..http import HttpProvider, UpstreamResponse
+from ..reasoning_controls import budget_for, reasoning_unsupported
 from . import embeddings, endpoints
 from .credentials import TokenSource
 from .options import VertexOptions
@@ -151,7 +153,7 @@ class VertexProvider(HttpProvider):
     # -- Gemini -------------------------------------------------------------------------
 
     def _gemini_body(self, request: ChatRequest) -> dict[str, Any]:
-        body = build_generate_request(request, self._gemini)
+        body = build_generate_request(request, self._gemini, self.name)
         if request.passthrough:
             body = merge_passthrough(body, merge_nested(body, request.passthrough), GEMINI_RESERVED_PASSTHROUGH)
         return body
@@ -192,7 +194,12 @@ class VertexProvider(HttpProvider):
     # -- Claude -------------------------------------------------------------------------
 
     def _claude_plan(self, request: ChatRequest, *, stream: bool) -> Plan:
-        plan = build_plan(request, self._default_max_tokens(request.model, request.passthrough))
+        if request.reasoning is not None:
+            facts = model_facts(_claude_family(request.model))
+            if facts is not None and not facts.thinking:
+                raise reasoning_unsupported(self.name, request.model, "it has no extended thinking "
+                                            "(Claude 3.7 Sonnet and later have)")
+        plan = build_plan(request, self._default_max_tokens(request.model, request.passthrough, request.reasoning))
         body = plan.body
         body.pop("model", None)  # the model is in the path; Vertex refuses it in the body
         body["anthropic_version"] = self.options.anthropic_version
@@ -204,7 +211,8 @@ class VertexProvider(HttpProvider):
             body.pop("stream", None)
         return plan
 
-    def _default_max_tokens(self, model: str, passthrough: Mapping[str, Any]) -> int:
+    def _default_max_tokens(self, model: str, passthrough: Mapping[str, Any],
+                            reasoning: ReasoningConfig | None) -> int:
         """As the `anthropic` provider: the model's output limit up to 16384, plus any
         thinking budget, unless configured."""
         if self.options.default_max_tokens is not None:
@@ -216,8 +224,12 @@ class VertexProvider(HttpProvider):
         else:
             limit = facts.max_output_tokens if facts else UNKNOWN_MODEL_MAX_OUTPUT
         chosen = min(limit, DEFAULT_MAX_TOKENS_CAP)
-        if thinking_enabled(passthrough):
-            budget = passthrough["thinking"].get("budget_tokens")
+        if thinking_enabled(passthrough, reasoning):
+            # max_tokens must exceed the thinking budget, or the answer gets no room.
+            thinking = passthrough.get("thinking")
+            budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+            if budget is None and reasoning is not None:
+                budget = budget_for(reasoning)
             if isinstance(budget, int) and budget > 0:
                 chosen = min(limit, budget + chosen)
         return chosen
@@ -289,7 +301,7 @@ class VertexProvider(HttpProvider):
             data = await self.request_json("POST", path, body=counted, call=call)
             tokens = data.get("input_tokens") if isinstance(data, dict) else None
         else:
-            body = await offload.run(build_generate_request, request, self._gemini)
+            body = await offload.run(build_generate_request, request, self._gemini, self.name)
             # Sampling does not change the prompt's count, and Vertex's CountTokensRequest
             # has no toolConfig.
             body.pop("generationConfig", None)
