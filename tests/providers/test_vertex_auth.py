@@ -100,14 +100,28 @@ async def test_a_token_is_fetched_again_before_it_expires(up, account, tokens):
         clock.now += 3299  # 301 s before the token's expiry: still fresh enough
         await provider.chat(HELLO)
         assert len(tokens.requests) == 1
-        clock.now += 1  # 300 s before expiry: fetched again, though the old one still works
+        clock.now += 1  # 300 s before expiry: a new token is fetched while the old one serves
+        await provider.chat(HELLO)
+        await eventually(lambda: provider.tokens.refreshes == 2, "the second token arrived")
         await provider.chat(HELLO)
         clock.now += 3299
         await provider.chat(HELLO)
     finally:
         await provider.close()
     assert len(tokens.requests) == 2
-    assert bearer(up) == ["Bearer ya29.test-1"] * 2 + ["Bearer ya29.test-2"] * 2
+    assert bearer(up) == ["Bearer ya29.test-1"] * 3 + ["Bearer ya29.test-2"] * 2
+
+
+async def test_a_call_waits_rather_than_use_a_token_about_to_expire(up, account, tokens):
+    clock = Clock()
+    provider = VertexProvider(vertex_settings(up, account, token_refresh_margin=300), clock=clock)
+    try:
+        await provider.chat(HELLO)
+        clock.now += 3595  # 5 s left: too close to hand out
+        await provider.chat(HELLO)
+    finally:
+        await provider.close()
+    assert bearer(up) == ["Bearer ya29.test-1", "Bearer ya29.test-2"]
 
 
 async def test_a_short_lived_token_is_not_fetched_on_every_call(up, account, tokens):
@@ -122,6 +136,7 @@ async def test_a_short_lived_token_is_not_fetched_on_every_call(up, account, tok
         assert len(tokens.requests) == 1
         clock.now += 6
         await provider.chat(HELLO)
+        await eventually(lambda: provider.tokens.refreshes == 2, "the second token arrived")
     finally:
         await provider.close()
     assert len(tokens.requests) == 2

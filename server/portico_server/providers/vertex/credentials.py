@@ -43,12 +43,15 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 #: Lifetime assumed for a token whose credentials report no expiry.
 _UNKNOWN_LIFETIME = 3600.0
 _MAX_MESSAGE = 300
+#: A token this close to its expiry is not handed out: it could expire on the way.
+_USABLE_UNTIL = 10.0
 
 
 class TokenSource:
-    """Bearer tokens for one provider. `token()` returns a fresh one, fetching it (in a
-    thread, once for all waiting calls) when there is none or it is within `margin`
-    seconds of its expiry."""
+    """Bearer tokens for one provider. `token()` returns a valid one. Within `margin`
+    seconds of its expiry a new one is fetched in the background while calls keep using
+    the old one; a call waits only when there is no token yet, or the one there is about
+    to expire. Fetches run in a thread, one at a time, shared by every waiting call."""
 
     def __init__(
         self,
@@ -69,6 +72,7 @@ class TokenSource:
         self.project: str | None = None
         self._token = ""
         self._refresh_at = 0.0
+        self._expires_at = 0.0
         self._inflight: asyncio.Task[str] | None = None
         #: Tokens fetched so far.
         self.refreshes = 0
@@ -87,12 +91,15 @@ class TokenSource:
     async def token(self, call: CallContext) -> str:
         """A token that is not about to expire. Waits at most the token timeout or the
         caller's remaining deadline, whichever is sooner."""
-        if self._token and self._clock() < self._refresh_at:
+        now = self._clock()
+        if self._token and now < self._refresh_at:
             return self._token
         task = self._inflight
         if task is None:
             task = self._inflight = asyncio.get_running_loop().create_task(self._refresh())
             task.add_done_callback(self._finished)
+        if self._token and now < self._expires_at - _USABLE_UNTIL:
+            return self._token  # still valid: the new one is fetched in the background
         bound = self._timeout
         remaining = call.remaining()
         caller_bound = remaining is not None and remaining < bound
@@ -117,7 +124,7 @@ class TokenSource:
     def invalidate(self, token: str) -> None:
         """Make the next call fetch a new token (the upstream refused `token`)."""
         if token and token == self._token:
-            self._refresh_at = 0.0
+            self._refresh_at = self._expires_at = 0.0
 
     def _finished(self, task: asyncio.Task[str]) -> None:
         if self._inflight is task:
@@ -129,6 +136,7 @@ class TokenSource:
         token, lifetime = await asyncio.to_thread(self._fetch)
         now = self._clock()
         self._token = token
+        self._expires_at = now + lifetime
         # Early by `margin`, but never so early that a short-lived token is fetched again
         # on every call.
         self._refresh_at = now + lifetime - min(self._margin, lifetime / 2)
