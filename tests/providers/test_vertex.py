@@ -36,6 +36,7 @@ from portico_server.errors import (
     UpstreamBadRequest,
     UpstreamOverloaded,
     UpstreamRateLimited,
+    UpstreamUnavailable,
 )
 from portico_server.providers.vertex import VertexProvider
 from portico_server.providers.vertex.endpoints import host
@@ -232,6 +233,7 @@ async def test_claude_chat_goes_to_raw_predict_without_a_model_in_the_body(up, v
     sent = up.last(path)
     assert sent.headers["authorization"] == "Bearer ya29.test-1"
     assert "x-api-key" not in sent.headers and "anthropic-version" not in sent.headers
+    assert "anthropic-beta" not in sent.headers
     body = sent.json()
     assert "model" not in body and "stream" not in body
     assert body["anthropic_version"] == "vertex-2023-10-16"
@@ -313,6 +315,18 @@ async def test_claude_unstreamed_thinking_turn_goes_back_exactly(up, vertex):
                     for block in recorded]
 
 
+async def test_betas_go_in_the_anthropic_beta_header(up, account):
+    path = model_path("anthropic", CLAUDE, "rawPredict")
+    up.add("POST", path, Reply(200, JSON, fixture("vertex/claude_messages_text.json")))
+    provider = VertexProvider(vertex_settings(up, account, anthropic_betas=["context-1m-2025-08-07",
+                                                                            "interleaved-thinking-2025-05-14"]))
+    try:
+        await provider.chat(ChatRequest(model=CLAUDE, messages=[QUESTION]))
+    finally:
+        await provider.close()
+    assert up.last(path).headers["anthropic-beta"] == "context-1m-2025-08-07,interleaved-thinking-2025-05-14"
+
+
 async def test_claude_count_tokens_uses_the_count_tokens_model(up, vertex):
     path = model_path("anthropic", "count-tokens", "rawPredict")
     up.add("POST", path, Reply(200, JSON, b'{"input_tokens": 42}'))
@@ -389,6 +403,15 @@ async def test_an_error_event_mid_stream_ends_the_claude_stream(up, vertex):
         await collect(vertex.stream(ChatRequest(model=CLAUDE, messages=[QUESTION])))
 
 
+async def test_an_error_event_mid_stream_ends_the_gemini_stream(up, vertex):
+    first = fixture("vertex/gemini_stream_text.sse").split(b"\r\n\r\n")[0] + b"\r\n\r\n"
+    error = {"error": {"code": 503, "message": "The service is currently unavailable.", "status": "UNAVAILABLE"}}
+    body = first + b"data: " + json.dumps(error).encode() + b"\r\n\r\n"
+    up.add("POST", model_path("google", GEMINI, "streamGenerateContent"), Reply(200, SSE, body, cut_every=11))
+    with pytest.raises(UpstreamUnavailable):
+        await collect(vertex.stream(ChatRequest(model=GEMINI, messages=[QUESTION])))
+
+
 async def test_passthrough_may_not_set_the_anthropic_version(vertex):
     with pytest.raises(InvalidRequest, match="anthropic_version"):
         vertex.check_passthrough({"anthropic_version": "2023-06-01"})
@@ -425,6 +448,9 @@ async def test_through_the_gateway(up, account):
         assert chunks[-1].final and "".join(c.content for c in chunks)
         caps = (await gw.stub.GetCapabilities(pb.GetCapabilitiesRequest(provider="vertex", model=CLAUDE))).capabilities
         assert caps.context_window_tokens == 200_000 and caps.source == pb.CAPABILITY_SOURCE_BUILT_IN
+        up.add("POST", model_path("google", GEMINI, "countTokens"), Reply(200, JSON, b'{"totalTokens": 8}'))
+        counted = await gw.stub.CountTokens(pb.CountTokensRequest(provider="vertex", messages=hello))
+        assert counted.token_count == 8 and counted.source == pb.TOKEN_COUNT_SOURCE_PROVIDER
         listed = await gw.stub.ListProviders(pb.ListProvidersRequest())
         assert [(p.name, p.kind) for p in listed.providers] == [("vertex", "vertex")]
         with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -37,7 +37,7 @@ class VertexOptions(BaseModel):
     schema_dialect: Literal["openapi", "json_schema"] = "openapi"
     #: Claude: the `anthropic_version` in the body.
     anthropic_version: str = ANTHROPIC_VERTEX_VERSION
-    #: Claude: beta features, sent as the body's `anthropic_beta`.
+    #: Claude: beta features, sent as one `anthropic-beta` header.
     anthropic_betas: list[str] = Field(default_factory=list)
     #: Claude: `max_tokens` for requests that give none; unset: per model.
     default_max_tokens: int | None = Field(default=None, gt=0)

@@ -203,13 +203,15 @@ class VertexProvider(HttpProvider):
         body = plan.body
         body.pop("model", None)  # the model is in the path; Vertex refuses it in the body
         body["anthropic_version"] = self.options.anthropic_version
-        if self.options.anthropic_betas:
-            body["anthropic_beta"] = list(self.options.anthropic_betas)
         if stream:
             body["stream"] = True
         else:
             body.pop("stream", None)
         return plan
+
+    def _claude_headers(self) -> dict[str, str]:
+        betas = self.options.anthropic_betas
+        return {"anthropic-beta": ",".join(betas)} if betas else {}
 
     def _default_max_tokens(self, model: str, passthrough: Mapping[str, Any],
                             reasoning: ReasoningConfig | None) -> int:
@@ -237,7 +239,7 @@ class VertexProvider(HttpProvider):
     async def _claude_chat(self, request: ChatRequest, call: CallContext) -> CompletionResponse:
         plan = await offload.run(partial(self._claude_plan, request, stream=False))
         path = await self._path("anthropic", request.model, "rawPredict", call)
-        async with self.send("POST", path, body=plan.body, call=call) as response:
+        async with self.send("POST", path, body=plan.body, call=call, headers=self._claude_headers()) as response:
             raw = await response.read()
             request_id = response.headers.get("request-id", "")
         return completion(raw, answer_tool=plan.answer_tool, request_id=request_id, provider=self.name)
@@ -247,7 +249,7 @@ class VertexProvider(HttpProvider):
         path = await self._path("anthropic", request.model, "streamRawPredict", call)
         translator = StreamTranslator(self.name, plan.answer_tool)
         async with self.send("POST", path, body=plan.body, call=call,
-                             headers={"accept": "text/event-stream"}) as response:
+                             headers={"accept": "text/event-stream", **self._claude_headers()}) as response:
             if not response.is_event_stream:
                 raise self._protocol("answered a stream request without text/event-stream")
             translator.request_id = response.headers.get("request-id", "")
