@@ -1,48 +1,20 @@
-"""OAuth access tokens for Vertex AI from Google's Application Default Credentials.
+"""OAuth access tokens for Vertex AI, fetched without blocking the event loop.
 
-google-auth finds the credentials (a service-account or external-account file, the
-metadata server, workload identity) and fetches tokens. Its calls block (file reads,
-HTTP to a token endpoint), so they run in a worker thread, never on the event loop. A
-token is fetched again some time before it expires, and only once however many calls
-need it: calls that find the token stale while a fetch is under way wait for that fetch.
+`adc` gets them from google-auth, whose calls block (file reads, HTTP to a token
+endpoint or the metadata server), so they run in a worker thread. A token is replaced some
+time before it expires, and only one fetch runs however many calls need a token: calls
+that must wait all wait for that fetch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
-import json
 import time
 from collections.abc import Callable
-from typing import Any
-
-import google.auth
-import requests
-from google.auth import aws, identity_pool, pluggable
-from google.auth import exceptions as auth_errors
-from google.auth.credentials import Credentials
-from google.auth.transport.requests import Request as RequestsRequest
-from google.oauth2 import credentials as user_credentials
-from google.oauth2 import service_account
 
 from ...call import CallContext
-from ...config import ConfigError
-from ...errors import (
-    UpstreamAuth,
-    UpstreamConnection,
-    UpstreamDeadlineExceeded,
-    UpstreamError,
-    UpstreamProtocol,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
-from ...redaction import redact
+from ...errors import UpstreamDeadlineExceeded, UpstreamTimeout
 
-#: The scope Vertex AI calls need.
-CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-#: Lifetime assumed for a token whose credentials report no expiry.
-_UNKNOWN_LIFETIME = 3600.0
-_MAX_MESSAGE = 300
 #: A token this close to its expiry is not handed out: it could expire on the way.
 _USABLE_UNTIL = 10.0
 
@@ -66,27 +38,26 @@ class TokenSource:
         self._margin = margin
         self._timeout = timeout
         self._clock = clock
-        self._credentials: Credentials | None = None
-        #: The project the credentials name (a key file's `project_id`, the metadata
-        #: server's project); None until known.
-        self.project: str | None = None
+        # google-auth is imported here, not with the module: only a configured vertex
+        # provider pays for it.
+        from .adc import GoogleCredentials
+
+        self._google = GoogleCredentials(provider, credentials_file, timeout)
         self._token = ""
         self._refresh_at = 0.0
         self._expires_at = 0.0
         self._inflight: asyncio.Task[str] | None = None
         #: Tokens fetched so far.
         self.refreshes = 0
-        self._session = requests.Session()
-        self._http = _BoundedRequest(self._session, timeout)
-        if credentials_file:
-            # A small local file, read once at start-up so a wrong path fails the config.
-            self._credentials, self.project = load_credentials_file(provider, credentials_file)
+
+    @property
+    def project(self) -> str | None:
+        """The project the credentials name; None until they are loaded (or if none)."""
+        return self._google.project
 
     @property
     def quota_project(self) -> str:
-        """The project billed for quota, when the credentials name one apart from the
-        resource's project (user credentials with a quota project)."""
-        return str(getattr(self._credentials, "quota_project_id", None) or "")
+        return self._google.quota_project
 
     async def token(self, call: CallContext) -> str:
         """A token that is not about to expire. Waits at most the token timeout or the
@@ -119,7 +90,7 @@ class TokenSource:
         the token requests' connections."""
         if self._inflight is not None:
             self._inflight.cancel()
-        self._session.close()
+        self._google.close()
 
     def invalidate(self, token: str) -> None:
         """Make the next call fetch a new token (the upstream refused `token`)."""
@@ -133,7 +104,7 @@ class TokenSource:
             task.exception()  # retrieved here too, in case every waiter gave up
 
     async def _refresh(self) -> str:
-        token, lifetime = await asyncio.to_thread(self._fetch)
+        token, lifetime = await asyncio.to_thread(self._google.fetch)
         now = self._clock()
         self._token = token
         self._expires_at = now + lifetime
@@ -142,107 +113,3 @@ class TokenSource:
         self._refresh_at = now + lifetime - min(self._margin, lifetime / 2)
         self.refreshes += 1
         return token
-
-    def _fetch(self) -> tuple[str, float]:
-        """(token, seconds it stays valid). Runs in a worker thread."""
-        try:
-            if self._credentials is None:
-                credentials, project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE], request=self._http)
-                self._credentials = credentials
-                self.project = self.project or project
-            credentials = self._credentials
-            credentials.refresh(self._http)
-        except Exception as exc:
-            raise self._error(exc) from None
-        token = credentials.token
-        if not isinstance(token, str) or not token:
-            raise UpstreamProtocol(f"provider {self._provider!r}: the token endpoint sent no access token",
-                                   provider=self._provider)
-        expiry: Any = credentials.expiry
-        if isinstance(expiry, datetime.datetime):
-            now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # google-auth's naive UTC
-            lifetime = max(0.0, (expiry - now).total_seconds())
-        else:
-            lifetime = _UNKNOWN_LIFETIME
-        return token, lifetime
-
-    def _error(self, exc: Exception) -> UpstreamError:
-        """The domain error for a failure to find credentials or fetch a token."""
-        name = self._provider
-        if isinstance(exc, auth_errors.DefaultCredentialsError):
-            return UpstreamAuth(
-                f"provider {name!r}: no Google credentials found: set options.credentials_file or "
-                "GOOGLE_APPLICATION_CREDENTIALS, or run where a metadata server or workload identity "
-                f"provides them ({_text(exc)})",
-                provider=name,
-            )
-        if isinstance(exc, auth_errors.RefreshError):
-            text = f"provider {name!r}: the token endpoint refused the credentials: {_text(exc)}"
-            if getattr(exc, "retryable", False):
-                return UpstreamUnavailable(text, provider=name, retry_safe=True)
-            return UpstreamAuth(text, provider=name)
-        if isinstance(exc, auth_errors.TransportError):
-            return UpstreamConnection(f"provider {name!r}: cannot reach the token endpoint", provider=name,
-                                      retry_safe=True)
-        if isinstance(exc, UpstreamError):
-            return exc
-        return UpstreamProtocol(f"provider {name!r}: getting an access token failed ({type(exc).__name__})",
-                                provider=name, retry_safe=True)
-
-
-class _BoundedRequest(RequestsRequest):
-    """google-auth's `requests` transport, with our timeout on every token request (its
-    own default is two minutes)."""
-
-    def __init__(self, session: requests.Session, timeout: float) -> None:
-        super().__init__(session)
-        self._timeout = timeout
-
-    def __call__(self, url: str, method: str = "GET", body: Any = None, headers: Any = None,
-                 timeout: float | None = None, **kwargs: Any) -> Any:
-        return super().__call__(  # type: ignore[no-untyped-call]  # google-auth leaves it unannotated
-            url, method=method, body=body, headers=headers,
-            timeout=timeout or self._timeout, **kwargs)
-
-
-def load_credentials_file(provider: str, path: str) -> tuple[Credentials, str | None]:
-    """The credentials of a key file, by its `type`, and the project it names. Each type
-    is loaded by its own class, so a file of an unexpected type is refused, not run."""
-    where = f"provider {provider!r}: options.credentials_file"
-    try:
-        with open(path, encoding="utf-8") as file:
-            info = json.load(file)
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {path!r}: {exc.strerror or type(exc).__name__}") from None
-    except ValueError:
-        raise ConfigError(f"{where}: {path!r} is not a JSON file") from None
-    kind = info.get("type") if isinstance(info, dict) else None
-    scopes = [CLOUD_PLATFORM_SCOPE]
-    credentials: Credentials
-    try:
-        if kind == "service_account":
-            credentials = service_account.Credentials.from_service_account_info(info, scopes=scopes)
-            return credentials, info.get("project_id")
-        if kind == "external_account":
-            source = info.get("credential_source")
-            source = source if isinstance(source, dict) else {}
-            if str(source.get("environment_id", "")).startswith("aws"):
-                credentials = aws.Credentials.from_info(info, scopes=scopes)
-            elif "executable" in source:
-                credentials = pluggable.Credentials.from_info(info, scopes=scopes)
-            else:
-                credentials = identity_pool.Credentials.from_info(info, scopes=scopes)
-            return credentials, None
-        if kind == "authorized_user":
-            credentials = user_credentials.Credentials.from_authorized_user_info(info, scopes=scopes)
-            return credentials, info.get("quota_project_id")
-    except (ValueError, KeyError, auth_errors.GoogleAuthError) as exc:
-        raise ConfigError(f"{where}: {path!r} is not a valid {kind} file ({_text(exc)})") from None
-    raise ConfigError(f"{where}: {path!r} has type {kind!r}; Portico reads service_account, "
-                      "external_account (workload identity federation) and authorized_user files")
-
-
-def _text(exc: Exception) -> str:
-    """An exception's first argument as one bounded line, with known secrets removed."""
-    first = exc.args[0] if exc.args else ""
-    return redact(" ".join(str(first).split()))[:_MAX_MESSAGE]
