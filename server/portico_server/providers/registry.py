@@ -21,7 +21,10 @@ _KINDS: dict[str, type[Provider]] = {}
 _ENV_HOOKS: list[Callable[[Mapping[str, str]], list[ProviderSettings]]] = []
 
 #: Modules of the built-in providers. Each registers its kinds on import.
-BUILTIN_MODULES = ("fake", "anthropic", "gemini", "ollama", "openai_compat", "azure", "litellm_bridge", "bedrock")
+BUILTIN_MODULES = (
+    "fake", "anthropic", "gemini", "ollama", "openai_compat", "azure", "litellm_bridge",
+    "bedrock", "vertex", "openai_responses", "replicate",
+)
 
 
 def register(kind: str, cls: type[Provider]) -> None:
