@@ -65,6 +65,11 @@ _FAILOVER_OUT = {
     d.StreamFailover.RESTART: pb.STREAM_FAILOVER_RESTART,
     d.StreamFailover.CONTINUE: pb.STREAM_FAILOVER_CONTINUE,
 }
+_EFFORTS = {
+    tpb.REASONING_EFFORT_LOW: d.ReasoningEffort.LOW,
+    tpb.REASONING_EFFORT_MEDIUM: d.ReasoningEffort.MEDIUM,
+    tpb.REASONING_EFFORT_HIGH: d.ReasoningEffort.HIGH,
+}
 _SOURCE_CAPS = {
     d.Source.PROVIDER: pb.CAPABILITY_SOURCE_DISCOVERED,
     d.Source.BUILT_IN: pb.CAPABILITY_SOURCE_BUILT_IN,
@@ -159,22 +164,57 @@ def _messages(items: Any, v: _Violations) -> list[d.Message]:
             _check_depth(c.arguments, f"messages[{i}].tool_calls[{j}].arguments", v)
             calls.append(d.ToolCall(id=c.id, name=c.name, arguments=c.arguments or "{}"))
         out.append(d.Message(role=role, content=m.content, parts=parts, name=m.name,
-                             tool_calls=calls, tool_call_id=m.tool_call_id))
+                             tool_calls=calls, tool_call_id=m.tool_call_id,
+                             cache=_cache(m, f"messages[{i}].cache", v)))
     return out
+
+
+def _cache(holder: Any, where: str, v: _Violations) -> d.CacheBreakpoint | None:
+    """The prompt-cache breakpoint on a message, part or tool; None when it has none."""
+    if not holder.HasField("cache"):
+        return None
+    c = holder.cache
+    if not c.HasField("ttl_seconds"):
+        return d.CacheBreakpoint()
+    if c.ttl_seconds <= 0:
+        v.add(f"{where}.ttl_seconds", "must be greater than 0")
+    return d.CacheBreakpoint(ttl_seconds=c.ttl_seconds)
+
+
+def _reasoning(req: pb.ChatRequest, v: _Violations) -> d.ReasoningConfig | None:
+    """The request's reasoning controls; None when it asks for none (an empty config too)."""
+    if not req.HasField("reasoning"):
+        return None
+    r = req.reasoning
+    effort = None
+    if r.effort != tpb.REASONING_EFFORT_UNSPECIFIED:
+        effort = _EFFORTS.get(r.effort)
+        if effort is None:
+            v.add("reasoning.effort", "is not a known ReasoningEffort")
+    budget = r.budget_tokens if r.HasField("budget_tokens") else None
+    if budget is not None and budget <= 0:
+        v.add("reasoning.budget_tokens", "must be greater than 0")
+    if effort is None and budget is None:
+        return None
+    return d.ReasoningConfig(effort=effort, budget_tokens=budget)
 
 
 def _part(part: tpb.ContentPart, role: d.Role, where: str, v: _Violations) -> d.ContentPart:
     kind = part.WhichOneof("part")
+    cache = _cache(part, f"{where}.cache", v)
     if kind == "text":
-        return d.ContentPart(text=part.text)
+        return d.ContentPart(text=part.text, cache=cache)
     if kind == "media":
-        return d.ContentPart(media=_media(part.media, f"{where}.media", v))
+        return d.ContentPart(media=_media(part.media, f"{where}.media", v), cache=cache)
     if kind == "reasoning":
         r = part.reasoning
         if role is not d.Role.ASSISTANT:
             v.add(f"{where}.reasoning", "is accepted only on assistant messages (send back what an answer returned)")
         elif not (r.text or r.signature or r.redacted):
             v.add(f"{where}.reasoning", "must hold text, a signature or a redacted payload")
+        if cache is not None:
+            # No provider caches at a thought: Anthropic refuses cache_control on thinking blocks.
+            v.add(f"{where}.cache", "is not accepted on a reasoning part; mark the message or a text part")
         return d.ContentPart(reasoning=d.ReasoningPart(
             text=r.text, signature=r.signature, redacted=r.redacted, source=r.source
         ))
@@ -238,7 +278,8 @@ def _tools(items: Any, v: _Violations) -> list[d.ToolDefinition]:
         if t.parameters_json_schema:
             params = _json_object(t.parameters_json_schema, f"tools[{i}].parameters_json_schema", v) or {}
         tools.append(d.ToolDefinition(name=t.name, description=t.description, parameters=params,
-                                      parameters_json=t.parameters_json_schema))
+                                      parameters_json=t.parameters_json_schema,
+                                      cache=_cache(t, f"tools[{i}].cache", v)))
     return tools
 
 
@@ -298,6 +339,7 @@ def chat_request(req: pb.ChatRequest, model: str) -> d.ChatRequest:
         v.add("priority", "is not a known Priority")
     if req.stream_failover not in _FAILOVER_IN:
         v.add("stream_failover", "is not a known StreamFailover")
+    reasoning = _reasoning(req, v)
     _check_request_id(req.request_id, v)
     v.raise_if_any()
     return d.ChatRequest(
@@ -312,6 +354,7 @@ def chat_request(req: pb.ChatRequest, model: str) -> d.ChatRequest:
         tool_choice=tool_choice,
         response_format=response_format,
         passthrough=passthrough,
+        reasoning=reasoning,
     )
 
 
@@ -362,6 +405,7 @@ def usage(u: d.Usage) -> tpb.Usage:
         cache_creation_token_count=u.cache_creation_tokens,
         cache_read_token_count=u.cache_read_tokens,
         reasoning_token_count=u.reasoning_tokens,
+        estimated=u.estimated,
     )
 
 
@@ -381,8 +425,19 @@ def _part_out(p: d.ContentPart) -> tpb.ContentPart:
             media.uri = p.media.uri
         else:
             media.data = p.media.data
-        return tpb.ContentPart(media=media)
-    return tpb.ContentPart(text=p.text or "")
+        out = tpb.ContentPart(media=media)
+    else:
+        out = tpb.ContentPart(text=p.text or "")
+    if p.cache is not None:
+        out.cache.CopyFrom(cache_breakpoint(p.cache))
+    return out
+
+
+def cache_breakpoint(c: d.CacheBreakpoint) -> tpb.CacheBreakpoint:
+    out = tpb.CacheBreakpoint()
+    if c.ttl_seconds is not None:
+        out.ttl_seconds = c.ttl_seconds
+    return out
 
 
 def parts(items: list[d.ContentPart]) -> list[tpb.ContentPart]:

@@ -66,6 +66,31 @@ class Source(enum.Enum):
     ESTIMATE = "estimate"  # a heuristic
 
 
+class ReasoningEffort(enum.Enum):
+    """How hard a reasoning model thinks; each dialect maps it to its own knob."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(slots=True)
+class ReasoningConfig:
+    """Reasoning controls of a request. `budget_tokens` wins over `effort` for providers that
+    take a token budget; providers with only an effort knob map the budget to an effort."""
+
+    effort: ReasoningEffort | None = None
+    budget_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class CacheBreakpoint:
+    """A prompt-cache breakpoint after a message, part or tool. `ttl_seconds` None means the
+    provider's default lifetime."""
+
+    ttl_seconds: int | None = None
+
+
 @dataclass(slots=True)
 class MediaPart:
     """An image or a document: inline `data` or a `uri` (http(s), gs://, data:), exactly one."""
@@ -103,6 +128,7 @@ class ContentPart:
     text: str | None = None
     media: MediaPart | None = None
     reasoning: ReasoningPart | None = None
+    cache: CacheBreakpoint | None = None
 
 
 @dataclass(slots=True)
@@ -128,6 +154,7 @@ class Message:
     name: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str = ""
+    cache: CacheBreakpoint | None = None
 
     def text(self) -> str:
         """The message's text: `content`, or its text parts joined (reasoning excluded)."""
@@ -142,6 +169,7 @@ class ToolDefinition:
     description: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)  # JSON Schema, key order kept
     parameters_json: str = ""  # the caller's exact text, for providers that pass it on
+    cache: CacheBreakpoint | None = None
 
 
 @dataclass(slots=True)
@@ -166,6 +194,7 @@ class Usage:
     cache_creation_tokens: int = 0
     cache_read_tokens: int = 0
     reasoning_tokens: int = 0
+    estimated: bool = False  # the gateway estimated the figures: the provider sent none
 
 
 @dataclass(slots=True)
@@ -183,6 +212,7 @@ class ChatRequest:
     tool_choice: ToolChoice | None = None
     response_format: ResponseFormat | None = None
     passthrough: dict[str, Any] = field(default_factory=dict)
+    reasoning: ReasoningConfig | None = None
 
 
 @dataclass(slots=True)

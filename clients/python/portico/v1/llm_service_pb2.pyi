@@ -61,7 +61,7 @@ BREAKER_STATE_OPEN: BreakerState
 BREAKER_STATE_HALF_OPEN: BreakerState
 
 class ChatRequest(_message.Message):
-    __slots__ = ("provider", "model", "messages", "temperature", "top_p", "max_tokens", "stop_sequences", "seed", "tools", "tool_choice", "response_format", "priority", "tags", "passthrough_json", "request_id", "stream_failover")
+    __slots__ = ("provider", "model", "messages", "temperature", "top_p", "max_tokens", "stop_sequences", "seed", "tools", "tool_choice", "response_format", "priority", "tags", "passthrough_json", "request_id", "stream_failover", "reasoning")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,7 @@ class ChatRequest(_message.Message):
     PASSTHROUGH_JSON_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_FAILOVER_FIELD_NUMBER: _ClassVar[int]
+    REASONING_FIELD_NUMBER: _ClassVar[int]
     provider: str
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[_types_pb2.Message]
@@ -101,7 +102,8 @@ class ChatRequest(_message.Message):
     passthrough_json: str
     request_id: str
     stream_failover: StreamFailover
-    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_types_pb2.Message, _Mapping]]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_tokens: _Optional[int] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[_types_pb2.ToolDefinition, _Mapping]]] = ..., tool_choice: _Optional[_Union[_types_pb2.ToolChoice, _Mapping]] = ..., response_format: _Optional[_Union[_types_pb2.ResponseFormat, _Mapping]] = ..., priority: _Optional[_Union[_types_pb2.Priority, str]] = ..., tags: _Optional[_Mapping[str, str]] = ..., passthrough_json: _Optional[str] = ..., request_id: _Optional[str] = ..., stream_failover: _Optional[_Union[StreamFailover, str]] = ...) -> None: ...
+    reasoning: _types_pb2.ReasoningConfig
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_types_pb2.Message, _Mapping]]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_tokens: _Optional[int] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[_types_pb2.ToolDefinition, _Mapping]]] = ..., tool_choice: _Optional[_Union[_types_pb2.ToolChoice, _Mapping]] = ..., response_format: _Optional[_Union[_types_pb2.ResponseFormat, _Mapping]] = ..., priority: _Optional[_Union[_types_pb2.Priority, str]] = ..., tags: _Optional[_Mapping[str, str]] = ..., passthrough_json: _Optional[str] = ..., request_id: _Optional[str] = ..., stream_failover: _Optional[_Union[StreamFailover, str]] = ..., reasoning: _Optional[_Union[_types_pb2.ReasoningConfig, _Mapping]] = ...) -> None: ...
 
 class Failover(_message.Message):
     __slots__ = ("mode", "provider", "model", "reason")

@@ -346,8 +346,10 @@ type ChatRequest struct {
 	// the first chunk was sent. Unset (STREAM_FAILOVER_UNSPECIFIED) means
 	// STREAM_FAILOVER_NONE: the stream ends with the error status.
 	StreamFailover StreamFailover `protobuf:"varint,16,opt,name=stream_failover,json=streamFailover,proto3,enum=portico.v1.StreamFailover" json:"stream_failover,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Optional. Reasoning controls (effort and token budget) for reasoning models.
+	Reasoning     *ReasoningConfig `protobuf:"bytes,17,opt,name=reasoning,proto3" json:"reasoning,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChatRequest) Reset() {
@@ -490,6 +492,13 @@ func (x *ChatRequest) GetStreamFailover() StreamFailover {
 		return x.StreamFailover
 	}
 	return StreamFailover_STREAM_FAILOVER_UNSPECIFIED
+}
+
+func (x *ChatRequest) GetReasoning() *ReasoningConfig {
+	if x != nil {
+		return x.Reasoning
+	}
+	return nil
 }
 
 // A stream moved to another target after its first chunk.
@@ -1723,7 +1732,7 @@ var File_portico_v1_llm_service_proto protoreflect.FileDescriptor
 const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1cportico/v1/llm_service.proto\x12\n" +
-	"portico.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x16portico/v1/types.proto\"\x88\a\n" +
+	"portico.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x16portico/v1/types.proto\"\xc9\a\n" +
 	"\vChatRequest\x12 \n" +
 	"\bprovider\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\bprovider\x12\x1a\n" +
 	"\x05model\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x05model\x125\n" +
@@ -1744,7 +1753,8 @@ const file_portico_v1_llm_service_proto_rawDesc = "" +
 	"\x10passthrough_json\x18\x0e \x01(\tB\x04\xe2A\x01\x01R\x0fpassthroughJson\x12#\n" +
 	"\n" +
 	"request_id\x18\x0f \x01(\tB\x04\xe2A\x01\x01R\trequestId\x12I\n" +
-	"\x0fstream_failover\x18\x10 \x01(\x0e2\x1a.portico.v1.StreamFailoverB\x04\xe2A\x01\x01R\x0estreamFailover\x1a7\n" +
+	"\x0fstream_failover\x18\x10 \x01(\x0e2\x1a.portico.v1.StreamFailoverB\x04\xe2A\x01\x01R\x0estreamFailover\x12?\n" +
+	"\treasoning\x18\x11 \x01(\v2\x1b.portico.v1.ReasoningConfigB\x04\xe2A\x01\x01R\treasoning\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
@@ -1952,12 +1962,13 @@ var file_portico_v1_llm_service_proto_goTypes = []any{
 	(*ToolChoice)(nil),              // 26: portico.v1.ToolChoice
 	(*ResponseFormat)(nil),          // 27: portico.v1.ResponseFormat
 	(Priority)(0),                   // 28: portico.v1.Priority
-	(Role)(0),                       // 29: portico.v1.Role
-	(*ToolCall)(nil),                // 30: portico.v1.ToolCall
-	(StopReason)(0),                 // 31: portico.v1.StopReason
-	(*Usage)(nil),                   // 32: portico.v1.Usage
-	(*ContentPart)(nil),             // 33: portico.v1.ContentPart
-	(*ToolCallDelta)(nil),           // 34: portico.v1.ToolCallDelta
+	(*ReasoningConfig)(nil),         // 29: portico.v1.ReasoningConfig
+	(Role)(0),                       // 30: portico.v1.Role
+	(*ToolCall)(nil),                // 31: portico.v1.ToolCall
+	(StopReason)(0),                 // 32: portico.v1.StopReason
+	(*Usage)(nil),                   // 33: portico.v1.Usage
+	(*ContentPart)(nil),             // 34: portico.v1.ContentPart
+	(*ToolCallDelta)(nil),           // 35: portico.v1.ToolCallDelta
 }
 var file_portico_v1_llm_service_proto_depIdxs = []int32{
 	24, // 0: portico.v1.ChatRequest.messages:type_name -> portico.v1.Message
@@ -1967,48 +1978,49 @@ var file_portico_v1_llm_service_proto_depIdxs = []int32{
 	28, // 4: portico.v1.ChatRequest.priority:type_name -> portico.v1.Priority
 	20, // 5: portico.v1.ChatRequest.tags:type_name -> portico.v1.ChatRequest.TagsEntry
 	0,  // 6: portico.v1.ChatRequest.stream_failover:type_name -> portico.v1.StreamFailover
-	0,  // 7: portico.v1.Failover.mode:type_name -> portico.v1.StreamFailover
-	29, // 8: portico.v1.CompletionResponse.role:type_name -> portico.v1.Role
-	30, // 9: portico.v1.CompletionResponse.tool_calls:type_name -> portico.v1.ToolCall
-	31, // 10: portico.v1.CompletionResponse.stop_reason:type_name -> portico.v1.StopReason
-	32, // 11: portico.v1.CompletionResponse.usage:type_name -> portico.v1.Usage
-	21, // 12: portico.v1.CompletionResponse.metadata:type_name -> portico.v1.CompletionResponse.MetadataEntry
-	33, // 13: portico.v1.CompletionResponse.parts:type_name -> portico.v1.ContentPart
-	34, // 14: portico.v1.StreamChunk.tool_call_deltas:type_name -> portico.v1.ToolCallDelta
-	30, // 15: portico.v1.StreamChunk.tool_calls:type_name -> portico.v1.ToolCall
-	31, // 16: portico.v1.StreamChunk.stop_reason:type_name -> portico.v1.StopReason
-	32, // 17: portico.v1.StreamChunk.usage:type_name -> portico.v1.Usage
-	22, // 18: portico.v1.StreamChunk.metadata:type_name -> portico.v1.StreamChunk.MetadataEntry
-	33, // 19: portico.v1.StreamChunk.parts:type_name -> portico.v1.ContentPart
-	6,  // 20: portico.v1.StreamChunk.failover:type_name -> portico.v1.Failover
-	23, // 21: portico.v1.EmbedRequest.tags:type_name -> portico.v1.EmbedRequest.TagsEntry
-	10, // 22: portico.v1.EmbedResponse.embeddings:type_name -> portico.v1.Embedding
-	32, // 23: portico.v1.EmbedResponse.usage:type_name -> portico.v1.Usage
-	24, // 24: portico.v1.CountTokensRequest.messages:type_name -> portico.v1.Message
-	25, // 25: portico.v1.CountTokensRequest.tools:type_name -> portico.v1.ToolDefinition
-	1,  // 26: portico.v1.CountTokensResponse.source:type_name -> portico.v1.TokenCountSource
-	2,  // 27: portico.v1.Capabilities.source:type_name -> portico.v1.CapabilitySource
-	15, // 28: portico.v1.GetCapabilitiesResponse.capabilities:type_name -> portico.v1.Capabilities
-	3,  // 29: portico.v1.ProviderInfo.health:type_name -> portico.v1.ProviderHealth
-	4,  // 30: portico.v1.ProviderInfo.breaker_state:type_name -> portico.v1.BreakerState
-	18, // 31: portico.v1.ListProvidersResponse.providers:type_name -> portico.v1.ProviderInfo
-	5,  // 32: portico.v1.LLMService.Chat:input_type -> portico.v1.ChatRequest
-	5,  // 33: portico.v1.LLMService.StreamChat:input_type -> portico.v1.ChatRequest
-	9,  // 34: portico.v1.LLMService.Embed:input_type -> portico.v1.EmbedRequest
-	12, // 35: portico.v1.LLMService.CountTokens:input_type -> portico.v1.CountTokensRequest
-	14, // 36: portico.v1.LLMService.GetCapabilities:input_type -> portico.v1.GetCapabilitiesRequest
-	17, // 37: portico.v1.LLMService.ListProviders:input_type -> portico.v1.ListProvidersRequest
-	7,  // 38: portico.v1.LLMService.Chat:output_type -> portico.v1.CompletionResponse
-	8,  // 39: portico.v1.LLMService.StreamChat:output_type -> portico.v1.StreamChunk
-	11, // 40: portico.v1.LLMService.Embed:output_type -> portico.v1.EmbedResponse
-	13, // 41: portico.v1.LLMService.CountTokens:output_type -> portico.v1.CountTokensResponse
-	16, // 42: portico.v1.LLMService.GetCapabilities:output_type -> portico.v1.GetCapabilitiesResponse
-	19, // 43: portico.v1.LLMService.ListProviders:output_type -> portico.v1.ListProvidersResponse
-	38, // [38:44] is the sub-list for method output_type
-	32, // [32:38] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	29, // 7: portico.v1.ChatRequest.reasoning:type_name -> portico.v1.ReasoningConfig
+	0,  // 8: portico.v1.Failover.mode:type_name -> portico.v1.StreamFailover
+	30, // 9: portico.v1.CompletionResponse.role:type_name -> portico.v1.Role
+	31, // 10: portico.v1.CompletionResponse.tool_calls:type_name -> portico.v1.ToolCall
+	32, // 11: portico.v1.CompletionResponse.stop_reason:type_name -> portico.v1.StopReason
+	33, // 12: portico.v1.CompletionResponse.usage:type_name -> portico.v1.Usage
+	21, // 13: portico.v1.CompletionResponse.metadata:type_name -> portico.v1.CompletionResponse.MetadataEntry
+	34, // 14: portico.v1.CompletionResponse.parts:type_name -> portico.v1.ContentPart
+	35, // 15: portico.v1.StreamChunk.tool_call_deltas:type_name -> portico.v1.ToolCallDelta
+	31, // 16: portico.v1.StreamChunk.tool_calls:type_name -> portico.v1.ToolCall
+	32, // 17: portico.v1.StreamChunk.stop_reason:type_name -> portico.v1.StopReason
+	33, // 18: portico.v1.StreamChunk.usage:type_name -> portico.v1.Usage
+	22, // 19: portico.v1.StreamChunk.metadata:type_name -> portico.v1.StreamChunk.MetadataEntry
+	34, // 20: portico.v1.StreamChunk.parts:type_name -> portico.v1.ContentPart
+	6,  // 21: portico.v1.StreamChunk.failover:type_name -> portico.v1.Failover
+	23, // 22: portico.v1.EmbedRequest.tags:type_name -> portico.v1.EmbedRequest.TagsEntry
+	10, // 23: portico.v1.EmbedResponse.embeddings:type_name -> portico.v1.Embedding
+	33, // 24: portico.v1.EmbedResponse.usage:type_name -> portico.v1.Usage
+	24, // 25: portico.v1.CountTokensRequest.messages:type_name -> portico.v1.Message
+	25, // 26: portico.v1.CountTokensRequest.tools:type_name -> portico.v1.ToolDefinition
+	1,  // 27: portico.v1.CountTokensResponse.source:type_name -> portico.v1.TokenCountSource
+	2,  // 28: portico.v1.Capabilities.source:type_name -> portico.v1.CapabilitySource
+	15, // 29: portico.v1.GetCapabilitiesResponse.capabilities:type_name -> portico.v1.Capabilities
+	3,  // 30: portico.v1.ProviderInfo.health:type_name -> portico.v1.ProviderHealth
+	4,  // 31: portico.v1.ProviderInfo.breaker_state:type_name -> portico.v1.BreakerState
+	18, // 32: portico.v1.ListProvidersResponse.providers:type_name -> portico.v1.ProviderInfo
+	5,  // 33: portico.v1.LLMService.Chat:input_type -> portico.v1.ChatRequest
+	5,  // 34: portico.v1.LLMService.StreamChat:input_type -> portico.v1.ChatRequest
+	9,  // 35: portico.v1.LLMService.Embed:input_type -> portico.v1.EmbedRequest
+	12, // 36: portico.v1.LLMService.CountTokens:input_type -> portico.v1.CountTokensRequest
+	14, // 37: portico.v1.LLMService.GetCapabilities:input_type -> portico.v1.GetCapabilitiesRequest
+	17, // 38: portico.v1.LLMService.ListProviders:input_type -> portico.v1.ListProvidersRequest
+	7,  // 39: portico.v1.LLMService.Chat:output_type -> portico.v1.CompletionResponse
+	8,  // 40: portico.v1.LLMService.StreamChat:output_type -> portico.v1.StreamChunk
+	11, // 41: portico.v1.LLMService.Embed:output_type -> portico.v1.EmbedResponse
+	13, // 42: portico.v1.LLMService.CountTokens:output_type -> portico.v1.CountTokensResponse
+	16, // 43: portico.v1.LLMService.GetCapabilities:output_type -> portico.v1.GetCapabilitiesResponse
+	19, // 44: portico.v1.LLMService.ListProviders:output_type -> portico.v1.ListProvidersResponse
+	39, // [39:45] is the sub-list for method output_type
+	33, // [33:39] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_portico_v1_llm_service_proto_init() }

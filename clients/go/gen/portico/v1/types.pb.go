@@ -331,6 +331,173 @@ func (Priority) EnumDescriptor() ([]byte, []int) {
 	return file_portico_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
+// How hard a reasoning model thinks before it answers.
+type ReasoningEffort int32
+
+const (
+	// The provider's default.
+	ReasoningEffort_REASONING_EFFORT_UNSPECIFIED ReasoningEffort = 0
+	// Little reasoning: faster and cheaper.
+	ReasoningEffort_REASONING_EFFORT_LOW ReasoningEffort = 1
+	// A balance of depth and cost.
+	ReasoningEffort_REASONING_EFFORT_MEDIUM ReasoningEffort = 2
+	// Thorough reasoning: slower and costlier.
+	ReasoningEffort_REASONING_EFFORT_HIGH ReasoningEffort = 3
+)
+
+// Enum value maps for ReasoningEffort.
+var (
+	ReasoningEffort_name = map[int32]string{
+		0: "REASONING_EFFORT_UNSPECIFIED",
+		1: "REASONING_EFFORT_LOW",
+		2: "REASONING_EFFORT_MEDIUM",
+		3: "REASONING_EFFORT_HIGH",
+	}
+	ReasoningEffort_value = map[string]int32{
+		"REASONING_EFFORT_UNSPECIFIED": 0,
+		"REASONING_EFFORT_LOW":         1,
+		"REASONING_EFFORT_MEDIUM":      2,
+		"REASONING_EFFORT_HIGH":        3,
+	}
+)
+
+func (x ReasoningEffort) Enum() *ReasoningEffort {
+	p := new(ReasoningEffort)
+	*p = x
+	return p
+}
+
+func (x ReasoningEffort) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReasoningEffort) Descriptor() protoreflect.EnumDescriptor {
+	return file_portico_v1_types_proto_enumTypes[5].Descriptor()
+}
+
+func (ReasoningEffort) Type() protoreflect.EnumType {
+	return &file_portico_v1_types_proto_enumTypes[5]
+}
+
+func (x ReasoningEffort) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReasoningEffort.Descriptor instead.
+func (ReasoningEffort) EnumDescriptor() ([]byte, []int) {
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{5}
+}
+
+// Controls for a reasoning model, mapped to each provider's own knob (OpenAI
+// `reasoning_effort`, Anthropic `thinking.budget_tokens`, Gemini `thinkingConfig`,
+// Ollama `think`). A provider or model that cannot honour them fails the call with
+// FAILED_PRECONDITION, or ignores them where the documentation says so.
+type ReasoningConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional. The effort; UNSPECIFIED leaves it to the provider or to
+	// `budget_tokens`.
+	Effort ReasoningEffort `protobuf:"varint,1,opt,name=effort,proto3,enum=portico.v1.ReasoningEffort" json:"effort,omitempty"`
+	// Optional. The most tokens the model may spend on reasoning; greater than 0.
+	// For providers with a token budget it wins over `effort`; for providers with
+	// only an effort knob it is mapped to the nearest effort.
+	BudgetTokens  *int32 `protobuf:"varint,2,opt,name=budget_tokens,json=budgetTokens,proto3,oneof" json:"budget_tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReasoningConfig) Reset() {
+	*x = ReasoningConfig{}
+	mi := &file_portico_v1_types_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReasoningConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReasoningConfig) ProtoMessage() {}
+
+func (x *ReasoningConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_portico_v1_types_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReasoningConfig.ProtoReflect.Descriptor instead.
+func (*ReasoningConfig) Descriptor() ([]byte, []int) {
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ReasoningConfig) GetEffort() ReasoningEffort {
+	if x != nil {
+		return x.Effort
+	}
+	return ReasoningEffort_REASONING_EFFORT_UNSPECIFIED
+}
+
+func (x *ReasoningConfig) GetBudgetTokens() int32 {
+	if x != nil && x.BudgetTokens != nil {
+		return *x.BudgetTokens
+	}
+	return 0
+}
+
+// A prompt-cache breakpoint: the prompt up to and including the marked message,
+// part or tool may be cached by the provider. Mapped to Anthropic `cache_control`;
+// ignored by providers whose caching is automatic (OpenAI, Gemini implicit caching).
+type CacheBreakpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional. How long the cache entry should live, in seconds; unset means the
+	// provider's default (Anthropic: 5 minutes). Anthropic accepts 300 and 3600.
+	TtlSeconds    *int32 `protobuf:"varint,1,opt,name=ttl_seconds,json=ttlSeconds,proto3,oneof" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheBreakpoint) Reset() {
+	*x = CacheBreakpoint{}
+	mi := &file_portico_v1_types_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheBreakpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheBreakpoint) ProtoMessage() {}
+
+func (x *CacheBreakpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_portico_v1_types_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheBreakpoint.ProtoReflect.Descriptor instead.
+func (*CacheBreakpoint) Descriptor() ([]byte, []int) {
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CacheBreakpoint) GetTtlSeconds() int32 {
+	if x != nil && x.TtlSeconds != nil {
+		return *x.TtlSeconds
+	}
+	return 0
+}
+
 // An image or a document, inline or by reference.
 type Media struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -354,7 +521,7 @@ type Media struct {
 
 func (x *Media) Reset() {
 	*x = Media{}
-	mi := &file_portico_v1_types_proto_msgTypes[0]
+	mi := &file_portico_v1_types_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +533,7 @@ func (x *Media) String() string {
 func (*Media) ProtoMessage() {}
 
 func (x *Media) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[0]
+	mi := &file_portico_v1_types_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +546,7 @@ func (x *Media) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Media.ProtoReflect.Descriptor instead.
 func (*Media) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{0}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Media) GetMimeType() string {
@@ -464,7 +631,7 @@ type Reasoning struct {
 
 func (x *Reasoning) Reset() {
 	*x = Reasoning{}
-	mi := &file_portico_v1_types_proto_msgTypes[1]
+	mi := &file_portico_v1_types_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +643,7 @@ func (x *Reasoning) String() string {
 func (*Reasoning) ProtoMessage() {}
 
 func (x *Reasoning) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[1]
+	mi := &file_portico_v1_types_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +656,7 @@ func (x *Reasoning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reasoning.ProtoReflect.Descriptor instead.
 func (*Reasoning) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{1}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Reasoning) GetText() string {
@@ -530,14 +697,16 @@ type ContentPart struct {
 	//	*ContentPart_Text
 	//	*ContentPart_Media
 	//	*ContentPart_Reasoning
-	Part          isContentPart_Part `protobuf_oneof:"part"`
+	Part isContentPart_Part `protobuf_oneof:"part"`
+	// Optional. A prompt-cache breakpoint after this part.
+	Cache         *CacheBreakpoint `protobuf:"bytes,6,opt,name=cache,proto3" json:"cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContentPart) Reset() {
 	*x = ContentPart{}
-	mi := &file_portico_v1_types_proto_msgTypes[2]
+	mi := &file_portico_v1_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -549,7 +718,7 @@ func (x *ContentPart) String() string {
 func (*ContentPart) ProtoMessage() {}
 
 func (x *ContentPart) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[2]
+	mi := &file_portico_v1_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -562,7 +731,7 @@ func (x *ContentPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentPart.ProtoReflect.Descriptor instead.
 func (*ContentPart) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ContentPart) GetPart() isContentPart_Part {
@@ -595,6 +764,13 @@ func (x *ContentPart) GetReasoning() *Reasoning {
 		if x, ok := x.Part.(*ContentPart_Reasoning); ok {
 			return x.Reasoning
 		}
+	}
+	return nil
+}
+
+func (x *ContentPart) GetCache() *CacheBreakpoint {
+	if x != nil {
+		return x.Cache
 	}
 	return nil
 }
@@ -642,7 +818,7 @@ type ToolCall struct {
 
 func (x *ToolCall) Reset() {
 	*x = ToolCall{}
-	mi := &file_portico_v1_types_proto_msgTypes[3]
+	mi := &file_portico_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +830,7 @@ func (x *ToolCall) String() string {
 func (*ToolCall) ProtoMessage() {}
 
 func (x *ToolCall) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[3]
+	mi := &file_portico_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +843,7 @@ func (x *ToolCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
 func (*ToolCall) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ToolCall) GetId() string {
@@ -709,7 +885,7 @@ type ToolCallDelta struct {
 
 func (x *ToolCallDelta) Reset() {
 	*x = ToolCallDelta{}
-	mi := &file_portico_v1_types_proto_msgTypes[4]
+	mi := &file_portico_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +897,7 @@ func (x *ToolCallDelta) String() string {
 func (*ToolCallDelta) ProtoMessage() {}
 
 func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[4]
+	mi := &file_portico_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +910,7 @@ func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCallDelta.ProtoReflect.Descriptor instead.
 func (*ToolCallDelta) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ToolCallDelta) GetIndex() int32 {
@@ -782,14 +958,16 @@ type Message struct {
 	// Optional. On assistant messages: the tool calls the model made.
 	ToolCalls []*ToolCall `protobuf:"bytes,5,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	// Required on tool messages: the id of the call this message answers.
-	ToolCallId    string `protobuf:"bytes,6,opt,name=tool_call_id,json=toolCallId,proto3" json:"tool_call_id,omitempty"`
+	ToolCallId string `protobuf:"bytes,6,opt,name=tool_call_id,json=toolCallId,proto3" json:"tool_call_id,omitempty"`
+	// Optional. A prompt-cache breakpoint after this message (its last part).
+	Cache         *CacheBreakpoint `protobuf:"bytes,7,opt,name=cache,proto3" json:"cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_portico_v1_types_proto_msgTypes[5]
+	mi := &file_portico_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +979,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[5]
+	mi := &file_portico_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +992,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Message) GetRole() Role {
@@ -859,6 +1037,13 @@ func (x *Message) GetToolCallId() string {
 	return ""
 }
 
+func (x *Message) GetCache() *CacheBreakpoint {
+	if x != nil {
+		return x.Cache
+	}
+	return nil
+}
+
 // A tool the model may call.
 type ToolDefinition struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -869,13 +1054,16 @@ type ToolDefinition struct {
 	// Optional. The JSON Schema of the arguments, as JSON text (an object). Text and
 	// not a Struct so key order and integers survive. Empty means no arguments.
 	ParametersJsonSchema string `protobuf:"bytes,3,opt,name=parameters_json_schema,json=parametersJsonSchema,proto3" json:"parameters_json_schema,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Optional. A prompt-cache breakpoint after this tool (tools are sent before the
+	// system prompt and messages, so a breakpoint on the last tool caches them all).
+	Cache         *CacheBreakpoint `protobuf:"bytes,4,opt,name=cache,proto3" json:"cache,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ToolDefinition) Reset() {
 	*x = ToolDefinition{}
-	mi := &file_portico_v1_types_proto_msgTypes[6]
+	mi := &file_portico_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +1075,7 @@ func (x *ToolDefinition) String() string {
 func (*ToolDefinition) ProtoMessage() {}
 
 func (x *ToolDefinition) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[6]
+	mi := &file_portico_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +1088,7 @@ func (x *ToolDefinition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolDefinition.ProtoReflect.Descriptor instead.
 func (*ToolDefinition) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ToolDefinition) GetName() string {
@@ -924,6 +1112,13 @@ func (x *ToolDefinition) GetParametersJsonSchema() string {
 	return ""
 }
 
+func (x *ToolDefinition) GetCache() *CacheBreakpoint {
+	if x != nil {
+		return x.Cache
+	}
+	return nil
+}
+
 // Which tools the model may call.
 type ToolChoice struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -937,7 +1132,7 @@ type ToolChoice struct {
 
 func (x *ToolChoice) Reset() {
 	*x = ToolChoice{}
-	mi := &file_portico_v1_types_proto_msgTypes[7]
+	mi := &file_portico_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1144,7 @@ func (x *ToolChoice) String() string {
 func (*ToolChoice) ProtoMessage() {}
 
 func (x *ToolChoice) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[7]
+	mi := &file_portico_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1157,7 @@ func (x *ToolChoice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolChoice.ProtoReflect.Descriptor instead.
 func (*ToolChoice) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ToolChoice) GetMode() ToolChoiceMode {
@@ -996,7 +1191,7 @@ type ResponseFormat struct {
 
 func (x *ResponseFormat) Reset() {
 	*x = ResponseFormat{}
-	mi := &file_portico_v1_types_proto_msgTypes[8]
+	mi := &file_portico_v1_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1203,7 @@ func (x *ResponseFormat) String() string {
 func (*ResponseFormat) ProtoMessage() {}
 
 func (x *ResponseFormat) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[8]
+	mi := &file_portico_v1_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1216,7 @@ func (x *ResponseFormat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseFormat.ProtoReflect.Descriptor instead.
 func (*ResponseFormat) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ResponseFormat) GetType() ResponseFormatType {
@@ -1067,13 +1262,16 @@ type Usage struct {
 	CacheReadTokenCount int32 `protobuf:"varint,5,opt,name=cache_read_token_count,json=cacheReadTokenCount,proto3" json:"cache_read_token_count,omitempty"`
 	// Completion tokens spent on reasoning.
 	ReasoningTokenCount int32 `protobuf:"varint,6,opt,name=reasoning_token_count,json=reasoningTokenCount,proto3" json:"reasoning_token_count,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// True when the gateway estimated these figures because the provider sent none
+	// (for example a stream from a vendor that does not report usage).
+	Estimated     bool `protobuf:"varint,7,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_portico_v1_types_proto_msgTypes[9]
+	mi := &file_portico_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1283,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_v1_types_proto_msgTypes[9]
+	mi := &file_portico_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1296,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_portico_v1_types_proto_rawDescGZIP(), []int{9}
+	return file_portico_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Usage) GetPromptTokenCount() int32 {
@@ -1143,12 +1341,27 @@ func (x *Usage) GetReasoningTokenCount() int32 {
 	return 0
 }
 
+func (x *Usage) GetEstimated() bool {
+	if x != nil {
+		return x.Estimated
+	}
+	return false
+}
+
 var File_portico_v1_types_proto protoreflect.FileDescriptor
 
 const file_portico_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"\x16portico/v1/types.proto\x12\n" +
-	"portico.v1\x1a\x1fgoogle/api/field_behavior.proto\"|\n" +
+	"portico.v1\x1a\x1fgoogle/api/field_behavior.proto\"\x8e\x01\n" +
+	"\x0fReasoningConfig\x129\n" +
+	"\x06effort\x18\x01 \x01(\x0e2\x1b.portico.v1.ReasoningEffortB\x04\xe2A\x01\x01R\x06effort\x12.\n" +
+	"\rbudget_tokens\x18\x02 \x01(\x05B\x04\xe2A\x01\x01H\x00R\fbudgetTokens\x88\x01\x01B\x10\n" +
+	"\x0e_budget_tokens\"M\n" +
+	"\x0fCacheBreakpoint\x12*\n" +
+	"\vttl_seconds\x18\x01 \x01(\x05B\x04\xe2A\x01\x01H\x00R\n" +
+	"ttlSeconds\x88\x01\x01B\x0e\n" +
+	"\f_ttl_seconds\"|\n" +
 	"\x05Media\x12!\n" +
 	"\tmime_type\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\bmimeType\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12\x12\n" +
@@ -1159,11 +1372,12 @@ const file_portico_v1_types_proto_rawDesc = "" +
 	"\x04text\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\x04text\x12\"\n" +
 	"\tsignature\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tsignature\x12 \n" +
 	"\bredacted\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\bredacted\x12\x1c\n" +
-	"\x06source\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\x06source\"\x9a\x01\n" +
+	"\x06source\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\x06source\"\xd3\x01\n" +
 	"\vContentPart\x12\x14\n" +
 	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12)\n" +
 	"\x05media\x18\x04 \x01(\v2\x11.portico.v1.MediaH\x00R\x05media\x125\n" +
-	"\treasoning\x18\x05 \x01(\v2\x15.portico.v1.ReasoningH\x00R\treasoningB\x06\n" +
+	"\treasoning\x18\x05 \x01(\v2\x15.portico.v1.ReasoningH\x00R\treasoning\x127\n" +
+	"\x05cache\x18\x06 \x01(\v2\x1b.portico.v1.CacheBreakpointB\x04\xe2A\x01\x01R\x05cacheB\x06\n" +
 	"\x04partJ\x04\b\x02\x10\x03R\x05image\"^\n" +
 	"\bToolCall\x12\x14\n" +
 	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\x02id\x12\x18\n" +
@@ -1173,7 +1387,7 @@ const file_portico_v1_types_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12'\n" +
-	"\x0farguments_delta\x18\x04 \x01(\tR\x0eargumentsDelta\"\x87\x02\n" +
+	"\x0farguments_delta\x18\x04 \x01(\tR\x0eargumentsDelta\"\xc0\x02\n" +
 	"\aMessage\x12*\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x10.portico.v1.RoleB\x04\xe2A\x01\x02R\x04role\x12\x1e\n" +
 	"\acontent\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\acontent\x123\n" +
@@ -1182,11 +1396,13 @@ const file_portico_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"tool_calls\x18\x05 \x03(\v2\x14.portico.v1.ToolCallB\x04\xe2A\x01\x01R\ttoolCalls\x12&\n" +
 	"\ftool_call_id\x18\x06 \x01(\tB\x04\xe2A\x01\x01R\n" +
-	"toolCallId\"\x8e\x01\n" +
+	"toolCallId\x127\n" +
+	"\x05cache\x18\a \x01(\v2\x1b.portico.v1.CacheBreakpointB\x04\xe2A\x01\x01R\x05cache\"\xc7\x01\n" +
 	"\x0eToolDefinition\x12\x18\n" +
 	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12&\n" +
 	"\vdescription\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\vdescription\x12:\n" +
-	"\x16parameters_json_schema\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\x14parametersJsonSchema\"e\n" +
+	"\x16parameters_json_schema\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\x14parametersJsonSchema\x127\n" +
+	"\x05cache\x18\x04 \x01(\v2\x1b.portico.v1.CacheBreakpointB\x04\xe2A\x01\x01R\x05cache\"e\n" +
 	"\n" +
 	"ToolChoice\x124\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x1a.portico.v1.ToolChoiceModeB\x04\xe2A\x01\x01R\x04mode\x12!\n" +
@@ -1196,14 +1412,15 @@ const file_portico_v1_types_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x04name\x12%\n" +
 	"\vjson_schema\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\n" +
 	"jsonSchema\x12\x1c\n" +
-	"\x06strict\x18\x04 \x01(\bB\x04\xe2A\x01\x01R\x06strict\"\xbd\x02\n" +
+	"\x06strict\x18\x04 \x01(\bB\x04\xe2A\x01\x01R\x06strict\"\xdb\x02\n" +
 	"\x05Usage\x12,\n" +
 	"\x12prompt_token_count\x18\x01 \x01(\x05R\x10promptTokenCount\x124\n" +
 	"\x16completion_token_count\x18\x02 \x01(\x05R\x14completionTokenCount\x12*\n" +
 	"\x11total_token_count\x18\x03 \x01(\x05R\x0ftotalTokenCount\x12;\n" +
 	"\x1acache_creation_token_count\x18\x04 \x01(\x05R\x17cacheCreationTokenCount\x123\n" +
 	"\x16cache_read_token_count\x18\x05 \x01(\x05R\x13cacheReadTokenCount\x122\n" +
-	"\x15reasoning_token_count\x18\x06 \x01(\x05R\x13reasoningTokenCount*_\n" +
+	"\x15reasoning_token_count\x18\x06 \x01(\x05R\x13reasoningTokenCount\x12\x1c\n" +
+	"\testimated\x18\a \x01(\bR\testimated*_\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_SYSTEM\x10\x01\x12\r\n" +
@@ -1235,7 +1452,12 @@ const file_portico_v1_types_proto_rawDesc = "" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_LOW\x10\x01\x12\x13\n" +
 	"\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n" +
-	"\rPRIORITY_HIGH\x10\x03B}\n" +
+	"\rPRIORITY_HIGH\x10\x03*\x85\x01\n" +
+	"\x0fReasoningEffort\x12 \n" +
+	"\x1cREASONING_EFFORT_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14REASONING_EFFORT_LOW\x10\x01\x12\x1b\n" +
+	"\x17REASONING_EFFORT_MEDIUM\x10\x02\x12\x19\n" +
+	"\x15REASONING_EFFORT_HIGH\x10\x03B}\n" +
 	"\x0edev.portico.v1B\n" +
 	"TypesProtoP\x01Z/portico.dev/clients/go/gen/portico/v1;porticov1\xa2\x02\x03PTC\xaa\x02\n" +
 	"Portico.V1\xca\x02\n" +
@@ -1253,38 +1475,45 @@ func file_portico_v1_types_proto_rawDescGZIP() []byte {
 	return file_portico_v1_types_proto_rawDescData
 }
 
-var file_portico_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_portico_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_portico_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_portico_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_portico_v1_types_proto_goTypes = []any{
 	(Role)(0),               // 0: portico.v1.Role
 	(StopReason)(0),         // 1: portico.v1.StopReason
 	(ToolChoiceMode)(0),     // 2: portico.v1.ToolChoiceMode
 	(ResponseFormatType)(0), // 3: portico.v1.ResponseFormatType
 	(Priority)(0),           // 4: portico.v1.Priority
-	(*Media)(nil),           // 5: portico.v1.Media
-	(*Reasoning)(nil),       // 6: portico.v1.Reasoning
-	(*ContentPart)(nil),     // 7: portico.v1.ContentPart
-	(*ToolCall)(nil),        // 8: portico.v1.ToolCall
-	(*ToolCallDelta)(nil),   // 9: portico.v1.ToolCallDelta
-	(*Message)(nil),         // 10: portico.v1.Message
-	(*ToolDefinition)(nil),  // 11: portico.v1.ToolDefinition
-	(*ToolChoice)(nil),      // 12: portico.v1.ToolChoice
-	(*ResponseFormat)(nil),  // 13: portico.v1.ResponseFormat
-	(*Usage)(nil),           // 14: portico.v1.Usage
+	(ReasoningEffort)(0),    // 5: portico.v1.ReasoningEffort
+	(*ReasoningConfig)(nil), // 6: portico.v1.ReasoningConfig
+	(*CacheBreakpoint)(nil), // 7: portico.v1.CacheBreakpoint
+	(*Media)(nil),           // 8: portico.v1.Media
+	(*Reasoning)(nil),       // 9: portico.v1.Reasoning
+	(*ContentPart)(nil),     // 10: portico.v1.ContentPart
+	(*ToolCall)(nil),        // 11: portico.v1.ToolCall
+	(*ToolCallDelta)(nil),   // 12: portico.v1.ToolCallDelta
+	(*Message)(nil),         // 13: portico.v1.Message
+	(*ToolDefinition)(nil),  // 14: portico.v1.ToolDefinition
+	(*ToolChoice)(nil),      // 15: portico.v1.ToolChoice
+	(*ResponseFormat)(nil),  // 16: portico.v1.ResponseFormat
+	(*Usage)(nil),           // 17: portico.v1.Usage
 }
 var file_portico_v1_types_proto_depIdxs = []int32{
-	5, // 0: portico.v1.ContentPart.media:type_name -> portico.v1.Media
-	6, // 1: portico.v1.ContentPart.reasoning:type_name -> portico.v1.Reasoning
-	0, // 2: portico.v1.Message.role:type_name -> portico.v1.Role
-	7, // 3: portico.v1.Message.parts:type_name -> portico.v1.ContentPart
-	8, // 4: portico.v1.Message.tool_calls:type_name -> portico.v1.ToolCall
-	2, // 5: portico.v1.ToolChoice.mode:type_name -> portico.v1.ToolChoiceMode
-	3, // 6: portico.v1.ResponseFormat.type:type_name -> portico.v1.ResponseFormatType
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5,  // 0: portico.v1.ReasoningConfig.effort:type_name -> portico.v1.ReasoningEffort
+	8,  // 1: portico.v1.ContentPart.media:type_name -> portico.v1.Media
+	9,  // 2: portico.v1.ContentPart.reasoning:type_name -> portico.v1.Reasoning
+	7,  // 3: portico.v1.ContentPart.cache:type_name -> portico.v1.CacheBreakpoint
+	0,  // 4: portico.v1.Message.role:type_name -> portico.v1.Role
+	10, // 5: portico.v1.Message.parts:type_name -> portico.v1.ContentPart
+	11, // 6: portico.v1.Message.tool_calls:type_name -> portico.v1.ToolCall
+	7,  // 7: portico.v1.Message.cache:type_name -> portico.v1.CacheBreakpoint
+	7,  // 8: portico.v1.ToolDefinition.cache:type_name -> portico.v1.CacheBreakpoint
+	2,  // 9: portico.v1.ToolChoice.mode:type_name -> portico.v1.ToolChoiceMode
+	3,  // 10: portico.v1.ResponseFormat.type:type_name -> portico.v1.ResponseFormatType
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_portico_v1_types_proto_init() }
@@ -1292,11 +1521,13 @@ func file_portico_v1_types_proto_init() {
 	if File_portico_v1_types_proto != nil {
 		return
 	}
-	file_portico_v1_types_proto_msgTypes[0].OneofWrappers = []any{
+	file_portico_v1_types_proto_msgTypes[0].OneofWrappers = []any{}
+	file_portico_v1_types_proto_msgTypes[1].OneofWrappers = []any{}
+	file_portico_v1_types_proto_msgTypes[2].OneofWrappers = []any{
 		(*Media_Data)(nil),
 		(*Media_Uri)(nil),
 	}
-	file_portico_v1_types_proto_msgTypes[2].OneofWrappers = []any{
+	file_portico_v1_types_proto_msgTypes[4].OneofWrappers = []any{
 		(*ContentPart_Text)(nil),
 		(*ContentPart_Media)(nil),
 		(*ContentPart_Reasoning)(nil),
@@ -1306,8 +1537,8 @@ func file_portico_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portico_v1_types_proto_rawDesc), len(file_portico_v1_types_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   10,
+			NumEnums:      6,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -11,7 +11,65 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file portico/v1/types.proto.
  */
 export const file_portico_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChZwb3J0aWNvL3YxL3R5cGVzLnByb3RvEgpwb3J0aWNvLnYxIl8KBU1lZGlhEhcKCW1pbWVfdHlwZRgBIAEoCUIE4kEBARIOCgRkYXRhGAIgASgMSAASDQoDdXJpGAMgASgJSAASFAoGZGV0YWlsGAQgASgJQgTiQQEBQggKBnNvdXJjZSJmCglSZWFzb25pbmcSEgoEdGV4dBgBIAEoCUIE4kEBARIXCglzaWduYXR1cmUYAiABKAlCBOJBAQESFgoIcmVkYWN0ZWQYAyABKAlCBOJBAQESFAoGc291cmNlGAQgASgJQgTiQQEBIoIBCgtDb250ZW50UGFydBIOCgR0ZXh0GAEgASgJSAASIgoFbWVkaWEYBCABKAsyES5wb3J0aWNvLnYxLk1lZGlhSAASKgoJcmVhc29uaW5nGAUgASgLMhUucG9ydGljby52MS5SZWFzb25pbmdIAEIGCgRwYXJ0SgQIAhADUgVpbWFnZSJJCghUb29sQ2FsbBIQCgJpZBgBIAEoCUIE4kEBARISCgRuYW1lGAIgASgJQgTiQQECEhcKCWFyZ3VtZW50cxgDIAEoCUIE4kEBASJRCg1Ub29sQ2FsbERlbHRhEg0KBWluZGV4GAEgASgFEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSFwoPYXJndW1lbnRzX2RlbHRhGAQgASgJItQBCgdNZXNzYWdlEiQKBHJvbGUYASABKA4yEC5wb3J0aWNvLnYxLlJvbGVCBOJBAQISFQoHY29udGVudBgCIAEoCUIE4kEBARIsCgVwYXJ0cxgDIAMoCzIXLnBvcnRpY28udjEuQ29udGVudFBhcnRCBOJBAQESEgoEbmFtZRgEIAEoCUIE4kEBARIuCgp0b29sX2NhbGxzGAUgAygLMhQucG9ydGljby52MS5Ub29sQ2FsbEIE4kEBARIaCgx0b29sX2NhbGxfaWQYBiABKAlCBOJBAQEiZQoOVG9vbERlZmluaXRpb24SEgoEbmFtZRgBIAEoCUIE4kEBAhIZCgtkZXNjcmlwdGlvbhgCIAEoCUIE4kEBARIkChZwYXJhbWV0ZXJzX2pzb25fc2NoZW1hGAMgASgJQgTiQQEBIlUKClRvb2xDaG9pY2USLgoEbW9kZRgBIAEoDjIaLnBvcnRpY28udjEuVG9vbENob2ljZU1vZGVCBOJBAQESFwoJdG9vbF9uYW1lGAIgASgJQgTiQQEBIokBCg5SZXNwb25zZUZvcm1hdBIyCgR0eXBlGAEgASgOMh4ucG9ydGljby52MS5SZXNwb25zZUZvcm1hdFR5cGVCBOJBAQISEgoEbmFtZRgCIAEoCUIE4kEBARIZCgtqc29uX3NjaGVtYRgDIAEoCUIE4kEBARIUCgZzdHJpY3QYBCABKAhCBOJBAQEiwQEKBVVzYWdlEhoKEnByb21wdF90b2tlbl9jb3VudBgBIAEoBRIeChZjb21wbGV0aW9uX3Rva2VuX2NvdW50GAIgASgFEhkKEXRvdGFsX3Rva2VuX2NvdW50GAMgASgFEiIKGmNhY2hlX2NyZWF0aW9uX3Rva2VuX2NvdW50GAQgASgFEh4KFmNhY2hlX3JlYWRfdG9rZW5fY291bnQYBSABKAUSHQoVcmVhc29uaW5nX3Rva2VuX2NvdW50GAYgASgFKl8KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfU1lTVEVNEAESDQoJUk9MRV9VU0VSEAISEgoOUk9MRV9BU1NJU1RBTlQQAxINCglST0xFX1RPT0wQBCrqAQoKU3RvcFJlYXNvbhIbChdTVE9QX1JFQVNPTl9VTlNQRUNJRklFRBAAEhgKFFNUT1BfUkVBU09OX0VORF9UVVJOEAESGgoWU1RPUF9SRUFTT05fTUFYX1RPS0VOUxACEh0KGVNUT1BfUkVBU09OX1NUT1BfU0VRVUVOQ0UQAxIaChZTVE9QX1JFQVNPTl9UT09MX0NBTExTEAQSHgoaU1RPUF9SRUFTT05fQ09OVEVOVF9GSUxURVIQBRIXChNTVE9QX1JFQVNPTl9SRUZVU0FMEAYSFQoRU1RPUF9SRUFTT05fT1RIRVIQByqiAQoOVG9vbENob2ljZU1vZGUSIAocVE9PTF9DSE9JQ0VfTU9ERV9VTlNQRUNJRklFRBAAEhkKFVRPT0xfQ0hPSUNFX01PREVfQVVUTxABEhkKFVRPT0xfQ0hPSUNFX01PREVfTk9ORRACEh0KGVRPT0xfQ0hPSUNFX01PREVfUkVRVUlSRUQQAxIZChVUT09MX0NIT0lDRV9NT0RFX1RPT0wQBCqlAQoSUmVzcG9uc2VGb3JtYXRUeXBlEiQKIFJFU1BPTlNFX0ZPUk1BVF9UWVBFX1VOU1BFQ0lGSUVEEAASHQoZUkVTUE9OU0VfRk9STUFUX1RZUEVfVEVYVBABEiQKIFJFU1BPTlNFX0ZPUk1BVF9UWVBFX0pTT05fT0JKRUNUEAISJAogUkVTUE9OU0VfRk9STUFUX1RZUEVfSlNPTl9TQ0hFTUEQAypeCghQcmlvcml0eRIYChRQUklPUklUWV9VTlNQRUNJRklFRBAAEhAKDFBSSU9SSVRZX0xPVxABEhMKD1BSSU9SSVRZX05PUk1BTBACEhEKDVBSSU9SSVRZX0hJR0gQA0J9Cg5kZXYucG9ydGljby52MUIKVHlwZXNQcm90b1ABWi9wb3J0aWNvLmRldi9jbGllbnRzL2dvL2dlbi9wb3J0aWNvL3YxO3BvcnRpY292MaICA1BUQ6oCClBvcnRpY28uVjHKAgpQb3J0aWNvXFYx6gILUG9ydGljbzo6VjFiBnByb3RvMw", [file_google_api_field_behavior]);
+  fileDesc("ChZwb3J0aWNvL3YxL3R5cGVzLnByb3RvEgpwb3J0aWNvLnYxIngKD1JlYXNvbmluZ0NvbmZpZxIxCgZlZmZvcnQYASABKA4yGy5wb3J0aWNvLnYxLlJlYXNvbmluZ0VmZm9ydEIE4kEBARIgCg1idWRnZXRfdG9rZW5zGAIgASgFQgTiQQEBSACIAQFCEAoOX2J1ZGdldF90b2tlbnMiQQoPQ2FjaGVCcmVha3BvaW50Eh4KC3R0bF9zZWNvbmRzGAEgASgFQgTiQQEBSACIAQFCDgoMX3R0bF9zZWNvbmRzIl8KBU1lZGlhEhcKCW1pbWVfdHlwZRgBIAEoCUIE4kEBARIOCgRkYXRhGAIgASgMSAASDQoDdXJpGAMgASgJSAASFAoGZGV0YWlsGAQgASgJQgTiQQEBQggKBnNvdXJjZSJmCglSZWFzb25pbmcSEgoEdGV4dBgBIAEoCUIE4kEBARIXCglzaWduYXR1cmUYAiABKAlCBOJBAQESFgoIcmVkYWN0ZWQYAyABKAlCBOJBAQESFAoGc291cmNlGAQgASgJQgTiQQEBIrQBCgtDb250ZW50UGFydBIOCgR0ZXh0GAEgASgJSAASIgoFbWVkaWEYBCABKAsyES5wb3J0aWNvLnYxLk1lZGlhSAASKgoJcmVhc29uaW5nGAUgASgLMhUucG9ydGljby52MS5SZWFzb25pbmdIABIwCgVjYWNoZRgGIAEoCzIbLnBvcnRpY28udjEuQ2FjaGVCcmVha3BvaW50QgTiQQEBQgYKBHBhcnRKBAgCEANSBWltYWdlIkkKCFRvb2xDYWxsEhAKAmlkGAEgASgJQgTiQQEBEhIKBG5hbWUYAiABKAlCBOJBAQISFwoJYXJndW1lbnRzGAMgASgJQgTiQQEBIlEKDVRvb2xDYWxsRGVsdGESDQoFaW5kZXgYASABKAUSCgoCaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIXCg9hcmd1bWVudHNfZGVsdGEYBCABKAkihgIKB01lc3NhZ2USJAoEcm9sZRgBIAEoDjIQLnBvcnRpY28udjEuUm9sZUIE4kEBAhIVCgdjb250ZW50GAIgASgJQgTiQQEBEiwKBXBhcnRzGAMgAygLMhcucG9ydGljby52MS5Db250ZW50UGFydEIE4kEBARISCgRuYW1lGAQgASgJQgTiQQEBEi4KCnRvb2xfY2FsbHMYBSADKAsyFC5wb3J0aWNvLnYxLlRvb2xDYWxsQgTiQQEBEhoKDHRvb2xfY2FsbF9pZBgGIAEoCUIE4kEBARIwCgVjYWNoZRgHIAEoCzIbLnBvcnRpY28udjEuQ2FjaGVCcmVha3BvaW50QgTiQQEBIpcBCg5Ub29sRGVmaW5pdGlvbhISCgRuYW1lGAEgASgJQgTiQQECEhkKC2Rlc2NyaXB0aW9uGAIgASgJQgTiQQEBEiQKFnBhcmFtZXRlcnNfanNvbl9zY2hlbWEYAyABKAlCBOJBAQESMAoFY2FjaGUYBCABKAsyGy5wb3J0aWNvLnYxLkNhY2hlQnJlYWtwb2ludEIE4kEBASJVCgpUb29sQ2hvaWNlEi4KBG1vZGUYASABKA4yGi5wb3J0aWNvLnYxLlRvb2xDaG9pY2VNb2RlQgTiQQEBEhcKCXRvb2xfbmFtZRgCIAEoCUIE4kEBASKJAQoOUmVzcG9uc2VGb3JtYXQSMgoEdHlwZRgBIAEoDjIeLnBvcnRpY28udjEuUmVzcG9uc2VGb3JtYXRUeXBlQgTiQQECEhIKBG5hbWUYAiABKAlCBOJBAQESGQoLanNvbl9zY2hlbWEYAyABKAlCBOJBAQESFAoGc3RyaWN0GAQgASgIQgTiQQEBItQBCgVVc2FnZRIaChJwcm9tcHRfdG9rZW5fY291bnQYASABKAUSHgoWY29tcGxldGlvbl90b2tlbl9jb3VudBgCIAEoBRIZChF0b3RhbF90b2tlbl9jb3VudBgDIAEoBRIiChpjYWNoZV9jcmVhdGlvbl90b2tlbl9jb3VudBgEIAEoBRIeChZjYWNoZV9yZWFkX3Rva2VuX2NvdW50GAUgASgFEh0KFXJlYXNvbmluZ190b2tlbl9jb3VudBgGIAEoBRIRCgllc3RpbWF0ZWQYByABKAgqXwoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9TWVNURU0QARINCglST0xFX1VTRVIQAhISCg5ST0xFX0FTU0lTVEFOVBADEg0KCVJPTEVfVE9PTBAEKuoBCgpTdG9wUmVhc29uEhsKF1NUT1BfUkVBU09OX1VOU1BFQ0lGSUVEEAASGAoUU1RPUF9SRUFTT05fRU5EX1RVUk4QARIaChZTVE9QX1JFQVNPTl9NQVhfVE9LRU5TEAISHQoZU1RPUF9SRUFTT05fU1RPUF9TRVFVRU5DRRADEhoKFlNUT1BfUkVBU09OX1RPT0xfQ0FMTFMQBBIeChpTVE9QX1JFQVNPTl9DT05URU5UX0ZJTFRFUhAFEhcKE1NUT1BfUkVBU09OX1JFRlVTQUwQBhIVChFTVE9QX1JFQVNPTl9PVEhFUhAHKqIBCg5Ub29sQ2hvaWNlTW9kZRIgChxUT09MX0NIT0lDRV9NT0RFX1VOU1BFQ0lGSUVEEAASGQoVVE9PTF9DSE9JQ0VfTU9ERV9BVVRPEAESGQoVVE9PTF9DSE9JQ0VfTU9ERV9OT05FEAISHQoZVE9PTF9DSE9JQ0VfTU9ERV9SRVFVSVJFRBADEhkKFVRPT0xfQ0hPSUNFX01PREVfVE9PTBAEKqUBChJSZXNwb25zZUZvcm1hdFR5cGUSJAogUkVTUE9OU0VfRk9STUFUX1RZUEVfVU5TUEVDSUZJRUQQABIdChlSRVNQT05TRV9GT1JNQVRfVFlQRV9URVhUEAESJAogUkVTUE9OU0VfRk9STUFUX1RZUEVfSlNPTl9PQkpFQ1QQAhIkCiBSRVNQT05TRV9GT1JNQVRfVFlQRV9KU09OX1NDSEVNQRADKl4KCFByaW9yaXR5EhgKFFBSSU9SSVRZX1VOU1BFQ0lGSUVEEAASEAoMUFJJT1JJVFlfTE9XEAESEwoPUFJJT1JJVFlfTk9STUFMEAISEQoNUFJJT1JJVFlfSElHSBADKoUBCg9SZWFzb25pbmdFZmZvcnQSIAocUkVBU09OSU5HX0VGRk9SVF9VTlNQRUNJRklFRBAAEhgKFFJFQVNPTklOR19FRkZPUlRfTE9XEAESGwoXUkVBU09OSU5HX0VGRk9SVF9NRURJVU0QAhIZChVSRUFTT05JTkdfRUZGT1JUX0hJR0gQA0J9Cg5kZXYucG9ydGljby52MUIKVHlwZXNQcm90b1ABWi9wb3J0aWNvLmRldi9jbGllbnRzL2dvL2dlbi9wb3J0aWNvL3YxO3BvcnRpY292MaICA1BUQ6oCClBvcnRpY28uVjHKAgpQb3J0aWNvXFYx6gILUG9ydGljbzo6VjFiBnByb3RvMw", [file_google_api_field_behavior]);
+
+/**
+ * Controls for a reasoning model, mapped to each provider's own knob (OpenAI
+ * `reasoning_effort`, Anthropic `thinking.budget_tokens`, Gemini `thinkingConfig`,
+ * Ollama `think`). A provider or model that cannot honour them fails the call with
+ * FAILED_PRECONDITION, or ignores them where the documentation says so.
+ *
+ * @generated from message portico.v1.ReasoningConfig
+ */
+export type ReasoningConfig = Message$1<"portico.v1.ReasoningConfig"> & {
+  /**
+   * Optional. The effort; UNSPECIFIED leaves it to the provider or to
+   * `budget_tokens`.
+   *
+   * @generated from field: portico.v1.ReasoningEffort effort = 1;
+   */
+  effort: ReasoningEffort;
+
+  /**
+   * Optional. The most tokens the model may spend on reasoning; greater than 0.
+   * For providers with a token budget it wins over `effort`; for providers with
+   * only an effort knob it is mapped to the nearest effort.
+   *
+   * @generated from field: optional int32 budget_tokens = 2;
+   */
+  budgetTokens?: number | undefined;
+};
+
+/**
+ * Describes the message portico.v1.ReasoningConfig.
+ * Use `create(ReasoningConfigSchema)` to create a new message.
+ */
+export const ReasoningConfigSchema: GenMessage<ReasoningConfig> = /*@__PURE__*/
+  messageDesc(file_portico_v1_types, 0);
+
+/**
+ * A prompt-cache breakpoint: the prompt up to and including the marked message,
+ * part or tool may be cached by the provider. Mapped to Anthropic `cache_control`;
+ * ignored by providers whose caching is automatic (OpenAI, Gemini implicit caching).
+ *
+ * @generated from message portico.v1.CacheBreakpoint
+ */
+export type CacheBreakpoint = Message$1<"portico.v1.CacheBreakpoint"> & {
+  /**
+   * Optional. How long the cache entry should live, in seconds; unset means the
+   * provider's default (Anthropic: 5 minutes). Anthropic accepts 300 and 3600.
+   *
+   * @generated from field: optional int32 ttl_seconds = 1;
+   */
+  ttlSeconds?: number | undefined;
+};
+
+/**
+ * Describes the message portico.v1.CacheBreakpoint.
+ * Use `create(CacheBreakpointSchema)` to create a new message.
+ */
+export const CacheBreakpointSchema: GenMessage<CacheBreakpoint> = /*@__PURE__*/
+  messageDesc(file_portico_v1_types, 1);
 
 /**
  * An image or a document, inline or by reference.
@@ -65,7 +123,7 @@ export type Media = Message$1<"portico.v1.Media"> & {
  * Use `create(MediaSchema)` to create a new message.
  */
 export const MediaSchema: GenMessage<Media> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 0);
+  messageDesc(file_portico_v1_types, 2);
 
 /**
  * A thought of the model. Returned in responses (`CompletionResponse.parts`, the
@@ -115,7 +173,7 @@ export type Reasoning = Message$1<"portico.v1.Reasoning"> & {
  * Use `create(ReasoningSchema)` to create a new message.
  */
 export const ReasoningSchema: GenMessage<Reasoning> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 1);
+  messageDesc(file_portico_v1_types, 3);
 
 /**
  * One part of a message or of an answer.
@@ -153,6 +211,13 @@ export type ContentPart = Message$1<"portico.v1.ContentPart"> & {
     value: Reasoning;
     case: "reasoning";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Optional. A prompt-cache breakpoint after this part.
+   *
+   * @generated from field: portico.v1.CacheBreakpoint cache = 6;
+   */
+  cache?: CacheBreakpoint | undefined;
 };
 
 /**
@@ -160,7 +225,7 @@ export type ContentPart = Message$1<"portico.v1.ContentPart"> & {
  * Use `create(ContentPartSchema)` to create a new message.
  */
 export const ContentPartSchema: GenMessage<ContentPart> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 2);
+  messageDesc(file_portico_v1_types, 4);
 
 /**
  * A call the model asked for.
@@ -198,7 +263,7 @@ export type ToolCall = Message$1<"portico.v1.ToolCall"> & {
  * Use `create(ToolCallSchema)` to create a new message.
  */
 export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 3);
+  messageDesc(file_portico_v1_types, 5);
 
 /**
  * A fragment of a tool call as it streams in.
@@ -241,7 +306,7 @@ export type ToolCallDelta = Message$1<"portico.v1.ToolCallDelta"> & {
  * Use `create(ToolCallDeltaSchema)` to create a new message.
  */
 export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 4);
+  messageDesc(file_portico_v1_types, 6);
 
 /**
  * One message of the conversation.
@@ -293,6 +358,13 @@ export type Message = Message$1<"portico.v1.Message"> & {
    * @generated from field: string tool_call_id = 6;
    */
   toolCallId: string;
+
+  /**
+   * Optional. A prompt-cache breakpoint after this message (its last part).
+   *
+   * @generated from field: portico.v1.CacheBreakpoint cache = 7;
+   */
+  cache?: CacheBreakpoint | undefined;
 };
 
 /**
@@ -300,7 +372,7 @@ export type Message = Message$1<"portico.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 5);
+  messageDesc(file_portico_v1_types, 7);
 
 /**
  * A tool the model may call.
@@ -329,6 +401,14 @@ export type ToolDefinition = Message$1<"portico.v1.ToolDefinition"> & {
    * @generated from field: string parameters_json_schema = 3;
    */
   parametersJsonSchema: string;
+
+  /**
+   * Optional. A prompt-cache breakpoint after this tool (tools are sent before the
+   * system prompt and messages, so a breakpoint on the last tool caches them all).
+   *
+   * @generated from field: portico.v1.CacheBreakpoint cache = 4;
+   */
+  cache?: CacheBreakpoint | undefined;
 };
 
 /**
@@ -336,7 +416,7 @@ export type ToolDefinition = Message$1<"portico.v1.ToolDefinition"> & {
  * Use `create(ToolDefinitionSchema)` to create a new message.
  */
 export const ToolDefinitionSchema: GenMessage<ToolDefinition> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 6);
+  messageDesc(file_portico_v1_types, 8);
 
 /**
  * Which tools the model may call.
@@ -364,7 +444,7 @@ export type ToolChoice = Message$1<"portico.v1.ToolChoice"> & {
  * Use `create(ToolChoiceSchema)` to create a new message.
  */
 export const ToolChoiceSchema: GenMessage<ToolChoice> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 7);
+  messageDesc(file_portico_v1_types, 9);
 
 /**
  * Structured output.
@@ -406,7 +486,7 @@ export type ResponseFormat = Message$1<"portico.v1.ResponseFormat"> & {
  * Use `create(ResponseFormatSchema)` to create a new message.
  */
 export const ResponseFormatSchema: GenMessage<ResponseFormat> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 8);
+  messageDesc(file_portico_v1_types, 10);
 
 /**
  * Token counts of one call.
@@ -455,6 +535,14 @@ export type Usage = Message$1<"portico.v1.Usage"> & {
    * @generated from field: int32 reasoning_token_count = 6;
    */
   reasoningTokenCount: number;
+
+  /**
+   * True when the gateway estimated these figures because the provider sent none
+   * (for example a stream from a vendor that does not report usage).
+   *
+   * @generated from field: bool estimated = 7;
+   */
+  estimated: boolean;
 };
 
 /**
@@ -462,7 +550,7 @@ export type Usage = Message$1<"portico.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_portico_v1_types, 9);
+  messageDesc(file_portico_v1_types, 11);
 
 /**
  * Who wrote a message.
@@ -710,4 +798,45 @@ export enum Priority {
  */
 export const PrioritySchema: GenEnum<Priority> = /*@__PURE__*/
   enumDesc(file_portico_v1_types, 4);
+
+/**
+ * How hard a reasoning model thinks before it answers.
+ *
+ * @generated from enum portico.v1.ReasoningEffort
+ */
+export enum ReasoningEffort {
+  /**
+   * The provider's default.
+   *
+   * @generated from enum value: REASONING_EFFORT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Little reasoning: faster and cheaper.
+   *
+   * @generated from enum value: REASONING_EFFORT_LOW = 1;
+   */
+  LOW = 1,
+
+  /**
+   * A balance of depth and cost.
+   *
+   * @generated from enum value: REASONING_EFFORT_MEDIUM = 2;
+   */
+  MEDIUM = 2,
+
+  /**
+   * Thorough reasoning: slower and costlier.
+   *
+   * @generated from enum value: REASONING_EFFORT_HIGH = 3;
+   */
+  HIGH = 3,
+}
+
+/**
+ * Describes the enum portico.v1.ReasoningEffort.
+ */
+export const ReasoningEffortSchema: GenEnum<ReasoningEffort> = /*@__PURE__*/
+  enumDesc(file_portico_v1_types, 5);
 
