@@ -21,7 +21,8 @@ _KINDS: dict[str, type[Provider]] = {}
 _ENV_HOOKS: list[Callable[[Mapping[str, str]], list[ProviderSettings]]] = []
 
 #: Modules of the built-in providers. Each registers its kinds on import.
-BUILTIN_MODULES = ("fake", "anthropic", "gemini", "ollama", "openai_compat", "azure", "litellm_bridge")
+BUILTIN_MODULES = ("fake", "anthropic", "gemini", "ollama", "openai_compat", "azure", "litellm_bridge",
+                   "openai_responses")
 
 
 def register(kind: str, cls: type[Provider]) -> None:
