@@ -22,7 +22,7 @@ _ENV_HOOKS: list[Callable[[Mapping[str, str]], list[ProviderSettings]]] = []
 
 #: Modules of the built-in providers. Each registers its kinds on import.
 BUILTIN_MODULES = ("fake", "anthropic", "gemini", "ollama", "openai_compat", "azure", "litellm_bridge",
-                   "openai_responses")
+                   "openai_responses", "replicate")
 
 
 def register(kind: str, cls: type[Provider]) -> None:
