@@ -98,6 +98,12 @@ class CapabilityUnsupported(PorticoError):
     retry_safe = True
 
 
+class ModelFeatureUnsupported(CapabilityUnsupported):
+    """A valid request asks for a feature (reasoning controls) the model it went to lacks:
+    FAILED_PRECONDITION rather than INVALID_ARGUMENT, since the same request to another
+    model would be served."""
+
+
 class UpstreamError(PorticoError):
     """The provider refused or failed. `status` is its HTTP status (0 if none)."""
 

@@ -96,6 +96,8 @@ def _violations(pairs: list[tuple[str, str]]) -> error_details_pb2.BadRequest:
 
 
 def code_for(exc: errors.PorticoError) -> grpc.StatusCode:
+    if isinstance(exc, errors.ModelFeatureUnsupported):
+        return grpc.StatusCode.FAILED_PRECONDITION
     return _CODE_BY_REASON.get(exc.reason, grpc.StatusCode.INTERNAL)
 
 

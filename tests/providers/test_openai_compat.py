@@ -393,7 +393,8 @@ async def test_openrouter_reasoning_field_and_vllm_stop_string() -> None:
     deltas, final = await stream_body(body, cut=3)
     assert "".join(c.reasoning_content for c in deltas) == "thinking..."
     assert final.stop_reason is StopReason.STOP_SEQUENCE and final.raw_stop_reason == "stop"
-    assert final.usage is None  # the server reported none
+    # The server reported none: the gateway's estimate, marked as such.
+    assert final.usage is not None and final.usage.estimated
 
 
 async def test_groq_usage_only_in_x_groq_is_read() -> None:

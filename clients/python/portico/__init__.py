@@ -31,7 +31,7 @@ from ._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
-from ._parts import assistant_message, document, image, media, reasoning_parts
+from ._parts import assistant_message, cache, cache_breakpoint, document, image, media, reasoning_parts
 from ._retry import RetryPolicy
 from ._stream import AsyncChatStream, ChatStream
 from ._tools import tool
@@ -52,11 +52,14 @@ from .v1.llm_service_pb2 import (
     TokenCountSource,
 )
 from .v1.types_pb2 import (
+    CacheBreakpoint,
     ContentPart,
     Media,
     Message,
     Priority,
     Reasoning,
+    ReasoningConfig,
+    ReasoningEffort,
     ResponseFormat,
     ResponseFormatType,
     Role,
@@ -74,6 +77,7 @@ __all__ = [
     "AsyncChatStream",
     "AsyncClient",
     "Attempt",
+    "CacheBreakpoint",
     "CallCancelledError",
     "Capabilities",
     "CapabilitySource",
@@ -103,6 +107,8 @@ __all__ = [
     "ProviderHealth",
     "ProviderInfo",
     "Reasoning",
+    "ReasoningConfig",
+    "ReasoningEffort",
     "ResourceExhaustedError",
     "ResponseFormat",
     "ResponseFormatType",
@@ -124,6 +130,8 @@ __all__ = [
     "Usage",
     "__version__",
     "assistant_message",
+    "cache",
+    "cache_breakpoint",
     "document",
     "image",
     "media",

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from ._parts import assistant_message
+from ._parts import assistant_message, cache_from_value
 from ._trace import ChatResponse
 from .v1 import llm_service_pb2, types_pb2
 
@@ -16,7 +16,7 @@ MessageLike = types_pb2.Message | llm_service_pb2.CompletionResponse | ChatRespo
 #: A conversation, or a single string meaning one user message.
 MessagesLike = str | Sequence[MessageLike]
 
-_MESSAGE_KEYS = {"role", "content", "parts", "name", "tool_calls", "tool_call_id"}
+_MESSAGE_KEYS = {"role", "content", "parts", "name", "tool_calls", "tool_call_id", "cache"}
 _ROLES = {
     "system": types_pb2.ROLE_SYSTEM,
     "user": types_pb2.ROLE_USER,
@@ -59,6 +59,9 @@ def _message(value: MessageLike, where: str) -> types_pb2.Message:
     message.tool_calls.extend(
         _tool_call(c, f"{where}.tool_calls[{i}]") for i, c in enumerate(value.get("tool_calls") or [])
     )
+    breakpoint_ = cache_from_value(value.get("cache"), where)
+    if breakpoint_ is not None:
+        message.cache.CopyFrom(breakpoint_)
     return message
 
 
@@ -81,9 +84,10 @@ def _parts(values: Sequence[Any], where: str) -> list[types_pb2.ContentPart]:
         elif isinstance(item, str):
             parts.append(types_pb2.ContentPart(text=item))
         elif isinstance(item, Mapping) and "text" in item:
-            parts.append(types_pb2.ContentPart(text=str(item["text"])))
+            parts.append(types_pb2.ContentPart(text=str(item["text"]), cache=cache_from_value(item.get("cache"), at)))
         elif isinstance(item, Mapping) and "media" in item:
-            parts.append(types_pb2.ContentPart(media=_media(item["media"], f"{at}.media")))
+            parts.append(types_pb2.ContentPart(media=_media(item["media"], f"{at}.media"),
+                                               cache=cache_from_value(item.get("cache"), at)))
         elif isinstance(item, Mapping) and "reasoning" in item:
             parts.append(types_pb2.ContentPart(reasoning=_reasoning(item["reasoning"], f"{at}.reasoning")))
         else:

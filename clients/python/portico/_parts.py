@@ -1,11 +1,13 @@
-"""Content parts made pleasant: media from bytes, a path or a URL, and the assistant
-message that carries an answer's parts back on the next turn."""
+"""Content parts made pleasant: media from bytes, a path or a URL, prompt-cache
+breakpoints, and the assistant message that carries an answer's parts back on the next
+turn."""
 
 from __future__ import annotations
 
 import mimetypes
 import os
 from collections.abc import Iterable
+from typing import TypeVar, overload
 
 from ._trace import ChatResponse
 from .v1 import llm_service_pb2, types_pb2
@@ -44,6 +46,51 @@ def image(source: MediaSource, *, mime_type: str = "", detail: str = "") -> type
 def document(source: MediaSource, *, mime_type: str = "") -> types_pb2.ContentPart:
     """A document part, such as a PDF (see `media`)."""
     return media(source, mime_type=mime_type)
+
+
+Cacheable = TypeVar("Cacheable", types_pb2.Message, types_pb2.ContentPart, types_pb2.ToolDefinition)
+
+
+def cache_breakpoint(ttl: int | None = None) -> types_pb2.CacheBreakpoint:
+    """A prompt-cache breakpoint; `ttl` in seconds (Anthropic: 300 or 3600), None for the
+    provider's default."""
+    breakpoint_ = types_pb2.CacheBreakpoint()
+    if ttl is not None:
+        breakpoint_.ttl_seconds = ttl
+    return breakpoint_
+
+
+@overload
+def cache(item: str, ttl: int | None = None) -> types_pb2.ContentPart: ...
+@overload
+def cache(item: Cacheable, ttl: int | None = None) -> Cacheable: ...
+def cache(item: object, ttl: int | None = None) -> object:
+    """Mark a message, a part or a tool as a prompt-cache breakpoint: the provider may cache
+    the prompt up to and including it (Anthropic `cache_control`; providers that cache
+    on their own ignore it). A str becomes a text part. Returns the item, marked.
+
+        client.chat([cache({"role": "system", ...}) ...])  # dicts: pass "cache": True instead
+        tools=[cache(tool("lookup", Args), ttl=3600)]
+    """
+    if isinstance(item, str):
+        return cache(types_pb2.ContentPart(text=item), ttl)
+    if not isinstance(item, types_pb2.Message | types_pb2.ContentPart | types_pb2.ToolDefinition):
+        raise TypeError(f"cache: expected a Message, a ContentPart, a ToolDefinition or a str, "
+                        f"got {type(item).__name__} (in a dict, pass \"cache\": True or a TTL instead)")
+    item.cache.CopyFrom(cache_breakpoint(ttl))
+    return item
+
+
+def cache_from_value(value: object, where: str) -> types_pb2.CacheBreakpoint | None:
+    """The breakpoint a dict's "cache" key asks for: True (the provider's default TTL),
+    a TTL in seconds, or False/None (none)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return cache_breakpoint()
+    if isinstance(value, int):
+        return cache_breakpoint(value)
+    raise TypeError(f"{where}.cache: expected True, False or a TTL in seconds")
 
 
 def _guess(name: str) -> str:

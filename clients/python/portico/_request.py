@@ -22,6 +22,8 @@ ResponseFormatLike = types_pb2.ResponseFormat | SchemaLike
 PriorityLike = types_pb2.Priority | str
 #: "none", "restart", "continue", or a `StreamFailover` value.
 StreamFailoverLike = llm_service_pb2.StreamFailover | str
+#: "low", "medium", "high", or a `ReasoningEffort` value.
+ReasoningEffortLike = types_pb2.ReasoningEffort | str
 
 
 class CallOptions(TypedDict, total=False):
@@ -57,6 +59,12 @@ class ChatOptions(CallOptions, total=False):
     #: What a stream may do when its provider fails after the first chunk: "none" (the
     #: default: the stream fails), "restart" or "continue". See `ChatStream`.
     stream_failover: StreamFailoverLike
+    #: How hard a reasoning model thinks: "low", "medium" or "high" (each provider's own
+    #: knob; a model without one fails with FailedPreconditionError).
+    reasoning_effort: ReasoningEffortLike
+    #: The most tokens the model may spend on reasoning (Anthropic, Gemini 2.5 take it as
+    #: is; effort-only providers map it to the nearest effort).
+    reasoning_budget: int
 
 
 class EmbedOptions(CallOptions, total=False):
@@ -87,6 +95,11 @@ _FAILOVERS = {
     "none": llm_service_pb2.STREAM_FAILOVER_NONE,
     "restart": llm_service_pb2.STREAM_FAILOVER_RESTART,
     "continue": llm_service_pb2.STREAM_FAILOVER_CONTINUE,
+}
+_EFFORTS = {
+    "low": types_pb2.REASONING_EFFORT_LOW,
+    "medium": types_pb2.REASONING_EFFORT_MEDIUM,
+    "high": types_pb2.REASONING_EFFORT_HIGH,
 }
 _PRIORITIES = {
     "low": types_pb2.PRIORITY_LOW,
@@ -132,6 +145,10 @@ def chat_request(
         request.priority = priority(options["priority"])
     if "stream_failover" in options:
         request.stream_failover = stream_failover(options["stream_failover"])
+    if options.get("reasoning_effort") is not None:
+        request.reasoning.effort = reasoning_effort(options["reasoning_effort"])
+    if options.get("reasoning_budget") is not None:
+        request.reasoning.budget_tokens = options["reasoning_budget"]
     passthrough = options.get("passthrough")
     if passthrough:
         request.passthrough_json = (
@@ -194,6 +211,17 @@ def response_format(value: ResponseFormatLike) -> types_pb2.ResponseFormat:
         name=name,
         json_schema=schema_text(value, what="response_format"),
     )
+
+
+def reasoning_effort(value: ReasoningEffortLike) -> types_pb2.ReasoningEffort:
+    if isinstance(value, str):
+        effort = _EFFORTS.get(value.lower())
+        if effort is None:
+            raise ValueError(f"reasoning_effort: expected 'low', 'medium' or 'high', got {value!r}")
+        return effort
+    if value in _EFFORTS.values():
+        return value
+    raise ValueError(f"reasoning_effort: not a ReasoningEffort: {value!r}")
 
 
 def stream_failover(value: StreamFailoverLike) -> llm_service_pb2.StreamFailover:

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ._parts import cache_from_value
 from ._schema import SchemaLike, is_model_class, schema_text
 from .v1 import types_pb2
 
@@ -44,16 +45,18 @@ def tool_definitions(tools: Iterable[ToolLike]) -> list[types_pb2.ToolDefinition
         elif is_model_class(item):
             out.append(tool(item.__name__, item, description=_own_docstring(item)))
         elif isinstance(item, Mapping):
-            unknown = set(item) - {"name", "description", "parameters"}
+            unknown = set(item) - {"name", "description", "parameters", "cache"}
             if unknown:
                 raise ValueError(f"tools[{i}]: unknown key(s) {sorted(unknown)}")
-            out.append(
-                tool(
-                    str(item.get("name", "")),
-                    item.get("parameters"),
-                    description=str(item.get("description", "")),
-                )
+            definition = tool(
+                str(item.get("name", "")),
+                item.get("parameters"),
+                description=str(item.get("description", "")),
             )
+            breakpoint_ = cache_from_value(item.get("cache"), f"tools[{i}]")
+            if breakpoint_ is not None:
+                definition.cache.CopyFrom(breakpoint_)
+            out.append(definition)
         else:
             raise TypeError(
                 f"tools[{i}]: expected a ToolDefinition, a dict or a pydantic model class, "

@@ -16,6 +16,7 @@ export {
   type PorticoClientOptions,
   type TlsOptions,
 } from "./client.js";
+export { cache, documentPart, documentUriPart, type EffortLike, reasoning, textPart } from "./helpers.js";
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry.js";
 export { type ChatResponse, ChatStream } from "./stream.js";
 export type { Attempt, Trace } from "./trace.js";

@@ -24,6 +24,7 @@ from ..domain import (
     Source,
     StreamChunk,
     TokenCount,
+    Usage,
 )
 from ..errors import CapabilityUnsupported, InvalidRequest
 from ..redaction import register_secrets
@@ -185,6 +186,18 @@ def estimate_tokens(request: ChatRequest) -> int:
         chars += len(tool.name) + len(tool.description)
         chars += len(tool.parameters_json or json.dumps(tool.parameters))
     return (chars + 3) // 4 + 4 * len(request.messages)
+
+
+def estimated_usage(request: ChatRequest, final: StreamChunk) -> Usage:
+    """Usage for a stream whose provider reported none, by the same four-characters-a-token
+    rule as `estimate_tokens`, marked `estimated` so nobody bills by it unawares. The
+    answer is read from the final chunk: its text and reasoning parts and its tool calls."""
+    chars = sum(len(p.text or "") + (len(p.reasoning.text) if p.reasoning else 0) for p in final.parts)
+    chars += sum(len(c.name) + len(c.arguments) for c in final.tool_calls)
+    prompt = estimate_tokens(request)
+    completion = (chars + 3) // 4
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
+                 estimated=True)
 
 
 def refused_passthrough(

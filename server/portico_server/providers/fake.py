@@ -146,6 +146,10 @@ class FakeOptions(_Strict):
     context_window: int = Field(default=32768, gt=0)
     #: What the health probe reports; false makes `portico.provider.<name>` NOT_SERVING.
     healthy: bool = True
+    #: Report the request's reasoning controls, cache breakpoints and media types in the
+    #: answer's metadata (`received_reasoning`, `received_cache`, `received_media`), so
+    #: clients in other processes can check what reached the provider.
+    report_controls: bool = False
 
 
 _ERRORS: dict[str, type[errors.PorticoError]] = {
@@ -161,6 +165,31 @@ _ERRORS: dict[str, type[errors.PorticoError]] = {
 }
 
 _STOP = {s.value: s for s in StopReason}
+
+
+def received_controls(request: ChatRequest) -> dict[str, str]:
+    """The request's reasoning controls, cache breakpoints and media types as metadata
+    text ("effort=high budget=4096"; "messages[0]=3600 tools[1]=default"; ...)."""
+    out: dict[str, str] = {}
+    if request.reasoning is not None:
+        effort = request.reasoning.effort.value if request.reasoning.effort else "none"
+        out["received_reasoning"] = f"effort={effort} budget={request.reasoning.budget_tokens or 0}"
+    marks: list[str] = []
+    media: list[str] = []
+    for i, message in enumerate(request.messages):
+        for j, part in enumerate(message.parts):
+            if part.cache is not None:
+                marks.append(f"messages[{i}].parts[{j}]={part.cache.ttl_seconds or 'default'}")
+            if part.media is not None:
+                media.append(f"messages[{i}].parts[{j}]={part.media.mime_type}")
+        if message.cache is not None:
+            marks.append(f"messages[{i}]={message.cache.ttl_seconds or 'default'}")
+    marks += [f"tools[{i}]={t.cache.ttl_seconds or 'default'}" for i, t in enumerate(request.tools) if t.cache]
+    if marks:
+        out["received_cache"] = " ".join(marks)
+    if media:
+        out["received_media"] = " ".join(media)
+    return out
 
 
 class FakeProvider(Provider):
@@ -250,7 +279,7 @@ class FakeProvider(Provider):
             provider=self.name,
             reasoning_content=reasoning,
             parts=parts,
-            metadata=dict(reply.metadata),
+            metadata={**reply.metadata, **(received_controls(request) if self.options.report_controls else {})},
         )
 
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:

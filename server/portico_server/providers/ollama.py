@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ from ..domain import (
     EmbedResponse,
     MediaPart,
     Message,
+    ReasoningConfig,
     ReasoningPart,
     ResponseFormatType,
     Role,
@@ -42,6 +44,7 @@ from ..errors import (
     ContextLengthExceeded,
     InvalidRequest,
     PorticoError,
+    UpstreamBadRequest,
     UpstreamError,
     UpstreamProtocol,
     UpstreamUnavailable,
@@ -51,6 +54,7 @@ from . import registry
 from .base import merge_passthrough
 from .call_ids import portable_call_id, synthesized_call_id
 from .http import HttpProvider
+from .reasoning_controls import effort_for, reasoning_unsupported
 from .streaming import ToolCallAssembler
 
 DEFAULT_PORT = 11434
@@ -84,9 +88,21 @@ class OllamaProvider(HttpProvider):
             body = merge_passthrough(body, _merge_nested(body, request.passthrough))
         return body
 
+    @contextlib.contextmanager
+    def _thinking_refused(self, request: ChatRequest) -> Iterator[None]:
+        """Ollama answers reasoning controls on a model that cannot think with a 400; the
+        caller gets FAILED_PRECONDITION saying so, as from the other dialects."""
+        try:
+            yield
+        except UpstreamBadRequest as exc:
+            if request.reasoning is not None and "does not support thinking" in exc.message:
+                raise reasoning_unsupported(self.name, request.model, "Ollama says it does not think") from None
+            raise
+
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
         body = await offload.run(self._body, request, False)
-        data = await self.request_json("POST", "/api/chat", body=body, call=call)
+        with self._thinking_refused(request):
+            data = await self.request_json("POST", "/api/chat", body=body, call=call)
         if not isinstance(data, dict):
             raise self._protocol("answered with JSON that is not an object")
         if "error" in data:
@@ -111,21 +127,22 @@ class OllamaProvider(HttpProvider):
     async def stream(self, request: ChatRequest, call: CallContext = NO_CALL) -> AsyncGenerator[StreamChunk, None]:
         body = await offload.run(self._body, request, True)
         turn = _Turn(request.model)
-        async with self.send("POST", "/api/chat", body=body, call=call) as response:
-            async for line in response.lines():
-                try:
-                    data = jsonwire.loads(line)
-                except ValueError:
-                    raise self._protocol("sent a stream line that is not JSON") from None
-                if not isinstance(data, dict):
-                    raise self._protocol("sent a stream line that is not a JSON object")
-                if "error" in data:
-                    # Errors after the 200 status arrive as a bare {"error": "..."} line.
-                    raise self._line_error(data)
-                for chunk in turn.feed(data):
-                    yield chunk
-                if turn.done:
-                    break  # leaving the block reads the rest, so the connection is reused
+        with self._thinking_refused(request):
+            async with self.send("POST", "/api/chat", body=body, call=call) as response:
+                async for line in response.lines():
+                    try:
+                        data = jsonwire.loads(line)
+                    except ValueError:
+                        raise self._protocol("sent a stream line that is not JSON") from None
+                    if not isinstance(data, dict):
+                        raise self._protocol("sent a stream line that is not a JSON object")
+                    if "error" in data:
+                        # Errors after the 200 status arrive as a bare {"error": "..."} line.
+                        raise self._line_error(data)
+                    for chunk in turn.feed(data):
+                        yield chunk
+                    if turn.done:
+                        break  # leaving the block reads the rest, so the connection is reused
         if not turn.done:
             raise self._protocol("stream ended before its done: true line")
         yield StreamChunk(
@@ -282,11 +299,22 @@ def build_chat_request(request: ChatRequest, options: OllamaOptions) -> dict[str
         sampling["num_ctx"] = options.num_ctx
     if sampling:
         body["options"] = sampling
-    if options.think is not None:
+    if request.reasoning is not None:
+        body["think"] = think_value(request.model, request.reasoning)
+    elif options.think is not None:
         body["think"] = options.think
     if options.keep_alive is not None:
         body["keep_alive"] = options.keep_alive
     return body
+
+
+def think_value(model: str, reasoning: ReasoningConfig) -> bool | str:
+    """`think` for a request with reasoning controls: gpt-oss takes a level ("low",
+    "medium", "high"); other thinking models take only on or off, so the effort and
+    budget cannot be honoured beyond switching thinking on."""
+    if model.rsplit("/", 1)[-1].startswith("gpt-oss"):
+        return effort_for(reasoning).value
+    return True
 
 
 def _message(message: Message, index: int, names_by_id: Mapping[str, str]) -> dict[str, Any]:

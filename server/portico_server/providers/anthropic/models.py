@@ -16,6 +16,8 @@ class ModelFacts:
     context_window: int
     max_output_tokens: int
     vision: bool = True
+    #: Takes extended thinking (`thinking.budget_tokens`): Claude 3.7 Sonnet and later.
+    thinking: bool = True
 
 
 #: By family name: a model id without its date snapshot or `-latest`. Every Claude model
@@ -28,12 +30,12 @@ KNOWN_MODELS: dict[str, ModelFacts] = {
     "claude-opus-4": ModelFacts(200_000, 32_000),
     "claude-sonnet-4": ModelFacts(200_000, 64_000),
     "claude-3-7-sonnet": ModelFacts(200_000, 64_000),
-    "claude-3-5-sonnet": ModelFacts(200_000, 8_192),
+    "claude-3-5-sonnet": ModelFacts(200_000, 8_192, thinking=False),
     # Launched text-only.
-    "claude-3-5-haiku": ModelFacts(200_000, 8_192, vision=False),
-    "claude-3-opus": ModelFacts(200_000, 4_096),
-    "claude-3-sonnet": ModelFacts(200_000, 4_096),
-    "claude-3-haiku": ModelFacts(200_000, 4_096),
+    "claude-3-5-haiku": ModelFacts(200_000, 8_192, vision=False, thinking=False),
+    "claude-3-opus": ModelFacts(200_000, 4_096, thinking=False),
+    "claude-3-sonnet": ModelFacts(200_000, 4_096, thinking=False),
+    "claude-3-haiku": ModelFacts(200_000, 4_096, thinking=False),
 }
 
 _SNAPSHOT = re.compile(r"-(\d{8}|latest)$")

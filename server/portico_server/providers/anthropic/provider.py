@@ -12,9 +12,18 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from ... import jsonwire, offload
 from ...call import NO_CALL, CallContext
 from ...config import ProviderSettings
-from ...domain import Capabilities, ChatRequest, CompletionResponse, Source, StreamChunk, TokenCount
+from ...domain import (
+    Capabilities,
+    ChatRequest,
+    CompletionResponse,
+    ReasoningConfig,
+    Source,
+    StreamChunk,
+    TokenCount,
+)
 from ...errors import PorticoError, UpstreamError, UpstreamProtocol
 from ..http import HttpProvider
+from ..reasoning_controls import budget_for, reasoning_unsupported
 from ..wire import SSEEvent
 from . import errors
 from .models import UNKNOWN_MODEL_MAX_OUTPUT, capabilities, model_facts
@@ -78,7 +87,8 @@ class AnthropicProvider(HttpProvider):
 
     # -- requests -------------------------------------------------------------------------
 
-    def default_max_tokens(self, model: str, passthrough: Mapping[str, Any]) -> int:
+    def default_max_tokens(self, model: str, passthrough: Mapping[str, Any],
+                           reasoning: ReasoningConfig | None = None) -> int:
         """`max_tokens` for a request that gives none: the model's output limit (from
         configuration, else the table) up to 16384, plus any thinking budget."""
         if self.options.default_max_tokens is not None:
@@ -90,16 +100,24 @@ class AnthropicProvider(HttpProvider):
         else:
             limit = facts.max_output_tokens if facts else UNKNOWN_MODEL_MAX_OUTPUT
         chosen = min(limit, DEFAULT_MAX_TOKENS_CAP)
-        if thinking_enabled(passthrough):
+        if thinking_enabled(passthrough, reasoning):
             # max_tokens must exceed the thinking budget, or the answer gets no room.
-            budget = passthrough["thinking"].get("budget_tokens")
+            thinking = passthrough.get("thinking")
+            budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+            if budget is None and reasoning is not None:
+                budget = budget_for(reasoning)
             if isinstance(budget, int) and budget > 0:
                 chosen = min(limit, budget + chosen)
         return chosen
 
     def plan(self, request: ChatRequest) -> Plan:
         """The Messages API body for a chat request (without `stream`)."""
-        return build_plan(request, self.default_max_tokens(request.model, request.passthrough))
+        if request.reasoning is not None:
+            facts = model_facts(request.model)
+            if facts is not None and not facts.thinking:
+                raise reasoning_unsupported(self.name, request.model, "it has no extended thinking "
+                                            "(Claude 3.7 Sonnet and later have)")
+        return build_plan(request, self.default_max_tokens(request.model, request.passthrough, request.reasoning))
 
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
         plan = self.plan(request)

@@ -22,15 +22,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from ... import bounded_json
-from ...domain import ChatRequest, MediaPart, Message, ReasoningPart, ResponseFormatType, Role, ToolChoiceMode
+from ...domain import (
+    ChatRequest,
+    MediaPart,
+    Message,
+    ReasoningConfig,
+    ReasoningPart,
+    ResponseFormatType,
+    Role,
+    ToolChoiceMode,
+)
 from ...errors import InvalidRequest
 from ..base import RESERVED_PASSTHROUGH, merge_passthrough
 from ..call_ids import portable_call_id
+from ..reasoning_controls import budget_for
+from .caching import Breakpoints
 
 #: The `source` of the reasoning parts this dialect returns and takes back.
 REASONING_SOURCE = "anthropic"
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _PDF = "application/pdf"
+#: The smallest thinking budget Anthropic accepts.
+MIN_THINKING_BUDGET = 1_024
 
 _ANSWER_TOOL_DESCRIPTION = (
     "Give your final answer by calling this tool. Its input is the answer, and nothing "
@@ -55,11 +68,14 @@ def build_plan(request: ChatRequest, default_max_tokens: int) -> Plan:
     required upstream, so a request without one gets `default_max_tokens`."""
     if request.temperature is not None and request.temperature > 1.0:
         raise InvalidRequest([("temperature", "must be between 0 and 1 for Anthropic")])
-    system, turns = convert_messages(request.messages)
+    breakpoints = Breakpoints()
+    system, turns = convert_messages(request.messages, breakpoints)
     max_tokens = request.max_tokens or default_max_tokens
     body: dict[str, Any] = {"model": request.model, "max_tokens": max_tokens, "messages": turns}
     if system:
         body["system"] = system
+    if request.reasoning is not None:
+        body["thinking"] = thinking_config(request, request.reasoning, max_tokens)
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.top_p is not None:
@@ -67,6 +83,10 @@ def build_plan(request: ChatRequest, default_max_tokens: int) -> Plan:
     if request.stop:
         body["stop_sequences"] = list(request.stop)
     tools = [_tool_definition(t.name, t.description, t.parameters) for t in request.tools]
+    for i, (tool, definition) in enumerate(zip(request.tools, tools, strict=True)):
+        if tool.cache is not None:
+            breakpoints.mark(definition, tool.cache, f"tools[{i}].cache", section="tools")
+    breakpoints.check()
     answer = _answer_tool(request)
     answer_tool = answer["name"] if answer else ""
     if answer is not None:
@@ -80,33 +100,76 @@ def build_plan(request: ChatRequest, default_max_tokens: int) -> Plan:
     return Plan(body, answer_tool)
 
 
-def thinking_enabled(passthrough: Mapping[str, Any]) -> bool:
-    """Whether the caller switched on extended thinking (`thinking` in the passthrough)."""
+def thinking_enabled(passthrough: Mapping[str, Any], reasoning: ReasoningConfig | None = None) -> bool:
+    """Whether the caller switched on extended thinking (`reasoning`, or `thinking` in the
+    passthrough)."""
     thinking = passthrough.get("thinking")
-    return isinstance(thinking, dict) and thinking.get("type", "enabled") != "disabled"
+    if isinstance(thinking, dict):
+        return bool(thinking.get("type", "enabled") != "disabled")
+    return reasoning is not None
+
+
+def thinking_budget(reasoning: ReasoningConfig, max_tokens: int | None) -> int:
+    """The thinking budget for `reasoning`. A budget derived from an effort shrinks to
+    half of `max_tokens` (which counts thinking too) so the answer keeps room; an explicit
+    budget is the caller's choice and is only checked."""
+    budget = budget_for(reasoning)
+    if reasoning.budget_tokens is None and max_tokens is not None:
+        budget = max(MIN_THINKING_BUDGET, min(budget, max_tokens // 2))
+    return budget
+
+
+def thinking_config(request: ChatRequest, reasoning: ReasoningConfig, max_tokens: int) -> dict[str, Any]:
+    """`thinking: {type: enabled, budget_tokens}`, after the checks Anthropic would
+    otherwise answer with a 400."""
+    budget = thinking_budget(reasoning, max_tokens)
+    problems: list[tuple[str, str]] = []
+    if reasoning.budget_tokens is not None and budget < MIN_THINKING_BUDGET:
+        problems.append(("reasoning.budget_tokens", f"must be at least {MIN_THINKING_BUDGET} for Anthropic"))
+    elif budget >= max_tokens:
+        field = "reasoning.budget_tokens" if reasoning.budget_tokens is not None else "max_tokens"
+        problems.append((field, f"the thinking budget ({budget}) must be less than max_tokens ({max_tokens}), "
+                                "which counts thinking too"))
+    if request.temperature is not None and request.temperature != 1.0:
+        problems.append(("temperature", "must be unset or 1 with extended thinking (Anthropic)"))
+    if request.top_p is not None and request.top_p < 0.95:
+        problems.append(("top_p", "must be unset or between 0.95 and 1 with extended thinking (Anthropic)"))
+    choice = request.tool_choice
+    if choice is not None and choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.TOOL):
+        problems.append(("tool_choice.mode", "must be AUTO or NONE with extended thinking (Anthropic)"))
+    if problems:
+        raise InvalidRequest(problems)
+    return {"type": "enabled", "budget_tokens": budget}
 
 
 # -- messages ------------------------------------------------------------------------------
 
 
-def convert_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(system blocks, turns) for the Messages API."""
+def convert_messages(
+    messages: list[Message], breakpoints: Breakpoints | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system blocks, turns) for the Messages API, with the messages' and parts' cache
+    breakpoints marked (collected in `breakpoints` for the request-wide checks)."""
+    marks = breakpoints if breakpoints is not None else Breakpoints()
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     last = len(messages) - 1
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if message.role is Role.SYSTEM:
-            if message.text():
-                system.append({"type": "text", "text": message.text()})
+            blocks = _system_blocks(message, where, marks)
+            _mark_message(message, blocks, where, marks, section="system")
+            system.extend(blocks)
             continue
         if message.role is Role.TOOL:
-            role, blocks = "user", [_tool_result_block(message, where)]
+            # A tool result's parts are its content: their breakpoints are inside it.
+            role, blocks = "user", [_tool_result_block(message, where, marks)]
         elif message.role is Role.ASSISTANT:
             role = "assistant"
-            blocks = _content_blocks(message, where) + _tool_use_blocks(message, where)
+            blocks = _content_blocks(message, where, marks) + _tool_use_blocks(message, where)
         else:
-            role, blocks = "user", _content_blocks(message, where)
+            role, blocks = "user", _content_blocks(message, where, marks)
+        _mark_message(message, blocks, where, marks)
         if not blocks:
             if role == "assistant" and i == last:
                 continue  # an empty prefill asks for nothing
@@ -122,20 +185,61 @@ def convert_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], lis
     return system, turns
 
 
-def _content_blocks(message: Message, where: str) -> list[dict[str, Any]]:
+def _system_blocks(message: Message, where: str, marks: Breakpoints) -> list[dict[str, Any]]:
+    """A system message as text blocks: one per text part when parts carry breakpoints
+    (so a breakpoint lands where the caller put it), else its whole text in one."""
+    if not any(part.cache is not None for part in message.parts):
+        return [{"type": "text", "text": message.text()}] if message.text() else []
+    blocks: list[dict[str, Any]] = []
+    for j, part in enumerate(message.parts):
+        if part.text is None:
+            continue
+        if not part.text:
+            if part.cache is not None:
+                raise InvalidRequest([(f"{where}.parts[{j}].cache", "an empty text part cannot hold a breakpoint")])
+            continue
+        block: dict[str, Any] = {"type": "text", "text": part.text}
+        if part.cache is not None:
+            marks.mark(block, part.cache, f"{where}.parts[{j}].cache", section="system")
+        blocks.append(block)
+    return blocks
+
+
+def _mark_message(message: Message, blocks: list[dict[str, Any]], where: str, marks: Breakpoints,
+                  section: str = "messages") -> None:
+    """A message's breakpoint goes on its last block that Anthropic lets carry one
+    (thinking blocks cannot)."""
+    if message.cache is None:
+        return
+    for block in reversed(blocks):
+        if block["type"] not in ("thinking", "redacted_thinking"):
+            marks.mark(block, message.cache, f"{where}.cache", section=section)
+            return
+    raise InvalidRequest([(f"{where}.cache", "the message has no content a breakpoint can follow")])
+
+
+def _content_blocks(message: Message, where: str, marks: Breakpoints | None = None) -> list[dict[str, Any]]:
     """Text, image, document and (on assistant turns) thinking blocks of a message, in
     order. Empty text is left out (the API refuses it); reasoning of other dialects too."""
     if not message.parts:
         return [{"type": "text", "text": message.content}] if message.content else []
     blocks: list[dict[str, Any]] = []
     for j, part in enumerate(message.parts):
+        block: dict[str, Any] | None = None
         if part.media is not None:
-            blocks.append(_media_block(part.media, f"{where}.parts[{j}].media"))
+            block = _media_block(part.media, f"{where}.parts[{j}].media")
         elif part.reasoning is not None:
             if message.role is Role.ASSISTANT and part.reasoning.source == REASONING_SOURCE:
-                blocks.append(_thinking_block(part.reasoning))
+                block = _thinking_block(part.reasoning)
         elif part.text:
-            blocks.append({"type": "text", "text": part.text})
+            block = {"type": "text", "text": part.text}
+        if part.cache is not None:
+            if block is None:
+                raise InvalidRequest([(f"{where}.parts[{j}].cache", "an empty text part cannot hold a breakpoint")])
+            if marks is not None:
+                marks.mark(block, part.cache, f"{where}.parts[{j}].cache")
+        if block is not None:
+            blocks.append(block)
     return blocks
 
 
@@ -211,10 +315,10 @@ def _tool_use_blocks(message: Message, where: str) -> list[dict[str, Any]]:
     return blocks
 
 
-def _tool_result_block(message: Message, where: str) -> dict[str, Any]:
+def _tool_result_block(message: Message, where: str, marks: Breakpoints | None = None) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": portable_call_id(message.tool_call_id)}
-    if any(p.media is not None for p in message.parts):
-        block["content"] = _content_blocks(message, where)
+    if any(p.media is not None or p.cache is not None for p in message.parts):
+        block["content"] = _content_blocks(message, where, marks)
     elif message.text():
         block["content"] = message.text()
     return block
@@ -257,7 +361,7 @@ def _tool_choice(request: ChatRequest, answer_tool: str) -> dict[str, Any] | Non
     if choice is not None and mode is ToolChoiceMode.TOOL:
         return {"type": "tool", "name": choice.tool_name}
     if answer_tool:
-        if thinking_enabled(request.passthrough):
+        if thinking_enabled(request.passthrough, request.reasoning):
             return {"type": "auto"}  # extended thinking refuses a forced tool
         if request.tools and mode is not ToolChoiceMode.NONE:
             return {"type": "any"}  # call a tool, or answer through the answer tool

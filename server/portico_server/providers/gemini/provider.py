@@ -78,7 +78,7 @@ class GeminiProvider(HttpProvider):
     # -- chat ---------------------------------------------------------------------------
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
-        body = build_generate_request(request, self.options)
+        body = build_generate_request(request, self.options, self.name)
         if request.passthrough:
             body = merge_passthrough(body, merge_nested(body, request.passthrough), GEMINI_RESERVED_PASSTHROUGH)
         return body
@@ -159,7 +159,7 @@ class GeminiProvider(HttpProvider):
                              provider=self.name)
 
     async def count_tokens(self, request: ChatRequest, call: CallContext = NO_CALL) -> TokenCount:
-        generate = build_generate_request(request, self.options)
+        generate = build_generate_request(request, self.options, self.name)
         generate.pop("generationConfig", None)  # sampling does not change the prompt's count
         # Only this nested form counts the system instruction and tools too.
         generate["model"] = _resource(request.model)

@@ -20,10 +20,12 @@ from ...errors import InvalidRequest
 from .options import GeminiOptions
 from .response import REASONING_SOURCE
 from .schema import openapi_schema
+from .thinking import thinking_config
 
 
-def build_generate_request(request: ChatRequest, options: GeminiOptions) -> dict[str, Any]:
-    """The `GenerateContentRequest` body for a chat request."""
+def build_generate_request(request: ChatRequest, options: GeminiOptions, provider: str = "") -> dict[str, Any]:
+    """The `GenerateContentRequest` body for a chat request. Cache breakpoints are not
+    sent: Gemini caches implicitly, and explicit caches are resources made beforehand."""
     system: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
     names_by_id: dict[str, str] = {}
@@ -62,7 +64,7 @@ def build_generate_request(request: ChatRequest, options: GeminiOptions) -> dict
         tool_config = _tool_config(request)
         if tool_config:
             body["toolConfig"] = tool_config
-    config = _generation_config(request, options)
+    config = _generation_config(request, options, provider)
     if config:
         body["generationConfig"] = config
     return body
@@ -81,10 +83,22 @@ def _user_parts(message: Message, index: int) -> list[dict[str, Any]]:
     return parts
 
 
+#: What Gemini reads: images, audio, video, text documents by prefix; PDF and JSON exactly.
+_MEDIA_PREFIXES = ("image/", "audio/", "video/", "text/")
+_MEDIA_TYPES = frozenset({"application/pdf", "application/json"})
+
+
+def _check_type(mime: str, field: str) -> str:
+    if not (mime.startswith(_MEDIA_PREFIXES) or mime in _MEDIA_TYPES):
+        raise InvalidRequest([(f"{field}.mime_type", f"{mime!r} is not a type Gemini reads (images, audio, video, "
+                                                     "PDF, JSON and text documents)")])
+    return mime
+
+
 def _media_part(image: MediaPart, field: str) -> dict[str, Any]:
-    """Any MIME type: images, PDFs, audio, video; bytes inline, links as `fileData`."""
+    """Images, PDFs and text documents, audio, video: bytes inline, links as `fileData`."""
     if image.data:
-        mime = image.mime_type or "image/png"
+        mime = _check_type(image.mime_type or "image/png", field)
         return {"inlineData": {"mimeType": mime, "data": base64.b64encode(image.data).decode("ascii")}}
     if image.uri.startswith("data:"):
         header, _, payload = image.uri.partition(",")
@@ -94,9 +108,9 @@ def _media_part(image: MediaPart, field: str) -> dict[str, Any]:
             base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
             raise InvalidRequest([(f"{field}.uri", "the data: URL holds invalid base64")]) from None
-        mime = image.mime_type or header[len("data:") : -len(";base64")] or "image/png"
+        mime = _check_type(image.mime_type or header[len("data:") : -len(";base64")] or "image/png", field)
         return {"inlineData": {"mimeType": mime, "data": payload}}
-    mime = image.mime_type or mimetypes.guess_type(image.uri)[0] or "image/jpeg"
+    mime = _check_type(image.mime_type or mimetypes.guess_type(image.uri)[0] or "image/jpeg", field)
     return {"fileData": {"mimeType": mime, "fileUri": image.uri}}
 
 
@@ -214,7 +228,7 @@ def _tool_config(request: ChatRequest) -> dict[str, Any]:
     return {"functionCallingConfig": config}
 
 
-def _generation_config(request: ChatRequest, options: GeminiOptions) -> dict[str, Any]:
+def _generation_config(request: ChatRequest, options: GeminiOptions, provider: str = "") -> dict[str, Any]:
     config: dict[str, Any] = {}
     if request.temperature is not None:
         config["temperature"] = request.temperature
@@ -234,8 +248,13 @@ def _generation_config(request: ChatRequest, options: GeminiOptions) -> dict[str
                 config["responseJsonSchema"] = fmt.schema
             else:
                 config["responseSchema"] = openapi_schema(fmt.schema, ordered=True)
+    thinking: dict[str, Any] = {}
+    if request.reasoning is not None:
+        thinking = thinking_config(request.reasoning, request.model, provider or "gemini")
     if options.include_thoughts:
-        config["thinkingConfig"] = {"includeThoughts": True}
+        thinking["includeThoughts"] = True
+    if thinking:
+        config["thinkingConfig"] = thinking
     return config
 
 

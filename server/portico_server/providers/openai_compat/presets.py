@@ -18,6 +18,11 @@ from ...config import ProviderSettings
 
 #: How a provider counts tokens, where it has an endpoint for it.
 TokenCounter = Literal["none", "openai_responses", "vllm_tokenize"]
+#: The knob a server takes reasoning controls by: `reasoning_effort` ("low", "medium",
+#: "high"); OpenRouter's `reasoning: {effort | max_tokens}`; Qwen's `enable_thinking` and
+#: `thinking_budget`; Z.ai's `thinking: {type: enabled}` (no budget or level); or none
+#: (the request fails with FAILED_PRECONDITION rather than be refused or ignored upstream).
+ReasoningKnob = Literal["reasoning_effort", "openrouter", "qwen", "zai", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,13 @@ class Preset:
     #: "reasoning_details" (OpenRouter's signed and encrypted entries, unchanged), or ""
     #: (not at all: plain Chat Completions has no field for it).
     reasoning_back: Literal["", "reasoning_content", "reasoning_details"] = ""
+    reasoning_knob: ReasoningKnob = "reasoning_effort"
+    #: Models (by name prefix, after any `vendor/`) that take the knob; empty: any model
+    #: (the server decides; local servers and gateways whose models Portico cannot know).
+    reasoning_models: tuple[str, ...] = ()
+    #: The `reasoning_effort` values the server accepts; an effort it lacks goes up to
+    #: the next one it has.
+    reasoning_levels: tuple[str, ...] = ("low", "medium", "high")
 
 
 _OPENAI_REASONING = ("o1", "o3", "o4", "gpt-5")
@@ -84,6 +96,7 @@ PRESETS: dict[str, Preset] = {
             embedding_token_budget=300_000,  # OpenAI's cap per embeddings request
             embedding_base64=True,
             token_counter="openai_responses",
+            reasoning_models=_OPENAI_REASONING,
         ),
         Preset(
             "groq",
@@ -92,6 +105,7 @@ PRESETS: dict[str, Preset] = {
             default_model="llama-3.3-70b-versatile",
             models=("llama-3.3-70b-versatile", "llama-3.1-8b-instant", "openai/gpt-oss-120b"),
             embeddings=False,
+            reasoning_models=("gpt-oss",),
         ),
         Preset(
             "together",
@@ -109,6 +123,7 @@ PRESETS: dict[str, Preset] = {
             models=("deepseek-chat", "deepseek-reasoner"),
             embeddings=False,
             reasoning_back="reasoning_content",
+            reasoning_knob="none",  # deepseek-reasoner always reasons; no knob
         ),
         Preset(
             "xai",
@@ -117,6 +132,9 @@ PRESETS: dict[str, Preset] = {
             default_model="grok-3-mini",
             models=("grok-3-mini", "grok-3", "grok-4"),
             embeddings=False,
+            # grok-3-mini takes low and high; grok-4 reasons always and refuses the field.
+            reasoning_models=("grok-3-mini",),
+            reasoning_levels=("low", "high"),
         ),
         Preset(
             "mistral",
@@ -133,6 +151,7 @@ PRESETS: dict[str, Preset] = {
             tool_choice_required="any",
             embedding_batch_size=128,
             embedding_base64=True,  # `encoding_format: float | base64` in Mistral's API spec
+            reasoning_knob="none",
         ),
         Preset(
             "openrouter",
@@ -142,6 +161,7 @@ PRESETS: dict[str, Preset] = {
             models=("openai/gpt-4o-mini",),
             embeddings=False,
             reasoning_back="reasoning_details",
+            reasoning_knob="openrouter",
         ),
         Preset(
             "fireworks",
@@ -158,6 +178,7 @@ PRESETS: dict[str, Preset] = {
             default_model="llama3.1-8b",
             models=("llama3.1-8b", "gpt-oss-120b"),
             embeddings=False,
+            reasoning_models=("gpt-oss",),
         ),
         Preset(
             "perplexity",
@@ -167,6 +188,7 @@ PRESETS: dict[str, Preset] = {
             models=("sonar", "sonar-pro", "sonar-reasoning"),
             embeddings=False,
             health_path="",  # no model listing to probe
+            reasoning_models=("sonar-deep-research",),
         ),
         Preset(
             "moonshot",
@@ -176,6 +198,7 @@ PRESETS: dict[str, Preset] = {
             models=("kimi-k2-0905-preview", "moonshot-v1-8k", "moonshot-v1-32k", "moonshot-v1-128k"),
             embeddings=False,
             reasoning_back="reasoning_content",
+            reasoning_knob="none",
         ),
         Preset(
             "dashscope",
@@ -185,6 +208,7 @@ PRESETS: dict[str, Preset] = {
             embedding_model="text-embedding-v3",
             models=("qwen-plus", "qwen-max", "qwen-turbo"),
             embedding_batch_size=10,
+            reasoning_knob="qwen",
         ),
         Preset(
             # Qwen through Alibaba Cloud Model Studio's international endpoint.
@@ -195,6 +219,7 @@ PRESETS: dict[str, Preset] = {
             embedding_model="text-embedding-v3",
             models=("qwen-plus", "qwen-max", "qwen-turbo"),
             embedding_batch_size=10,
+            reasoning_knob="qwen",
         ),
         Preset(
             "zai",
@@ -204,6 +229,7 @@ PRESETS: dict[str, Preset] = {
             models=("glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-flash"),
             embeddings=False,
             reasoning_back="reasoning_content",
+            reasoning_knob="zai",
         ),
         Preset(
             "huggingface",

@@ -25,6 +25,7 @@ from ...domain import (
     Usage,
 )
 from ...errors import UpstreamBadRequest, UpstreamError, UpstreamModelNotFound, UpstreamProtocol
+from ..base import estimated_usage
 from ..batching import in_order
 from ..http import HttpProvider
 from .embeddings import batches, embedding_vectors
@@ -120,6 +121,7 @@ class OpenAICompatProvider(HttpProvider):
             stream_usage=self.options.stream_usage,
             max_tokens_field=self.options.max_tokens_field,
             extra_body=self.options.extra_body,
+            provider=self.name,
         )
 
     async def chat(self, request: ChatRequest, call: CallContext = NO_CALL) -> CompletionResponse:
@@ -173,7 +175,12 @@ class OpenAICompatProvider(HttpProvider):
                 f"provider {self.name!r} ended the stream before [DONE]; the answer is incomplete",
                 provider=self.name,
             )
-        yield reader.finish()
+        final = reader.finish()
+        if final.usage is None:
+            # The vendor sent no usage (it refuses stream_options, or ignored it): a stream
+            # still ends with figures, marked as the gateway's estimate.
+            final.usage = estimated_usage(request, final)
+        yield final
 
     def _json(self, raw: str | bytes) -> Any:
         try:

@@ -14,10 +14,11 @@ import mimetypes
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from ...domain import ChatRequest, MediaPart, Message, ResponseFormatType, Role, ToolChoiceMode
+from ...domain import ChatRequest, MediaPart, Message, ReasoningEffort, ResponseFormatType, Role, ToolChoiceMode
 from ...errors import InvalidRequest
 from ..base import merge_passthrough
 from ..call_ids import portable_call_id
+from ..reasoning_controls import budget_for, effort_for, reasoning_unsupported
 from .presets import Preset
 
 JSON = dict[str, Any]
@@ -49,12 +50,19 @@ def _image_url(image: MediaPart) -> str:
     return _data_url(image, "image/png")
 
 
+#: The document types Chat Completions `file` parts take.
+DOCUMENT_TYPES = frozenset({"application/pdf"})
+
+
 def _document(media: MediaPart, where: str) -> tuple[str, str]:
     """(data URL, file name) of a document: Chat Completions takes files as bytes only."""
+    mime = media.mime_type or _uri_type(media.uri)
+    if mime not in DOCUMENT_TYPES:
+        raise InvalidRequest([(f"{where}.mime_type", f"{mime or 'an unknown type'!r} is not a type OpenAI-compatible "
+                                                     "servers read (images, and PDF documents)")])
     if not media.data and not media.uri.startswith("data:"):
         raise InvalidRequest([(f"{where}.uri", "OpenAI-compatible servers take documents as bytes "
                                                "(data, or a base64 data: URL), not a link")])
-    mime = media.mime_type or _uri_type(media.uri)
     return _data_url(media, mime), "document" + (mimetypes.guess_extension(mime) or "")
 
 
@@ -153,6 +161,39 @@ def uses_max_completion_tokens(model: str, preset: Preset, setting: str = "auto"
     return any(bare.startswith(prefix) for prefix in preset.max_completion_tokens_models)
 
 
+def _level(effort: ReasoningEffort, levels: tuple[str, ...]) -> str:
+    """The server's `reasoning_effort` value for an effort: itself, else the next one up
+    the server has (else its highest)."""
+    order = [e.value for e in ReasoningEffort]
+    for value in order[order.index(effort.value):]:
+        if value in levels:
+            return value
+    return levels[-1]
+
+
+def reasoning_fields(request: ChatRequest, preset: Preset, provider: str = "") -> JSON:
+    """The body fields that carry the request's reasoning controls on this server; raises
+    CapabilityUnsupported where the server or model has no knob for them."""
+    reasoning = request.reasoning
+    if reasoning is None:
+        return {}
+    knob = preset.reasoning_knob
+    bare = request.model.rsplit("/", 1)[-1]
+    if knob == "none" or (preset.reasoning_models and not bare.startswith(preset.reasoning_models)):
+        why = "the server has no reasoning knob" if knob == "none" else (
+            "only " + ", ".join(f"{m}*" for m in preset.reasoning_models) + " take reasoning_effort there")
+        raise reasoning_unsupported(provider or preset.name, request.model, why)
+    if knob == "openrouter":
+        if reasoning.budget_tokens is not None:
+            return {"reasoning": {"max_tokens": reasoning.budget_tokens}}
+        return {"reasoning": {"effort": effort_for(reasoning).value}}
+    if knob == "qwen":
+        return {"enable_thinking": True, "thinking_budget": budget_for(reasoning)}
+    if knob == "zai":
+        return {"thinking": {"type": "enabled"}}  # Z.ai has no budget or level: on is all it takes
+    return {"reasoning_effort": _level(effort_for(reasoning), preset.reasoning_levels)}
+
+
 def chat_body(
     request: ChatRequest,
     preset: Preset,
@@ -161,6 +202,7 @@ def chat_body(
     stream_usage: bool | None = None,
     max_tokens_field: str = "auto",
     extra_body: Mapping[str, Any] | None = None,
+    provider: str = "",
 ) -> JSON:
     """The JSON body of POST /chat/completions for `request` (passthrough merged last)."""
     body: JSON = {
@@ -196,6 +238,7 @@ def chat_body(
     response_format = _response_format(request)
     if response_format is not None:
         body["response_format"] = response_format
+    body.update(reasoning_fields(request, preset, provider))
     if stream:
         body["stream"] = True
         if preset.stream_usage if stream_usage is None else stream_usage:

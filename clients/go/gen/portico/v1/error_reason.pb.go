@@ -43,6 +43,9 @@ const (
 	ErrorReason_ERROR_REASON_UNKNOWN_MODEL ErrorReason = 4
 	// INVALID_ARGUMENT. The provider cannot do what was asked (for example
 	// embeddings on a chat-only provider); metadata `capability` says what.
+	// FAILED_PRECONDITION when a valid request asks for a feature the model it routes
+	// to lacks (`capability: reasoning` for reasoning controls): another model would
+	// serve it.
 	ErrorReason_ERROR_REASON_CAPABILITY_UNSUPPORTED ErrorReason = 5
 	// INVALID_ARGUMENT. The provider rejected the request as invalid (HTTP 400/422).
 	ErrorReason_ERROR_REASON_UPSTREAM_BAD_REQUEST ErrorReason = 10

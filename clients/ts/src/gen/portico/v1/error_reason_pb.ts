@@ -61,6 +61,9 @@ export enum ErrorReason {
   /**
    * INVALID_ARGUMENT. The provider cannot do what was asked (for example
    * embeddings on a chat-only provider); metadata `capability` says what.
+   * FAILED_PRECONDITION when a valid request asks for a feature the model it routes
+   * to lacks (`capability: reasoning` for reasoning controls): another model would
+   * serve it.
    *
    * @generated from enum value: ERROR_REASON_CAPABILITY_UNSUPPORTED = 5;
    */
