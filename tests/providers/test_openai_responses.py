@@ -125,7 +125,7 @@ async def test_turn_one_sends_instructions_tools_reasoning_and_stateless_storage
 
 
 @pytest.mark.parametrize(("reasoning", "model", "expected"), [
-    (ReasoningConfig(effort=ReasoningEffort.LOW), "gpt-4.1", {"effort": "low", "summary": "auto"}),
+    (ReasoningConfig(effort=ReasoningEffort.LOW), "o3", {"effort": "low", "summary": "auto"}),
     (ReasoningConfig(budget_tokens=1_000), MODEL, {"effort": "low", "summary": "auto"}),
     (ReasoningConfig(budget_tokens=8_000), MODEL, {"effort": "medium", "summary": "auto"}),
     (ReasoningConfig(budget_tokens=32_000), MODEL, {"effort": "high", "summary": "auto"}),
@@ -139,6 +139,16 @@ async def test_reasoning_controls_map_to_effort(up, oai, reasoning, model, expec
     sent = up.last("/responses").json()
     assert sent.get("reasoning") == expected
     assert ("include" in sent) == (expected is not None)
+
+
+async def test_reasoning_controls_for_a_model_that_does_not_reason_are_refused_unsent(up, make):
+    with pytest.raises(errors.ModelFeatureUnsupported, match=r"gpt-4\.1"):
+        await make().chat(ChatRequest(model="gpt-4.1", messages=[QUESTION], reasoning=HIGH))
+    assert up.received == []
+    up.add("POST", "/responses", Reply(200, JSON_TYPE, fixture("openai_responses/responses_reasoning_text.json")))
+    await make(options={"reasoning_models": [""]}).chat(ChatRequest(model="my-model", messages=[QUESTION],
+                                                                    reasoning=HIGH))
+    assert up.last("/responses").json()["reasoning"] == {"effort": "high", "summary": "auto"}
 
 
 async def test_options_store_and_no_summaries(up, make):
@@ -465,6 +475,6 @@ async def test_grpc_errors(up, gw):
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await gw.stub.Chat(pb.ChatRequest(provider="oai", stop_sequences=["END"],
                                           messages=[t.Message(role=t.ROLE_USER, content="hi")]))
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert rpc_details(refused.value)["reason"] == "ERROR_REASON_CAPABILITY_UNSUPPORTED"
     assert "stop sequences" in (refused.value.details() or "")

@@ -26,6 +26,8 @@ from portico_server.domain import (
     ContentPart,
     MediaPart,
     Message,
+    ReasoningConfig,
+    ReasoningEffort,
     ResponseFormat,
     ResponseFormatType,
     Role,
@@ -264,6 +266,7 @@ async def test_a_conversation_becomes_a_transcript_or_messages(up, make):
     ({"response_format": ResponseFormat(ResponseFormatType.JSON_OBJECT)}, errors.CapabilityUnsupported, "structured"),
     ({"stop": ["a,b"]}, errors.InvalidRequest, "comma"),
     ({"passthrough": {"prompt": "other"}}, errors.InvalidRequest, "passthrough"),
+    ({"reasoning": ReasoningConfig(effort=ReasoningEffort.LOW)}, errors.ModelFeatureUnsupported, "reasoning"),
 ])
 async def test_what_replicate_cannot_take_is_refused_unsent(up, rep, fields, error, what):
     with pytest.raises(error, match=what):

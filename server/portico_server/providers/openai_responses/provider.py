@@ -46,8 +46,10 @@ class OpenAIResponsesOptions(BaseModel):
     #: `reasoning.summary`; `none` asks for no summaries (organisations that are not
     #: verified with OpenAI get an error when they ask for them).
     reasoning_summary: Literal["auto", "concise", "detailed", "none"] = "auto"
-    #: Model-name prefixes that get a `reasoning` object (summary, encrypted content) even
-    #: when the request sets no reasoning controls; other models get one only when asked.
+    #: Model-name prefixes of the models that reason: they get a `reasoning` object
+    #: (summary, encrypted content) on every request and take reasoning controls; other
+    #: models get none, and reasoning controls for them fail with FAILED_PRECONDITION.
+    #: `[""]` makes every model a reasoning model (a server with other model names).
     reasoning_models: list[str] = Field(default_factory=lambda: list(REASONING_MODELS))
     #: `provider`: POST /responses/input_tokens; `estimate`: Portico's heuristic.
     token_counting: Literal["provider", "estimate"] = "provider"
@@ -80,6 +82,7 @@ class OpenAIResponsesProvider(HttpProvider):
             encrypted_reasoning=self.options.encrypted_reasoning,
             reasoning_summary="" if self.options.reasoning_summary == "none" else self.options.reasoning_summary,
             reasoning_model=any(bare.startswith(prefix) for prefix in self.options.reasoning_models),
+            provider=self.name,
         )
 
     def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:

@@ -23,25 +23,22 @@ from ...domain import (
     ContentPart,
     MediaPart,
     Message,
-    ReasoningConfig,
-    ReasoningEffort,
     ReasoningPart,
     ResponseFormatType,
     Role,
     ToolChoiceMode,
 )
-from ...errors import CapabilityUnsupported, InvalidRequest
+from ...errors import InvalidRequest, ModelFeatureUnsupported
 from ..base import RESERVED_PASSTHROUGH, merge_passthrough
 from ..call_ids import portable_call_id
 from ..openai_compat.request import _data_url, _is_image, _uri_type
+from ..reasoning_controls import effort_for, reasoning_unsupported
 
 JSON = dict[str, Any]
 #: The `source` of the reasoning parts this dialect returns and takes back.
 REASONING_SOURCE = "openai_responses"
 #: `input` and `instructions` come from the messages; the rest as for every dialect.
 RESERVED = RESERVED_PASSTHROUGH | {"input", "instructions"}
-#: A token budget becomes the effort whose usual spend it fits (OpenAI has no budget knob).
-_BUDGET_EFFORT = ((2_048, ReasoningEffort.LOW), (8_192, ReasoningEffort.MEDIUM))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,29 +50,20 @@ class BodyOptions:
     encrypted_reasoning: bool = True
     #: `reasoning.summary`, or "" to ask for none.
     reasoning_summary: str = "auto"
-    #: Send a `reasoning` object even when the request has no reasoning controls.
+    #: The model reasons: it gets a `reasoning` object, and takes reasoning controls.
     reasoning_model: bool = False
-
-
-def reasoning_effort(config: ReasoningConfig) -> ReasoningEffort:
-    """The effort a request's controls ask for: its effort, else its budget's bucket."""
-    if config.effort is not None:
-        return config.effort
-    budget = config.budget_tokens or 0
-    for limit, effort in _BUDGET_EFFORT:
-        if budget <= limit:
-            return effort
-    return ReasoningEffort.HIGH
+    #: The provider's name, for errors.
+    provider: str = ""
 
 
 def build_body(request: ChatRequest, options: BodyOptions, *, stream: bool) -> JSON:
     """The JSON body of POST /responses for `request` (passthrough merged last)."""
     if request.stop:
-        raise CapabilityUnsupported("the OpenAI Responses API has no stop sequences; send none",
-                                    metadata={"field": "stop_sequences"})
+        raise ModelFeatureUnsupported("the OpenAI Responses API has no stop sequences; send none",
+                                      provider=options.provider, metadata={"capability": "stop_sequences"})
     if request.seed is not None:
-        raise CapabilityUnsupported("the OpenAI Responses API takes no seed; leave it unset",
-                                    metadata={"field": "seed"})
+        raise ModelFeatureUnsupported("the OpenAI Responses API takes no seed; leave it unset",
+                                      provider=options.provider, metadata={"capability": "seed"})
     instructions, items = input_items(request.messages, stored=options.store)
     body: JSON = {"model": request.model}
     if instructions:
@@ -149,11 +137,15 @@ def _text_format(request: ChatRequest) -> JSON | None:
 
 
 def _reasoning(request: ChatRequest, options: BodyOptions) -> JSON | None:
-    if request.reasoning is None and not options.reasoning_model:
+    if not options.reasoning_model:
+        if request.reasoning is not None:
+            # OpenAI refuses `reasoning` for models that do not reason (a 400).
+            raise reasoning_unsupported(options.provider, request.model,
+                                        "it is not one of the provider's reasoning_models")
         return None
     out: JSON = {}
     if request.reasoning is not None:
-        out["effort"] = reasoning_effort(request.reasoning).value
+        out["effort"] = effort_for(request.reasoning).value
     if options.reasoning_summary:
         out["summary"] = options.reasoning_summary
     return out

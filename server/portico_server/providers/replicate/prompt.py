@@ -10,8 +10,8 @@ conventions, and this module uses them:
 - `messages` format, for models configured to take it: `messages` as a list of
   `{"role", "content"}`, system messages included.
 
-Tools, structured output and media have no common input on Replicate: a request that
-needs them is refused before anything is sent.
+Tools, structured output, media and reasoning controls have no common input on
+Replicate: a request that needs them is refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any, Literal
 from ...domain import ChatRequest, Message, ResponseFormatType, Role
 from ...errors import CapabilityUnsupported, InvalidRequest
 from ..base import RESERVED_PASSTHROUGH, merge_passthrough
+from ..reasoning_controls import reasoning_unsupported
 
 JSON = dict[str, Any]
 InputFormat = Literal["prompt", "messages"]
@@ -53,9 +54,12 @@ def target(model: str) -> Target:
                                     "owner/name:version or a version id")])
 
 
-def build_input(request: ChatRequest, input_format: InputFormat, max_tokens_field: str) -> JSON:
+def build_input(request: ChatRequest, input_format: InputFormat, max_tokens_field: str,
+                provider: str = "") -> JSON:
     """The prediction's `input` for `request` (passthrough merged last)."""
     _refuse_unsupported(request)
+    if request.reasoning is not None:
+        raise reasoning_unsupported(provider, request.model, "Replicate's models share no reasoning input")
     body: JSON = {}
     if input_format == "messages":
         body["messages"] = [{"role": m.role.value, "content": m.text()} for m in request.messages]

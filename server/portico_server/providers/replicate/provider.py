@@ -82,7 +82,7 @@ class ReplicateProvider(HttpProvider):
         body: dict[str, Any] = {}
         if where.version:
             body["version"] = where.version
-        body["input"] = build_input(request, input_format, self.options.max_tokens_field)
+        body["input"] = build_input(request, input_format, self.options.max_tokens_field, self.name)
         if stream:
             body["stream"] = True
         return where.path, body
