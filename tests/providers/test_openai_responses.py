@@ -350,6 +350,21 @@ async def test_incomplete_responses_say_why(up, oai, reason, expected):
     assert (answer.content, answer.stop_reason) == ("Once", expected)
 
 
+async def test_a_stream_without_usage_ends_with_an_estimate_marked_as_one(up, oai):
+    up.add("POST", "/responses", Reply(200, SSE, sse(
+        response_event("response.created", status="in_progress"), text_delta("Hot and sunny."),
+        response_event("response.completed", status="completed", output=[{
+            "type": "message", "role": "assistant",
+            "content": [{"type": "output_text", "text": "Hot and sunny."}]}]))))
+    _, final = await collect(oai.stream(ask(QUESTION)))
+    assert final.usage is not None and final.usage.estimated
+    assert final.usage.completion_tokens == (len("Hot and sunny.") + 3) // 4 and final.usage.prompt_tokens > 0
+
+    up.add("POST", "/responses", Reply(200, SSE, fixture("openai_responses/stream_text_after_tool_result.sse")))
+    _, reported = await collect(oai.stream(ask(QUESTION)))
+    assert reported.usage is not None and not reported.usage.estimated
+
+
 async def test_a_refusal_is_the_answer_with_its_own_stop_reason(up, oai):
     whole = {"id": "resp_r", "object": "response", "status": "completed", "model": MODEL, "output": [
         {"type": "message", "role": "assistant", "content": [{"type": "refusal", "refusal": "I can't help."}]}]}

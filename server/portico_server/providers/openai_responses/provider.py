@@ -14,6 +14,7 @@ from ... import jsonwire, offload
 from ...call import NO_CALL, CallContext
 from ...domain import Capabilities, ChatRequest, CompletionResponse, Source, StreamChunk, TokenCount
 from ...errors import UpstreamBadRequest, UpstreamError, UpstreamModelNotFound, UpstreamProtocol
+from ..base import estimated_usage
 from ..http import HttpProvider
 from ..openai_compat.errors import error_from_http, redact_key_shapes
 from ..openai_compat.models import known_model
@@ -132,7 +133,11 @@ class OpenAIResponsesProvider(HttpProvider):
                 f"provider {self.name!r} ended the stream before response.completed; the answer is incomplete",
                 provider=self.name,
             )
-        yield translator.final()
+        final = translator.final()
+        if not translator.usage_reported:
+            # A Responses-compatible server that reports no usage: an estimate, marked.
+            final.usage = estimated_usage(request, final)
+        yield final
 
     def _json(self, raw: str | bytes) -> Any:
         try:

@@ -158,6 +158,10 @@ class StreamTranslator:
     def finished(self) -> bool:
         return self.result is not None
 
+    @property
+    def usage_reported(self) -> bool:
+        return isinstance((self.result or {}).get("usage"), dict)
+
     def feed(self, kind: str, data: dict[str, Any]) -> StreamChunk | None:
         chunk = self._translate(kind, data)
         if chunk is not None and not self._announced:
