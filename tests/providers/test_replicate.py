@@ -374,3 +374,21 @@ async def test_grpc_errors(up, gw, status, headers, body, error, code, delay):
     details = rpc_details(info.value)
     assert details["reason"] == "ERROR_REASON_" + error.reason.removeprefix("ERROR_REASON_")
     assert details["retry_delay"] == delay and details["metadata"]["provider"] == "rep"
+
+
+async def test_grpc_cancel_of_a_waiting_call_cancels_the_prediction(up, gw):
+    up.add("POST", CREATE, recorded(up, "prediction_processing_after_wait.json", 201))
+    polled = asyncio.Event()
+
+    async def still_running(_: Received) -> Reply:
+        polled.set()
+        return recorded(up, "prediction_processing_after_wait.json")
+
+    up.respond("GET", f"/v1/predictions/{HAIKU_ID}", still_running)
+    seen = cancelled(up, HAIKU_ID)
+    call = gw.stub.Chat(pb.ChatRequest(provider="rep", messages=[t.Message(role=t.ROLE_USER, content="a haiku")]))
+    await asyncio.wait_for(polled.wait(), 5)
+    call.cancel()
+    await asyncio.wait_for(seen.wait(), 5)
+    with pytest.raises(asyncio.CancelledError):
+        await call
