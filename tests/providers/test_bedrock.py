@@ -445,7 +445,7 @@ async def test_reasoning_controls_map_to_each_family(make, bedrock, model, reaso
 
 
 async def test_reasoning_on_a_model_without_it_is_refused_unsent(make, bedrock):
-    with pytest.raises(errors.CapabilityUnsupported, match="no reasoning control"):
+    with pytest.raises(errors.ModelFeatureUnsupported, match="no reasoning control"):
         await make().chat(ChatRequest(model="amazon.nova-micro-v1:0", messages=[user("x")],
                                       reasoning=ReasoningConfig(effort=ReasoningEffort.LOW)))
     with pytest.raises(errors.InvalidRequest, match="thinking budget"):

@@ -31,6 +31,7 @@ from ...domain import (
 from ...errors import (
     CapabilityUnsupported,
     InvalidRequest,
+    ModelFeatureUnsupported,
     PorticoError,
     UpstreamBadRequest,
     UpstreamError,
@@ -215,7 +216,7 @@ class BedrockProvider(HttpProvider):
             return {"reasoning_effort": effort.value}, None
         if style == "always":
             return {}, None  # it reasons unasked and has no control for it (documented)
-        raise CapabilityUnsupported(
+        raise ModelFeatureUnsupported(
             f"provider {self.name!r}: model {request.model!r} has no reasoning control on Bedrock",
             provider=self.name, metadata={"capability": "reasoning"},
         )
