@@ -9,7 +9,12 @@ import time
 import pytest
 from portico_server.config import ConfigError, RedisSettings, parse_config
 from portico_server.shared.redis import SharedStateUnavailable, SharedStore, parse_url
+from prometheus_client import REGISTRY
 from redis_server import RedisServer, free_port
+
+
+def store_up() -> float | None:
+    return REGISTRY.get_sample_value("portico_shared_state_up", {"store": "redis"})
 
 
 def test_urls_of_every_kind_are_understood() -> None:
@@ -55,6 +60,7 @@ async def test_store_answers_then_fails_fast_while_down_and_recovers(redis_serve
                 await store.run(lambda client: client.ping())
         assert time.monotonic() - started < 5, "bounded, not hung"
         assert not store.up and seen == [True, False]
+        assert store_up() == 0
         redis_server.start()
         store.start()  # the probe finds it again without any call
         for _ in range(500):
@@ -62,6 +68,7 @@ async def test_store_answers_then_fails_fast_while_down_and_recovers(redis_serve
                 break
             await asyncio.sleep(0.01)
         assert store.up and seen == [True, False, True]
+        assert store_up() == 1
     finally:
         await store.close()
 
