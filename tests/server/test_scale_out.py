@@ -41,6 +41,8 @@ def config(redis_url: str, *, alpha: dict[str, Any] | None = None, beta: dict[st
                           {"name": "beta", "sha256": sha(BETA), **(beta or {})}]},
         "redis": {"url": redis_url, "retry_interval": 0.2, **redis},
         "metrics": None,
+        # One process per replica (the default is one per core); the workers test asks for two.
+        "server": {"workers": 1},
     }
     return json.dumps(tree)  # JSON is YAML
 
@@ -143,6 +145,9 @@ def test_a_killed_replicas_concurrency_lease_comes_free_after_it_expires(redis_s
         err = refusal(survivor, ALPHA)
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert rpc_details(err)["metadata"]["limit"] == "concurrency"
+        # While its replica lives, the lease is renewed before it could expire.
+        first = lease_expiry(redis_server)
+        wait_for(lambda: lease_expiry(redis_server) > first, "the running call's lease was renewed")
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(10)
         killed = time.monotonic()
@@ -151,6 +156,14 @@ def test_a_killed_replicas_concurrency_lease_comes_free_after_it_expires(redis_s
         # ... and then the slot is free again.
         wait_for(lambda: _succeeds(survivor), "the dead replica's lease expired")
         assert time.monotonic() - killed < 15
+
+
+def lease_expiry(redis_server: RedisServer) -> float:
+    """When the only lease of the fake provider's concurrency limit expires (ms, Redis's clock)."""
+    reply = redis_server.command("ZRANGE", "portico:{limit:provider:fake}:leases", "0", "-1", "WITHSCORES")
+    lines = reply.decode().split("\r\n")
+    assert lines[0] == "*2", reply
+    return float(lines[4])
 
 
 def _succeeds(each: llm_service_pb2_grpc.LLMServiceStub) -> bool:
