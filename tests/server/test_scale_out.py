@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -264,4 +263,3 @@ def test_without_redis_each_process_counts_alone(tmp_path: Path) -> None:
             for _ in range(2):
                 stub(channel).Chat(chat(), metadata=bearer(ALPHA), timeout=10)
             assert refusal(stub(channel), ALPHA).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert os.environ.get("PORTICO_WORKER") is None
