@@ -28,6 +28,8 @@ class RedisServer:
         self.directory = directory
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        #: More redis-server arguments (e.g. cluster mode).
+        self.extra: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -38,7 +40,7 @@ class RedisServer:
         log = (self.directory / "redis.log").open("ab")
         self.process = subprocess.Popen(
             [str(REDIS_BIN), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "yes"],
+             "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "yes", *self.extra],
             stdout=log, stderr=log)
         deadline = time.monotonic() + 20
         while not self.answers():

@@ -123,3 +123,46 @@ async def test_a_sentinel_url_finds_the_master_and_limits_work_through_it(
         assert b"portico:{limit:caller:s}:rpm" in redis_server.command("KEYS", "*")
     finally:
         await store.close()
+
+
+@pytest.fixture
+def cluster_port(tmp_path: Path) -> Iterator[int]:
+    """A one-node Redis Cluster holding every slot: enough to run the scripts as Cluster
+    runs them (each script's keys in one slot)."""
+    directory = tmp_path / "cluster"
+    directory.mkdir()
+    node = RedisServer(directory)
+    # The cluster bus port is named: its default, the port + 10000, may be past 65535.
+    node.extra = ("--cluster-enabled", "yes", "--cluster-config-file", str(directory / "nodes.conf"),
+                  "--cluster-port", str(free_port()))
+    node.start()
+    try:
+        assert node.command("CLUSTER", "ADDSLOTSRANGE", "0", "16383").startswith(b"+OK")
+        deadline = time.monotonic() + 20
+        while b"cluster_state:ok" not in node.command("CLUSTER", "INFO"):
+            assert time.monotonic() < deadline, "the one-node cluster never became ready"
+            time.sleep(0.05)
+        yield node.port
+    finally:
+        node.stop()
+
+
+async def test_a_cluster_url_runs_the_limit_and_budget_scripts(cluster_port: int) -> None:
+    from portico_server.shared.budgets import SharedSpend
+
+    store = SharedStore(RedisSettings(url=f"redis+cluster://127.0.0.1:{cluster_port}",  # type: ignore[arg-type]
+                                      connect_timeout=2, command_timeout=2))
+    try:
+        limits = SharedLimits(store)
+        both = LimitSettings(rpm=1, concurrency=1, queue=0)
+        grant = await limits.acquire("provider:c", both, 0, lambda: None)
+        assert grant is not None
+        with pytest.raises(RateLimited):
+            await limits.acquire("provider:c", both, 0, lambda: None)
+        await limits.release(grant, refund=True)
+        assert await limits.acquire("provider:c", both, 0, lambda: None) is not None
+        spend = SharedSpend(store)
+        assert await spend.charge("alpha", "day", 0.0, time.time() + 60, 40) == 40
+        assert await spend.used("alpha", "day", 0.0) == 40
+    finally:
+        await store.close()
