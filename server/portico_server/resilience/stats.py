@@ -34,6 +34,31 @@ class Figures:
     calls: int = 0
     #: Latencies of the last successful calls, for the p95 a hedge may wait.
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    #: `calls` when the last two figures were shared with other replicas (their weight).
+    shared_at: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerFigures:
+    """Another replica's figures for one name, as it last shared them."""
+
+    latency: float | None
+    ttft: float | None
+    error_rate: float | None
+    #: Its calls over its last two sharing intervals: how much its averages count.
+    weight: int
+
+
+def _merged(own: float | None, own_weight: int, peers: list[tuple[float | None, int]]) -> float | None:
+    """A call-weighted mean of this replica's average and its peers' (a plain mean when
+    nobody made calls lately; None when nobody has a figure)."""
+    values = [(v, w) for v, w in [(own, own_weight), *peers] if v is not None]
+    if not values:
+        return None
+    total = sum(w for _, w in values)
+    if total == 0:
+        return sum(v for v, _ in values) / len(values)
+    return sum(v * w for v, w in values) / total
 
 
 class LiveStats:
@@ -45,6 +70,8 @@ class LiveStats:
     def __init__(self) -> None:
         self._figures: dict[str, Figures] = {}
         self.availability: Callable[[str], bool] = lambda target_name: True
+        #: Other replicas' figures by name (shared state keeps it current; empty alone).
+        self.peers: dict[str, list[PeerFigures]] = {}
 
     def figures(self, name: str) -> Figures:
         found = self._figures.get(name)
@@ -56,11 +83,19 @@ class LiveStats:
 
     def ttft_ewma(self, target_name: str) -> float | None:
         found = self._figures.get(target_name)
-        return None if found is None else found.ttft
+        own = None if found is None else found.ttft
+        peers = self.peers.get(target_name)
+        if not peers:
+            return own
+        return _merged(own, _weight(found), [(p.ttft, p.weight) for p in peers])
 
     def latency_ewma(self, target_name: str) -> float | None:
         found = self._figures.get(target_name)
-        return None if found is None else found.latency
+        own = None if found is None else found.latency
+        peers = self.peers.get(target_name)
+        if not peers:
+            return own
+        return _merged(own, _weight(found), [(p.latency, p.weight) for p in peers])
 
     def in_flight(self, target_name: str) -> int:
         found = self._figures.get(target_name)
@@ -78,7 +113,26 @@ class LiveStats:
 
     def error_rate(self, target_name: str) -> float:
         found = self._figures.get(target_name)
-        return 0.0 if found is None or found.error_rate is None else found.error_rate
+        own = None if found is None else found.error_rate
+        peers = self.peers.get(target_name)
+        if peers:
+            own = _merged(own, _weight(found), [(p.error_rate, p.weight) for p in peers])
+        return 0.0 if own is None else own
+
+    # -- shared with other replicas -----------------------------------------------------
+
+    def share(self) -> dict[str, PeerFigures]:
+        """This replica's figures for the others, each weighted by its calls since the
+        sharing before last; starts the next sharing interval."""
+        shared: dict[str, PeerFigures] = {}
+        for name, figures in self._figures.items():
+            before_last, last = figures.shared_at
+            figures.shared_at = (last, figures.calls)
+            if figures.calls == 0:
+                continue
+            shared[name] = PeerFigures(figures.latency, figures.ttft, figures.error_rate,
+                                       figures.calls - before_last)
+        return shared
 
     # -- fed by the dispatcher ----------------------------------------------------------
 
@@ -109,3 +163,8 @@ class LiveStats:
         for name in names:
             figures = self.figures(name)
             figures.ttft = _ewma(figures.ttft, ttft)
+
+
+def _weight(figures: Figures | None) -> int:
+    """This replica's calls since the sharing before last."""
+    return 0 if figures is None else figures.calls - figures.shared_at[0]
