@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import select
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ import grpc
 import pytest
 from faults import CHAT_PATH, USER, completion, error, openai_provider
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from harness import rpc_details, spawned_gateway
+from harness import PORTICO_BIN, rpc_details
 from portico.v1 import admin_service_pb2 as admin
 from portico.v1 import admin_service_pb2_grpc, llm_service_pb2_grpc
 from portico.v1 import llm_service_pb2 as pb
@@ -65,9 +67,28 @@ def config(up: Upstream, redis: RedisServer) -> str:
 
 @contextlib.contextmanager
 def three_gateways(text: str, tmp_path: Path) -> Iterator[list[str]]:
-    with spawned_gateway(text, tmp_path) as (_, a), spawned_gateway(text, tmp_path) as (_, b), \
-            spawned_gateway(text, tmp_path) as (_, c):
-        yield [a, b, c]
+    """Three `portico serve` processes, started at once (each takes a while to import)."""
+    (tmp_path / "portico.yaml").write_text(text)
+    processes: list[subprocess.Popen[str]] = []
+    try:
+        for index in range(3):
+            with (tmp_path / f"serve-{index}.log").open("w") as log:
+                processes.append(subprocess.Popen(
+                    [PORTICO_BIN, "serve", "--address", "127.0.0.1:0", "--config", str(tmp_path / "portico.yaml")],
+                    stdout=subprocess.PIPE, stderr=log, text=True))
+        addresses = []
+        for index, process in enumerate(processes):
+            assert process.stdout is not None
+            ready, _, _ = select.select([process.stdout], [], [], 90)
+            line = process.stdout.readline() if ready else ""
+            assert line.startswith("portico: listening on "), (tmp_path / f"serve-{index}.log").read_text()
+            addresses.append(line.removeprefix("portico: listening on ").strip())
+        yield addresses
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(10)
 
 
 @contextlib.asynccontextmanager
