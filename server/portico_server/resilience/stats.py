@@ -49,16 +49,32 @@ class PeerFigures:
     weight: int
 
 
-def _merged(own: float | None, own_weight: int, peers: list[tuple[float | None, int]]) -> float | None:
-    """A call-weighted mean of this replica's average and its peers' (a plain mean when
-    nobody made calls lately; None when nobody has a figure)."""
-    values = [(v, w) for v, w in [(own, own_weight), *peers] if v is not None]
-    if not values:
-        return None
-    total = sum(w for _, w in values)
-    if total == 0:
-        return sum(v for v, _ in values) / len(values)
-    return sum(v * w for v, w in values) / total
+@dataclass(frozen=True, slots=True)
+class _PeerSum:
+    """One figure summed over the other replicas that have it, so that merging this
+    replica's own figure in on each read is a few arithmetic operations."""
+
+    weighted: float = 0.0  # sum of value * weight
+    weight: int = 0
+    plain: float = 0.0  # sum of values
+    count: int = 0
+
+    @staticmethod
+    def of(pairs: list[tuple[float | None, int]]) -> _PeerSum:
+        found = [(v, w) for v, w in pairs if v is not None]
+        return _PeerSum(sum(v * w for v, w in found), sum(w for _, w in found),
+                        sum(v for v, _ in found), len(found))
+
+    def merged(self, own: float | None, own_weight: int) -> float | None:
+        """A call-weighted mean of this replica's figure and the others' (a plain mean
+        when nobody made calls lately; None when nobody has the figure)."""
+        if own is None:
+            own_weight = 0
+        weight = self.weight + own_weight
+        if weight:
+            return (self.weighted + (own or 0.0) * own_weight) / weight
+        count = self.count + (own is not None)
+        return (self.plain + (own or 0.0)) / count if count else None
 
 
 class LiveStats:
@@ -70,8 +86,8 @@ class LiveStats:
     def __init__(self) -> None:
         self._figures: dict[str, Figures] = {}
         self.availability: Callable[[str], bool] = lambda target_name: True
-        #: Other replicas' figures by name (shared state keeps it current; empty alone).
-        self.peers: dict[str, list[PeerFigures]] = {}
+        #: Other replicas' figures by name, summed (shared state keeps them current).
+        self._peers: dict[str, tuple[_PeerSum, _PeerSum, _PeerSum]] = {}
 
     def figures(self, name: str) -> Figures:
         found = self._figures.get(name)
@@ -84,18 +100,14 @@ class LiveStats:
     def ttft_ewma(self, target_name: str) -> float | None:
         found = self._figures.get(target_name)
         own = None if found is None else found.ttft
-        peers = self.peers.get(target_name)
-        if not peers:
-            return own
-        return _merged(own, _weight(found), [(p.ttft, p.weight) for p in peers])
+        peers = self._peers.get(target_name)
+        return own if peers is None else peers[0].merged(own, _weight(found))
 
     def latency_ewma(self, target_name: str) -> float | None:
         found = self._figures.get(target_name)
         own = None if found is None else found.latency
-        peers = self.peers.get(target_name)
-        if not peers:
-            return own
-        return _merged(own, _weight(found), [(p.latency, p.weight) for p in peers])
+        peers = self._peers.get(target_name)
+        return own if peers is None else peers[1].merged(own, _weight(found))
 
     def in_flight(self, target_name: str) -> int:
         found = self._figures.get(target_name)
@@ -114,12 +126,20 @@ class LiveStats:
     def error_rate(self, target_name: str) -> float:
         found = self._figures.get(target_name)
         own = None if found is None else found.error_rate
-        peers = self.peers.get(target_name)
-        if peers:
-            own = _merged(own, _weight(found), [(p.error_rate, p.weight) for p in peers])
+        peers = self._peers.get(target_name)
+        if peers is not None:
+            own = peers[2].merged(own, _weight(found))
         return 0.0 if own is None else own
 
     # -- shared with other replicas -----------------------------------------------------
+
+    def set_peers(self, peers: dict[str, list[PeerFigures]]) -> None:
+        """The other replicas' latest figures (replacing those set before)."""
+        self._peers = {name: (
+            _PeerSum.of([(f.ttft, f.weight) for f in found]),
+            _PeerSum.of([(f.latency, f.weight) for f in found]),
+            _PeerSum.of([(f.error_rate, f.weight) for f in found]),
+        ) for name, found in peers.items() if found}
 
     def share(self) -> dict[str, PeerFigures]:
         """This replica's figures for the others, each weighted by its calls since the

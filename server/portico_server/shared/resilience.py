@@ -303,7 +303,7 @@ class SharedResilience:
             except SharedStateUnavailable as exc:
                 self._unreachable("could not share live figures", exc)
                 continue
-            stats.peers = self._peers(everyone)
+            stats.set_peers(self._peers(everyone))
 
     def _peers(self, everyone: dict[Any, Any]) -> dict[str, list[PeerFigures]]:
         peers: dict[str, list[PeerFigures]] = {}
