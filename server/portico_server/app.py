@@ -173,7 +173,10 @@ class Gateway:
                     f"the configuration was refused and the running one stays: {exc}",
                 ) from None
             # One synchronous step, so a new call sees either the old set or the new one.
+            pinned = list(self.router.pinned)
             self.config, self.providers, self.router = config, providers, router
+            if self.shared_resilience is not None:
+                self.shared_resilience.reloaded(pinned)
             _name_metrics(config, providers, self.dispatcher)
             self.servicer.router = router
             self.auth.replace(rings)

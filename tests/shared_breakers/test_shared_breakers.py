@@ -60,7 +60,9 @@ def config(up: Upstream, redis: RedisServer) -> str:
     return json.dumps({
         "server": {"health_probe_interval": 0},
         "providers": [openai_provider("openai", up, retry={"enabled": False},
-                                      breaker={"failures": 2, "recovery": 60})],
+                                      breaker={"failures": 2, "recovery": 60}),
+                      openai_provider("spare", up)],
+        "groups": {"chat": {"deployments": [{"provider": "openai", "model": "gpt-4o"}]}},
         "redis": {"url": redis.url, "retry_interval": 0.2},
     })
 
@@ -120,7 +122,8 @@ async def test_failures_on_one_replica_make_the_others_fail_fast_and_a_reset_on_
                     assert refused["metadata"]["breaker"] == "openai"
                 assert len(up.received) == 2  # only replica a's two calls reached the upstream
                 listed = (await b.admin.ListBreakers(admin.ListBreakersRequest())).breakers
-                assert [(x.key, x.state) for x in listed] == [("openai", pb.BREAKER_STATE_OPEN)]
+                assert [(x.key, x.state) for x in listed] == [
+                    ("openai", pb.BREAKER_STATE_OPEN), ("spare", pb.BREAKER_STATE_CLOSED)]
                 trial_in = listed[0].next_trial_at.ToSeconds() - listed[0].opened_at.ToSeconds()
                 assert trial_in == pytest.approx(60, abs=0.05)
 
@@ -131,6 +134,19 @@ async def test_failures_on_one_replica_make_the_others_fail_fast_and_a_reset_on_
                 await asyncio.gather(*watching)
                 for replica in (a, b, c):
                     assert (await replica.stub.Chat(REQUEST, timeout=10)).content == "fixed"
+
+                # A route pinned through one replica is pinned on all.
+                await c.admin.SwitchRoute(admin.SwitchRouteRequest(route="chat", target="spare", reason="drill"))
+                for replica in (a, b):
+                    await until_answered_by(replica, "spare")
+
+
+async def until_answered_by(replica: Replica, provider: str) -> None:
+    request = pb.ChatRequest(model="chat", messages=[USER])
+    for _ in range(500):
+        if (await replica.stub.Chat(request, timeout=10)).provider == provider:
+            return
+    raise AssertionError(f"the route was never pinned to {provider}")
 
 
 async def test_redis_stopped_calls_flow_on_local_breakers_and_restarted_they_are_shared_again(

@@ -139,6 +139,12 @@ class SharedResilience:
                 pipe.hdel(self._routes_key, route)
         self._spawn(self._write(write, {"kind": "switch", "route": route, "target": target}))
 
+    def reloaded(self, pinned: list[str]) -> None:
+        """This replica reloaded its configuration, which ends route pins (the file has the
+        last word): end them on every replica. `pinned`: the routes pinned before."""
+        self._spawn(self._write(lambda pipe: pipe.delete(self._routes_key),
+                                {"kind": "unpin", "routes": pinned}))
+
     def _breaker_changed(self, breaker: CircuitBreaker) -> None:
         if breaker.state is BreakerState.OPEN:
             opened = breaker.opened_at_wall() or time.time()
@@ -266,6 +272,9 @@ class SharedResilience:
                 self.dispatcher.cool_down(message["provider"], float(message["until"]) - time.time())
             elif kind == "switch":
                 self._adopt_switch(message["route"], message["target"])
+            elif kind == "unpin":
+                for route in message["routes"]:
+                    self._adopt_switch(route, "")
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("shared state: ignored a message it cannot read (%s)", exc)
 
