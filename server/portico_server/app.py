@@ -36,6 +36,9 @@ from .resilience.dispatcher import Dispatcher
 from .resilience.limits import Limits
 from .router import Router
 from .servicer import LLMServicer, fail
+from .shared.budgets import SharedSpend
+from .shared.limits import SharedLimits
+from .shared.redis import HEALTH_SERVICE as SHARED_STATE_HEALTH
 from .shared.redis import SharedStore
 from .shared.resilience import SharedResilience
 from .shedding import LoadShedder
@@ -79,12 +82,16 @@ class Gateway:
         self.reuse_port = reuse_port
         self.providers, key_groups = _build_providers(config)
         self.health = HealthReporter(self.providers)
-        self.dispatcher = Dispatcher(self.health, limits=Limits(config))
+        #: Limits and budgets shared with the other workers and replicas; None without Redis.
+        self.shared: SharedStore | None = SharedStore(config.redis) if config.redis is not None else None
+        shared_limits = SharedLimits(self.shared) if self.shared is not None else None
+        shared_spend = SharedSpend(self.shared) if self.shared is not None else None
+        self.dispatcher = Dispatcher(self.health, limits=Limits(config, shared=shared_limits))
         # Routing orders targets by the dispatcher's live figures (latency, breakers, cooldowns).
         self.router = Router(self.providers, config.aliases, config.groups, key_groups, stats=self.dispatcher.stats)
         # Who may call (auth.py) and what each caller may do (callers.py).
         self.auth = Authenticator(keyrings(config.auth))
-        self.callers = CallerPolicies(config.auth)
+        self.callers = CallerPolicies(config.auth, shared_limits, shared_spend)
         #: This process's share (worker `worker` of `workers`) of the gateway-wide load caps.
         self.load = LoadShedder(config.server.load, worker, workers)
         self.servicer = LLMServicer(
@@ -93,12 +100,10 @@ class Gateway:
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.generations = Generations(self.providers)
         self.history = AdminHistory()
-        #: Redis shared by every worker and replica (None: each process on its own).
-        self.shared_store = SharedStore(config.redis) if config.redis is not None else None
-        #: Breakers, cooldowns, route pins and live figures shared through it.
+        #: Breakers, cooldowns, route pins and live figures shared through Redis.
         self.shared_resilience = (
-            SharedResilience(self.shared_store, self.dispatcher, self._breaker_settings, self._pin_here)
-            if self.shared_store is not None else None)
+            SharedResilience(self.shared, self.dispatcher, self._breaker_settings, self._pin_here)
+            if self.shared is not None else None)
         self._reloading = asyncio.Lock()
         self._signal_reloads: set[asyncio.Task[None]] = set()
         self.server: grpc.aio.Server | None = None
@@ -245,8 +250,12 @@ class Gateway:
         if certificates is not None:
             log.info("%s", certificates.describe())
         await self.health.start(settings.health_probe_interval)
-        if self.shared_store is not None:
-            self.shared_store.start()
+        if self.shared is not None:
+            servicer = self.health.servicer
+            self.shared.on_change(lambda up: servicer.put(
+                SHARED_STATE_HEALTH, health_pb2.HealthCheckResponse.SERVING if up
+                else health_pb2.HealthCheckResponse.NOT_SERVING))
+            self.shared.start()
         if self.shared_resilience is not None:
             self.shared_resilience.start()
 
@@ -264,8 +273,11 @@ class Gateway:
         await _close_all(self.providers)
         if self.shared_resilience is not None:
             await self.shared_resilience.close()
-        if self.shared_store is not None:
-            await self.shared_store.close()
+        if self.shared is not None:
+            for limits in (self.dispatcher.limits, self.callers.limits):
+                if limits.shared is not None:
+                    await limits.shared.close()
+            await self.shared.close()
 
 
 def _build_providers(
