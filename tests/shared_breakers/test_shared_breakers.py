@@ -18,7 +18,7 @@ import grpc
 import pytest
 from faults import CHAT_PATH, USER, completion, error, openai_provider
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from harness import PORTICO_BIN, rpc_details
+from harness import PORTICO_BIN, rpc_details, spawned_gateway
 from portico.v1 import admin_service_pb2 as admin
 from portico.v1 import admin_service_pb2_grpc, llm_service_pb2_grpc
 from portico.v1 import llm_service_pb2 as pb
@@ -177,3 +177,53 @@ async def test_redis_stopped_calls_flow_on_local_breakers_and_restarted_they_are
                 received = len(up.received)
                 assert (await c.refused())["reason"] == "ERROR_REASON_CIRCUIT_OPEN"
                 assert len(up.received) == received
+
+
+def fresh_channel(address: str) -> grpc.Channel:
+    # A TCP connection of its own: with several workers, each lands on one of them.
+    return grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+def worker_of(channel: grpc.Channel) -> int:
+    health = health_pb2_grpc.HealthStub(channel)
+    for index in (1, 2):
+        try:
+            health.Check(health_pb2.HealthCheckRequest(service=f"portico.worker.{index}"), timeout=10)
+            return index
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.NOT_FOUND
+    raise AssertionError("no worker answered")
+
+
+def channel_to_worker(address: str, wanted: int) -> grpc.Channel:
+    for _ in range(100):
+        channel = fresh_channel(address)
+        if worker_of(channel) == wanted:
+            return channel
+        channel.close()
+    raise AssertionError(f"no connection landed on worker {wanted}")
+
+
+async def test_the_workers_of_one_gateway_share_a_breaker(tmp_path: Path, redis_server: RedisServer) -> None:
+    async with Upstream() as up:
+        up.always("POST", CHAT_PATH, error(503))
+        text = config(up, redis_server)
+        with spawned_gateway(text, tmp_path, "--workers", "2") as (_, address):
+            first, second = channel_to_worker(address, 1), channel_to_worker(address, 2)
+            try:
+                for _ in range(2):
+                    with pytest.raises(grpc.RpcError) as failed:
+                        await asyncio.to_thread(llm_service_pb2_grpc.LLMServiceStub(first).Chat, REQUEST, timeout=10)
+                    assert rpc_details(failed.value)["reason"] == "ERROR_REASON_UPSTREAM_UNAVAILABLE"
+                watch = health_pb2_grpc.HealthStub(second).Watch(
+                    health_pb2.HealthCheckRequest(service="portico.provider.openai"), timeout=20)
+                statuses = (update.status for update in watch)
+                assert await asyncio.to_thread(lambda: NOT_SERVING in statuses)
+                watch.cancel()
+                with pytest.raises(grpc.RpcError) as refused:
+                    await asyncio.to_thread(llm_service_pb2_grpc.LLMServiceStub(second).Chat, REQUEST, timeout=10)
+                assert rpc_details(refused.value)["reason"] == "ERROR_REASON_CIRCUIT_OPEN"
+                assert len(up.received) == 2
+            finally:
+                first.close()
+                second.close()
