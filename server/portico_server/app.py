@@ -23,7 +23,7 @@ from .admin_history import SIGHUP_REASON, AdminHistory, EventKind
 from .auth import Authenticator, AuthInterceptor, describe, keyrings
 from .callers import CallerPolicies
 from .capabilities import CapabilityResolver
-from .config import ConfigError, GatewayConfig, StartupError, expand_api_keys, load_config
+from .config import BreakerSettings, ConfigError, GatewayConfig, StartupError, expand_api_keys, load_config
 from .connections import connection_options
 from .errors import InvalidRequest, PorticoError, UnknownProvider
 from .generation import Generations
@@ -40,6 +40,7 @@ from .shared.budgets import SharedSpend
 from .shared.limits import SharedLimits
 from .shared.redis import HEALTH_SERVICE as SHARED_STATE_HEALTH
 from .shared.redis import SharedStore
+from .shared.resilience import SharedResilience
 from .shedding import LoadShedder
 from .tls import ServerCertificates
 from .workers import default_worker_count, supervise
@@ -99,6 +100,10 @@ class Gateway:
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.generations = Generations(self.providers)
         self.history = AdminHistory()
+        #: Breakers, cooldowns, route pins and live figures shared through Redis.
+        self.shared_resilience = (
+            SharedResilience(self.shared, self.dispatcher, self._breaker_settings, self._pin_here)
+            if self.shared is not None else None)
         self._reloading = asyncio.Lock()
         self._signal_reloads: set[asyncio.Task[None]] = set()
         self.server: grpc.aio.Server | None = None
@@ -117,16 +122,31 @@ class Gateway:
                 metadata={"field": "provider", "provider": provider},
             )
         breakers = [b for name in members for b in self.dispatcher.breakers.reset(name)]
+        if self.shared_resilience is not None:
+            for name in members:
+                self.shared_resilience.reset(name, [b for b in breakers if b.provider == name])
         self.history.record(EventKind.BREAKER_RESET, provider, reason, True)
         return breakers
 
     def switch_route(self, route: str, target: str, reason: str) -> str:
         """Pin `route` to `target` (empty: restore it); returns the previous pin."""
         previous = self.router.switch(route, target)
+        if self.shared_resilience is not None:
+            self.shared_resilience.switched(route, target)
         subject = f"{route} -> {target or '(configured)'}"
         self.history.record(EventKind.SWITCH, subject, reason, True, f"was {previous or '(configured)'}")
         log.warning("route %s switched to %s (%s)", route, target or "its configuration", reason or "no reason given")
         return previous
+
+    def _breaker_settings(self, provider: str) -> BreakerSettings | None:
+        found = self.providers.get(provider)
+        return None if found is None else found.settings.breaker
+
+    def _pin_here(self, route: str, target: str) -> None:
+        """Another replica's operator pinned a route: pin it here too."""
+        if self.router.pinned.get(route, "") != target:
+            self.router.switch(route, target)
+            log.warning("route %s switched to %s on another replica", route, target or "its configuration")
 
     async def reload(self, reason: str) -> list[str]:
         """Read the configuration file again and use it for new calls. The server section
@@ -158,7 +178,10 @@ class Gateway:
                     f"the configuration was refused and the running one stays: {exc}",
                 ) from None
             # One synchronous step, so a new call sees either the old set or the new one.
+            pinned = list(self.router.pinned)
             self.config, self.providers, self.router = config, providers, router
+            if self.shared_resilience is not None:
+                self.shared_resilience.reloaded(pinned)
             _name_metrics(config, providers, self.dispatcher)
             self.servicer.router = router
             self.auth.replace(rings)
@@ -233,6 +256,8 @@ class Gateway:
                 SHARED_STATE_HEALTH, health_pb2.HealthCheckResponse.SERVING if up
                 else health_pb2.HealthCheckResponse.NOT_SERVING))
             self.shared.start()
+        if self.shared_resilience is not None:
+            self.shared_resilience.start()
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, give in-flight ones `grace` seconds, then close providers."""
@@ -246,6 +271,8 @@ class Gateway:
         for generation in self.generations.draining:
             await generation.drained()
         await _close_all(self.providers)
+        if self.shared_resilience is not None:
+            await self.shared_resilience.close()
         if self.shared is not None:
             for limits in (self.dispatcher.limits, self.callers.limits):
                 if limits.shared is not None:

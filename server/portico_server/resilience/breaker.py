@@ -14,7 +14,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from .. import errors
 from ..config import BreakerSettings
@@ -62,6 +62,11 @@ class CircuitBreaker:
         self.rejections = 0
         self._trials = 0
         self._timer: asyncio.TimerHandle | None = None
+        #: Told of this replica's own openings and closings (not of those adopted from
+        #: other replicas), so that shared state can pass them on.
+        self.on_local_change: Callable[[CircuitBreaker], None] | None = None
+        #: Told when one of this replica's trial calls ends (shared state frees its claim).
+        self.on_trial_end: Callable[[CircuitBreaker], None] | None = None
 
     def time_left_open(self) -> float:
         """Seconds until trial calls may pass (0 unless open)."""
@@ -112,6 +117,11 @@ class CircuitBreaker:
         """The call ended in a way that says nothing of the provider's health."""
         self._end_trial(trial)
 
+    def trial_refused(self) -> None:
+        """The trial call `allow()` granted may not go after all (another replica sends it)."""
+        self._trials = max(0, self._trials - 1)
+        self.rejections += 1
+
     def probe_succeeded(self) -> None:
         """A health probe reached the provider: trial calls may go now."""
         if self.state is BreakerState.OPEN:
@@ -121,6 +131,18 @@ class CircuitBreaker:
         """Closed, with no failures in a row (an operator's word that the provider is fine)."""
         self.consecutive_failures = 0
         self._move(BreakerState.CLOSED)
+
+    def adopt_open(self, opened_at_wall: float) -> None:
+        """Another replica opened this breaker at `opened_at_wall` (seconds since the
+        epoch): open here too, with trial calls due when they are due there."""
+        if self.state is BreakerState.OPEN and abs((self.opened_at_wall() or 0.0) - opened_at_wall) < 0.01:
+            return
+        self._move(BreakerState.OPEN, local=False, opened_at=self._clock() - max(0.0, time.time() - opened_at_wall))
+
+    def adopt_closed(self) -> None:
+        """Another replica closed this breaker (a trial call passed, or an operator reset it)."""
+        self.consecutive_failures = 0
+        self._move(BreakerState.CLOSED, local=False)
 
     def opened_at_wall(self) -> float | None:
         """When it last opened, in seconds since the epoch (None: never)."""
@@ -137,18 +159,24 @@ class CircuitBreaker:
     def _end_trial(self, trial: bool) -> None:
         if trial:
             self._trials = max(0, self._trials - 1)
+            if self.on_trial_end is not None:
+                self.on_trial_end(self)
 
-    def _move(self, state: BreakerState) -> None:
-        if state is self.state:
+    def _move(self, state: BreakerState, local: bool = True, opened_at: float | None = None) -> None:
+        """`local`: this replica saw the reason (not another replica through shared state);
+        `opened_at`: when it opened, on this process's clock (default: now)."""
+        if state is self.state and (state is not BreakerState.OPEN or local):
             return
-        log.warning("circuit breaker %s: %s -> %s", self.key, self.state.value, state.value)
+        log.warning("circuit breaker %s: %s -> %s%s", self.key, self.state.value, state.value,
+                    "" if local else " (seen by another replica)")
+        if state is BreakerState.OPEN and self.state is not BreakerState.OPEN:
+            self.times_opened += 1
         self.state = state
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if state is BreakerState.OPEN:
-            self.opened_at = self._clock()
-            self.times_opened += 1
+            self.opened_at = self._clock() if opened_at is None else opened_at
             self._trials = 0
             # Half-open on time even when no call comes, so health watchers see it.
             try:
@@ -156,10 +184,12 @@ class CircuitBreaker:
             except RuntimeError:
                 loop = None
             if loop is not None:
-                self._timer = loop.call_later(self.settings.recovery, self._recovered)
+                self._timer = loop.call_later(self.time_left_open(), self._recovered)
         elif state is BreakerState.CLOSED:
             self._trials = 0
         self._on_change(self)
+        if local and state is not BreakerState.HALF_OPEN and self.on_local_change is not None:
+            self.on_local_change(self)
 
     def _recovered(self) -> None:
         self._timer = None
@@ -179,6 +209,13 @@ class Breakers:
         self._on_change = on_change
         self._clock = clock
         self._breakers: dict[str, CircuitBreaker] = {}
+        #: Told of each breaker this replica opens or closes itself (shared state sets it).
+        self.on_local_change: Callable[[CircuitBreaker], None] | None = None
+        #: Asked before a half-open trial call goes: may this replica send it? (Shared
+        #: state sets it, so that replicas do not all probe a recovering provider at once.)
+        self.trial_gate: Callable[[CircuitBreaker], Awaitable[bool]] | None = None
+        #: Told when a trial call the gate let through ends.
+        self.on_trial_end: Callable[[CircuitBreaker], None] | None = None
 
     def get(self, provider: str, model: str, settings: BreakerSettings) -> CircuitBreaker | None:
         """The breaker a call to `provider`/`model` passes, or None when turned off."""
@@ -188,6 +225,8 @@ class Breakers:
         breaker = self._breakers.get(key)
         if breaker is None:
             breaker = self._breakers[key] = CircuitBreaker(key, provider, settings, self._changed, self._clock)
+            breaker.on_local_change = self._local_change
+            breaker.on_trial_end = self._trial_end
         elif breaker.settings is not settings:
             breaker.settings = settings  # a configuration reload changed them; the state stays
         return breaker
@@ -199,6 +238,12 @@ class Breakers:
             if breaker is not None and breaker.provider == provider:
                 return breaker.time_left_open() <= 0
         return True
+
+    def by_key(self, key: str) -> CircuitBreaker | None:
+        return self._breakers.get(key)
+
+    def all(self) -> list[CircuitBreaker]:
+        return list(self._breakers.values())
 
     def of_provider(self, provider: str) -> list[CircuitBreaker]:
         return [b for b in self._breakers.values() if b.provider == provider]
@@ -226,6 +271,14 @@ class Breakers:
     def close(self) -> None:
         for breaker in self._breakers.values():
             breaker.close()
+
+    def _trial_end(self, breaker: CircuitBreaker) -> None:
+        if self.on_trial_end is not None:
+            self.on_trial_end(breaker)
+
+    def _local_change(self, breaker: CircuitBreaker) -> None:
+        if self.on_local_change is not None:
+            self.on_local_change(breaker)
 
     def _changed(self, breaker: CircuitBreaker) -> None:
         self._on_change(breaker.provider, self.state(breaker.provider) is not BreakerState.CLOSED)

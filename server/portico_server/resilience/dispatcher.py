@@ -98,10 +98,12 @@ class _Upstream:
         self.started = time.monotonic()
         self.answered = False  # has the first token (a unary answer) been timed?
 
-    def begin(self) -> None:
+    async def begin(self) -> None:
         """Raises CircuitOpen (recorded as a skipped attempt) when the breaker refuses."""
         try:
             self.trial = self.breaker.allow() if self.breaker is not None else False
+            if self.trial and self.breaker is not None:
+                await self._claim_trial(self.breaker)
         except errors.CircuitOpen as exc:
             self.trace.failed(self.target.provider.name, self.target.model, exc, 0.0, self.wait, skipped=True)
             raise
@@ -109,6 +111,18 @@ class _Upstream:
         self.d.stats.started(*self.names)
         if tracing.enabled:
             self.span = tracing.start_attempt(self.operation, self.target.provider, self.target.model, self.request)
+
+    async def _claim_trial(self, breaker: CircuitBreaker) -> None:
+        """With shared state, one replica at a time sends a half-open breaker's trial calls."""
+        gate = self.d.breakers.trial_gate
+        if gate is None or await gate(breaker):
+            return
+        breaker.trial_refused()
+        self.trial = False
+        raise errors.CircuitOpen(
+            f"provider {breaker.provider!r} is failing: its circuit breaker ({breaker.key}) is half-open "
+            "and another replica is sending its trial calls",
+            provider=breaker.provider, retry_after=breaker.settings.recovery, metadata={"breaker": breaker.key})
 
     def first_token(self) -> None:
         self.answered = True
@@ -161,6 +175,9 @@ class Dispatcher:
         health.probe_listeners.append(self.breakers.probe_result)
         self._cooldown_until: dict[str, float] = {}
         self._cooldown_timers: dict[str, asyncio.TimerHandle] = {}
+        #: Told of each quota cooldown this replica starts (provider, seconds), so that
+        #: shared state can pass it on.
+        self.on_cooldown: Callable[[str, float], None] | None = None
 
     def _breaker_changed(self, provider: str, down: bool) -> None:
         self.health.mark(provider, "breaker", down)
@@ -184,6 +201,14 @@ class Dispatcher:
         if seconds <= 0:
             return
         log.warning("provider %s: quota exhausted, cooling down for %.0f s", name, seconds)
+        self.cool_down(name, seconds)
+        if self.on_cooldown is not None:
+            self.on_cooldown(name, seconds)
+
+    def cool_down(self, name: str, seconds: float) -> None:
+        """Skip provider `name` for `seconds` (its quota is exhausted, here or on another replica)."""
+        if seconds <= 0 or self.cooldown_left(name) >= seconds:
+            return
         self._cooldown_until[name] = time.monotonic() + seconds
         self.health.mark(name, "cooldown", True)
         timer = self._cooldown_timers.pop(name, None)
@@ -307,7 +332,7 @@ class Dispatcher:
                 _check_deadline(call, target)
                 upstream = _Upstream(self, target, trace, (wait + waits.pop()) if waits else wait,
                                      send.operation, send.request)
-                upstream.begin()
+                await upstream.begin()
                 try:
                     result = await send.call(target)
                 except BaseException as exc:
@@ -424,7 +449,7 @@ class Dispatcher:
         async def attempt(wait: float) -> tuple[_Upstream, AsyncGenerator[StreamChunk, None], StreamChunk | None]:
             _check_deadline(call, target)
             upstream = _Upstream(self, target, trace, (wait + waits.pop()) if waits else wait, "chat", request)
-            upstream.begin()
+            await upstream.begin()
             chunks: AsyncGenerator[StreamChunk, None] | None = None
             try:
                 target.provider.check_passthrough(request.passthrough)

@@ -34,6 +34,47 @@ class Figures:
     calls: int = 0
     #: Latencies of the last successful calls, for the p95 a hedge may wait.
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    #: `calls` when the last two figures were shared with other replicas (their weight).
+    shared_at: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerFigures:
+    """Another replica's figures for one name, as it last shared them."""
+
+    latency: float | None
+    ttft: float | None
+    error_rate: float | None
+    #: Its calls over its last two sharing intervals: how much its averages count.
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class _PeerSum:
+    """One figure summed over the other replicas that have it, so that merging this
+    replica's own figure in on each read is a few arithmetic operations."""
+
+    weighted: float = 0.0  # sum of value * weight
+    weight: int = 0
+    plain: float = 0.0  # sum of values
+    count: int = 0
+
+    @staticmethod
+    def of(pairs: list[tuple[float | None, int]]) -> _PeerSum:
+        found = [(v, w) for v, w in pairs if v is not None]
+        return _PeerSum(sum(v * w for v, w in found), sum(w for _, w in found),
+                        sum(v for v, _ in found), len(found))
+
+    def merged(self, own: float | None, own_weight: int) -> float | None:
+        """A call-weighted mean of this replica's figure and the others' (a plain mean
+        when nobody made calls lately; None when nobody has the figure)."""
+        if own is None:
+            own_weight = 0
+        weight = self.weight + own_weight
+        if weight:
+            return (self.weighted + (own or 0.0) * own_weight) / weight
+        count = self.count + (own is not None)
+        return (self.plain + (own or 0.0)) / count if count else None
 
 
 class LiveStats:
@@ -45,6 +86,8 @@ class LiveStats:
     def __init__(self) -> None:
         self._figures: dict[str, Figures] = {}
         self.availability: Callable[[str], bool] = lambda target_name: True
+        #: Other replicas' figures by name, summed (shared state keeps them current).
+        self._peers: dict[str, tuple[_PeerSum, _PeerSum, _PeerSum]] = {}
 
     def figures(self, name: str) -> Figures:
         found = self._figures.get(name)
@@ -56,11 +99,15 @@ class LiveStats:
 
     def ttft_ewma(self, target_name: str) -> float | None:
         found = self._figures.get(target_name)
-        return None if found is None else found.ttft
+        own = None if found is None else found.ttft
+        peers = self._peers.get(target_name)
+        return own if peers is None else peers[0].merged(own, _weight(found))
 
     def latency_ewma(self, target_name: str) -> float | None:
         found = self._figures.get(target_name)
-        return None if found is None else found.latency
+        own = None if found is None else found.latency
+        peers = self._peers.get(target_name)
+        return own if peers is None else peers[1].merged(own, _weight(found))
 
     def in_flight(self, target_name: str) -> int:
         found = self._figures.get(target_name)
@@ -78,7 +125,34 @@ class LiveStats:
 
     def error_rate(self, target_name: str) -> float:
         found = self._figures.get(target_name)
-        return 0.0 if found is None or found.error_rate is None else found.error_rate
+        own = None if found is None else found.error_rate
+        peers = self._peers.get(target_name)
+        if peers is not None:
+            own = peers[2].merged(own, _weight(found))
+        return 0.0 if own is None else own
+
+    # -- shared with other replicas -----------------------------------------------------
+
+    def set_peers(self, peers: dict[str, list[PeerFigures]]) -> None:
+        """The other replicas' latest figures (replacing those set before)."""
+        self._peers = {name: (
+            _PeerSum.of([(f.ttft, f.weight) for f in found]),
+            _PeerSum.of([(f.latency, f.weight) for f in found]),
+            _PeerSum.of([(f.error_rate, f.weight) for f in found]),
+        ) for name, found in peers.items() if found}
+
+    def share(self) -> dict[str, PeerFigures]:
+        """This replica's figures for the others, each weighted by its calls since the
+        sharing before last; starts the next sharing interval."""
+        shared: dict[str, PeerFigures] = {}
+        for name, figures in self._figures.items():
+            before_last, last = figures.shared_at
+            figures.shared_at = (last, figures.calls)
+            if figures.calls == 0:
+                continue
+            shared[name] = PeerFigures(figures.latency, figures.ttft, figures.error_rate,
+                                       figures.calls - before_last)
+        return shared
 
     # -- fed by the dispatcher ----------------------------------------------------------
 
@@ -109,3 +183,8 @@ class LiveStats:
         for name in names:
             figures = self.figures(name)
             figures.ttft = _ewma(figures.ttft, ttft)
+
+
+def _weight(figures: Figures | None) -> int:
+    """This replica's calls since the sharing before last."""
+    return 0 if figures is None else figures.calls - figures.shared_at[0]
