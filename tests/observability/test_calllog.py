@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from harness import PORTICO_BIN, spawned_gateway
+from harness import PORTICO_BIN, eventually, spawned_gateway
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 from portico.v1 import types_pb2 as t
@@ -57,6 +57,9 @@ async def test_one_json_line_per_call_with_what_an_operator_asks_first(tmp_path:
     config = {"server": {"health_probe_interval": 0, "workers": 1}, "providers": [FAKE]}
     with spawned_gateway(yaml.safe_dump(config), tmp_path) as (_, address):
         request_id = await make_calls(address)
+        # A call's line is written once its status is sent, so it may trail the answer.
+        await eventually(lambda: gateway_log(tmp_path).count('"logger":"portico.call"') == 4,
+                         "a line for each of the 4 calls")
         log = gateway_log(tmp_path)
     chat, stream, failed, refused = call_lines(log)
     assert chat["request_id"] == request_id
