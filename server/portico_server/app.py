@@ -21,6 +21,7 @@ from . import calllog, intake, metrics, tracing
 from .admin import AdminServicer
 from .admin_history import SIGHUP_REASON, AdminHistory, EventKind
 from .auth import Authenticator, AuthInterceptor, describe, keyrings
+from .cache.build import build_response_cache
 from .callers import CallerPolicies
 from .capabilities import CapabilityResolver
 from .config import ConfigError, GatewayConfig, StartupError, expand_api_keys, load_config
@@ -85,8 +86,10 @@ class Gateway:
         self.callers = CallerPolicies(config.auth)
         #: This process's share (worker `worker` of `workers`) of the gateway-wide load caps.
         self.load = LoadShedder(config.server.load, worker, workers)
+        self.response_cache = build_response_cache(config.response_cache)
         self.servicer = LLMServicer(
-            self.router, CapabilityResolver(), self.health, self.dispatcher, self.callers, self.load)
+            self.router, CapabilityResolver(), self.health, self.dispatcher, self.callers, self.load,
+            self.response_cache)
         _name_metrics(config, self.providers, self.dispatcher)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.generations = Generations(self.providers)
@@ -153,6 +156,8 @@ class Gateway:
             self.config, self.providers, self.router = config, providers, router
             _name_metrics(config, providers, self.dispatcher)
             self.servicer.router = router
+            # Which routes are cached and for how long; the store stays (its backend needs a restart).
+            self.response_cache.settings = config.response_cache
             self.auth.replace(rings)
             self.callers.update(config.auth)
             self.dispatcher.limits.update(config)  # in-flight calls stay counted; queues keep their order
@@ -232,6 +237,7 @@ class Gateway:
         for generation in self.generations.draining:
             await generation.drained()
         await _close_all(self.providers)
+        await self.response_cache.close()
 
 
 def _build_providers(

@@ -478,6 +478,56 @@ class LoggingSettings(_Strict):
         return value.lower() if isinstance(value, str) else value
 
 
+class CacheRouteSettings(_Strict):
+    """A model group, alias, model or provider whose eligible calls are cached without
+    the caller asking (the caller's `x-portico-cache: off` still wins)."""
+
+    #: Seconds an answer stays; unset: `response_cache.ttl`.
+    ttl: float | None = Field(default=None, gt=0)
+
+
+class SemanticCacheSettings(_Strict):
+    """Answers to a similar last user message (off by default; docs/response-cache.md)."""
+
+    enabled: bool = False
+    #: Cosine similarity a stored question must reach to be answered from the cache.
+    threshold: float = Field(default=0.95, gt=0, le=1)
+    #: Where the last user message is embedded, through the gateway's own Embed path:
+    #: a provider, alias or group name, and a model ("" for the provider's embedding model).
+    embedding_provider: str = Field(default="", max_length=200)
+    embedding_model: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _embedding_named(self) -> SemanticCacheSettings:
+        if self.enabled and not (self.embedding_provider or self.embedding_model):
+            raise ValueError("enabled needs embedding_provider and/or embedding_model: where questions are embedded")
+        return self
+
+
+class ResponseCacheSettings(_Strict):
+    """The exact response cache (cache/). Only deterministic calls are cached unless the
+    caller allows sampled ones; a call is cached when its caller asks (`x-portico-cache`)
+    or its route is listed under `models`."""
+
+    #: memory: this process; redis: the `redis` section's server (shared by replicas);
+    #: auto: redis when a `redis` section exists, else memory.
+    backend: Literal["auto", "memory", "redis"] = "auto"
+    #: Seconds an answer stays in the cache.
+    ttl: float = Field(default=300.0, gt=0)
+    #: The in-memory store's bounds: answers, and their bytes in all (least recently used go first).
+    max_entries: int = Field(default=10_000, gt=0)
+    max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    #: Larger answers are not stored.
+    max_entry_bytes: int = Field(default=1024 * 1024, gt=0)
+    #: shared: one answer for every caller sending the same request; caller: one per caller key.
+    scope: Literal["shared", "caller"] = "shared"
+    #: Honour the per-request opt-in; false: only the routes under `models` are cached.
+    per_request: bool = True
+    #: Group, alias, model or "provider/model" names cached for every eligible call.
+    models: dict[str, CacheRouteSettings] = Field(default_factory=dict)
+    semantic: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
+
+
 class GatewayConfig(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     metrics: MetricsSettings | None = Field(default_factory=lambda: MetricsSettings(port=0))
@@ -494,6 +544,8 @@ class GatewayConfig(_Strict):
     group_limits: dict[str, LimitSettings] = Field(default_factory=dict)
     #: Caller keys, admin keys, and what health and reflection need.
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    #: Exact (and optionally semantic) response cache; nothing is cached unless asked.
+    response_cache: ResponseCacheSettings = Field(default_factory=ResponseCacheSettings)
 
     @field_validator("providers")
     @classmethod

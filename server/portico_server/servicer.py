@@ -25,6 +25,7 @@ from portico.v1 import llm_service_pb2_grpc
 
 from . import convert, observe, offload, paging
 from .auth import current_caller
+from .cache.response_cache import CACHE_TRAILER, CacheUse, ResponseCache, decode_chunks, encode_chunks
 from .call import CallContext
 from .callers import CallerPolicies
 from .capabilities import CapabilityResolver
@@ -143,6 +144,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         dispatcher: Dispatcher | None = None,
         callers: CallerPolicies | None = None,
         load: LoadShedder | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.router = router
         self.capabilities = capabilities
@@ -152,6 +154,8 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self.callers = callers
         self.load = load or LoadShedder(LoadSettings())
         self.shutting_down = False
+        #: The response cache (cache/); None: no call is cached.
+        self.cache = cache
 
     def _admit(self, request: Any, context: Context, kind: Kind | None = Kind.CALL) -> str:
         """Checks before any work, in order; returns the caller's name ("" when the gateway
@@ -171,6 +175,12 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         if caller and self.callers is not None:
             self.callers.permit(caller, plan, model)
 
+    def _cache_use(self, method: str, request: pb.ChatRequest, chat: Any, context: Context,
+                   caller: str) -> CacheUse | None:
+        if self.cache is None:
+            return None
+        return self.cache.use(method, request.provider, request.model, chat, context.invocation_metadata(), caller)
+
     def _spend(self, call: CallContext, tokens: int) -> Any:
         """The caller's rate limits and budget, held for the block (`async with`)."""
         if call.caller and self.callers is not None:
@@ -188,10 +198,19 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         tokens = estimate_call_tokens(chat)
         plan = self.router.plan(request.provider, request.model, call=call, estimated_tokens=tokens)
         self._permit(caller, plan, request.model)
+        cache = self._cache_use("chat", request, chat, context, caller)
+        if cache is not None and self.cache is not None:
+            found = await self.cache.get(cache)
+            trace.cache = found[1] if found is not None else "miss"
+            if found is not None:
+                return pb.CompletionResponse.FromString(found[0])
         async with self._spend(call, tokens) as spend:
             result = await self.dispatcher.chat(plan, chat, call, trace)
             spend.settle(used_tokens(result.usage))
-        return convert.completion(result, result.provider)
+        response = convert.completion(result, result.provider)
+        if cache is not None and self.cache is not None:
+            await self.cache.put(cache, response.SerializeToString())
+        return response
 
     async def StreamChat(  # type: ignore[override]  # writes through context, returns nothing
         self, request: pb.ChatRequest, context: Context
@@ -202,7 +221,6 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         request_id = _begin(context, request)
         trace = Trace.begin()
         record = observe.CallRecord("StreamChat", request, request_id, trace)
-        written = False
         trace.active = True
         try:
             caller = self._admit(request, context, Kind.STREAM)
@@ -212,15 +230,14 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             tokens = estimate_call_tokens(chat)
             plan = self.router.plan(request.provider, request.model, call=call, estimated_tokens=tokens)
             self._permit(caller, plan, request.model)
-            write, encode = context.write, convert.chunk
-            async with (self._spend(call, tokens) as spend,
-                        contextlib.aclosing(self.dispatcher.stream(plan, chat, call, trace)) as chunks):
-                async for chunk in chunks:
-                    if chunk.is_final:
-                        spend.settle(used_tokens(chunk.usage))
-                    await write(encode(chunk))  # deltas arrive encoded; intake.py passes bytes through
-                    record.chunk(chunk)
-                    written = True
+            cache = self._cache_use("stream", request, chat, context, caller)
+            found = await self.cache.get(cache) if cache is not None and self.cache is not None else None
+            if cache is not None:
+                trace.cache = found[1] if found is not None else "miss"
+            if found is not None:
+                await self._replay(context, found, record)
+            else:
+                await self._stream(context, plan, chat, call, trace, record, tokens, cache)
         except grpc.aio.AbortError:
             record.aborted(context)
             raise
@@ -228,13 +245,42 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             record.cancelled(context)
             raise
         except Exception as exc:
-            if written and isinstance(exc, PorticoError):
+            if record.chunks and isinstance(exc, PorticoError):
                 exc.retry_safe = False  # the caller already has part of an answer
             await _fail(context, exc, "StreamChat", request_id, trace, record)
         else:
             context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *trace.metadata()))
         finally:
             record.end()
+
+    async def _stream(self, context: Context, plan: Plan, chat: Any, call: CallContext, trace: Trace,
+                      record: observe.CallRecord, tokens: int, cache: CacheUse | None) -> None:
+        write, encode = context.write, convert.chunk
+        # The encoded chunks, kept for the cache while the stream is clean (no failover marker).
+        kept: list[bytes] | None = [] if cache is not None else None
+        async with (self._spend(call, tokens) as spend,
+                    contextlib.aclosing(self.dispatcher.stream(plan, chat, call, trace)) as chunks):
+            async for chunk in chunks:
+                if chunk.is_final:
+                    spend.settle(used_tokens(chunk.usage))
+                encoded = encode(chunk)
+                await write(encoded)  # deltas arrive encoded; intake.py passes bytes through
+                record.chunk(chunk)
+                if kept is None:
+                    continue
+                if chunk.failover is not None:
+                    kept = None  # a stream that changed target mid-way is not worth repeating
+                    continue
+                kept.append(encoded if isinstance(encoded, bytes) else encoded.SerializeToString())
+                if chunk.is_final and cache is not None and self.cache is not None:
+                    await self.cache.put(cache, encode_chunks(kept))
+
+    async def _replay(self, context: Context, found: tuple[bytes, str], record: observe.CallRecord) -> None:
+        """Write a cached stream chunk by chunk, as it was first sent."""
+        await context.send_initial_metadata(((CACHE_TRAILER, found[1]),))
+        for encoded in decode_chunks(found[0]):
+            await context.write(encoded)
+            record.chunk(convert.stored_chunk(encoded))
 
     @_unary
     async def Embed(
