@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs as real parts: `prometheus` (the
 # server the metrics test scrapes the gateway with, and `promtool`, which checks the
-# alert rules under deploy/prometheus/).
+# alert rules under deploy/prometheus/) and `redis-server` (the shared-state store the
+# scale-out tests run several gateway processes against).
 #
 # Idempotent: a command already on PATH is not installed again, so a second run only
 # looks the commands up. Needs root (or sudo) only when something is missing.
@@ -11,6 +12,7 @@ set -euo pipefail
 PACKAGES=(
   "prometheus prometheus"
   "promtool   prometheus"
+  "redis-server redis-server"
 )
 
 missing=()

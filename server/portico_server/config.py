@@ -464,6 +464,41 @@ class MetricsSettings(_Strict):
     port: int = Field(default=9464, ge=0, le=65535)
 
 
+class RedisSettings(_Strict):
+    """The Redis that workers and replicas share limits, leases and budgets through
+    (docs/scale-out.md). Durations are in seconds."""
+
+    #: redis://, rediss://, unix://, redis+cluster://host:port[,host:port] or
+    #: redis+sentinel://host:26379[,host:26379]/master[/db]; may carry a password.
+    url: SecretStr
+    #: Redis unreachable: `open` falls back to each process's own limits and budgets,
+    #: `closed` refuses calls that a limit or budget applies to (UNAVAILABLE).
+    on_unavailable: Literal["open", "closed"] = "open"
+    #: Longest wait for one command's answer; a call never waits longer on Redis.
+    command_timeout: float = Field(default=0.25, gt=0, le=10)
+    connect_timeout: float = Field(default=0.25, gt=0, le=10)
+    #: After a failure, Redis is not asked again for this long (a probe then pings it).
+    retry_interval: float = Field(default=1.0, gt=0, le=60)
+    #: A concurrency lease not renewed for this long is given up: what a replica that
+    #: died held comes free after it. Renewed every third of it while the call runs.
+    lease_ttl: float = Field(default=15.0, ge=1, le=3600)
+    #: Connections per process.
+    max_connections: int = Field(default=64, gt=0)
+    #: Prefix of every key, so several gateways may share one Redis.
+    key_prefix: str = Field(default="portico:", max_length=64)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: SecretStr) -> SecretStr:
+        from .shared.redis import parse_url
+
+        try:
+            parse_url(value.get_secret_value())
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("redis.url: ")) from None
+        return value
+
+
 class LoggingSettings(_Strict):
     #: auto: JSON lines unless stderr is a terminal, then plain text.
     format: Literal["auto", "json", "text"] = "auto"
@@ -546,6 +581,8 @@ class GatewayConfig(_Strict):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     #: Exact (and optionally semantic) response cache; nothing is cached unless asked.
     response_cache: ResponseCacheSettings = Field(default_factory=ResponseCacheSettings)
+    #: Shared state of every worker and replica; None: each process counts on its own.
+    redis: RedisSettings | None = None
 
     @field_validator("providers")
     @classmethod
