@@ -22,6 +22,7 @@ from .admin import AdminServicer
 from .admin_history import SIGHUP_REASON, AdminHistory, EventKind
 from .auth import Authenticator, AuthInterceptor, describe, keyrings
 from .cache.build import build_response_cache
+from .cache.semantic import gateway_embedder
 from .callers import CallerPolicies
 from .capabilities import CapabilityResolver
 from .config import ConfigError, GatewayConfig, StartupError, expand_api_keys, load_config
@@ -37,6 +38,7 @@ from .resilience.dispatcher import Dispatcher
 from .resilience.limits import Limits
 from .router import Router
 from .servicer import LLMServicer, fail
+from .shared.redis import SharedStore
 from .shedding import LoadShedder
 from .tls import ServerCertificates
 from .workers import default_worker_count, supervise
@@ -78,6 +80,8 @@ class Gateway:
         self.reuse_port = reuse_port
         self.providers, key_groups = _build_providers(config)
         self.health = HealthReporter(self.providers)
+        #: State shared with the other workers and replicas; None without Redis.
+        self.shared: SharedStore | None = SharedStore(config.redis) if config.redis is not None else None
         self.dispatcher = Dispatcher(self.health, limits=Limits(config))
         # Routing orders targets by the dispatcher's live figures (latency, breakers, cooldowns).
         self.router = Router(self.providers, config.aliases, config.groups, key_groups, stats=self.dispatcher.stats)
@@ -86,10 +90,12 @@ class Gateway:
         self.callers = CallerPolicies(config.auth)
         #: This process's share (worker `worker` of `workers`) of the gateway-wide load caps.
         self.load = LoadShedder(config.server.load, worker, workers)
-        self.response_cache = build_response_cache(config.response_cache)
         self.servicer = LLMServicer(
-            self.router, CapabilityResolver(), self.health, self.dispatcher, self.callers, self.load,
-            self.response_cache)
+            self.router, CapabilityResolver(), self.health, self.dispatcher, self.callers, self.load)
+        semantic = config.response_cache.semantic
+        self.response_cache = self.servicer.cache = build_response_cache(
+            config.response_cache, self.shared,
+            gateway_embedder(self.servicer, semantic.embedding_provider, semantic.embedding_model, semantic.timeout))
         _name_metrics(config, self.providers, self.dispatcher)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.generations = Generations(self.providers)
@@ -238,6 +244,8 @@ class Gateway:
             await generation.drained()
         await _close_all(self.providers)
         await self.response_cache.close()
+        if self.shared is not None:
+            await self.shared.close()
 
 
 def _build_providers(

@@ -531,6 +531,8 @@ class SemanticCacheSettings(_Strict):
     #: a provider, alias or group name, and a model ("" for the provider's embedding model).
     embedding_provider: str = Field(default="", max_length=200)
     embedding_model: str = Field(default="", max_length=200)
+    #: Seconds the lookup (embedding included) may take before the call goes on uncached.
+    timeout: float = Field(default=2.0, gt=0, le=60)
 
     @model_validator(mode="after")
     def _embedding_named(self) -> SemanticCacheSettings:
@@ -600,6 +602,12 @@ class GatewayConfig(_Strict):
         for name in self.group_limits:
             if name not in known:
                 raise ValueError(f"group_limits.{name}: names no group, alias or provider with api_keys")
+        return self
+
+    @model_validator(mode="after")
+    def _cache_backend_exists(self) -> GatewayConfig:
+        if self.response_cache.backend == "redis" and self.redis is None:
+            raise ValueError("response_cache.backend is redis, but there is no redis section naming a server")
         return self
 
     @model_validator(mode="after")

@@ -107,7 +107,8 @@ class ResponseCache:
             metrics.cache_lookup(use.method, "hit")
             return value, "hit"
         if use.semantic is not None and self.semantic is not None:
-            entry = await self._bounded(self.semantic.find(use.semantic), "semantic_get")
+            entry = await self._bounded(self.semantic.find(use.semantic), "semantic_get",
+                                        timeout=self.settings.semantic.timeout)
             if entry is not None:
                 value = await self._bounded(self.store.get(entry), "get")
                 if value is not None:
@@ -123,12 +124,13 @@ class ResponseCache:
             return
         stored = await self._bounded(self.store.put(use.key, value, use.ttl), "put", True)
         if stored and use.semantic is not None and self.semantic is not None:
-            await self._bounded(self.semantic.remember(use.semantic, use.key), "semantic_put")
+            await self._bounded(self.semantic.remember(use.semantic, use.key), "semantic_put",
+                                timeout=self.settings.semantic.timeout)
         metrics.cache_store(use.method, "stored" if stored else "error")
 
-    async def _bounded(self, operation: Any, what: str, done: Any = None) -> Any:
+    async def _bounded(self, operation: Any, what: str, done: Any = None, timeout: float = STORE_TIMEOUT) -> Any:
         try:
-            result = await asyncio.wait_for(operation, STORE_TIMEOUT)
+            result = await asyncio.wait_for(operation, timeout)
         except Exception as exc:  # a cache that fails is a miss, never a failed call
             metrics.cache_error(what)
             log.warning("response cache %s failed: %s", what, type(exc).__name__)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
+
+from ..shared.redis import SharedStore
 
 
 class CacheStore(Protocol):
@@ -62,21 +64,21 @@ class MemoryStore:
 
 
 class RedisStore:
-    """Answers in Redis under `prefix`, each with Redis's own expiry (`SET ... PX`), so
-    every process that reaches the server sees one cache and nothing outlives its TTL."""
+    """Answers in the shared-state Redis (shared/redis.py), each with Redis's own expiry
+    (`SET ... PX`), so every worker and replica sees one cache and nothing outlives its
+    TTL. Commands go through the store's circuit: an unreachable Redis fails at once."""
 
-    def __init__(self, client: Any, prefix: str = "portico:cache:", owned: bool = False) -> None:
-        self._client = client
-        self._prefix = prefix
-        self._owned = owned
+    def __init__(self, shared: SharedStore) -> None:
+        self._shared = shared
+        # One key per answer, without a hash tag: answers spread over a Cluster's slots.
+        self._prefix = f"{shared.prefix}cache:"
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._client.get(self._prefix + key)
+        value = await self._shared.run(lambda client: client.get(self._prefix + key))
         return bytes(value) if value is not None else None
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
-        await self._client.set(self._prefix + key, value, px=max(1, int(ttl * 1000)))
+        await self._shared.run(lambda client: client.set(self._prefix + key, value, px=max(1, int(ttl * 1000))))
 
     async def close(self) -> None:
-        if self._owned:
-            await self._client.aclose()
+        return None  # the connection is the gateway's, closed with it
