@@ -608,6 +608,11 @@ class GatewayConfig(_Strict):
     def _cache_backend_exists(self) -> GatewayConfig:
         if self.response_cache.backend == "redis" and self.redis is None:
             raise ValueError("response_cache.backend is redis, but there is no redis section naming a server")
+        semantic = self.response_cache.semantic
+        known = {*self.groups, *self.aliases, *(p.name for p in self.providers)}
+        if semantic.enabled and semantic.embedding_provider and semantic.embedding_provider not in known:
+            raise ValueError(f"response_cache.semantic.embedding_provider: {semantic.embedding_provider!r} names "
+                             "no provider, alias or group")
         return self
 
     @model_validator(mode="after")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from portico_server.cache.key import request_key
 from portico_server.cache.response_cache import decode_chunks, encode_chunks
 from portico_server.cache.store import MemoryStore
+from portico_server.config import ConfigError, parse_config
 from portico_server.domain import ChatRequest, ContentPart, Message, ResponseFormat, ResponseFormatType, Role
 
 
@@ -77,3 +79,16 @@ def test_the_key_ignores_key_order_and_text_encoding_but_not_meaning() -> None:
         request_key("chat", "p", "m", _chat(passthrough={"logprobs": True})),
     }
     assert len(distinct) == 9
+
+
+def test_configuration_mistakes_are_named() -> None:
+    fake = [{"name": "fake", "kind": "fake"}]
+    with pytest.raises(ConfigError, match=r"response_cache\.backend is redis, but there is no redis section"):
+        parse_config({"providers": fake, "response_cache": {"backend": "redis"}})
+    with pytest.raises(ConfigError, match="embedding_provider: 'nowhere' names no provider"):
+        parse_config({"providers": fake, "response_cache": {"semantic": {
+            "enabled": True, "embedding_provider": "nowhere"}}})
+    with pytest.raises(ConfigError, match="enabled needs embedding_provider"):
+        parse_config({"providers": fake, "response_cache": {"semantic": {"enabled": True}}})
+    with pytest.raises(ConfigError, match=r"response_cache\.ttl"):
+        parse_config({"providers": fake, "response_cache": {"ttl": 0}})

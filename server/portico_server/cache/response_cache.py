@@ -24,6 +24,7 @@ from .. import metrics
 from ..config import ResponseCacheSettings
 from ..domain import ChatRequest
 from ..errors import InvalidRequest
+from ..shared.redis import SharedStateUnavailable
 from .key import request_key
 
 if TYPE_CHECKING:
@@ -133,7 +134,9 @@ class ResponseCache:
             result = await asyncio.wait_for(operation, timeout)
         except Exception as exc:  # a cache that fails is a miss, never a failed call
             metrics.cache_error(what)
-            log.warning("response cache %s failed: %s", what, type(exc).__name__)
+            # The shared store logs Redis going away and coming back, once each.
+            level = logging.DEBUG if isinstance(exc, SharedStateUnavailable) else logging.WARNING
+            log.log(level, "response cache %s failed: %s", what, type(exc).__name__)
             return None
         return done if done is not None else result
 
