@@ -38,6 +38,9 @@ from .resilience.dispatcher import Dispatcher
 from .resilience.limits import Limits
 from .router import Router
 from .servicer import LLMServicer, fail
+from .shared.budgets import SharedSpend
+from .shared.limits import SharedLimits
+from .shared.redis import HEALTH_SERVICE as SHARED_STATE_HEALTH
 from .shared.redis import SharedStore
 from .shedding import LoadShedder
 from .tls import ServerCertificates
@@ -80,14 +83,16 @@ class Gateway:
         self.reuse_port = reuse_port
         self.providers, key_groups = _build_providers(config)
         self.health = HealthReporter(self.providers)
-        #: State shared with the other workers and replicas; None without Redis.
+        #: Limits and budgets shared with the other workers and replicas; None without Redis.
         self.shared: SharedStore | None = SharedStore(config.redis) if config.redis is not None else None
-        self.dispatcher = Dispatcher(self.health, limits=Limits(config))
+        shared_limits = SharedLimits(self.shared) if self.shared is not None else None
+        shared_spend = SharedSpend(self.shared) if self.shared is not None else None
+        self.dispatcher = Dispatcher(self.health, limits=Limits(config, shared=shared_limits))
         # Routing orders targets by the dispatcher's live figures (latency, breakers, cooldowns).
         self.router = Router(self.providers, config.aliases, config.groups, key_groups, stats=self.dispatcher.stats)
         # Who may call (auth.py) and what each caller may do (callers.py).
         self.auth = Authenticator(keyrings(config.auth))
-        self.callers = CallerPolicies(config.auth)
+        self.callers = CallerPolicies(config.auth, shared_limits, shared_spend)
         #: This process's share (worker `worker` of `workers`) of the gateway-wide load caps.
         self.load = LoadShedder(config.server.load, worker, workers)
         self.servicer = LLMServicer(
@@ -230,6 +235,12 @@ class Gateway:
         if certificates is not None:
             log.info("%s", certificates.describe())
         await self.health.start(settings.health_probe_interval)
+        if self.shared is not None:
+            servicer = self.health.servicer
+            self.shared.on_change(lambda up: servicer.put(
+                SHARED_STATE_HEALTH, health_pb2.HealthCheckResponse.SERVING if up
+                else health_pb2.HealthCheckResponse.NOT_SERVING))
+            self.shared.start()
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, give in-flight ones `grace` seconds, then close providers."""
@@ -245,6 +256,9 @@ class Gateway:
         await _close_all(self.providers)
         await self.response_cache.close()
         if self.shared is not None:
+            for limits in (self.dispatcher.limits, self.callers.limits):
+                if limits.shared is not None:
+                    await limits.shared.close()
             await self.shared.close()
 
 

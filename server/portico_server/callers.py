@@ -11,7 +11,8 @@ tried, and a plan left empty is PERMISSION_DENIED naming the model asked for.
 Requests and tokens per minute reuse the gateway's rate-limit buckets
 (resilience/limits.py) with no queue: over a limit the call is refused at once with
 RESOURCE_EXHAUSTED and the wait in RetryInfo, before any upstream work. Budgets are in
-budgets.py. Everything is counted in this process only.
+budgets.py. Without Redis everything is counted in this process only; with a `redis:`
+section limits and budgets hold across every worker and replica (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from .config import AuthSettings, CallerKeySettings, KeyAllow, LimitSettings
 from .errors import PermissionDenied, RateLimited
 from .resilience.limits import Limits, Ticket
 from .router import Plan, Target
+from .shared.budgets import SharedSpend
+from .shared.limits import SharedLimits, SharedStateRefusal
 
 
 def caller_key(name: str) -> str:
@@ -74,11 +77,13 @@ class CallerPolicies:
     """Every caller key's allow list, limits and budget. `update` applies a reloaded file;
     limits and budgets of keys that stay keep what they counted."""
 
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(self, settings: AuthSettings, shared_limits: SharedLimits | None = None,
+                 shared_spend: SharedSpend | None = None) -> None:
         self._allow: dict[str, KeyAllow] = {}
         self._limited: dict[str, str] = {}  # caller -> what its limits are, for refusals
         self._budgets: dict[str, Budget] = {}
-        self.limits = Limits({})
+        self._shared_spend = shared_spend
+        self.limits = Limits({}, shared=shared_limits)
         self.update(settings)
 
     def update(self, settings: AuthSettings) -> None:
@@ -94,7 +99,7 @@ class CallerPolicies:
             if name in self._budgets:
                 self._budgets[name].reconfigure(budget)
             else:
-                self._budgets[name] = Budget(name, budget)
+                self._budgets[name] = Budget(name, budget, shared=self._shared_spend)
 
     def described(self, caller: str) -> str:
         return self._limited.get(caller, "")
@@ -140,13 +145,15 @@ class _Admission:
 
     async def __aenter__(self) -> Spend:
         if self._budget is not None:
-            self._budget.check()
+            await self._budget.check_shared()
         if not self._limited:
             return Spend(None, self._budget, self._tokens)
         caller = self._caller
         held = self._policies.limits.admit(caller_key(caller), self._call, self._tokens)
         try:
             ticket = await held.__aenter__()
+        except SharedStateRefusal:
+            raise
         except RateLimited as exc:
             raise RateLimited(
                 f"caller {caller!r} is over its rate limit ({self._policies.described(caller)}); "
@@ -159,6 +166,9 @@ class _Admission:
     async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if self._held is not None:
             await self._held.__aexit__(kind, exc, tb)
+        if self._budget is not None:
+            # Before the answer leaves: the next call on any replica sees this spend.
+            await self._budget.flush()
 
 
 class _Unlimited(_Admission):

@@ -4,12 +4,23 @@ longer than its timeouts, with its circuit, gauge and recovery."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from portico_server.config import ConfigError, RedisSettings, parse_config
+from portico_server.config import ConfigError, LimitSettings, RedisSettings, parse_config
+from portico_server.errors import RateLimited
+from portico_server.shared.limits import SharedLimits
 from portico_server.shared.redis import SharedStateUnavailable, SharedStore, parse_url
-from redis_server import RedisServer, free_port
+from prometheus_client import REGISTRY
+from redis_server import REDIS_BIN, RedisServer, free_port
+
+
+def store_up() -> float | None:
+    return REGISTRY.get_sample_value("portico_shared_state_up", {"store": "redis"})
 
 
 def test_urls_of_every_kind_are_understood() -> None:
@@ -55,6 +66,7 @@ async def test_store_answers_then_fails_fast_while_down_and_recovers(redis_serve
                 await store.run(lambda client: client.ping())
         assert time.monotonic() - started < 5, "bounded, not hung"
         assert not store.up and seen == [True, False]
+        assert store_up() == 0
         redis_server.start()
         store.start()  # the probe finds it again without any call
         for _ in range(500):
@@ -62,6 +74,7 @@ async def test_store_answers_then_fails_fast_while_down_and_recovers(redis_serve
                 break
             await asyncio.sleep(0.01)
         assert store.up and seen == [True, False, True]
+        assert store_up() == 1
     finally:
         await store.close()
 
@@ -73,3 +86,40 @@ async def test_an_address_nobody_answers_is_not_waited_on() -> None:
         await store.run(lambda client: client.ping())
     assert time.monotonic() - started < 3
     await store.close()
+
+
+@pytest.fixture
+def sentinel_port(redis_server: RedisServer, tmp_path: Path) -> Iterator[int]:
+    """A real Sentinel (redis-server --sentinel) watching `redis_server` as `portico-master`."""
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+                    f"sentinel monitor portico-master 127.0.0.1 {redis_server.port} 1\n")
+    sentinel = subprocess.Popen([str(REDIS_BIN), str(conf), "--sentinel"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield port
+    finally:
+        sentinel.kill()
+        sentinel.wait(10)
+
+
+async def test_a_sentinel_url_finds_the_master_and_limits_work_through_it(
+        redis_server: RedisServer, sentinel_port: int) -> None:
+    store = SharedStore(RedisSettings(  # type: ignore[arg-type]
+        url=f"redis+sentinel://127.0.0.1:{sentinel_port}/portico-master/0", connect_timeout=2, command_timeout=2))
+    limits = SharedLimits(store)
+    try:
+        for _ in range(200):  # the sentinel takes a moment to listen
+            with contextlib.suppress(SharedStateUnavailable):
+                await store.run(lambda client: client.ping())
+                break
+            await asyncio.sleep(0.05)
+        rpm = LimitSettings(rpm=1, queue=0)
+        assert await limits.acquire("caller:s", rpm, 0, lambda: None) is not None
+        with pytest.raises(RateLimited):
+            await limits.acquire("caller:s", rpm, 0, lambda: None)
+        # The counter is on the master the sentinel named.
+        assert b"portico:{limit:caller:s}:rpm" in redis_server.command("KEYS", "*")
+    finally:
+        await store.close()

@@ -17,6 +17,11 @@ refill continuously, so a full minute's worth may start at once and the rest is 
 evenly. Everything runs on the event loop's thread: each state change ends in `_pump`,
 which admits queue heads until one must wait, and arms a timer when that wait is the
 buckets' refill, so no wake-up depends on another call finishing.
+
+With a `redis:` section the same limits also hold across every worker and replica
+(`shared.limits.SharedLimits`): a call first passes this process's limits (the queue and
+its priorities), then the shared ones. The local limits stay as they are, so they are
+what remains when Redis is unreachable under `on_unavailable: open`.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from ..domain import ChatRequest, Priority, Usage
 from ..errors import CircuitOpen, DeadlineExceeded, RateLimited
 from ..providers.base import estimate_tokens
 from ..router import Target
+from ..shared.limits import SharedGrant, SharedLimits
 
 #: Priorities from the one served first.
 _ORDER = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
@@ -396,6 +402,9 @@ class Ticket:
     grants: list[_Grant] = field(default_factory=list)
     #: Seconds the call waited in queues before it was admitted.
     waited: float = 0.0
+    #: Its holds on the limits shared with the other replicas (none without Redis).
+    shared: list[SharedGrant] = field(default_factory=list)
+    shared_limits: SharedLimits | None = None
 
     def settle(self, used_tokens: int | None) -> None:
         """Correct the tokens-per-minute charge with what the provider reported (None:
@@ -405,6 +414,9 @@ class Ticket:
         for grant in self.grants:
             if not grant.released:
                 grant.limiter.settle(grant, used_tokens)
+        if self.shared_limits is not None:
+            for shared in self.shared:
+                self.shared_limits.settle(shared, used_tokens)
 
 
 class Limits:
@@ -415,8 +427,11 @@ class Limits:
         config: GatewayConfig | Mapping[str, LimitSettings] | None = None,
         *,
         clock: Clock | None = None,
+        shared: SharedLimits | None = None,
     ) -> None:
         self.clock: Clock = clock or LoopClock()
+        #: The limits' shared counterparts in Redis; None: this process counts alone.
+        self.shared = shared
         self._limiters: dict[str, KeyLimiter] = {}
         self.update(config)
 
@@ -488,19 +503,21 @@ class Limits:
         limiters = [self._limiters[key] for key in keys if key in self._limiters]
         if not limiters:
             return _UNLIMITED
-        return _Admission(limiters, call, estimated_tokens)
+        return _Admission(limiters, call, estimated_tokens, self.shared)
 
 
 class _Admission:
     """The `async with` of `Limits.admit`: enter waits and holds, exit releases."""
 
-    __slots__ = ("_call", "_limiters", "_ticket", "_tokens")
+    __slots__ = ("_call", "_limiters", "_shared", "_ticket", "_tokens")
 
-    def __init__(self, limiters: list[KeyLimiter], call: CallContext, estimated_tokens: int) -> None:
+    def __init__(self, limiters: list[KeyLimiter], call: CallContext, estimated_tokens: int,
+                 shared: SharedLimits | None = None) -> None:
         self._limiters = limiters
         self._call = call
         self._tokens = estimated_tokens
-        self._ticket = Ticket()
+        self._shared = shared
+        self._ticket = Ticket(shared_limits=shared)
 
     async def __aenter__(self) -> Ticket:
         ticket = self._ticket
@@ -509,9 +526,15 @@ class _Admission:
         try:
             for limiter in self._limiters:
                 ticket.grants.append(await limiter.acquire(self._call, self._tokens))
+            if self._shared is not None:
+                for limiter in self._limiters:
+                    held = await self._shared.acquire(limiter.key, limiter.settings, self._tokens, self._call.remaining)
+                    if held is not None:
+                        ticket.shared.append(held)
         except BaseException:
             for grant in ticket.grants:
                 grant.limiter.release(grant, refund=True)
+            await self._release_shared(refund=True)
             raise
         ticket.waited = clock.now() - started
         return ticket
@@ -522,6 +545,13 @@ class _Admission:
         refund = isinstance(exc, _NEVER_SENT)
         for grant in self._ticket.grants:
             grant.limiter.release(grant, refund=refund)
+        await self._release_shared(refund=refund)
+
+    async def _release_shared(self, *, refund: bool) -> None:
+        if self._shared is not None and self._ticket.shared:
+            # Shielded: a cancelled call still hands its lease back now, not at its expiry.
+            await asyncio.shield(asyncio.gather(
+                *(self._shared.release(grant, refund=refund) for grant in self._ticket.shared)))
 
 
 #: Failures that say the call never left the gateway.

@@ -37,14 +37,18 @@ from ..config import ConfigError, RedisSettings
 
 log = logging.getLogger("portico.shared")
 
+# Labelled so that a gateway without a `redis:` section exports no series at all (an
+# unlabelled gauge would read 0, "down", where nothing is configured).
 SHARED_STATE_UP = Gauge(
     "portico_shared_state_up",
     "1 while the shared-state Redis answers, 0 while it does not (limits then follow redis.on_unavailable).",
+    ["store"],
     multiprocess_mode="min",
 )
 SHARED_STATE_FAILURES = Gauge(
     "portico_shared_state_unavailable_seconds",
     "Unix time at which the shared-state Redis was last found unreachable (0: never).",
+    ["store"],
     multiprocess_mode="max",
 )
 
@@ -160,7 +164,10 @@ class SharedStore:
         self._up: bool | None = None
         self._listeners: list[Callable[[bool], None]] = []
         self._probe: asyncio.Task[None] | None = None
-        SHARED_STATE_UP.set(1)
+        self._up_gauge = SHARED_STATE_UP.labels(store="redis")
+        self._failed_gauge = SHARED_STATE_FAILURES.labels(store="redis")
+        self._up_gauge.set(1)
+        self._failed_gauge.set(0)
 
     @property
     def fail_open(self) -> bool:
@@ -218,9 +225,9 @@ class SharedStore:
         if up and self._up is False:
             log.warning("shared-state store %s reachable again; shared limits resume", self.endpoint.describe())
         self._up = up
-        SHARED_STATE_UP.set(1 if up else 0)
+        self._up_gauge.set(1 if up else 0)
         if not up:
-            SHARED_STATE_FAILURES.set(time.time())
+            self._failed_gauge.set(time.time())
         for listener in self._listeners:
             listener(up)
 
