@@ -7,7 +7,9 @@ answer and every error carries the call's request id in the `x-request-id` trail
 calls that reach a provider carry the attempt trace (resilience/trace.py).
 Request size and item counts are checked before decoding, in intake.py. Admission
 (`_admit`) refuses calls while shutting down, then sheds load (shedding.py) before the
-request is checked or any upstream work starts.
+request is checked or any upstream work starts. A chat call the response cache may
+answer (cache/) asks it after routing and the caller's permissions, before rate limits,
+budgets and the dispatcher: a hit spends nothing upstream.
 """
 
 from __future__ import annotations
