@@ -50,6 +50,11 @@ class Row:
         return self.chunks_per_s if not math.isnan(self.chunks_per_s) else self.calls_per_s
 
 
+def number(value: float, digits: int = 0) -> str:
+    """A figure for the console: "—" when it was not measured."""
+    return _n(value, digits)
+
+
 def _n(value: float, digits: int = 0, suffix: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"

@@ -309,8 +309,8 @@ def workers_point(run: Run, targets: dict[str, Target], generators: list[str], n
             rates.append(row.calls_per_s)
         scaling[generator] = {"one_worker_calls_per_s": rates[0], "n_workers_calls_per_s": rates[1],
                               "speed_up": rates[1] / rates[0] if rates[0] else math.nan}
-        print(f"workers ({generator}): 1 worker {rates[0]:,.0f} calls/s, {n} workers {rates[1]:,.0f} calls/s, "
-              f"x{scaling[generator]['speed_up']:.2f}", flush=True)
+        print(f"workers ({generator}): 1 worker {report.number(rates[0])} calls/s, {n} workers "
+              f"{report.number(rates[1])} calls/s, x{report.number(scaling[generator]['speed_up'], 2)}", flush=True)
     run.extras["workers_scaling"] = {"workers": n, "cores": os.cpu_count() or 0, "by_generator": scaling}
 
 
