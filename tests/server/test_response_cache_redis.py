@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 from faults import CHAT_PATH, completion, stream_reply
-from harness import running_gateway, spawned_gateway
+from harness import eventually, running_gateway, spawned_gateway
 from portico.v1 import llm_service_pb2 as pb
 from portico.v1 import llm_service_pb2_grpc
 from portico.v1 import types_pb2 as t
@@ -74,8 +74,11 @@ async def test_redis_keeps_an_answer_for_its_ttl(redis_server: RedisServer) -> N
 
             # Once Redis expires it, the next call goes upstream again.
             redis_server.command("PEXPIRE", stored[0], "1")
-            await gw.stub.Chat(ask())  # a miss (the entry is gone) or, at worst, answered fresh
+            await eventually(lambda: redis_server.command("EXISTS", stored[0]) == b":0\r\n", "the entry expired")
+            call = gw.stub.Chat(ask())
+            await call
             assert chats(up) == 2
+            assert dict(await call.trailing_metadata())["portico-cache"] == "miss"
 
 
 async def test_calls_flow_while_redis_is_down(redis_server: RedisServer) -> None:
