@@ -340,6 +340,10 @@ def serve(config_path: str | None = None, address: str | None = None, workers: i
     _configure_logging(config, None)
     count = config.server.workers or default_worker_count()
     if count > 1:
+        if config.vectors.enabled and config.vectors.backend == "memory":
+            log.warning("vectors.backend is memory: each of the %d workers keeps its own collections, so a "
+                        "client on another connection may not see them; use --workers 1 or a shared backend",
+                        count)
         try:
             if config.server.tls is not None:
                 # Checked once here, so that a bad file is reported once, not by a worker.
