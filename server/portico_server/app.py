@@ -311,6 +311,10 @@ async def run(
         await gateway.start()
         # Before "listening": whoever waits for that line can rely on this one being there.
         log.log(*describe(gateway.auth.rings, gateway.address))
+        if worker == 1 and workers > 1 and gateway.vector_backend is not None and config.vectors.backend == "memory":
+            log.warning("vectors.backend is memory: each of the %d workers keeps its own collections, so a "
+                        "client on another connection may not see them; use --workers 1 or a shared backend",
+                        workers)
         print(f"portico: listening on {gateway.address}", flush=True)
         if endpoint is not None:
             print(f"portico: metrics on {endpoint.url}", flush=True)
@@ -340,10 +344,6 @@ def serve(config_path: str | None = None, address: str | None = None, workers: i
     _configure_logging(config, None)
     count = config.server.workers or default_worker_count()
     if count > 1:
-        if config.vectors.enabled and config.vectors.backend == "memory":
-            log.warning("vectors.backend is memory: each of the %d workers keeps its own collections, so a "
-                        "client on another connection may not see them; use --workers 1 or a shared backend",
-                        count)
         try:
             if config.server.tls is not None:
                 # Checked once here, so that a bad file is reported once, not by a worker.
