@@ -1,5 +1,5 @@
 """Builds and runs the gateway: providers from configuration, the grpc.aio server with
-LLMService, AdminService, health and reflection, a graceful stop on SIGTERM/SIGINT and a
+LLMService, VectorService, AdminService, health and reflection, a graceful stop on SIGTERM/SIGINT and a
 configuration reload on SIGHUP. With several workers, `workers.supervise` runs one such
 gateway per worker process."""
 
@@ -15,7 +15,13 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from portico.v1 import admin_service_pb2, admin_service_pb2_grpc, llm_service_pb2
+from portico.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    llm_service_pb2,
+    vector_service_pb2,
+    vector_service_pb2_grpc,
+)
 
 from . import calllog, intake, metrics, tracing
 from .admin import AdminServicer
@@ -44,6 +50,9 @@ from .shared.redis import HEALTH_SERVICE as SHARED_STATE_HEALTH
 from .shared.redis import SharedStore
 from .shedding import LoadShedder
 from .tls import ServerCertificates
+from .vectors import registry as vector_backends
+from .vectors.model import VectorBackend
+from .vectors.service import VectorServicer
 from .workers import default_worker_count, supervise
 
 log = logging.getLogger("portico")
@@ -101,6 +110,10 @@ class Gateway:
         self.response_cache = self.servicer.cache = build_response_cache(
             config.response_cache, self.shared,
             gateway_embedder(self.servicer, semantic.embedding_provider, semantic.embedding_model, semantic.timeout))
+        #: The vector store's backend (None: `vectors.enabled` is false); it stays as it
+        #: started across configuration reloads.
+        self.vector_backend: VectorBackend | None = (
+            vector_backends.create(config.vectors) if config.vectors.enabled else None)
         _name_metrics(config, self.providers, self.dispatcher)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.generations = Generations(self.providers)
@@ -205,11 +218,17 @@ class Gateway:
             *connection_options(settings.connections),
         ])
         intake.add_to_server(self.servicer, server, self.decoder, fail, self.generations.call)
+        services = [llm_service_pb2.DESCRIPTOR.services_by_name["LLMService"].full_name]
+        if self.vector_backend is not None:
+            vectors = VectorServicer(self.vector_backend, self.servicer, self.config.vectors.embed_batch)
+            intake.add_to_server(vectors, server, self.decoder, fail, self.generations.call,
+                                 register=vector_service_pb2_grpc.add_VectorServiceServicer_to_server)
+            services.append(vector_service_pb2.DESCRIPTOR.services_by_name["VectorService"].full_name)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         if settings.reflection:
             reflection.enable_server_reflection([
-                llm_service_pb2.DESCRIPTOR.services_by_name["LLMService"].full_name,
+                *services,
                 admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
@@ -234,7 +253,7 @@ class Gateway:
         self.certificates = certificates
         if certificates is not None:
             log.info("%s", certificates.describe())
-        await self.health.start(settings.health_probe_interval)
+        await self.health.start(settings.health_probe_interval, services)
         if self.shared is not None:
             servicer = self.health.servicer
             self.shared.on_change(lambda up: servicer.put(
@@ -260,6 +279,8 @@ class Gateway:
                 if limits.shared is not None:
                     await limits.shared.close()
             await self.shared.close()
+        if self.vector_backend is not None:
+            await self.vector_backend.close()
 
 
 def _build_providers(
@@ -318,6 +339,10 @@ async def run(
         await gateway.start()
         # Before "listening": whoever waits for that line can rely on this one being there.
         log.log(*describe(gateway.auth.rings, gateway.address))
+        if worker == 1 and workers > 1 and gateway.vector_backend is not None and config.vectors.backend == "memory":
+            log.warning("vectors.backend is memory: each of the %d workers keeps its own collections, so a "
+                        "client on another connection may not see them; use --workers 1 or a shared backend",
+                        workers)
         print(f"portico: listening on {gateway.address}", flush=True)
         if endpoint is not None:
             print(f"portico: metrics on {endpoint.url}", flush=True)
