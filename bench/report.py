@@ -50,6 +50,11 @@ class Row:
         return self.chunks_per_s if not math.isnan(self.chunks_per_s) else self.calls_per_s
 
 
+def number(value: float, digits: int = 0) -> str:
+    """A figure for the console: "—" when it was not measured."""
+    return _n(value, digits)
+
+
 def _n(value: float, digits: int = 0, suffix: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -158,10 +163,12 @@ def _goals(rows: list[Row], extras: dict[str, Any], generators: list[str]) -> li
     r = ratio(s, OPENAI, BARE, "python")
     goal(f"Embed 16 {TIMES} 1,536 via OpenAI-compatible: ≥ 30% of bare (python)", show(r, "{:.0%}"),
          None if r is None else r >= 0.3)
-    one, two = _find(rows, "workers", OPENAI, gen), _find(rows, "workers", f"{OPENAI}, 2 workers", gen)
+    n = int((extras.get("workers_scaling") or {}).get("workers", 2))
+    one, two = _find(rows, "workers", OPENAI, gen), _find(rows, "workers", f"{OPENAI}, {n} workers", gen)
     r = None if one is None or two is None else two.calls_per_s / one.calls_per_s
-    goal(f"--workers 2: unary throughput ≥ 1.5{TIMES} one worker ({gen})", show(r, "{:.2f}" + TIMES),
-         None if r is None else r >= 1.5)
+    # The goal is for two workers on two cores; with more workers it is shown, not judged.
+    goal(f"--workers {n}: unary throughput ≥ 1.5{TIMES} one worker ({gen})", show(r, "{:.2f}" + TIMES),
+         None if r is None or n != 2 else r >= 1.5)
     many = extras.get("many_streams")
     if many:
         # The upstream sends the first chunk as soon as a request reaches it, so the time
@@ -210,9 +217,18 @@ def markdown(rows: list[Row], extras: dict[str, Any], notes: list[str], machine:
     lines += ["## Goals", "", *_goals(rows, extras, generators), ""]
     lines += ["## Side by side", ""]
     for scenario in dict.fromkeys(r.scenario for r in rows):
-        title = "`--workers 2` against one worker, unary Chat via OpenAI-compatible" \
+        scaling = extras.get("workers_scaling") or {}
+        title = f"`--workers {scaling.get('workers', 2)}` against one worker, unary Chat via OpenAI-compatible" \
             if scenario == "workers" else scenario
         lines += [f"### {title}", "", *_scenario_table(rows, scenario), ""]
+        if scenario == "workers" and scaling:
+            lines += [f"Throughput with {scaling['workers']} workers on {scaling['cores']} cores, against one "
+                      "worker, in the same run:", "",
+                      "| generator | 1 worker calls/s | N workers calls/s | speed-up |", "|---|---|---|---|"]
+            lines += [f"| {generator} | {_n(figures['one_worker_calls_per_s'], 0)} | "
+                      f"{_n(figures['n_workers_calls_per_s'], 0)} | x{_n(figures['speed_up'], 2)} |"
+                      for generator, figures in scaling["by_generator"].items()]
+            lines += [""]
     many = extras.get("many_streams")
     if many:
         first = many["first_chunk"]

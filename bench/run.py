@@ -11,6 +11,11 @@ the Python load generator. Results go to bench/RESULTS.md (with the machine) and
     make bench ARGS=--quick      # shorter runs, smaller counts (about 3 minutes)
     python bench/run.py --smoke  # every target once, tiny; proves the benchmark still runs
     python bench/run.py --no-litellm
+    python bench/run.py --quick --workers 4   # the multi-worker point with 4 workers
+
+The multi-worker point runs the same unary load against one worker and against N
+(`--workers`, default 2) in the same run, and reports the throughput of both and N's
+speed-up over one.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import resource
@@ -221,7 +227,7 @@ def machine() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def servers(run: Run, log_dir: Path, want_litellm: bool) -> Iterator[dict[str, Target]]:
+def servers(run: Run, log_dir: Path, want_litellm: bool, workers_n: int) -> Iterator[dict[str, Target]]:
     started: list[procs.Server] = []
     try:
         upstream = procs.start("upstream", [sys.executable, str(HERE / "upstream.py")], "listening on", log_dir)
@@ -230,7 +236,7 @@ def servers(run: Run, log_dir: Path, want_litellm: bool) -> Iterator[dict[str, T
         bare = procs.start("bare", [sys.executable, str(HERE / "bare_server.py")], "listening on", log_dir)
         started.append(bare)
         gateways = {}
-        for workers in (1, 2):
+        for workers in (1, workers_n):
             config = log_dir / f"portico-{workers}.yaml"
             config.write_text(gateway_config(upstream.address, workers))
             gateways[workers] = procs.start(
@@ -240,7 +246,7 @@ def servers(run: Run, log_dir: Path, want_litellm: bool) -> Iterator[dict[str, T
         one = gateways[1]
         run.extras["idle_rss_mib"] = {
             "bare grpc.aio": procs.rss_mib(bare.pid), "portico (1 worker)": procs.rss_mib(one.pid),
-            "portico (2 workers, both + supervisor)": procs.rss_mib(gateways[2].pid),
+            f"portico ({workers_n} workers, all + supervisor)": procs.rss_mib(gateways[workers_n].pid),
         }
         targets = {
             "direct upstream": Target("direct upstream", "http", None, "", "bench-chat", "bench-embed"),
@@ -250,8 +256,8 @@ def servers(run: Run, log_dir: Path, want_litellm: bool) -> Iterator[dict[str, T
             "portico anthropic": Target("portico anthropic", "grpc", one, "anthropic", "claude-bench", None),
             "portico gemini": Target("portico gemini", "grpc", one, "gemini", "gemini-bench",
                                      "gemini-embedding-001"),
-            "portico openai, 2 workers": Target("portico openai, 2 workers", "grpc", gateways[2], "openai",
-                                                "bench-chat", "bench-embed"),
+            many_workers(workers_n): Target(many_workers(workers_n), "grpc", gateways[workers_n], "openai",
+                                            "bench-chat", "bench-embed"),
         }
         if want_litellm:
             why = litellm_proxy.ensure_venv(log_dir / "litellm-install.log")
@@ -285,16 +291,43 @@ def servers(run: Run, log_dir: Path, want_litellm: bool) -> Iterator[dict[str, T
             server.stop()
 
 
+def many_workers(n: int) -> str:
+    return f"portico openai, {n} workers"
+
+
+def workers_point(run: Run, targets: dict[str, Target], generators: list[str], n: int) -> None:
+    """Unary Chat at high concurrency over 8 connections (SO_REUSEPORT spreads
+    connections, not calls) against one worker and against N, one after the other."""
+    scenario = Scenario(f"unary Chat, c={run.profile.high}, 8 connections", "chat", run.profile.high)
+    report.print_heading(f"workers: {scenario.name}, 1 and {n} workers")
+    scaling: dict[str, dict[str, float]] = {}
+    for generator in generators:
+        rates = []
+        for name in ("portico openai", many_workers(n)):
+            row = measure(run, scenario, targets[name], generator, connections=min(8, scenario.concurrency),
+                          label="workers")
+            rates.append(row.calls_per_s)
+        scaling[generator] = {"one_worker_calls_per_s": rates[0], "n_workers_calls_per_s": rates[1],
+                              "speed_up": rates[1] / rates[0] if rates[0] else math.nan}
+        print(f"workers ({generator}): 1 worker {report.number(rates[0])} calls/s, {n} workers "
+              f"{report.number(rates[1])} calls/s, x{report.number(scaling[generator]['speed_up'], 2)}", flush=True)
+    run.extras["workers_scaling"] = {"workers": n, "cores": os.cpu_count() or 0, "by_generator": scaling}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="shorter runs and smaller counts")
     mode.add_argument("--smoke", action="store_true", help="every target once, tiny, no LiteLLM")
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM proxy out")
+    parser.add_argument("--workers", type=int, default=2, metavar="N",
+                        help="worker processes of the multi-worker point, measured beside one worker (default 2)")
     parser.add_argument("--out", type=Path, help="write the Markdown results here and the raw ones beside it "
                         "as .json (default bench/RESULTS.md and bench/results/latest.json; --smoke writes "
                         "none unless given)")
     args = parser.parse_args()
+    if args.workers < 2:
+        parser.error("--workers: the multi-worker point needs at least 2")
     profile_name = "smoke" if args.smoke else "quick" if args.quick else "full"
     run = Run(PROFILES[profile_name])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -310,8 +343,8 @@ def main() -> int:
     info = machine()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     with tempfile.TemporaryDirectory(prefix="portico-bench-") as tmp, \
-            servers(run, Path(tmp), not (args.no_litellm or args.smoke)) as targets:
-        main_targets = [t for name, t in targets.items() if name != "portico openai, 2 workers"]
+            servers(run, Path(tmp), not (args.no_litellm or args.smoke), args.workers) as targets:
+        main_targets = [t for name, t in targets.items() if name != many_workers(args.workers)]
         for scenario in scenarios(run.profile):
             report.print_heading(scenario.name)
             for target in main_targets:
@@ -321,12 +354,7 @@ def main() -> int:
                     if generator == "ghz" and (target.protocol != "grpc" or not scenario.ghz):
                         continue
                     measure(run, scenario, target, generator)
-        workers = Scenario(f"unary Chat, c={run.profile.high}, 8 connections", "chat", run.profile.high)
-        report.print_heading(f"workers: {workers.name}")
-        for name in ("portico openai", "portico openai, 2 workers"):
-            for generator in generators:
-                measure(run, workers, targets[name], generator, connections=min(8, workers.concurrency),
-                        label="workers")
+        workers_point(run, targets, generators, args.workers)
         report.print_heading(f"{run.profile.many_streams:,} concurrent streams to one provider")
         many_streams(run, targets["portico openai"])
         report.print_heading("memory over many calls")

@@ -55,5 +55,9 @@ def test_every_target_answers_every_scenario_of_the_smoke_run(tmp_path: Path) ->
     many = results["extras"]["many_streams"]
     assert many["completed"] == many["streams"] and many["errors"] == 0, many["first_error"]
     assert results["extras"]["soak"]["errors"] == 0
+    scaling = results["extras"]["workers_scaling"]
+    assert scaling["workers"] == 2 and set(scaling["by_generator"]) == {"python", "ghz"}
+    assert all(f["one_worker_calls_per_s"] > 0 and f["n_workers_calls_per_s"] > 0
+               for f in scaling["by_generator"].values())
     report = out.read_text()
     assert "## Goals" in report and "## Machine" in report

@@ -1,5 +1,5 @@
 """Builds and runs the gateway: providers from configuration, the grpc.aio server with
-LLMService, AdminService, health and reflection, a graceful stop on SIGTERM/SIGINT and a
+LLMService, VectorService, AdminService, health and reflection, a graceful stop on SIGTERM/SIGINT and a
 configuration reload on SIGHUP. With several workers, `workers.supervise` runs one such
 gateway per worker process."""
 
@@ -15,12 +15,20 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from portico.v1 import admin_service_pb2, admin_service_pb2_grpc, llm_service_pb2
+from portico.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    llm_service_pb2,
+    vector_service_pb2,
+    vector_service_pb2_grpc,
+)
 
 from . import calllog, intake, metrics, tracing
 from .admin import AdminServicer
 from .admin_history import SIGHUP_REASON, AdminHistory, EventKind
 from .auth import Authenticator, AuthInterceptor, describe, keyrings
+from .cache.build import build_response_cache
+from .cache.semantic import gateway_embedder
 from .callers import CallerPolicies
 from .capabilities import CapabilityResolver
 from .config import BreakerSettings, ConfigError, GatewayConfig, StartupError, expand_api_keys, load_config
@@ -43,6 +51,9 @@ from .shared.redis import SharedStore
 from .shared.resilience import SharedResilience
 from .shedding import LoadShedder
 from .tls import ServerCertificates
+from .vectors import registry as vector_backends
+from .vectors.model import VectorBackend
+from .vectors.service import VectorServicer
 from .workers import default_worker_count, supervise
 
 log = logging.getLogger("portico")
@@ -96,6 +107,14 @@ class Gateway:
         self.load = LoadShedder(config.server.load, worker, workers)
         self.servicer = LLMServicer(
             self.router, CapabilityResolver(), self.health, self.dispatcher, self.callers, self.load)
+        semantic = config.response_cache.semantic
+        self.response_cache = self.servicer.cache = build_response_cache(
+            config.response_cache, self.shared,
+            gateway_embedder(self.servicer, semantic.embedding_provider, semantic.embedding_model, semantic.timeout))
+        #: The vector store's backend (None: `vectors.enabled` is false); it stays as it
+        #: started across configuration reloads.
+        self.vector_backend: VectorBackend | None = (
+            vector_backends.create(config.vectors) if config.vectors.enabled else None)
         _name_metrics(config, self.providers, self.dispatcher)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.generations = Generations(self.providers)
@@ -184,6 +203,8 @@ class Gateway:
                 self.shared_resilience.reloaded(pinned)
             _name_metrics(config, providers, self.dispatcher)
             self.servicer.router = router
+            # Which routes are cached and for how long; the store stays (its backend needs a restart).
+            self.response_cache.settings = config.response_cache
             self.auth.replace(rings)
             self.callers.update(config.auth)
             self.dispatcher.limits.update(config)  # in-flight calls stay counted; queues keep their order
@@ -220,11 +241,17 @@ class Gateway:
             *connection_options(settings.connections),
         ])
         intake.add_to_server(self.servicer, server, self.decoder, fail, self.generations.call)
+        services = [llm_service_pb2.DESCRIPTOR.services_by_name["LLMService"].full_name]
+        if self.vector_backend is not None:
+            vectors = VectorServicer(self.vector_backend, self.servicer, self.config.vectors.embed_batch)
+            intake.add_to_server(vectors, server, self.decoder, fail, self.generations.call,
+                                 register=vector_service_pb2_grpc.add_VectorServiceServicer_to_server)
+            services.append(vector_service_pb2.DESCRIPTOR.services_by_name["VectorService"].full_name)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         if settings.reflection:
             reflection.enable_server_reflection([
-                llm_service_pb2.DESCRIPTOR.services_by_name["LLMService"].full_name,
+                *services,
                 admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
@@ -249,7 +276,7 @@ class Gateway:
         self.certificates = certificates
         if certificates is not None:
             log.info("%s", certificates.describe())
-        await self.health.start(settings.health_probe_interval)
+        await self.health.start(settings.health_probe_interval, services)
         if self.shared is not None:
             servicer = self.health.servicer
             self.shared.on_change(lambda up: servicer.put(
@@ -273,11 +300,14 @@ class Gateway:
         await _close_all(self.providers)
         if self.shared_resilience is not None:
             await self.shared_resilience.close()
+        await self.response_cache.close()
         if self.shared is not None:
             for limits in (self.dispatcher.limits, self.callers.limits):
                 if limits.shared is not None:
                     await limits.shared.close()
             await self.shared.close()
+        if self.vector_backend is not None:
+            await self.vector_backend.close()
 
 
 def _build_providers(
@@ -336,6 +366,10 @@ async def run(
         await gateway.start()
         # Before "listening": whoever waits for that line can rely on this one being there.
         log.log(*describe(gateway.auth.rings, gateway.address))
+        if worker == 1 and workers > 1 and gateway.vector_backend is not None and config.vectors.backend == "memory":
+            log.warning("vectors.backend is memory: each of the %d workers keeps its own collections, so a "
+                        "client on another connection may not see them; use --workers 1 or a shared backend",
+                        workers)
         print(f"portico: listening on {gateway.address}", flush=True)
         if endpoint is not None:
             print(f"portico: metrics on {endpoint.url}", flush=True)

@@ -268,6 +268,8 @@ class RequestLimits(_Strict):
     embed_inputs: int = Field(default=2_048, gt=0)
     #: Entries of a request's `tags` map.
     tags: int = Field(default=64, gt=0)
+    #: Records of a VectorService Upsert, and ids of a Get or Delete.
+    vector_records: int = Field(default=10_000, gt=0)
 
 
 class TlsSettings(_Strict):
@@ -513,6 +515,77 @@ class LoggingSettings(_Strict):
         return value.lower() if isinstance(value, str) else value
 
 
+class CacheRouteSettings(_Strict):
+    """A model group, alias, model or provider whose eligible calls are cached without
+    the caller asking (the caller's `x-portico-cache: off` still wins)."""
+
+    #: Seconds an answer stays; unset: `response_cache.ttl`.
+    ttl: float | None = Field(default=None, gt=0)
+
+
+class SemanticCacheSettings(_Strict):
+    """Answers to a similar last user message (off by default; docs/response-cache.md)."""
+
+    enabled: bool = False
+    #: Cosine similarity a stored question must reach to be answered from the cache.
+    threshold: float = Field(default=0.95, gt=0, le=1)
+    #: Where the last user message is embedded, through the gateway's own Embed path:
+    #: a provider, alias or group name, and a model ("" for the provider's embedding model).
+    embedding_provider: str = Field(default="", max_length=200)
+    embedding_model: str = Field(default="", max_length=200)
+    #: Seconds the lookup (embedding included) may take before the call goes on uncached.
+    timeout: float = Field(default=2.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _embedding_named(self) -> SemanticCacheSettings:
+        if self.enabled and not (self.embedding_provider or self.embedding_model):
+            raise ValueError("enabled needs embedding_provider and/or embedding_model: where questions are embedded")
+        return self
+
+
+class ResponseCacheSettings(_Strict):
+    """The exact response cache (cache/). Only deterministic calls are cached unless the
+    caller allows sampled ones; a call is cached when its caller asks (`x-portico-cache`)
+    or its route is listed under `models`."""
+
+    #: memory: this process; redis: the `redis` section's server (shared by replicas);
+    #: auto: redis when a `redis` section exists, else memory.
+    backend: Literal["auto", "memory", "redis"] = "auto"
+    #: Seconds an answer stays in the cache.
+    ttl: float = Field(default=300.0, gt=0)
+    #: The in-memory store's bounds: answers, and their bytes in all (least recently used go first).
+    max_entries: int = Field(default=10_000, gt=0)
+    max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    #: Larger answers are not stored.
+    max_entry_bytes: int = Field(default=1024 * 1024, gt=0)
+    #: shared: one answer for every caller sending the same request; caller: one per caller key.
+    scope: Literal["shared", "caller"] = "shared"
+    #: Honour the per-request opt-in; false: only the routes under `models` are cached.
+    per_request: bool = True
+    #: Group, alias, model or "provider/model" names cached for every eligible call.
+    models: dict[str, CacheRouteSettings] = Field(default_factory=dict)
+    semantic: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
+
+
+#: The vector backend when the configuration names none: the one `make serve` offers.
+DEFAULT_VECTOR_BACKEND = "memory"
+
+
+class VectorSettings(_Strict):
+    """The vector store that VectorService serves (vectors/)."""
+
+    #: Serve VectorService at all.
+    enabled: bool = True
+    #: Which backend keeps the collections: `memory` (exact search; nothing survives a
+    #: restart), or another registered kind.
+    backend: str = Field(default=DEFAULT_VECTOR_BACKEND, min_length=1)
+    #: The backend's own options (a data directory, a database URL), checked by the backend.
+    options: dict[str, Any] = Field(default_factory=dict)
+    #: Texts per Embed call when records or queries come as text; the provider splits each
+    #: call further to its own limit on inputs per request.
+    embed_batch: int = Field(default=256, gt=0, le=2048)
+
+
 class GatewayConfig(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     metrics: MetricsSettings | None = Field(default_factory=lambda: MetricsSettings(port=0))
@@ -529,8 +602,12 @@ class GatewayConfig(_Strict):
     group_limits: dict[str, LimitSettings] = Field(default_factory=dict)
     #: Caller keys, admin keys, and what health and reflection need.
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    #: Exact (and optionally semantic) response cache; nothing is cached unless asked.
+    response_cache: ResponseCacheSettings = Field(default_factory=ResponseCacheSettings)
     #: Shared state of every worker and replica; None: each process counts on its own.
     redis: RedisSettings | None = None
+    #: The vector store.
+    vectors: VectorSettings = Field(default_factory=VectorSettings)
 
     @field_validator("providers")
     @classmethod
@@ -548,6 +625,17 @@ class GatewayConfig(_Strict):
         for name in self.group_limits:
             if name not in known:
                 raise ValueError(f"group_limits.{name}: names no group, alias or provider with api_keys")
+        return self
+
+    @model_validator(mode="after")
+    def _cache_backend_exists(self) -> GatewayConfig:
+        if self.response_cache.backend == "redis" and self.redis is None:
+            raise ValueError("response_cache.backend is redis, but there is no redis section naming a server")
+        semantic = self.response_cache.semantic
+        known = {*self.groups, *self.aliases, *(p.name for p in self.providers)}
+        if semantic.enabled and semantic.embedding_provider and semantic.embedding_provider not in known:
+            raise ValueError(f"response_cache.semantic.embedding_provider: {semantic.embedding_provider!r} names "
+                             "no provider, alias or group")
         return self
 
     @model_validator(mode="after")

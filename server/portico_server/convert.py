@@ -569,3 +569,9 @@ def capabilities(c: d.Capabilities, provider: str) -> pb.GetCapabilitiesResponse
         source=_SOURCE_CAPS[c.source],
     ))
 
+
+
+def stored_chunk(encoded: bytes) -> d.StreamChunk:
+    """What the call record needs of a chunk replayed from the response cache."""
+    m = pb.StreamChunk.FromString(encoded)
+    return d.StreamChunk(is_final=m.final, model=m.model, provider=m.provider)

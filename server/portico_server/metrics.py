@@ -85,6 +85,15 @@ QUEUE_DEPTH = Gauge(
 QUEUE_WAIT = Histogram(
     "portico_ratelimit_wait_seconds", "Time calls waited for their rate-limit slots.", ["provider"],
     buckets=_WAIT_BUCKETS)
+CACHE_LOOKUPS = Counter(
+    "portico_response_cache_lookups", "Response cache lookups by method and result (hit, semantic_hit, miss; "
+    "not_deterministic: asked for but refused, the call samples).", ["method", "result"])
+CACHE_STORES = Counter(
+    "portico_response_cache_stores", "Answers offered to the response cache by result (stored, too_large, error).",
+    ["method", "result"])
+CACHE_ERRORS = Counter(
+    "portico_response_cache_errors", "Response cache operations that failed or timed out (the call went on "
+    "without the cache).", ["operation"])
 
 _BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 
@@ -143,6 +152,18 @@ class ProviderModels:
 def breaker_changed(provider: str, state: str) -> None:
     """`state`: a `BreakerState` value ("closed", "half_open", "open")."""
     BREAKER_STATE.labels(provider).set(_BREAKER_VALUES.get(state, 0.0))
+
+
+def cache_lookup(method: str, result: str) -> None:
+    CACHE_LOOKUPS.labels(method, result).inc()
+
+
+def cache_store(method: str, result: str) -> None:
+    CACHE_STORES.labels(method, result).inc()
+
+
+def cache_error(operation: str) -> None:
+    CACHE_ERRORS.labels(operation).inc()
 
 
 def queue_depth(key: str, depth: int) -> None:

@@ -72,7 +72,7 @@ class CallRecord:
         """A unary answer (a protobuf response): who answered, with what model and usage."""
         self.provider = getattr(response, "provider", "")
         self.model = getattr(response, "model", "")
-        if self.operation and response.HasField("usage"):
+        if self.operation and response.HasField("usage") and not self._from_cache():
             u = response.usage
             self.tokens = (u.prompt_token_count, u.completion_token_count, u.cache_read_token_count,
                            u.cache_creation_token_count, u.reasoning_token_count)
@@ -90,9 +90,13 @@ class CallRecord:
         else:
             self._gap.observe(now - self.last_chunk)
         self.last_chunk = now
-        if chunk.is_final and chunk.usage is not None:
+        if chunk.is_final and chunk.usage is not None and not self._from_cache():
             self.tokens = _domain_tokens(chunk.usage)
             self.model = chunk.model or self.model
+
+    def _from_cache(self) -> bool:
+        # A cached answer used no tokens: its usage is the original call's, already counted.
+        return self.trace is not None and self.trace.cache.endswith("hit")
 
     def failed(self, code: grpc.StatusCode, exc: BaseException | None) -> None:
         self.code = code

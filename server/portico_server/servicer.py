@@ -7,7 +7,9 @@ answer and every error carries the call's request id in the `x-request-id` trail
 calls that reach a provider carry the attempt trace (resilience/trace.py).
 Request size and item counts are checked before decoding, in intake.py. Admission
 (`_admit`) refuses calls while shutting down, then sheds load (shedding.py) before the
-request is checked or any upstream work starts.
+request is checked or any upstream work starts. A chat call the response cache may
+answer (cache/) asks it after routing and the caller's permissions, before rate limits,
+budgets and the dispatcher: a hit spends nothing upstream.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from portico.v1 import llm_service_pb2_grpc
 
 from . import convert, observe, offload, paging
 from .auth import current_caller
+from .cache.response_cache import CACHE_TRAILER, CacheUse, ResponseCache, decode_chunks, encode_chunks
 from .call import CallContext
 from .callers import CallerPolicies
 from .capabilities import CapabilityResolver
 from .config import LoadSettings
+from .domain import EmbedRequest, EmbedResponse
 from .errors import PorticoError, ShuttingDown
 from .health import HealthReporter
 from .providers.base import Provider
@@ -44,6 +48,7 @@ log = logging.getLogger("portico.servicer")
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+Servicer = TypeVar("Servicer")
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 #: The trailing metadata key that carries the call's request id (AIP-155).
@@ -102,13 +107,13 @@ async def _fail(
         code=status.code, details=status.details, trailing_metadata=trailers))
 
 
-def _unary(
-    handler: Callable[[LLMServicer, Req, Context, str, Trace], Awaitable[Resp]],
-) -> Callable[[LLMServicer, Req, Context], Awaitable[Resp]]:
+def unary(
+    handler: Callable[[Servicer, Req, Context, str, Trace], Awaitable[Resp]],
+) -> Callable[[Servicer, Req, Context], Awaitable[Resp]]:
     """Run a unary handler with the call's request id and attempt trace, turning any
-    exception into a status with details."""
+    exception into a status with details. VectorService's handlers use it too."""
 
-    async def wrapper(self: LLMServicer, request: Req, context: Context) -> Resp:
+    async def wrapper(self: Servicer, request: Req, context: Context) -> Resp:
         request_id = _begin(context, request)
         trace = Trace.begin()
         record = observe.CallRecord(handler.__name__, request, request_id, trace)
@@ -143,6 +148,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         dispatcher: Dispatcher | None = None,
         callers: CallerPolicies | None = None,
         load: LoadShedder | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.router = router
         self.capabilities = capabilities
@@ -152,6 +158,8 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         self.callers = callers
         self.load = load or LoadShedder(LoadSettings())
         self.shutting_down = False
+        #: The response cache (cache/); None: no call is cached.
+        self.cache = cache
 
     def _admit(self, request: Any, context: Context, kind: Kind | None = Kind.CALL) -> str:
         """Checks before any work, in order; returns the caller's name ("" when the gateway
@@ -167,9 +175,19 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         convert.check_names(request)
         return current_caller()
 
+    def admit(self, request: Any, context: Context) -> str:
+        """`_admit` for VectorService calls: the same shutdown check and load shedding."""
+        return self._admit(request, context)
+
     def _permit(self, caller: str, plan: Plan, model: str) -> None:
         if caller and self.callers is not None:
             self.callers.permit(caller, plan, model)
+
+    def _cache_use(self, method: str, request: pb.ChatRequest, chat: Any, context: Context,
+                   caller: str) -> CacheUse | None:
+        if self.cache is None:
+            return None
+        return self.cache.use(method, request.provider, request.model, chat, context.invocation_metadata(), caller)
 
     def _spend(self, call: CallContext, tokens: int) -> Any:
         """The caller's rate limits and budget, held for the block (`async with`)."""
@@ -177,7 +195,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             return self.callers.admit(call.caller, call, tokens)
         return _NO_LIMITS
 
-    @_unary
+    @unary
     async def Chat(
         self, request: pb.ChatRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CompletionResponse:
@@ -188,10 +206,19 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         tokens = estimate_call_tokens(chat)
         plan = self.router.plan(request.provider, request.model, call=call, estimated_tokens=tokens)
         self._permit(caller, plan, request.model)
+        cache = self._cache_use("chat", request, chat, context, caller)
+        if cache is not None and self.cache is not None:
+            found = await self.cache.get(cache)
+            trace.cache = found[1] if found is not None else "miss"
+            if found is not None:
+                return pb.CompletionResponse.FromString(found[0])
         async with self._spend(call, tokens) as spend:
             result = await self.dispatcher.chat(plan, chat, call, trace)
             spend.settle(used_tokens(result.usage))
-        return convert.completion(result, result.provider)
+        response = convert.completion(result, result.provider)
+        if cache is not None and self.cache is not None:
+            await self.cache.put(cache, response.SerializeToString())
+        return response
 
     async def StreamChat(  # type: ignore[override]  # writes through context, returns nothing
         self, request: pb.ChatRequest, context: Context
@@ -202,7 +229,6 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         request_id = _begin(context, request)
         trace = Trace.begin()
         record = observe.CallRecord("StreamChat", request, request_id, trace)
-        written = False
         trace.active = True
         try:
             caller = self._admit(request, context, Kind.STREAM)
@@ -212,15 +238,14 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             tokens = estimate_call_tokens(chat)
             plan = self.router.plan(request.provider, request.model, call=call, estimated_tokens=tokens)
             self._permit(caller, plan, request.model)
-            write, encode = context.write, convert.chunk
-            async with (self._spend(call, tokens) as spend,
-                        contextlib.aclosing(self.dispatcher.stream(plan, chat, call, trace)) as chunks):
-                async for chunk in chunks:
-                    if chunk.is_final:
-                        spend.settle(used_tokens(chunk.usage))
-                    await write(encode(chunk))  # deltas arrive encoded; intake.py passes bytes through
-                    record.chunk(chunk)
-                    written = True
+            cache = self._cache_use("stream", request, chat, context, caller)
+            found = await self.cache.get(cache) if cache is not None and self.cache is not None else None
+            if cache is not None:
+                trace.cache = found[1] if found is not None else "miss"
+            if found is not None:
+                await self._replay(context, found, record)
+            else:
+                await self._stream(context, plan, chat, call, trace, record, tokens, cache)
         except grpc.aio.AbortError:
             record.aborted(context)
             raise
@@ -228,7 +253,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             record.cancelled(context)
             raise
         except Exception as exc:
-            if written and isinstance(exc, PorticoError):
+            if record.chunks and isinstance(exc, PorticoError):
                 exc.retry_safe = False  # the caller already has part of an answer
             await _fail(context, exc, "StreamChat", request_id, trace, record)
         else:
@@ -236,22 +261,59 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         finally:
             record.end()
 
-    @_unary
+    async def _stream(self, context: Context, plan: Plan, chat: Any, call: CallContext, trace: Trace,
+                      record: observe.CallRecord, tokens: int, cache: CacheUse | None) -> None:
+        write, encode = context.write, convert.chunk
+        # The encoded chunks, kept for the cache while the stream is clean (no failover marker).
+        kept: list[bytes] | None = [] if cache is not None else None
+        async with (self._spend(call, tokens) as spend,
+                    contextlib.aclosing(self.dispatcher.stream(plan, chat, call, trace)) as chunks):
+            async for chunk in chunks:
+                if chunk.is_final:
+                    spend.settle(used_tokens(chunk.usage))
+                encoded = encode(chunk)
+                await write(encoded)  # deltas arrive encoded; intake.py passes bytes through
+                record.chunk(chunk)
+                if kept is None:
+                    continue
+                if chunk.failover is not None:
+                    kept = None  # a stream that changed target mid-way is not worth repeating
+                    continue
+                kept.append(encoded if isinstance(encoded, bytes) else encoded.SerializeToString())
+                if chunk.is_final and cache is not None and self.cache is not None:
+                    await self.cache.put(cache, encode_chunks(kept))
+
+    async def _replay(self, context: Context, found: tuple[bytes, str], record: observe.CallRecord) -> None:
+        """Write a cached stream chunk by chunk, as it was first sent."""
+        await context.send_initial_metadata(((CACHE_TRAILER, found[1]),))
+        for encoded in decode_chunks(found[0]):
+            await context.write(encoded)
+            record.chunk(convert.stored_chunk(encoded))
+
+    @unary
     async def Embed(
         self, request: pb.EmbedRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.EmbedResponse:
         trace.active = True
         caller = self._admit(request, context)
         call = observe.bound(convert.call_context(request, context.time_remaining(), request_id, caller))
-        embed = convert.embed_request(request, "")
-        plan = self.router.plan(request.provider, request.model, embedding=True, call=call)
-        self._permit(caller, plan, request.model)
-        async with self._spend(call, sum(len(text) for text in embed.inputs) // 4 + 1) as spend:
-            result = await self.dispatcher.embed(plan, embed, call, trace)
-            spend.settle(used_tokens(result.usage))
+        result = await self.embed(request.provider, request.model, convert.embed_request(request, ""), call, trace)
         return convert.embed_response(result, result.provider)
 
-    @_unary
+    async def embed(
+        self, provider: str, model: str, request: EmbedRequest, call: CallContext, trace: Trace
+    ) -> EmbedResponse:
+        """The gateway's one embedding path (Embed, and VectorService's texts): routing,
+        the caller's permissions and limits, then the dispatcher's retries, breakers and
+        fallbacks."""
+        plan = self.router.plan(provider, model, embedding=True, call=call)
+        self._permit(call.caller, plan, model)
+        async with self._spend(call, sum(len(text) for text in request.inputs) // 4 + 1) as spend:
+            result = await self.dispatcher.embed(plan, request, call, trace)
+            spend.settle(used_tokens(result.usage))
+        return result
+
+    @unary
     async def CountTokens(
         self, request: pb.CountTokensRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CountTokensResponse:
@@ -266,7 +328,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             spend.settle(0)  # counting generates nothing
         return convert.token_count(count, target.provider.name)
 
-    @_unary
+    @unary
     async def GetCapabilities(
         self, request: pb.GetCapabilitiesRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.GetCapabilitiesResponse:
@@ -277,7 +339,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         caps = await self.capabilities.resolve(provider, model)
         return convert.capabilities(caps, provider.name)
 
-    @_unary
+    @unary
     async def ListProviders(
         self, request: pb.ListProvidersRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.ListProvidersResponse:

@@ -16,14 +16,17 @@ import kubernetes_validate
 import pytest
 import yaml
 from harness import running_gateway
+from portico.v1 import llm_service_pb2 as pb
+from portico.v1 import types_pb2 as t
 from portico_server.config import GatewayConfig, parse_config
+from redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
 KUSTOMIZE = REPO / "tools" / "bin" / "kustomize"
 PROBE = REPO / "tools" / "bin" / "grpc_health_probe"
 #: The Kubernetes version the manifests are validated for (its schemas are in the package).
 KUBERNETES_VERSION = "1.34.0"
-VARIANTS = ["base", "overlays/production"]
+VARIANTS = ["base", "overlays/production", "overlays/redis"]
 #: What the Secret would hold: a config that names ${VAR} must find each one.
 SECRET_ENV = {"OPENAI_API_KEY": "sk-test-0123456789", "ANTHROPIC_API_KEY": "sk-ant-test-0123456789"}
 
@@ -44,14 +47,14 @@ def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> di
 
 
 def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    containers = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    containers = one(objects, "Deployment", "portico")["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["portico"]
     return dict(containers[0])
 
 
 def gateway_config(objects: list[dict[str, Any]]) -> GatewayConfig:
     """The configuration the pods mount, as the gateway reads it."""
-    deployment = one(objects, "Deployment")
+    deployment = one(objects, "Deployment", "portico")
     volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")
     config_map = one(objects, "ConfigMap", volume["configMap"]["name"])
     mount = next(m for m in container(objects)["volumeMounts"] if m["name"] == "config")
@@ -75,7 +78,7 @@ def test_every_object_is_valid_for_the_pinned_kubernetes_version(rendered: list[
 
 
 def test_a_broken_manifest_is_caught_by_the_validation():
-    deployment = one(render("base"), "Deployment")
+    deployment = one(render("base"), "Deployment", "portico")
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"] = "grpc"
     with pytest.raises(kubernetes_validate.ValidationError, match="is not of type 'integer'"):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
@@ -95,7 +98,7 @@ def test_ports_and_grpc_probes(rendered: list[dict[str, Any]]):
     service = one(rendered, "Service", "portico")
     assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
         "grpc": (50051, "grpc"), "metrics": (9464, "metrics")}
-    pod_labels = one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = one(rendered, "Deployment", "portico")["spec"]["template"]["metadata"]["labels"]
     for selector in (service["spec"]["selector"],
                      one(rendered, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"]):
         assert selector.items() <= pod_labels.items()
@@ -104,7 +107,7 @@ def test_ports_and_grpc_probes(rendered: list[dict[str, Any]]):
 
 
 def test_security_context(rendered: list[dict[str, Any]]):
-    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    pod = one(rendered, "Deployment", "portico")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 10001  # the Dockerfile's user
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -116,7 +119,7 @@ def test_security_context(rendered: list[dict[str, Any]]):
 
 
 def test_the_pod_outlives_the_gateways_drain(rendered: list[dict[str, Any]]):
-    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    pod = one(rendered, "Deployment", "portico")["spec"]["template"]["spec"]
     c = container(rendered)
     drain = gateway_config(rendered).server.shutdown_grace
     pause = c["lifecycle"]["preStop"]["sleep"]["seconds"]
@@ -153,3 +156,41 @@ async def test_the_manifests_probes_pass_against_a_gateway_running_its_configura
     async with running_gateway(config) as gw:
         for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert await probe(gw.address, c[kind]["grpc"].get("service", "")) == 0, kind
+
+
+def test_the_redis_overlay_points_every_replica_at_its_redis():
+    objects = render("overlays/redis")
+    config = gateway_config(objects)
+    assert config.redis is not None and config.response_cache.backend == "redis"
+    url = config.redis.url.get_secret_value()
+    service = one(objects, "Service", "portico-redis")
+    assert url == f"redis://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/0"
+    redis = one(objects, "Deployment", "portico-redis")
+    pod_labels = redis["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    # The gateway's Service must not send calls to the Redis pod.
+    assert not one(objects, "Service", "portico")["spec"]["selector"].items() <= pod_labels.items()
+    assert redis["spec"]["replicas"] == 1 and redis["spec"]["strategy"] == {"type": "Recreate"}
+    assert one(objects, "HorizontalPodAutoscaler")["spec"]["minReplicas"] >= 3
+    pod = redis["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    context = pod["containers"][0]["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True and context["capabilities"] == {"drop": ["ALL"]}
+
+
+async def test_replicas_on_the_redis_overlays_configuration_share_cached_answers(redis_server: RedisServer):
+    config = gateway_config(render("overlays/redis"))
+    config.server.health_probe_interval = 0
+    assert config.redis is not None
+    config.redis.url = type(config.redis.url)(redis_server.url)  # the Service's address, here
+    ask = pb.ChatRequest(model="fake-chat", provider="fake", temperature=0,
+                         messages=[t.Message(role=t.ROLE_USER, content="shared?")])
+    use = (("x-portico-cache", "use"),)
+    replicas = [config.model_copy(deep=True) for _ in range(2)]
+    for replica in replicas:
+        replica.server.address = "127.0.0.1:0"
+    async with running_gateway(replicas[0]) as first, running_gateway(replicas[1]) as second:
+        answer = await first.stub.Chat(ask, metadata=use)
+        call = second.stub.Chat(ask, metadata=use)
+        assert await call == answer
+        assert dict(await call.trailing_metadata())["portico-cache"] == "hit"

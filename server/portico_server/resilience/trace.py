@@ -27,6 +27,8 @@ from ..status import code_for
 ATTEMPTS_KEY = "portico-attempts"
 OVERHEAD_KEY = "portico-overhead-ms"
 OMITTED_KEY = "portico-attempts-omitted"
+#: How the response cache served the call: "hit", "semantic-hit" or "miss" (cache/).
+CACHE_KEY = "portico-cache"
 MAX_TRACE_BYTES = 4000
 #: What all trailers of one call may take; gRPC refuses more than 8 KiB.
 TRAILER_BUDGET = 7000
@@ -60,6 +62,8 @@ class Trace:
     active: bool = False
     #: (attempts, overhead in ms) scripted by the fake provider for this call.
     scripted: tuple[list[Attempt], float] | None = None
+    #: The response cache's part in the call ("" when it took none).
+    cache: str = ""
 
     @classmethod
     def begin(cls) -> Trace:
@@ -108,6 +112,8 @@ class Trace:
                  (OVERHEAD_KEY, f"{self.overhead_ms():.3f}")]
         if len(shown) < len(attempts):
             pairs.append((OMITTED_KEY, str(len(attempts) - len(shown))))
+        if self.cache:
+            pairs.append((CACHE_KEY, self.cache))
         return tuple(pairs)
 
 
