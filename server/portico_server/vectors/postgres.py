@@ -1,0 +1,349 @@
+"""`postgres`: collections in PostgreSQL with the pgvector extension, so several gateway
+replicas share one store.
+
+Layout, in one schema (`portico_vectors` unless configured):
+- `collections`: one row per collection (name, dimensions, distance, embedding provider
+  and model, create time) and a numeric id;
+- `records_<id>`: one table per collection — `id text` primary key, `embedding
+  vector(N)`, `metadata jsonb`, `text` — with an HNSW index using the operator class of
+  the collection's distance. The table is named by the collection's id, never its name,
+  so no user text reaches a statement's text.
+
+Every value, including filter field names, is a bind parameter; filters compile in
+`pg_filters.py`. Scores mean what the `memory` backend's mean: cosine similarity is
+1 - `<=>`, the dot product is -`<#>`, the negated Euclidean distance is -`<->`.
+
+Queries run with `hnsw.iterative_scan = strict_order`: when a filter rejects many of the
+nearest rows, the index scan goes on until `top_k` rows pass, in exact distance order,
+instead of returning fewer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+import asyncpg
+import numpy as np
+from pgvector.asyncpg import register_vector
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+from .. import paging
+from ..errors import AlreadyExists, InvalidRequest, NotFound, UpstreamConnection
+from . import checks
+from .model import Collection, Distance, Filter, Match, Record, Vector
+from .pg_filters import compile_filter
+
+#: pgvector's `vector` holds at most this many dimensions ...
+MAX_VECTOR_DIMENSIONS = 16_000
+#: ... and its HNSW index covers at most this many; larger collections are searched exactly.
+MAX_INDEXED_DIMENSIONS = 2_000
+DEFAULT_SCHEMA = "portico_vectors"
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+#: Serialises the one-time setup (extension, schema, table) of replicas starting at once.
+_SETUP_LOCK = 0x706F727469636F  # "portico"
+#: Candidates the index scan keeps; the suite's top_k up to this many are exact-order.
+_EF_SEARCH = 100
+
+
+@dataclass(frozen=True)
+class _Metric:
+    operator: str
+    opclass: str
+    #: The score as SQL, from the operator's result in a column named `distance`.
+    score: str
+
+
+_METRICS = {
+    Distance.COSINE: _Metric("<=>", "vector_cosine_ops", "1 - distance"),
+    Distance.DOT: _Metric("<#>", "vector_ip_ops", "-distance"),
+    Distance.EUCLIDEAN: _Metric("<->", "vector_l2_ops", "-distance"),
+}
+
+#: The driver's errors that mean the store cannot be reached (or was lost mid-call).
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+T = TypeVar("T")
+#: A pooled connection.
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its password replaced by `***`, for logs and error messages: both the
+    URL form (`postgresql://user:secret@host/db`) and the key/value form (`password=secret`)."""
+    redacted = re.sub(r"(://[^:/@?#]*:)[^@/?#]*@", r"\1***@", dsn)
+    redacted = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", redacted)
+    return re.sub(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", redacted)
+
+
+def _has_nul(value: Any) -> bool:
+    """Does a JSON value hold a NUL character anywhere (Postgres text and jsonb cannot)?"""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _check_storable(records: list[Record]) -> None:
+    for i, record in enumerate(records):
+        if "\x00" in record.id:
+            raise InvalidRequest([(f"records[{i}].id", "holds a NUL character")])
+        if record.text is not None and "\x00" in record.text:
+            raise InvalidRequest([(f"records[{i}].text", "holds a NUL character, which Postgres cannot store")])
+        if _has_nul(record.metadata):
+            raise InvalidRequest([(f"records[{i}].metadata", "holds a NUL character, which Postgres cannot store")])
+
+
+class PostgresBackend:
+    """Open with `await PostgresBackend.connect(dsn)`; `close()` closes the pool."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, dsn: str) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._where = redact_dsn(dsn)
+
+    @classmethod
+    async def connect(cls, dsn: str, *, schema: str = DEFAULT_SCHEMA, min_size: int = 1, max_size: int = 10,
+                      timeout: float = 10.0) -> PostgresBackend:
+        """Connect, create the extension, schema and collections table if missing, and
+        open the pool. Raises `UpstreamConnection` (with the password redacted) when the
+        server cannot be reached."""
+        if not _IDENTIFIER.fullmatch(schema):
+            raise InvalidRequest([("vectors.schema", "must be a lowercase SQL identifier")])
+        where = redact_dsn(dsn)
+        try:
+            await cls._set_up(dsn, schema, timeout)
+            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=timeout,
+                                             command_timeout=timeout * 3, init=_init_connection)
+        except _UNREACHABLE as exc:
+            raise _unreachable(where, exc) from None
+        except asyncpg.exceptions.InvalidAuthorizationSpecificationError as exc:
+            raise _unreachable(where, exc) from None
+        except asyncpg.exceptions.InvalidPasswordError as exc:
+            raise _unreachable(where, exc) from None
+        return cls(pool, schema, dsn)
+
+    @staticmethod
+    async def _set_up(dsn: str, schema: str, timeout: float) -> None:
+        conn = await asyncpg.connect(dsn, timeout=timeout)
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _SETUP_LOCK)
+                try:
+                    await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                except asyncpg.exceptions.InsufficientPrivilegeError:
+                    raise UpstreamConnection(
+                        "the pgvector extension is not installed in this database and this user may not "
+                        "create it: run CREATE EXTENSION vector as its owner") from None
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                await conn.execute(
+                    f"""CREATE TABLE IF NOT EXISTS {schema}.collections (
+                        id bigserial PRIMARY KEY,
+                        name text NOT NULL UNIQUE,
+                        dimensions integer NOT NULL,
+                        distance text NOT NULL,
+                        embedding_provider text NOT NULL DEFAULT '',
+                        embedding_model text NOT NULL DEFAULT '',
+                        create_time double precision NOT NULL)""")
+        finally:
+            await conn.close()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except _UNREACHABLE as exc:
+            raise _unreachable(self._where, exc) from None
+
+    async def _call(self, name: str, work: Callable[[Connection, Collection, str], Awaitable[T]]) -> T:
+        """Run `work(conn, collection, table)` in one transaction on the named collection;
+        NotFound when it is not there, or was deleted by another replica meanwhile."""
+        async with self._connection() as conn:
+            try:
+                async with conn.transaction():
+                    collection, table = await self._lookup(conn, name)
+                    return await work(conn, collection, table)
+            except asyncpg.exceptions.UndefinedTableError:
+                raise NotFound("collection", name) from None
+
+    async def _lookup(self, conn: Connection, name: str) -> tuple[Collection, str]:
+        row = await conn.fetchrow(f"SELECT * FROM {self._schema}.collections WHERE name = $1", name)
+        if row is None:
+            raise NotFound("collection", name)
+        return _collection(row), self._table(row["id"])
+
+    def _table(self, collection_id: int) -> str:
+        return f"{self._schema}.records_{int(collection_id)}"
+
+    # -- collections --------------------------------------------------------------------
+
+    async def create_collection(self, collection: Collection) -> Collection:
+        checks.check_collection(collection)
+        if collection.dimensions > MAX_VECTOR_DIMENSIONS:
+            raise InvalidRequest([("collection.dimensions",
+                                   f"the postgres backend stores at most {MAX_VECTOR_DIMENSIONS} dimensions")])
+        metric = _METRICS[collection.distance]
+        async with self._connection() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"""INSERT INTO {self._schema}.collections
+                    (name, dimensions, distance, embedding_provider, embedding_model, create_time)
+                    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING *""",
+                collection.name, collection.dimensions, collection.distance.value, collection.embedding_provider,
+                collection.embedding_model, time.time())
+            if row is None:
+                raise AlreadyExists("collection", collection.name)
+            table = self._table(row["id"])
+            await conn.execute(f"""CREATE TABLE {table} (
+                id text PRIMARY KEY,
+                embedding vector({int(collection.dimensions)}) NOT NULL,
+                metadata jsonb NOT NULL,
+                text text)""")
+            if collection.dimensions <= MAX_INDEXED_DIMENSIONS:
+                await conn.execute(f"CREATE INDEX ON {table} USING hnsw (embedding {metric.opclass})")
+            return _collection(row)
+
+    async def get_collection(self, name: str) -> Collection:
+        async with self._connection() as conn:
+            collection, _ = await self._lookup(conn, name)
+            return collection
+
+    async def list_collections(self, page_size: int, page_token: str) -> tuple[list[Collection], str]:
+        start = paging.decode_token(page_token)
+        async with self._connection() as conn:
+            rows = await conn.fetch(f"SELECT * FROM {self._schema}.collections ORDER BY name OFFSET $1 LIMIT $2",
+                                    start, page_size + 1)
+        page = [_collection(row) for row in rows[:page_size]]
+        return page, paging.encode_token(start + page_size) if len(rows) > page_size else ""
+
+    async def delete_collection(self, name: str) -> None:
+        async with self._connection() as conn, conn.transaction():
+            collection_id = await conn.fetchval(
+                f"DELETE FROM {self._schema}.collections WHERE name = $1 RETURNING id", name)
+            if collection_id is None:
+                raise NotFound("collection", name)
+            await conn.execute(f"DROP TABLE IF EXISTS {self._table(collection_id)}")
+
+    # -- records ------------------------------------------------------------------------
+
+    async def upsert(self, name: str, records: list[Record]) -> int:
+        _check_storable(records)
+
+        async def work(conn: Connection, collection: Collection, table: str) -> int:
+            checks.check_records(collection, records)
+            await conn.executemany(
+                f"""INSERT INTO {table} (id, embedding, metadata, text) VALUES ($1, $2, $3::jsonb, $4)
+                    ON CONFLICT (id) DO UPDATE
+                    SET embedding = EXCLUDED.embedding, metadata = EXCLUDED.metadata, text = EXCLUDED.text""",
+                [(r.id, r.vector, json.dumps(r.metadata), r.text) for r in records])
+            return len(records)
+
+        return await self._call(name, work)
+
+    async def query(
+        self, name: str, vector: Vector, top_k: int, filter: Filter | None = None,
+        min_score: float | None = None, include_vectors: bool = False, include_metadata: bool = True,
+    ) -> list[Match]:
+        async def work(conn: Connection, collection: Collection, table: str) -> list[Match]:
+            checks.check_vector(collection, vector, "vector")
+            checks.check_top_k(top_k)
+            metric = _METRICS[collection.distance]
+            params: list[object] = [vector, top_k]
+            where = ""
+            if filter is not None:
+                condition, filter_params = compile_filter(filter, "metadata", len(params) + 1)
+                where, params = f"WHERE {condition}", params + filter_params
+            outer = ""
+            if min_score is not None:
+                params.append(float(min_score))
+                outer = f"WHERE {metric.score} >= ${len(params)}"
+            # The index yields rows by distance; rows at equal distance go by id, as in `memory`.
+            rows = await conn.fetch(
+                f"""SELECT id, {metric.score} AS score, embedding, metadata, text FROM (
+                        SELECT id, embedding, metadata, text, embedding {metric.operator} $1 AS distance
+                        FROM {table} {where} ORDER BY embedding {metric.operator} $1, id LIMIT $2
+                    ) AS nearest {outer} ORDER BY distance, id""",
+                *params)
+            return [Match(row["id"], float(row["score"]),
+                          _vector(row["embedding"]) if include_vectors else None,
+                          json.loads(row["metadata"]) if include_metadata else None,
+                          row["text"] if include_metadata else None)
+                    for row in rows]
+
+        return await self._call(name, work)
+
+    async def get(self, name: str, ids: list[str]) -> list[Record]:
+        async def work(conn: Connection, collection: Collection, table: str) -> list[Record]:
+            rows = await conn.fetch(f"SELECT * FROM {table} WHERE id = ANY($1::text[])",
+                                    [i for i in ids if "\x00" not in i])
+            found = {row["id"]: Record(row["id"], _vector(row["embedding"]), json.loads(row["metadata"]), row["text"])
+                     for row in rows}
+            return [found[i] for i in ids if i in found]
+
+        return await self._call(name, work)
+
+    async def delete(self, name: str, ids: list[str] | None = None, filter: Filter | None = None) -> int:
+        if (ids is None) == (filter is None):
+            raise InvalidRequest([("ids", "give either ids or a filter")])
+
+        async def work(conn: Connection, collection: Collection, table: str) -> int:
+            if filter is not None:
+                condition, params = compile_filter(filter, "metadata")
+                status = await conn.execute(f"DELETE FROM {table} WHERE {condition}", *params)
+            else:
+                status = await conn.execute(f"DELETE FROM {table} WHERE id = ANY($1::text[])",
+                                            [i for i in ids or () if "\x00" not in i])
+            return int(status.split()[-1])
+
+        return await self._call(name, work)
+
+    async def count(self, name: str, filter: Filter | None = None) -> int:
+        async def work(conn: Connection, collection: Collection, table: str) -> int:
+            if filter is None:
+                return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+            condition, params = compile_filter(filter, "metadata")
+            return int(await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {condition}", *params))
+
+        return await self._call(name, work)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await register_vector(conn)
+    await conn.execute(f"SET hnsw.iterative_scan = strict_order; SET hnsw.ef_search = {_EF_SEARCH}")
+
+
+def _collection(row: asyncpg.Record) -> Collection:
+    return Collection(row["name"], row["dimensions"], Distance(row["distance"]), row["embedding_provider"],
+                      row["embedding_model"], row["create_time"])
+
+
+def _vector(value: Any) -> Vector:
+    return np.array(value.to_numpy(), dtype=np.float32)
+
+
+def _unreachable(where: str, exc: BaseException) -> UpstreamConnection:
+    return UpstreamConnection(f"the vector store at {where} cannot be reached ({type(exc).__name__})",
+                              metadata={"store": "postgres"})
