@@ -16,9 +16,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 
 def _bin_dir() -> Path:
@@ -102,3 +104,12 @@ class PostgresServer:
         finally:
             await conn.close()
         return self.dsn(name)
+
+
+@pytest.fixture(scope="module", name="postgres")
+def postgres_fixture() -> Iterator[PostgresServer]:
+    """One server per test module, started once; each test makes its own database."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.destroy()

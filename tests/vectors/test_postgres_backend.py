@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import numpy as np
@@ -18,17 +18,9 @@ from portico_server.vectors.postgres import PostgresBackend, redact_dsn
 
 from vectors.behaviour import *  # noqa: F403  (the shared behaviour tests)
 from vectors.behaviour import BOOKS, Subject, books, ids_of, vec
-from vectors.postgres_server import PostgresServer
+from vectors.postgres_server import PostgresServer, postgres_fixture  # noqa: F401  (the `postgres` fixture)
 
 _databases = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.destroy()
 
 
 @pytest.fixture

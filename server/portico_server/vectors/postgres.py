@@ -20,6 +20,7 @@ instead of returning fewer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -35,11 +36,14 @@ from pgvector.asyncpg import register_vector
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from .. import paging
 from ..errors import AlreadyExists, InvalidRequest, NotFound, UpstreamConnection
 from . import checks
 from .model import Collection, Distance, Filter, Match, Record, Vector
 from .pg_filters import compile_filter
+from .registry import options, register
 
 #: pgvector's `vector` holds at most this many dimensions ...
 MAX_VECTOR_DIMENSIONS = 16_000
@@ -78,6 +82,11 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
 )
 
+#: ... and, when connecting, a refused login (a wrong password or user: the password is
+#: never in the driver's message, but the error is still reported as unreachable).
+_CONNECT_FAILURES: tuple[type[BaseException], ...] = (
+    *_UNREACHABLE, asyncpg.exceptions.InvalidAuthorizationSpecificationError)
+
 T = TypeVar("T")
 #: A pooled connection.
 Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
@@ -113,33 +122,42 @@ def _check_storable(records: list[Record]) -> None:
 
 
 class PostgresBackend:
-    """Open with `await PostgresBackend.connect(dsn)`; `close()` closes the pool."""
+    """Connects on first use (so a gateway starts while its database is still coming up,
+    and a failed connect is retried by the next call); `connect()` opens it at once."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, dsn: str) -> None:
-        self._pool = pool
+    def __init__(self, dsn: str, *, schema: str = DEFAULT_SCHEMA, min_size: int = 1, max_size: int = 10,
+                 timeout: float = 10.0) -> None:
+        if not _IDENTIFIER.fullmatch(schema):
+            raise InvalidRequest([("vectors.options.schema", "must be a lowercase SQL identifier")])
+        self._dsn = dsn
         self._schema = schema
+        self._sizes = (min_size, max_size)
+        self._timeout = timeout
         self._where = redact_dsn(dsn)
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
 
     @classmethod
-    async def connect(cls, dsn: str, *, schema: str = DEFAULT_SCHEMA, min_size: int = 1, max_size: int = 10,
-                      timeout: float = 10.0) -> PostgresBackend:
-        """Connect, create the extension, schema and collections table if missing, and
-        open the pool. Raises `UpstreamConnection` (with the password redacted) when the
-        server cannot be reached."""
-        if not _IDENTIFIER.fullmatch(schema):
-            raise InvalidRequest([("vectors.schema", "must be a lowercase SQL identifier")])
-        where = redact_dsn(dsn)
-        try:
-            await cls._set_up(dsn, schema, timeout)
-            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=timeout,
-                                             command_timeout=timeout * 3, init=_init_connection)
-        except _UNREACHABLE as exc:
-            raise _unreachable(where, exc) from None
-        except asyncpg.exceptions.InvalidAuthorizationSpecificationError as exc:
-            raise _unreachable(where, exc) from None
-        except asyncpg.exceptions.InvalidPasswordError as exc:
-            raise _unreachable(where, exc) from None
-        return cls(pool, schema, dsn)
+    async def connect(cls, dsn: str, **settings: Any) -> PostgresBackend:
+        """A backend with its pool open. Raises `UpstreamConnection` (the password
+        redacted) when the server cannot be reached."""
+        backend = cls(dsn, **settings)
+        await backend._open()
+        return backend
+
+    async def _open(self) -> asyncpg.Pool:
+        """The pool, after creating the extension, schema and collections table if missing."""
+        async with self._opening:
+            if self._pool is not None:
+                return self._pool
+            try:
+                await self._set_up(self._dsn, self._schema, self._timeout)
+                self._pool = await asyncpg.create_pool(
+                    self._dsn, min_size=self._sizes[0], max_size=self._sizes[1], timeout=self._timeout,
+                    command_timeout=self._timeout * 3, init=_init_connection)
+            except _CONNECT_FAILURES as exc:
+                raise _unreachable(self._where, exc) from None
+            return self._pool
 
     @staticmethod
     async def _set_up(dsn: str, schema: str, timeout: float) -> None:
@@ -170,8 +188,9 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
+        pool = self._pool or await self._open()
         try:
-            async with self._pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 yield conn
         except _UNREACHABLE as exc:
             raise _unreachable(self._where, exc) from None
@@ -327,7 +346,8 @@ class PostgresBackend:
         return await self._call(name, work)
 
     async def close(self) -> None:
-        await self._pool.close()
+        if self._pool is not None:
+            await self._pool.close()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -347,3 +367,26 @@ def _vector(value: Any) -> Vector:
 def _unreachable(where: str, exc: BaseException) -> UpstreamConnection:
     return UpstreamConnection(f"the vector store at {where} cannot be reached ({type(exc).__name__})",
                               metadata={"store": "postgres"})
+
+
+class PostgresOptions(BaseModel):
+    """`vectors.options` for `backend: postgres`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: `postgresql://user:password@host:port/database` (or key=value form); the password
+    #: may instead come from PGPASSWORD. Logged and reported only with the password hidden.
+    dsn: str = Field(min_length=1)
+    #: The schema holding the collections table and one records table per collection.
+    schema_name: str = Field(default=DEFAULT_SCHEMA, pattern=_IDENTIFIER.pattern)
+    pool_min: int = Field(default=1, ge=0)
+    pool_max: int = Field(default=10, ge=1)
+    #: Seconds to connect or to wait for a pooled connection; statements get three times this.
+    timeout: float = Field(default=10.0, gt=0)
+
+
+@register("postgres")
+def _create(given: dict[str, Any], where: str) -> PostgresBackend:
+    settings = options(PostgresOptions, given, where)
+    return PostgresBackend(settings.dsn, schema=settings.schema_name, timeout=settings.timeout,
+                           min_size=min(settings.pool_min, settings.pool_max), max_size=settings.pool_max)
