@@ -5,6 +5,7 @@ password never in an error, and the HNSW index being what a query uses."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
 from collections.abc import AsyncIterator
@@ -167,6 +168,38 @@ async def test_approximate_search_finds_the_exact_top_10_in_a_larger_collection(
         found += len(exact & {m.id for m in got})
         expected += 10
     assert found / expected >= 0.95
+
+
+async def test_past_the_index_limit_a_collection_is_searched_exactly(subject: Subject) -> None:
+    """pgvector's HNSW covers at most 2,000 dimensions; a wider collection has no index but
+    answers the same; a `vector` column holds at most 16,000."""
+    backend = subject.backend
+    await backend.create_collection(Collection("wide", 2_048, Distance.EUCLIDEAN))
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((3, 2_048)).astype(np.float32)
+    await backend.upsert("wide", [Record(str(i), v, {}) for i, v in enumerate(data)])
+    expected = -np.linalg.norm(data - data[1], axis=1)
+    matches = await backend.query("wide", data[1], 3)
+    assert [m.id for m in matches] == [str(i) for i in np.argsort(-expected)]
+    assert [m.score for m in matches] == pytest.approx(sorted(expected, reverse=True), rel=1e-4, abs=1e-3)
+    with pytest.raises(InvalidRequest) as refused:
+        await backend.create_collection(Collection("wider", 16_001, Distance.COSINE))
+    assert refused.value.violations[0][0] == "collection.dimensions"
+
+
+async def test_replicas_creating_one_collection_at_once_get_one_each_way(database: str) -> None:
+    """Two backends (as two gateway replicas) create the same name concurrently: one
+    succeeds, the other is ALREADY_EXISTS, and both then see the one collection."""
+    replicas = [await PostgresBackend.connect(database), await PostgresBackend.connect(database)]
+    try:
+        outcomes = await asyncio.gather(*(r.create_collection(Collection("same", 3, Distance.DOT)) for r in replicas),
+                                        return_exceptions=True)
+        assert sorted(type(o).__name__ for o in outcomes) == ["AlreadyExists", "Collection"]
+        for replica in replicas:
+            assert (await replica.get_collection("same")).distance is Distance.DOT
+    finally:
+        for replica in replicas:
+            await replica.close()
 
 
 # -- connection ---------------------------------------------------------------------------
