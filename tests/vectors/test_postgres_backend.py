@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import numpy as np
 import pytest
+from portico_server.config import ConfigError, VectorSettings
 from portico_server.errors import InvalidRequest, UpstreamConnection
+from portico_server.vectors import registry
 from portico_server.vectors.model import And, Collection, Distance, Eq, In, Not, Or, Range, Record
 from portico_server.vectors.postgres import PostgresBackend, redact_dsn
 
@@ -229,6 +231,30 @@ async def test_a_wrong_password_is_unavailable_without_the_password(postgres: Po
         await PostgresBackend.connect(postgres.dsn(password="not-the-password"), timeout=5)
     assert "not-the-password" not in str(failed.value)
     assert postgres.password not in str(failed.value)
+
+
+async def test_a_dsn_the_driver_cannot_read_is_reported_without_the_password() -> None:
+    with pytest.raises(UpstreamConnection) as failed:
+        await PostgresBackend.connect("postgresql://app:pw-%2Fsecret@127.0.0.1:notaport/v", timeout=5)
+    assert "is not valid" in str(failed.value)
+    assert "secret" not in str(failed.value)
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    ({}, "vectors.options.dsn"),
+    ({"dsn": "postgresql://db/v", "schema_name": "x; DROP"}, "vectors.options.schema_name"),
+    ({"dsn": "postgresql://db/v", "pool": 3}, "vectors.options.pool"),
+])
+def test_configuration_mistakes_name_the_setting(options: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        registry.create(VectorSettings(backend="postgres", options=options))
+    assert named in str(refused.value)
+
+
+def test_configured_backend_is_postgres_and_connects_on_first_use() -> None:
+    """Building it from configuration opens no connection (the database may come up later)."""
+    backend = registry.create(VectorSettings(backend="postgres", options={"dsn": "postgresql://u:p@127.0.0.1:1/v"}))
+    assert isinstance(backend, PostgresBackend)
 
 
 async def test_a_server_that_stops_mid_run_is_unavailable_then_recovers(

@@ -24,6 +24,7 @@ import asyncio
 import json
 import re
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -156,7 +157,12 @@ class PostgresBackend:
                     self._dsn, min_size=self._sizes[0], max_size=self._sizes[1], timeout=self._timeout,
                     command_timeout=self._timeout * 3, init=_init_connection)
             except _CONNECT_FAILURES as exc:
-                raise _unreachable(self._where, exc) from None
+                raise _unreachable(self._where, exc, self._dsn) from None
+            except (ValueError, asyncpg.exceptions.ClientConfigurationError) as exc:
+                # A DSN the driver cannot read: a configuration mistake, reported as such.
+                raise UpstreamConnection(
+                    f"the vector store DSN {self._where} is not valid: {_scrub(str(exc), self._dsn)}",
+                    metadata={"store": "postgres"}) from None
             return self._pool
 
     @staticmethod
@@ -193,7 +199,7 @@ class PostgresBackend:
             async with pool.acquire() as conn:
                 yield conn
         except _UNREACHABLE as exc:
-            raise _unreachable(self._where, exc) from None
+            raise _unreachable(self._where, exc, self._dsn) from None
 
     async def _call(self, name: str, work: Callable[[Connection, Collection, str], Awaitable[T]]) -> T:
         """Run `work(conn, collection, table)` in one transaction on the named collection;
@@ -296,10 +302,12 @@ class PostgresBackend:
             if min_score is not None:
                 params.append(float(min_score))
                 outer = f"WHERE {metric.score} >= ${len(params)}"
+            # Only the columns asked for leave the server (a 1,536-dimension vector is 6 KB).
+            columns = (", embedding" if include_vectors else "") + (", metadata, text" if include_metadata else "")
             # The index yields rows by distance; rows at equal distance go by id, as in `memory`.
             rows = await conn.fetch(
-                f"""SELECT id, {metric.score} AS score, embedding, metadata, text FROM (
-                        SELECT id, embedding, metadata, text, embedding {metric.operator} $1 AS distance
+                f"""SELECT id, {metric.score} AS score{columns} FROM (
+                        SELECT id{columns}, embedding {metric.operator} $1 AS distance
                         FROM {table} {where} ORDER BY embedding {metric.operator} $1, id LIMIT $2
                     ) AS nearest {outer} ORDER BY distance, id""",
                 *params)
@@ -364,9 +372,33 @@ def _vector(value: Any) -> Vector:
     return np.array(value.to_numpy(), dtype=np.float32)
 
 
-def _unreachable(where: str, exc: BaseException) -> UpstreamConnection:
-    return UpstreamConnection(f"the vector store at {where} cannot be reached ({type(exc).__name__})",
+def _unreachable(where: str, exc: BaseException, dsn: str) -> UpstreamConnection:
+    reason = _scrub(str(exc), dsn) or type(exc).__name__
+    return UpstreamConnection(f"the vector store at {where} cannot be reached: {reason}",
                               metadata={"store": "postgres"})
+
+
+def _scrub(text: str, dsn: str) -> str:
+    """`text` (a driver's message) with any DSN in it redacted and the DSN's password
+    itself, in any spelling, replaced by `***`."""
+    text = redact_dsn(text)
+    for secret in _passwords(dsn):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _passwords(dsn: str) -> set[str]:
+    found: set[str] = set()
+    try:
+        password = urllib.parse.urlsplit(dsn).password
+    except ValueError:
+        password = None
+    if password:
+        found |= {password, urllib.parse.unquote(password)}
+    for match in re.finditer(r"(?i)password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&#]+)", dsn):
+        value = match.group(1)
+        found |= {value, value.strip("'"), urllib.parse.unquote(value)}
+    return {p for p in found if p}
 
 
 class PostgresOptions(BaseModel):
@@ -378,7 +410,7 @@ class PostgresOptions(BaseModel):
     #: may instead come from PGPASSWORD. Logged and reported only with the password hidden.
     dsn: str = Field(min_length=1)
     #: The schema holding the collections table and one records table per collection.
-    schema_name: str = Field(default=DEFAULT_SCHEMA, pattern=_IDENTIFIER.pattern)
+    schema_name: str = Field(default=DEFAULT_SCHEMA, pattern=f"^{_IDENTIFIER.pattern}$")
     pool_min: int = Field(default=1, ge=0)
     pool_max: int = Field(default=10, ge=1)
     #: Seconds to connect or to wait for a pooled connection; statements get three times this.
