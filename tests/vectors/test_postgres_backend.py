@@ -124,12 +124,15 @@ async def test_numbers_bools_and_strings_compare_as_the_memory_backend_does(subj
         In("lang", ("fr",)))))))) == 2
 
 
-async def test_a_nul_character_in_metadata_is_invalid_and_names_the_record(subject: Subject) -> None:
+async def test_metadata_postgres_cannot_store_is_invalid_and_names_the_record(subject: Subject) -> None:
     backend = subject.backend
     await books(backend)
     with pytest.raises(InvalidRequest) as refused:
         await backend.upsert("books", [Record("ok", vec(1, 1, 0), {}), Record("bad", vec(1, 1, 0), {"k": "a\x00b"})])
     assert refused.value.violations[0][0] == "records[1].metadata"
+    with pytest.raises(InvalidRequest) as refused:
+        await backend.upsert("books", [Record("nan", vec(1, 1, 0), {"k": [float("nan")]})])
+    assert refused.value.violations[0][0] == "records[0].metadata"
     assert await backend.count("books") == 5
 
 

@@ -112,7 +112,10 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _check_storable(records: list[Record]) -> None:
+def _encode_storable(records: list[Record]) -> list[str]:
+    """Each record's metadata as JSON text for `jsonb`, after refusing what Postgres cannot
+    store: NUL characters, and NaN or infinite numbers (which are not JSON)."""
+    encoded = []
     for i, record in enumerate(records):
         if "\x00" in record.id:
             raise InvalidRequest([(f"records[{i}].id", "holds a NUL character")])
@@ -120,6 +123,12 @@ def _check_storable(records: list[Record]) -> None:
             raise InvalidRequest([(f"records[{i}].text", "holds a NUL character, which Postgres cannot store")])
         if _has_nul(record.metadata):
             raise InvalidRequest([(f"records[{i}].metadata", "holds a NUL character, which Postgres cannot store")])
+        try:
+            encoded.append(json.dumps(record.metadata, allow_nan=False))
+        except ValueError:
+            raise InvalidRequest([(f"records[{i}].metadata", "holds NaN or an infinite number, which JSON has not")]
+                                 ) from None
+    return encoded
 
 
 class PostgresBackend:
@@ -272,7 +281,7 @@ class PostgresBackend:
     # -- records ------------------------------------------------------------------------
 
     async def upsert(self, name: str, records: list[Record]) -> int:
-        _check_storable(records)
+        metadata = _encode_storable(records)
 
         async def work(conn: Connection, collection: Collection, table: str) -> int:
             checks.check_records(collection, records)
@@ -280,7 +289,7 @@ class PostgresBackend:
                 f"""INSERT INTO {table} (id, embedding, metadata, text) VALUES ($1, $2, $3::jsonb, $4)
                     ON CONFLICT (id) DO UPDATE
                     SET embedding = EXCLUDED.embedding, metadata = EXCLUDED.metadata, text = EXCLUDED.text""",
-                [(r.id, r.vector, json.dumps(r.metadata), r.text) for r in records])
+                [(r.id, r.vector, m, r.text) for r, m in zip(records, metadata, strict=True)])
             return len(records)
 
         return await self._call(name, work)
