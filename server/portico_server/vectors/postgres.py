@@ -186,6 +186,10 @@ class PostgresBackend:
                     raise UpstreamConnection(
                         "the pgvector extension is not installed in this database and this user may not "
                         "create it: run CREATE EXTENSION vector as its owner") from None
+                # Checked first: even with IF NOT EXISTS, Postgres wants the CREATE privilege,
+                # which a user limited to an existing schema does not have.
+                if await conn.fetchval("SELECT to_regclass($1)", f"{schema}.collections") is not None:
+                    return
                 await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
                 await conn.execute(
                     f"""CREATE TABLE IF NOT EXISTS {schema}.collections (
@@ -205,10 +209,25 @@ class PostgresBackend:
     async def _connection(self) -> AsyncIterator[Connection]:
         pool = self._pool or await self._open()
         try:
-            async with pool.acquire() as conn:
-                yield conn
+            conn = await pool.acquire(timeout=self._timeout)
+        except TimeoutError:
+            raise self._error(f"no connection to the vector store at {self._where} within {self._timeout:g} s "
+                              "(the server is slow or unreachable, or every pooled connection is busy)") from None
         except _UNREACHABLE as exc:
             raise _unreachable(self._where, exc, self._dsn) from None
+        try:
+            yield conn
+        except TimeoutError:
+            raise self._error(f"the vector store at {self._where} did not answer within "
+                              f"{self._timeout * 3:g} s") from None
+        except _UNREACHABLE as exc:
+            raise _unreachable(self._where, exc, self._dsn) from None
+        finally:
+            await pool.release(conn)
+
+    @staticmethod
+    def _error(message: str) -> UpstreamConnection:
+        return UpstreamConnection(message, metadata={"store": "postgres"})
 
     async def _call(self, name: str, work: Callable[[Connection, Collection, str], Awaitable[T]]) -> T:
         """Run `work(conn, collection, table)` in one transaction on the named collection;
