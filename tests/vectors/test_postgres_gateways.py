@@ -22,13 +22,13 @@ def config(dsn: str) -> str:
     return json.dumps({"providers": [FAKE], "vectors": {"backend": "postgres", "options": {"dsn": dsn}}})
 
 
-# Two gateway processes start and import everything; on a busy machine that takes a while.
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(360)
 async def test_two_gateway_processes_sharing_a_store_see_each_others_writes(
         postgres: PostgresServer, tmp_path: Path) -> None:
     dsn = await postgres.create_database("shared")
-    with spawned_gateway(config(dsn), tmp_path) as (_, first_address), \
-            spawned_gateway(config(dsn), tmp_path) as (_, second_address):
+    # Started one after the other: each imports the whole gateway, slow on a busy machine.
+    with spawned_gateway(config(dsn), tmp_path, ready_seconds=120) as (_, first_address), \
+            spawned_gateway(config(dsn), tmp_path, ready_seconds=120) as (_, second_address):
         async with grpc.aio.insecure_channel(first_address) as a_channel, \
                 grpc.aio.insecure_channel(second_address) as b_channel:
             a = vector_service_pb2_grpc.VectorServiceStub(a_channel)

@@ -54,8 +54,8 @@ DEFAULT_SCHEMA = "portico_vectors"
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: Serialises the one-time setup (extension, schema, table) of replicas starting at once.
 _SETUP_LOCK = 0x706F727469636F  # "portico"
-#: Candidates the index scan keeps; the suite's top_k up to this many are exact-order.
-_EF_SEARCH = 100
+#: Candidates an HNSW scan keeps (pgvector's default is 40): more is better recall, slower.
+DEFAULT_EF_SEARCH = 100
 
 
 @dataclass(frozen=True)
@@ -136,13 +136,16 @@ class PostgresBackend:
     and a failed connect is retried by the next call); `connect()` opens it at once."""
 
     def __init__(self, dsn: str, *, schema: str = DEFAULT_SCHEMA, min_size: int = 1, max_size: int = 10,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, ef_search: int = DEFAULT_EF_SEARCH) -> None:
         if not _IDENTIFIER.fullmatch(schema):
             raise InvalidRequest([("vectors.options.schema", "must be a lowercase SQL identifier")])
         self._dsn = dsn
         self._schema = schema
         self._sizes = (min_size, max_size)
         self._timeout = timeout
+        if not 1 <= ef_search <= 1000:
+            raise InvalidRequest([("vectors.options.ef_search", "must be from 1 to 1000")])
+        self._ef_search = int(ef_search)
         self._where = redact_dsn(dsn)
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
@@ -164,7 +167,7 @@ class PostgresBackend:
                 await self._set_up(self._dsn, self._schema, self._timeout)
                 self._pool = await asyncpg.create_pool(
                     self._dsn, min_size=self._sizes[0], max_size=self._sizes[1], timeout=self._timeout,
-                    command_timeout=self._timeout * 3, init=_init_connection)
+                    command_timeout=self._timeout * 3, init=self._init_connection)
             except _CONNECT_FAILURES as exc:
                 raise _unreachable(self._where, exc, self._dsn) from None
             except (ValueError, asyncpg.exceptions.ClientConfigurationError) as exc:
@@ -224,6 +227,10 @@ class PostgresBackend:
             raise _unreachable(self._where, exc, self._dsn) from None
         finally:
             await pool.release(conn)
+
+    async def _init_connection(self, conn: asyncpg.Connection) -> None:
+        await register_vector(conn)
+        await conn.execute(f"SET hnsw.iterative_scan = strict_order; SET hnsw.ef_search = {self._ef_search:d}")
 
     @staticmethod
     def _error(message: str) -> UpstreamConnection:
@@ -386,11 +393,6 @@ class PostgresBackend:
             await self._pool.close()
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    await register_vector(conn)
-    await conn.execute(f"SET hnsw.iterative_scan = strict_order; SET hnsw.ef_search = {_EF_SEARCH}")
-
-
 def _collection(row: asyncpg.Record) -> Collection:
     return Collection(row["name"], row["dimensions"], Distance(row["distance"]), row["embedding_provider"],
                       row["embedding_model"], row["create_time"])
@@ -443,10 +445,13 @@ class PostgresOptions(BaseModel):
     pool_max: int = Field(default=10, ge=1)
     #: Seconds to connect or to wait for a pooled connection; statements get three times this.
     timeout: float = Field(default=10.0, gt=0)
+    #: HNSW candidates per query (pgvector's `hnsw.ef_search`, 1 to 1,000).
+    ef_search: int = Field(default=DEFAULT_EF_SEARCH, ge=1, le=1000)
 
 
 @register("postgres")
 def _create(given: dict[str, Any], where: str) -> PostgresBackend:
     settings = options(PostgresOptions, given, where)
     return PostgresBackend(settings.dsn, schema=settings.schema_name, timeout=settings.timeout,
-                           min_size=min(settings.pool_min, settings.pool_max), max_size=settings.pool_max)
+                           min_size=min(settings.pool_min, settings.pool_max), max_size=settings.pool_max,
+                           ef_search=settings.ef_search)
