@@ -118,7 +118,8 @@ class PostgresServer:
         """A new empty database with pgvector installed; its DSN."""
         conn = await asyncpg.connect(self.dsn())
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            # FILE_COPY: copying the template's files beats writing them all through the WAL.
+            await conn.execute(f'CREATE DATABASE "{name}" STRATEGY = FILE_COPY')
         finally:
             await conn.close()
         conn = await asyncpg.connect(self.dsn(name))
@@ -127,6 +128,13 @@ class PostgresServer:
         finally:
             await conn.close()
         return self.dsn(name)
+
+    async def drop_database(self, name: str) -> None:
+        conn = await asyncpg.connect(self.dsn())
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
 
 
 @pytest.fixture(scope="module", name="postgres")

@@ -27,9 +27,11 @@ _databases = itertools.count()
 
 
 @pytest.fixture
-async def database(postgres: PostgresServer) -> str:
+async def database(postgres: PostgresServer) -> AsyncIterator[str]:
     """A fresh database per test, so tests never see each other's collections."""
-    return await postgres.create_database(f"t{next(_databases)}")
+    name = f"t{next(_databases)}"
+    yield await postgres.create_database(name)
+    await postgres.drop_database(name)
 
 
 @pytest.fixture
