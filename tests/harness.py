@@ -78,8 +78,10 @@ PORTICO_BIN = str(Path(sys.executable).parent / "portico")
 
 
 @contextlib.contextmanager
-def spawned_gateway(config_text: str | None, tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Run `portico serve` on an ephemeral port as a separate process; yields (process, address)."""
+def spawned_gateway(config_text: str | None, tmp_path: Path, *args: str,
+                    ready_seconds: float = 30) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run `portico serve` on an ephemeral port as a separate process; yields (process, address)
+    once it says it listens (within `ready_seconds`)."""
     run_dir = Path(tempfile.mkdtemp(dir=tmp_path, prefix="gateway-"))
     command = [PORTICO_BIN, "serve", "--address", "127.0.0.1:0", *args]
     if config_text is not None:
@@ -90,7 +92,7 @@ def spawned_gateway(config_text: str | None, tmp_path: Path, *args: str) -> Iter
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 30)
+        ready, _, _ = select.select([process.stdout], [], [], ready_seconds)
         line = process.stdout.readline() if ready else ""
         assert line.startswith("portico: listening on "), f"{line!r}\n{(run_dir / 'serve.log').read_text()}"
         yield process, line.removeprefix("portico: listening on ").strip()
