@@ -7,6 +7,7 @@ gRPC statuses with `google.rpc` details. Each class names its `ErrorReason` valu
     ├── InvalidRequest            bad input, with field violations
     ├── RequestTooLarge           over the gateway's or the provider's limit
     ├── UnknownProvider / UnknownModel
+    ├── NotFound / AlreadyExists  a named resource (a vector collection) is missing / taken
     ├── CapabilityUnsupported     e.g. embeddings on a chat-only provider
     ├── UpstreamError             the provider said no or failed
     │   ├── UpstreamBadRequest, ContextLengthExceeded, UpstreamAuth,
@@ -96,6 +97,27 @@ class UnknownProvider(PorticoError):
 class UnknownModel(PorticoError):
     reason = "ERROR_REASON_UNKNOWN_MODEL"
     retry_safe = True
+
+
+class NotFound(PorticoError):
+    """A named resource, such as a vector collection, does not exist."""
+
+    reason = "ERROR_REASON_NOT_FOUND"
+    retry_safe = True
+
+    def __init__(self, resource: str, name: str, message: str = "") -> None:
+        super().__init__(message or f"no {resource} named {name!r}", metadata={"resource": resource, "name": name})
+
+
+class AlreadyExists(PorticoError):
+    """A resource with that name exists already."""
+
+    reason = "ERROR_REASON_ALREADY_EXISTS"
+    retry_safe = True
+
+    def __init__(self, resource: str, name: str, message: str = "") -> None:
+        super().__init__(message or f"a {resource} named {name!r} exists already",
+                         metadata={"resource": resource, "name": name})
 
 
 class CapabilityUnsupported(PorticoError):

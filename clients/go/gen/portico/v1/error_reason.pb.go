@@ -96,6 +96,12 @@ const (
 	// calls in progress or open streams, named in the metadata as `limit`) and shed
 	// this call before any work was done; a higher priority may still get in.
 	ErrorReason_ERROR_REASON_OVERLOADED ErrorReason = 38
+	// NOT_FOUND. A named resource, such as a vector collection, does not exist;
+	// metadata `resource` says which kind and `name` which one.
+	ErrorReason_ERROR_REASON_NOT_FOUND ErrorReason = 40
+	// ALREADY_EXISTS. A resource with that name exists already; metadata
+	// `resource` and `name` say which.
+	ErrorReason_ERROR_REASON_ALREADY_EXISTS ErrorReason = 41
 	// INTERNAL. A bug in the gateway. The message carries no secret, traceback or
 	// upstream body.
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 50
@@ -130,6 +136,8 @@ var (
 		35: "ERROR_REASON_PERMISSION_DENIED",
 		36: "ERROR_REASON_CANCELLED",
 		38: "ERROR_REASON_OVERLOADED",
+		40: "ERROR_REASON_NOT_FOUND",
+		41: "ERROR_REASON_ALREADY_EXISTS",
 		50: "ERROR_REASON_INTERNAL",
 	}
 	ErrorReason_value = map[string]int32{
@@ -159,6 +167,8 @@ var (
 		"ERROR_REASON_PERMISSION_DENIED":        35,
 		"ERROR_REASON_CANCELLED":                36,
 		"ERROR_REASON_OVERLOADED":               38,
+		"ERROR_REASON_NOT_FOUND":                40,
+		"ERROR_REASON_ALREADY_EXISTS":           41,
 		"ERROR_REASON_INTERNAL":                 50,
 	}
 )
@@ -195,7 +205,7 @@ var File_portico_v1_error_reason_proto protoreflect.FileDescriptor
 const file_portico_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
 	"\x1dportico/v1/error_reason.proto\x12\n" +
-	"portico.v1*\xcb\a\n" +
+	"portico.v1*\x88\b\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12\"\n" +
@@ -223,7 +233,9 @@ const file_portico_v1_error_reason_proto_rawDesc = "" +
 	"\x1cERROR_REASON_UNAUTHENTICATED\x10\"\x12\"\n" +
 	"\x1eERROR_REASON_PERMISSION_DENIED\x10#\x12\x1a\n" +
 	"\x16ERROR_REASON_CANCELLED\x10$\x12\x1b\n" +
-	"\x17ERROR_REASON_OVERLOADED\x10&\x12\x19\n" +
+	"\x17ERROR_REASON_OVERLOADED\x10&\x12\x1a\n" +
+	"\x16ERROR_REASON_NOT_FOUND\x10(\x12\x1f\n" +
+	"\x1bERROR_REASON_ALREADY_EXISTS\x10)\x12\x19\n" +
 	"\x15ERROR_REASON_INTERNAL\x102B\x83\x01\n" +
 	"\x0edev.portico.v1B\x10ErrorReasonProtoP\x01Z/portico.dev/clients/go/gen/portico/v1;porticov1\xa2\x02\x03PTC\xaa\x02\n" +
 	"Portico.V1\xca\x02\n" +
