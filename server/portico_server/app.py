@@ -311,6 +311,10 @@ async def run(
         await gateway.start()
         # Before "listening": whoever waits for that line can rely on this one being there.
         log.log(*describe(gateway.auth.rings, gateway.address))
+        if worker == 1 and workers > 1 and gateway.vector_backend is not None and config.vectors.backend == "memory":
+            log.warning("vectors.backend is memory: each of the %d workers keeps its own collections, so a "
+                        "client on another connection may not see them; use --workers 1 or a shared backend",
+                        workers)
         print(f"portico: listening on {gateway.address}", flush=True)
         if endpoint is not None:
             print(f"portico: metrics on {endpoint.url}", flush=True)
