@@ -1,5 +1,5 @@
 """Builds and runs the gateway: providers from configuration, the grpc.aio server with
-LLMService, AdminService, health and reflection, a graceful stop on SIGTERM/SIGINT and a
+LLMService, VectorService, AdminService, health and reflection, a graceful stop on SIGTERM/SIGINT and a
 configuration reload on SIGHUP. With several workers, `workers.supervise` runs one such
 gateway per worker process."""
 
@@ -15,7 +15,13 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from portico.v1 import admin_service_pb2, admin_service_pb2_grpc, llm_service_pb2
+from portico.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    llm_service_pb2,
+    vector_service_pb2,
+    vector_service_pb2_grpc,
+)
 
 from . import calllog, intake, metrics, tracing
 from .admin import AdminServicer
@@ -38,6 +44,9 @@ from .router import Router
 from .servicer import LLMServicer, fail
 from .shedding import LoadShedder
 from .tls import ServerCertificates
+from .vectors import registry as vector_backends
+from .vectors.model import VectorBackend
+from .vectors.service import VectorServicer
 from .workers import default_worker_count, supervise
 
 log = logging.getLogger("portico")
@@ -87,6 +96,10 @@ class Gateway:
         self.load = LoadShedder(config.server.load, worker, workers)
         self.servicer = LLMServicer(
             self.router, CapabilityResolver(), self.health, self.dispatcher, self.callers, self.load)
+        #: The vector store's backend (None: `vectors.enabled` is false); it stays as it
+        #: started across configuration reloads.
+        self.vector_backend: VectorBackend | None = (
+            vector_backends.create(config.vectors) if config.vectors.enabled else None)
         _name_metrics(config, self.providers, self.dispatcher)
         self.decoder = RequestDecoder(config.server.limits, config.server.max_message_bytes)
         self.generations = Generations(self.providers)
@@ -189,11 +202,17 @@ class Gateway:
             *connection_options(settings.connections),
         ])
         intake.add_to_server(self.servicer, server, self.decoder, fail, self.generations.call)
+        services = [llm_service_pb2.DESCRIPTOR.services_by_name["LLMService"].full_name]
+        if self.vector_backend is not None:
+            vectors = VectorServicer(self.vector_backend, self.servicer, self.config.vectors.embed_batch)
+            intake.add_to_server(vectors, server, self.decoder, fail, self.generations.call,
+                                 register=vector_service_pb2_grpc.add_VectorServiceServicer_to_server)
+            services.append(vector_service_pb2.DESCRIPTOR.services_by_name["VectorService"].full_name)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         if settings.reflection:
             reflection.enable_server_reflection([
-                llm_service_pb2.DESCRIPTOR.services_by_name["LLMService"].full_name,
+                *services,
                 admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
@@ -218,7 +237,7 @@ class Gateway:
         self.certificates = certificates
         if certificates is not None:
             log.info("%s", certificates.describe())
-        await self.health.start(settings.health_probe_interval)
+        await self.health.start(settings.health_probe_interval, services)
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, give in-flight ones `grace` seconds, then close providers."""
@@ -232,6 +251,8 @@ class Gateway:
         for generation in self.generations.draining:
             await generation.drained()
         await _close_all(self.providers)
+        if self.vector_backend is not None:
+            await self.vector_backend.close()
 
 
 def _build_providers(
@@ -319,6 +340,10 @@ def serve(config_path: str | None = None, address: str | None = None, workers: i
     _configure_logging(config, None)
     count = config.server.workers or default_worker_count()
     if count > 1:
+        if config.vectors.enabled and config.vectors.backend == "memory":
+            log.warning("vectors.backend is memory: each of the %d workers keeps its own collections, so a "
+                        "client on another connection may not see them; use --workers 1 or a shared backend",
+                        count)
         try:
             if config.server.tls is not None:
                 # Checked once here, so that a bad file is reported once, not by a worker.

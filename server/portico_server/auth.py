@@ -8,8 +8,8 @@ key is hashed and compared with every configured digest by `hmac.compare_digest`
 stopping at the first match, so the time taken says nothing about which digest is near.
 
 `AuthInterceptor` is the one place this happens: a grpc.aio server interceptor that runs
-before a request is decoded. It decides per method what is needed (LLMService: a caller
-key; AdminService: an admin key; health and reflection: nothing when configured open,
+before a request is decoded. It decides per method what is needed (LLMService and
+VectorService: a caller key; AdminService: an admin key; health and reflection: nothing when configured open,
 else any key), refuses with UNAUTHENTICATED (no or unknown key) or PERMISSION_DENIED (a
 key of the wrong kind), and puts the caller's name where the servicer reads it
 (`current_caller`). It is installed even with no keys configured (then it passes every
@@ -52,6 +52,7 @@ SUBJECT_PROPERTY = "x509_subject"
 
 LLM_SERVICE = "portico.v1.LLMService"
 ADMIN_SERVICE = "portico.v1.AdminService"
+VECTOR_SERVICE = "portico.v1.VectorService"
 _HEALTH_PREFIX = "/grpc.health.v1.Health/"
 _REFLECTION_PREFIX = "/grpc.reflection."
 
@@ -235,7 +236,8 @@ class Authenticator:
             if caller is not None:
                 return caller
             if admin is not None:
-                raise PermissionDenied(f"admin key {admin!r} may not call {LLM_SERVICE}; use a caller key",
+                raise PermissionDenied(f"admin key {admin!r} may not call {LLM_SERVICE} or {VECTOR_SERVICE}; "
+                                       "use a caller key",
                                        metadata={"caller": admin})
         elif need is Need.ADMIN:
             if admin is not None:

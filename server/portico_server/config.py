@@ -268,6 +268,8 @@ class RequestLimits(_Strict):
     embed_inputs: int = Field(default=2_048, gt=0)
     #: Entries of a request's `tags` map.
     tags: int = Field(default=64, gt=0)
+    #: Records of a VectorService Upsert, and ids of a Get or Delete.
+    vector_records: int = Field(default=10_000, gt=0)
 
 
 class TlsSettings(_Strict):
@@ -478,6 +480,25 @@ class LoggingSettings(_Strict):
         return value.lower() if isinstance(value, str) else value
 
 
+#: The vector backend when the configuration names none: the one `make serve` offers.
+DEFAULT_VECTOR_BACKEND = "memory"
+
+
+class VectorSettings(_Strict):
+    """The vector store that VectorService serves (vectors/)."""
+
+    #: Serve VectorService at all.
+    enabled: bool = True
+    #: Which backend keeps the collections: `memory` (exact search; nothing survives a
+    #: restart), or another registered kind.
+    backend: str = Field(default=DEFAULT_VECTOR_BACKEND, min_length=1)
+    #: The backend's own options (a data directory, a database URL), checked by the backend.
+    options: dict[str, Any] = Field(default_factory=dict)
+    #: Texts per Embed call when records or queries come as text; the provider splits each
+    #: call further to its own limit on inputs per request.
+    embed_batch: int = Field(default=256, gt=0, le=2048)
+
+
 class GatewayConfig(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     metrics: MetricsSettings | None = Field(default_factory=lambda: MetricsSettings(port=0))
@@ -494,6 +515,8 @@ class GatewayConfig(_Strict):
     group_limits: dict[str, LimitSettings] = Field(default_factory=dict)
     #: Caller keys, admin keys, and what health and reflection need.
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    #: The vector store.
+    vectors: VectorSettings = Field(default_factory=VectorSettings)
 
     @field_validator("providers")
     @classmethod

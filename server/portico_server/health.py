@@ -1,7 +1,7 @@
 """Feeds the standard grpc.health.v1 service.
 
-`""` and `portico.v1.LLMService` follow the process: SERVING from start-up until
-shutdown, whatever the providers do, so one provider's outage does not pull every
+`""`, `portico.v1.LLMService` and `portico.v1.VectorService` (when served) follow the
+process: SERVING from start-up until shutdown, whatever the providers do, so one provider's outage does not pull every
 replica out of its load balancer. `portico.provider.<name>` follows each provider's
 periodic probe, its circuit breaker and its quota cooldown. At shutdown every entry
 turns NOT_SERVING and every `Watch` stream ends right after saying so: an idle watcher
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -110,8 +110,9 @@ class HealthReporter:
         self._started = False
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self, probe_interval: float) -> None:
-        for service in ("", SERVICE_NAME):
+    async def start(self, probe_interval: float, services: Sequence[str] = (SERVICE_NAME,)) -> None:
+        """`services`: the API services served, SERVING from now until shutdown."""
+        for service in ("", *services):
             self.servicer.put(service, _SERVING)
         self._started = True
         for name in self.providers:

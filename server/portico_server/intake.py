@@ -1,4 +1,4 @@
-"""Decoding LLMService requests without stalling the event loop.
+"""Decoding LLMService and VectorService requests without stalling the event loop.
 
 gRPC normally decodes a request on the event loop before the handler runs. Here each
 handler receives the raw bytes instead: their length is checked against
@@ -44,7 +44,7 @@ class RequestDecoder:
             raise RequestTooLarge(
                 f"request is {len(raw)} bytes; the gateway accepts at most {self.max_bytes}",
                 limit=f"server.max_message_bytes={self.max_bytes}",
-                field="messages" if "messages" in fields else "inputs" if "inputs" in fields else "",
+                field=next((name for name in ("messages", "inputs", "records") if name in fields), ""),
             )
         if len(raw) <= offload.HEAVY_BYTES:
             return self._decode(raw, message_type)
@@ -75,14 +75,16 @@ class _Capture:
 
 
 def add_to_server(
-    servicer: Any, server: grpc.aio.Server, decoder: RequestDecoder, fail: Fail, track: Track = nullcontext
+    servicer: Any, server: grpc.aio.Server, decoder: RequestDecoder, fail: Fail, track: Track = nullcontext,
+    register: Callable[[Any, Any], None] = llm_service_pb2_grpc.add_LLMServiceServicer_to_server,
 ) -> None:
-    """Register `servicer` as LLMService with every request decoded by `decoder`;
-    `fail(context, exc, method=name)` aborts a call whose request is refused; each call runs inside `track()`."""
+    """Register `servicer` (as LLMService, or through another generated `register`
+    function) with every request decoded by `decoder`; `fail(context, exc, method=name)`
+    aborts a call whose request is refused; each call runs inside `track()`."""
     capture = _Capture()
-    llm_service_pb2_grpc.add_LLMServiceServicer_to_server(servicer, capture)
+    register(servicer, capture)
     if not capture.handlers:
-        raise RuntimeError("the generated LLMService code registered no method handlers")
+        raise RuntimeError(f"the generated code of {register.__name__} registered no method handlers")
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for name, handler in capture.handlers.items():
         message_type = handler.request_deserializer.__self__  # the request class's FromString

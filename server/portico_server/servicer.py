@@ -29,6 +29,7 @@ from .call import CallContext
 from .callers import CallerPolicies
 from .capabilities import CapabilityResolver
 from .config import LoadSettings
+from .domain import EmbedRequest, EmbedResponse
 from .errors import PorticoError, ShuttingDown
 from .health import HealthReporter
 from .providers.base import Provider
@@ -44,6 +45,7 @@ log = logging.getLogger("portico.servicer")
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+Servicer = TypeVar("Servicer")
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 #: The trailing metadata key that carries the call's request id (AIP-155).
@@ -102,13 +104,13 @@ async def _fail(
         code=status.code, details=status.details, trailing_metadata=trailers))
 
 
-def _unary(
-    handler: Callable[[LLMServicer, Req, Context, str, Trace], Awaitable[Resp]],
-) -> Callable[[LLMServicer, Req, Context], Awaitable[Resp]]:
+def unary(
+    handler: Callable[[Servicer, Req, Context, str, Trace], Awaitable[Resp]],
+) -> Callable[[Servicer, Req, Context], Awaitable[Resp]]:
     """Run a unary handler with the call's request id and attempt trace, turning any
-    exception into a status with details."""
+    exception into a status with details. VectorService's handlers use it too."""
 
-    async def wrapper(self: LLMServicer, request: Req, context: Context) -> Resp:
+    async def wrapper(self: Servicer, request: Req, context: Context) -> Resp:
         request_id = _begin(context, request)
         trace = Trace.begin()
         record = observe.CallRecord(handler.__name__, request, request_id, trace)
@@ -167,6 +169,10 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         convert.check_names(request)
         return current_caller()
 
+    def admit(self, request: Any, context: Context) -> str:
+        """`_admit` for VectorService calls: the same shutdown check and load shedding."""
+        return self._admit(request, context)
+
     def _permit(self, caller: str, plan: Plan, model: str) -> None:
         if caller and self.callers is not None:
             self.callers.permit(caller, plan, model)
@@ -177,7 +183,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             return self.callers.admit(call.caller, call, tokens)
         return _NO_LIMITS
 
-    @_unary
+    @unary
     async def Chat(
         self, request: pb.ChatRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CompletionResponse:
@@ -236,22 +242,30 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         finally:
             record.end()
 
-    @_unary
+    @unary
     async def Embed(
         self, request: pb.EmbedRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.EmbedResponse:
         trace.active = True
         caller = self._admit(request, context)
         call = observe.bound(convert.call_context(request, context.time_remaining(), request_id, caller))
-        embed = convert.embed_request(request, "")
-        plan = self.router.plan(request.provider, request.model, embedding=True, call=call)
-        self._permit(caller, plan, request.model)
-        async with self._spend(call, sum(len(text) for text in embed.inputs) // 4 + 1) as spend:
-            result = await self.dispatcher.embed(plan, embed, call, trace)
-            spend.settle(used_tokens(result.usage))
+        result = await self.embed(request.provider, request.model, convert.embed_request(request, ""), call, trace)
         return convert.embed_response(result, result.provider)
 
-    @_unary
+    async def embed(
+        self, provider: str, model: str, request: EmbedRequest, call: CallContext, trace: Trace
+    ) -> EmbedResponse:
+        """The gateway's one embedding path (Embed, and VectorService's texts): routing,
+        the caller's permissions and limits, then the dispatcher's retries, breakers and
+        fallbacks."""
+        plan = self.router.plan(provider, model, embedding=True, call=call)
+        self._permit(call.caller, plan, model)
+        async with self._spend(call, sum(len(text) for text in request.inputs) // 4 + 1) as spend:
+            result = await self.dispatcher.embed(plan, request, call, trace)
+            spend.settle(used_tokens(result.usage))
+        return result
+
+    @unary
     async def CountTokens(
         self, request: pb.CountTokensRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.CountTokensResponse:
@@ -266,7 +280,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
             spend.settle(0)  # counting generates nothing
         return convert.token_count(count, target.provider.name)
 
-    @_unary
+    @unary
     async def GetCapabilities(
         self, request: pb.GetCapabilitiesRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.GetCapabilitiesResponse:
@@ -277,7 +291,7 @@ class LLMServicer(llm_service_pb2_grpc.LLMServiceServicer):
         caps = await self.capabilities.resolve(provider, model)
         return convert.capabilities(caps, provider.name)
 
-    @_unary
+    @unary
     async def ListProviders(
         self, request: pb.ListProvidersRequest, context: Context, request_id: str, trace: Trace
     ) -> pb.ListProvidersResponse:

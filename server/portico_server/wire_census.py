@@ -26,6 +26,8 @@ _COUNTED = {
     "stop_sequences": "stop_sequences",
     "tags": "tags",
     "inputs": "embed_inputs",
+    "records": "vector_records",
+    "ids": "vector_records",
 }
 #: Fields of any kind, at any depth, per item the limits allow. Generous for real requests
 #: (a message, a part or a tool is a handful of fields); what it stops is a singular field

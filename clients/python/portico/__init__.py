@@ -13,10 +13,12 @@ enum values readable as words (`stop_reason_name`), and raise the typed exceptio
 The generated stubs live in `portico.v1`.
 """
 
+from . import filters
 from ._async_client import AsyncClient
 from ._channel import TLS
 from ._client import Client
 from ._errors import (
+    AlreadyExistsError,
     CallCancelledError,
     ConnectionFailedError,
     DeadlineExceededError,
@@ -39,6 +41,7 @@ from ._retry import RetryPolicy
 from ._stream import AsyncChatStream, ChatStream
 from ._tools import tool
 from ._trace import Attempt, ChatResponse, EmbedResult, Provider, TokenCount
+from ._vectors import AsyncVectors, UpsertResult, VectorCollection, VectorMatch, VectorRecord, Vectors
 from ._version import __version__
 from .v1.error_reason_pb2 import ErrorReason
 from .v1.llm_service_pb2 import (
@@ -77,8 +80,10 @@ from .v1.types_pb2 import (
 
 __all__ = [
     "TLS",
+    "AlreadyExistsError",
     "AsyncChatStream",
     "AsyncClient",
+    "AsyncVectors",
     "Attempt",
     "CacheBreakpoint",
     "CallCancelledError",
@@ -132,12 +137,18 @@ __all__ = [
     "ToolDefinition",
     "UnauthenticatedError",
     "UnavailableError",
+    "UpsertResult",
     "Usage",
+    "VectorCollection",
+    "VectorMatch",
+    "VectorRecord",
+    "Vectors",
     "__version__",
     "assistant_message",
     "cache",
     "cache_breakpoint",
     "document",
+    "filters",
     "image",
     "media",
     "reasoning_parts",

@@ -30,6 +30,7 @@ from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._status import error_from_rpc
 from ._stream import AsyncChatStream, FailoverCallback
 from ._trace import ChatResponse, EmbedResult, Provider, TokenCount, trace_from_metadata
+from ._vectors import AsyncVectors
 from .v1 import llm_service_pb2, llm_service_pb2_grpc
 
 
@@ -70,6 +71,8 @@ class AsyncClient:
         self._channel = self._core.channel.aio_channel()
         #: The generated stub, for anything the helpers below do not cover.
         self.stub = llm_service_pb2_grpc.LLMServiceStub(self._channel)
+        #: The vector store (VectorService): collections, upsert, similarity search.
+        self.vectors = AsyncVectors(self._channel, self._call)
 
     @property
     def address(self) -> str:

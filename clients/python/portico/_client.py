@@ -30,6 +30,7 @@ from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._status import error_from_rpc
 from ._stream import ChatStream, FailoverCallback
 from ._trace import ChatResponse, EmbedResult, Provider, TokenCount, trace_from_metadata
+from ._vectors import Vectors
 from .v1 import llm_service_pb2, llm_service_pb2_grpc
 
 
@@ -83,6 +84,8 @@ class Client:
         self._channel = self._core.channel.sync_channel()
         #: The generated stub, for anything the helpers below do not cover.
         self.stub = llm_service_pb2_grpc.LLMServiceStub(self._channel)
+        #: The vector store (VectorService): collections, upsert, similarity search.
+        self.vectors = Vectors(self._channel, self._call)
 
     @property
     def address(self) -> str:

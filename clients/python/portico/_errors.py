@@ -94,7 +94,11 @@ class InvalidArgumentError(StatusError):
 
 
 class NotFoundError(StatusError):
-    """NOT_FOUND: no such provider, model or alias."""
+    """NOT_FOUND: no such provider, model, alias or vector collection."""
+
+
+class AlreadyExistsError(StatusError):
+    """ALREADY_EXISTS: a vector collection with that name exists already."""
 
 
 class FailedPreconditionError(StatusError):
@@ -152,6 +156,7 @@ class ResponseParseError(PorticoError):
 STATUS_ERRORS: dict[grpc.StatusCode, type[StatusError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,

@@ -4,7 +4,7 @@ naming the same field, whichever backend is configured."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 import numpy as np
 
@@ -47,9 +47,12 @@ def check_vector(collection: Collection, vector: Vector, field: str) -> None:
         raise InvalidRequest([(field, "is all zeros, which has no direction for cosine similarity")])
 
 
-def check_records(collection: Collection, records: Sequence[Record], field: str = "records") -> None:
+def check_records(
+    collection: Collection, records: Sequence[Record], field: str = "records", pending: Set[int] = frozenset()
+) -> None:
     """Ids present, short enough and not repeated in one request (which of two would win
-    is not something to leave to a backend); vectors of the collection's shape."""
+    is not something to leave to a backend); vectors of the collection's shape, except at
+    the positions in `pending` (texts not embedded yet)."""
     seen: dict[str, int] = {}
     for i, record in enumerate(records):
         if not record.id:
@@ -59,7 +62,8 @@ def check_records(collection: Collection, records: Sequence[Record], field: str 
         if record.id in seen:
             raise InvalidRequest([(f"{field}[{i}].id", f"repeats {field}[{seen[record.id]}].id {record.id!r}")])
         seen[record.id] = i
-        check_vector(collection, record.vector, f"{field}[{i}].vector")
+        if i not in pending:
+            check_vector(collection, record.vector, f"{field}[{i}].vector")
 
 
 def check_top_k(top_k: int, field: str = "top_k") -> None:

@@ -12,12 +12,14 @@ import time
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from .. import paging
 from ..errors import AlreadyExists, InvalidRequest, NotFound
 from . import checks
 from .matching import matches
 from .model import Collection, Distance, Filter, Match, Record, Vector
+from .registry import options, register
 
 #: Above this many stored floats a query leaves the event loop (about a millisecond of work).
 _THREAD_FLOATS = 1_000_000
@@ -187,3 +189,13 @@ class MemoryBackend:
 
     async def close(self) -> None:
         self._stores.clear()
+
+
+class _NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@register("memory")
+def _create(given: dict[str, Any], where: str) -> MemoryBackend:
+    options(_NoOptions, given, where)
+    return MemoryBackend()
