@@ -22,20 +22,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from .. import paging
+from ..config import StartupError
 from ..errors import AlreadyExists, InvalidRequest, NotFound
 from . import checks
 from .embedded_index import CollectionIndex, remove_snapshots
-from .embedded_store import Store, StoredCollection
+from .embedded_store import Store
 from .matching import matches
 from .model import Collection, Distance, Filter, Match, Record, Vector
+from .registry import options, register
 
 #: Collections up to this size are searched exactly (cheaper than the graph, and exact).
 EXACT_BELOW = 1_024
@@ -198,11 +203,11 @@ class EmbeddedBackend:
         if size <= self._exact_below:
             return index.selected(filter) if filter is not None else list(index.metadata)
         if filter is None:
-            return index.nearest(vector, min(top_k, size)).tolist()
+            return [int(label) for label in index.nearest(vector, min(top_k, size))]
         fetch = top_k * OVERFETCH
         while fetch <= min(size, MAX_OVERFETCH):
-            allowed = [label for label in index.nearest(vector, fetch).tolist()
-                       if matches(filter, index.metadata[label])]
+            allowed = [int(label) for label in index.nearest(vector, fetch)
+                       if matches(filter, index.metadata[int(label)])]
             if len(allowed) >= top_k:
                 return allowed
             fetch *= OVERFETCH
@@ -251,3 +256,32 @@ def _scores(distance: Distance, vectors: np.ndarray, query: Vector) -> np.ndarra
 def _match(row: Any, score: float, include_vectors: bool, include_metadata: bool) -> Match:
     return Match(row.id, score, row.vector if include_vectors else None,
                  row.metadata if include_metadata else None, row.text if include_metadata else None)
+
+
+def default_data_dir() -> Path:
+    """`$PORTICO_DATA_DIR/vectors`, else `$XDG_DATA_HOME/portico/vectors`, else
+    `~/.local/share/portico/vectors`."""
+    base = os.environ.get("PORTICO_DATA_DIR")
+    if base:
+        return Path(base) / "vectors"
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "portico" / "vectors"
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: Where the SQLite file and graph snapshots live (created if missing).
+    data_dir: Path | None = None
+    #: Collections up to this many records are searched exactly.
+    exact_below: int = EXACT_BELOW
+
+
+@register("embedded")
+def _create(given: dict[str, Any], where: str) -> EmbeddedBackend:
+    settings = options(_Options, given, where)
+    data_dir = settings.data_dir or default_data_dir()
+    try:
+        return EmbeddedBackend(data_dir.expanduser(), exact_below=settings.exact_below)
+    except (OSError, sqlite3.Error) as e:
+        raise StartupError(f"{where}.data_dir: cannot open the vector store in {data_dir}: {e}") from None
