@@ -31,7 +31,7 @@ NOWHERE = "127.0.0.1:1"  # nothing listens there: a command that calls fails wit
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    # One worker: the default store of this build may be per process (memory).
+    # One worker, as the clients' test gateways run: a test reads its writes straight back.
     with spawned_gateway(CONFIG, tmp_path_factory.mktemp("vectors-cli"), "--workers", "1") as (_, address):
         yield address
 
