@@ -7,6 +7,7 @@
     portico health [--service NAME]
     portico admin breakers | reset-breaker PROVIDER | switch ROUTE [TARGET] | reload | history
     portico keys hash < KEYFILE                          (the SHA-256 for auth.keys[].sha256)
+    portico vectors create|list|upsert|query|get|count|delete ...   (see cli_vectors.py)
 
 Every command that connects takes --address, --timeout, --api-key (default:
 $PORTICO_API_KEY), and --tls / --ca-file / --cert-file / --key-file.
@@ -514,6 +515,9 @@ def _parser() -> argparse.ArgumentParser:
     key_hash = keys_commands.add_parser(
         "hash", help="print the SHA-256 of a key read from stdin (one trailing newline is ignored)")
     key_hash.set_defaults(command=_keys_hash)
+    from . import cli_vectors
+
+    cli_vectors.add_commands(commands, client)
     for sub in (breakers, reset, switch, reload, history):
         sub.set_defaults(timeout=sub.get_default("timeout") or 30.0)
     return parser

@@ -568,7 +568,7 @@ class ResponseCacheSettings(_Strict):
 
 
 #: The vector backend when the configuration names none: the one `make serve` offers.
-DEFAULT_VECTOR_BACKEND = "memory"
+DEFAULT_VECTOR_BACKEND = "embedded"
 
 
 class VectorSettings(_Strict):
@@ -576,8 +576,9 @@ class VectorSettings(_Strict):
 
     #: Serve VectorService at all.
     enabled: bool = True
-    #: Which backend keeps the collections: `memory` (exact search; nothing survives a
-    #: restart), or another registered kind.
+    #: Which backend keeps the collections: `embedded` (the default: SQLite and an HNSW
+    #: graph under a data directory, no server), `memory` (exact search; nothing survives
+    #: a restart), or another registered kind.
     backend: str = Field(default=DEFAULT_VECTOR_BACKEND, min_length=1)
     #: The backend's own options (a data directory, a database URL), checked by the backend.
     options: dict[str, Any] = Field(default_factory=dict)

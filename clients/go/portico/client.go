@@ -19,6 +19,7 @@ const maxResponseBytes = 32 << 20
 // share it, since it holds one HTTP/2 connection.
 type Client struct {
 	rpc      porticov1.LLMServiceClient
+	vectors  porticov1.VectorServiceClient
 	conn     *grpc.ClientConn // nil when the caller owns the connection (NewClient)
 	settings settings
 }
@@ -43,14 +44,14 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{rpc: porticov1.NewLLMServiceClient(conn), conn: conn, settings: s}, nil
+	return &Client{rpc: porticov1.NewLLMServiceClient(conn), vectors: porticov1.NewVectorServiceClient(conn), conn: conn, settings: s}, nil
 }
 
 // NewClient wraps a connection the caller made and keeps owning: Close leaves it open.
 // The transport options (WithTLS, WithClientCertificate, WithTLSConfig,
 // WithTransportCredentials, WithDialOptions) do not apply here; WithAPIKey does.
 func NewClient(conn grpc.ClientConnInterface, opts ...Option) *Client {
-	return &Client{rpc: porticov1.NewLLMServiceClient(conn), settings: collect(opts)}
+	return &Client{rpc: porticov1.NewLLMServiceClient(conn), vectors: porticov1.NewVectorServiceClient(conn), settings: collect(opts)}
 }
 
 // Close closes the connection Dial made. Calls in flight fail with CANCELED.

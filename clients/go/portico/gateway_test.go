@@ -143,6 +143,8 @@ func startGateway(config string) (*gatewayProcess, error) {
 	}
 	gw := &gatewayProcess{logs: &lockedBuffer{}, exited: make(chan struct{})}
 	gw.cmd = exec.Command(bin, "serve", "--config", path, "--address", "127.0.0.1:0", "--workers", "1")
+	// The default vector store keeps its files under the data directory: the test's own.
+	gw.cmd.Env = append(os.Environ(), "PORTICO_DATA_DIR="+dir)
 	gw.cmd.Stderr = gw.logs
 	stdout, err := gw.cmd.StdoutPipe()
 	if err != nil {

@@ -20,6 +20,8 @@ import { type ChatRequestInput, conversationRequest, type CountTokensRequestInpu
 import { Attempts, type RetryPolicy, resolveRetryPolicy, waitBeforeRetry } from "./retry.js";
 import { type ChatResponse, ChatStream } from "./stream.js";
 import { type Trace, traceFromHeaders } from "./trace.js";
+import { Vectors } from "./vectors.js";
+import { VectorService } from "./gen/portico/v1/vector_service_pb.js";
 import {
   type ChatRequestSchema,
   type CountTokensRequestSchema,
@@ -90,6 +92,8 @@ export interface CallOptions {
 export class PorticoClient implements AsyncDisposable {
   /** The generated client, for anything the wrapper does not cover. */
   readonly raw: Client<typeof LLMService>;
+  /** The vector store (VectorService), on the same connection, key, deadline and retries. */
+  readonly vectors: Vectors;
   private readonly session: Http2SessionManager;
   private readonly metadata: Metadata;
   private readonly timeoutMs: number | undefined;
@@ -112,6 +116,7 @@ export class PorticoClient implements AsyncDisposable {
       interceptors: apiKey === undefined ? [] : [bearerToken(apiKey)],
     });
     this.raw = createClient(LLMService, transport);
+    this.vectors = new Vectors(createClient(VectorService, transport), (options, call) => this.unary(options, call));
     this.metadata = { ...options.metadata };
     this.timeoutMs = options.timeoutMs;
     this.retry = resolveRetryPolicy(options.retry);

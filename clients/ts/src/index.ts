@@ -37,3 +37,16 @@ export { Code, type FieldViolation, grpcCodeName, PORTICO_ERROR_DOMAIN, PorticoE
 export * from "./gen/portico/v1/error_reason_pb.js";
 export * from "./gen/portico/v1/llm_service_pb.js";
 export * from "./gen/portico/v1/types_pb.js";
+export * from "./gen/portico/v1/vector_service_pb.js";
+export {
+  type CollectionInit,
+  type FilterInit,
+  type FilterScalar,
+  type VectorMatch,
+  type VectorMetadata,
+  type VectorQuery,
+  type VectorRecord,
+  type VectorRecordInput,
+  Vectors,
+  where,
+} from "./vectors.js";

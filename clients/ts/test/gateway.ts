@@ -65,6 +65,8 @@ export async function startGateway(config: Record<string, unknown>): Promise<Run
 
   const child = spawn(porticoBin(), ["serve", "--config", file, "--address", "127.0.0.1:0", "--workers", "1"], {
     stdio: ["ignore", "pipe", "pipe"],
+    // The default vector store keeps its files under the data directory: the test's own.
+    env: { ...process.env, PORTICO_DATA_DIR: dir },
   });
   running.add(child);
   const exited = new Promise<void>((done) => child.once("exit", () => done()));

@@ -19,7 +19,7 @@ from .model import VectorBackend
 #: (the options mapping, where it came from for error messages) -> a backend.
 BackendFactory = Callable[[dict[str, Any], str], VectorBackend]
 #: Modules of this package that register a backend when imported.
-BUILTIN_MODULES = ["memory", "postgres"]
+BUILTIN_MODULES = ["memory", "embedded", "postgres"]
 
 _FACTORIES: dict[str, BackendFactory] = {}
 Options = TypeVar("Options", bound=BaseModel)

@@ -282,6 +282,14 @@ public final class PorticoClient implements AutoCloseable {
     return Optional.ofNullable(deadline);
   }
 
+  /**
+   * The vector store (VectorService) on this client's channel, with its caller key, deadline
+   * and retry policy.
+   */
+  public Vectors vectors() {
+    return new Vectors(channel, address, deadline, retryPolicy);
+  }
+
   /** The channel, for generated stubs of other services (for example grpc.health.v1). */
   public Channel channel() {
     return channel;

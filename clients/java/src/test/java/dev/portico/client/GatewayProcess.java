@@ -48,12 +48,14 @@ final class GatewayProcess implements AutoCloseable {
     Path workDir = Files.createTempDirectory("portico-java-test");
     Path config = Files.writeString(workDir.resolve("portico.yaml"), configYaml);
     Path log = workDir.resolve("gateway.log");
-    Process process = new ProcessBuilder(List.of(
+    ProcessBuilder builder = new ProcessBuilder(List.of(
             executable.toString(), "serve", "--config", config.toString(), "--address", "127.0.0.1:0",
             "--workers", "1"))
         .redirectErrorStream(false)
-        .redirectError(log.toFile())
-        .start();
+        .redirectError(log.toFile());
+    // The default vector store keeps its files under the data directory: the test's own.
+    builder.environment().put("PORTICO_DATA_DIR", workDir.toString());
+    Process process = builder.start();
     Thread killOnExit = new Thread(process::destroyForcibly, "kill-portico-gateway");
     Runtime.getRuntime().addShutdownHook(killOnExit);
 
