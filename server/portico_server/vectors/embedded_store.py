@@ -153,7 +153,7 @@ class Store:
     def remove(self, uid: int, labels: list[int], seq: int) -> int:
         removed = 0
         for label in labels:
-            cursor = self._db.execute("DELETE FROM records WHERE uid = ? AND label = ?", (uid, label))
+            cursor = self._db.execute("DELETE FROM records WHERE +uid = ? AND label = ?", (uid, label))
             if cursor.rowcount:
                 removed += 1
                 self._db.execute("INSERT INTO tombstones VALUES (?, ?, ?)", (uid, label, seq))
@@ -172,8 +172,10 @@ class Store:
         found: dict[int, Row] = {}
         for chunk in _chunks(labels):
             marks = ",".join("?" * len(chunk))
+            # `+uid`: look rows up by label (the primary key), not by scanning the
+            # collection's (uid, id) index.
             for row in self._db.execute(
-                    f"SELECT label, id, vector, metadata, text FROM records WHERE uid = ? AND label IN ({marks})",
+                    f"SELECT label, id, vector, metadata, text FROM records WHERE +uid = ? AND label IN ({marks})",
                     (uid, *chunk)):
                 found[int(row[0])] = Row(int(row[0]), row[1], _vector(row[2]), json.loads(row[3]), row[4])
         return found
