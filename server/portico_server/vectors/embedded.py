@@ -203,7 +203,11 @@ class EmbeddedBackend:
         if size <= self._exact_below:
             return index.selected(filter) if filter is not None else list(index.metadata)
         if filter is None:
-            return [int(label) for label in index.nearest(vector, min(top_k, size))]
+            # Over-fetched and rescored exactly in _best; a graph walk that finds fewer than
+            # wanted (small or churned graphs can) falls back to all records, never short.
+            wanted = min(top_k, size)
+            found = [int(label) for label in index.nearest(vector, min(size, wanted * OVERFETCH))]
+            return found if len(found) >= wanted else list(index.metadata)
         fetch = top_k * OVERFETCH
         while fetch <= min(size, MAX_OVERFETCH):
             allowed = [int(label) for label in index.nearest(vector, fetch)
