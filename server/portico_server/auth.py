@@ -25,7 +25,7 @@ import inspect
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -84,7 +84,7 @@ def subject_parts(subject: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))
 
 
-def certificate_subject(auth_context: Mapping[str, Sequence[bytes]]) -> str | None:
+def certificate_subject(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:
     """The subject of the client certificate the TLS handshake verified, if any."""
     values = auth_context.get(SUBJECT_PROPERTY) or ()
     for value in values:

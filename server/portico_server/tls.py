@@ -33,6 +33,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
+from .auth import certificate_subject
 from .config import StartupError, TlsSettings
 
 log = logging.getLogger("portico.tls")
@@ -61,10 +62,7 @@ def peer_subject(context: _HasAuthContext) -> str | None:
     auth = context.auth_context()
     if list(auth.get("transport_security_type", ())) != [b"ssl"]:
         return None
-    subjects = list(auth.get("x509_subject", ()))
-    if not subjects:
-        return None
-    return subjects[0].decode("utf-8", "replace")
+    return certificate_subject(auth)
 
 
 @dataclass(frozen=True)
